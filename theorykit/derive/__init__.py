@@ -1,1 +1,6 @@
-"""derive stage."""
+"""Stage 1 — derive: models and losses into immutable symbolic :class:`ODESystem` objects (SymPy only)."""
+
+from ._flows import Law as Law, expectation as expectation, gradient_flow as gradient_flow, moment_symbol as moment_symbol
+from ._system import Expectation as Expectation, ODESystem as ODESystem, make_system as make_system
+
+__all__ = ["ODESystem", "make_system", "Expectation", "gradient_flow", "expectation", "Law", "moment_symbol"]
