@@ -1,1 +1,6 @@
-"""compile stage."""
+"""Stage 2 — compile: an :class:`~theorykit.derive.ODESystem` into fast numeric code (numba or numpy)."""
+
+from ._codegen import generate_source as generate_source
+from ._compiled import BACKENDS as BACKENDS, CompiledSystem as CompiledSystem, compile_system as compile_system
+
+__all__ = ["compile_system", "CompiledSystem", "generate_source", "BACKENDS"]

@@ -1,0 +1,214 @@
+"""``compile_system``: an :class:`ODESystem` into a :class:`CompiledSystem` with a fixed numeric interface."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .. import __version__
+from .._cache import cache_dir
+from .._io import atomic_path
+from ..derive import ODESystem
+from ..errors import CompileError, IncompleteSystemError, InvalidParameterError
+from ._codegen import CODEGEN_VERSION, generate_source
+
+BACKENDS = ("numba", "numpy")
+_memo: dict[str, "CompiledSystem"] = {}
+_lock = threading.Lock()
+
+
+def _pack(kind: str, names: tuple[str, ...], values: Any) -> np.ndarray:
+    """Pack a mapping keyed by name (or an array in order) into a float64 vector, with clear errors."""
+    if isinstance(values, Mapping):
+        keys = {str(getattr(k, "name", k)): v for k, v in values.items()}
+        missing = [n for n in names if n not in keys]
+        unknown = [k for k in keys if k not in names]
+        if missing or unknown:
+            msg = []
+            if missing:
+                msg.append(f"missing {missing}")
+            if unknown:
+                msg.append(f"unknown {unknown}")
+            raise InvalidParameterError(f"{kind}: {'; '.join(msg)}; expected exactly {list(names)}")
+        arr = np.array([float(keys[n]) for n in names], dtype=np.float64)
+    else:
+        arr = np.array(values if values is not None else [], dtype=np.float64).reshape(-1)
+        if arr.size != len(names):
+            raise InvalidParameterError(f"{kind} must have {len(names)} entries {list(names)}, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        bad = [n for n, v in zip(names, arr) if not np.isfinite(v)]
+        raise InvalidParameterError(f"{kind} {bad} must be finite")
+    return arr
+
+
+class CompiledSystem:
+    """Fast numeric functions of one :class:`ODESystem`, the same for every backend.
+
+    All ``*_into`` functions have the signature ``(t: float, y: float64[n_states], p: float64[n_params],
+    out)`` and write into ``out``: ``rhs_into`` (``out[n_states]``), ``jac_into`` (``out[n_states,
+    n_states]``), ``observed_into`` (``out[n_observables]``), ``diffusion_into`` (``out[n_states, n_noise]``,
+    ``None`` without noise). For ``backend="numba"`` they are ``numba.njit`` dispatchers that other
+    kernels can call; for ``"numpy"`` plain Python functions.
+
+    Attributes
+    ----------
+    system : ODESystem
+        The system this was compiled from.
+    source : str
+        The generated Python source (readable; print it to debug a right-hand side).
+    """
+
+    def __init__(self, system: ODESystem, backend: str, module: Any, source: str, path: Path | None):
+        self.system = system
+        self.backend = backend
+        self.source = source
+        self.path = path
+        self.rhs_into: Callable = module.rhs_into
+        self.jac_into: Callable | None = getattr(module, "jac_into", None)
+        self.observed_into: Callable = module.observed_into
+        self.diffusion_into: Callable | None = getattr(module, "diffusion_into", None)
+        self.state_names: tuple[str, ...] = system.state_names
+        self.param_names: tuple[str, ...] = system.param_names
+        self.observable_names: tuple[str, ...] = tuple(system.observed)
+        self.n_states = system.n_states
+        self.n_params = system.n_params
+        self.n_noise = system.n_noise
+
+    def __repr__(self) -> str:
+        return (f"CompiledSystem({self.system.name!r}, backend={self.backend!r}, states={list(self.state_names)}, "
+                f"params={list(self.param_names)})")
+
+    # ------------------------------------------------------------------ packing
+    def pack_params(self, values: Mapping[str, float] | np.ndarray | None) -> np.ndarray:
+        """Parameters by name (mapping) or in order (array) -> float64[n_params]."""
+        return _pack("params", self.param_names, {} if values is None and not self.param_names else values)
+
+    def pack_state(self, values: Mapping[str, float] | np.ndarray) -> np.ndarray:
+        """State by name (mapping) or in order (array) -> float64[n_states]."""
+        return _pack("y0", self.state_names, values)
+
+    # ------------------------------------------------------------------ evaluation
+    def rhs(self, t: float, y, p) -> np.ndarray:
+        """``f(t, y; p)`` as a new float64[n_states] array."""
+        out = np.empty(self.n_states)
+        self.rhs_into(float(t), self.pack_state(y), self.pack_params(p), out)
+        return out
+
+    def jac(self, t: float, y, p) -> np.ndarray:
+        """``∂f/∂y`` as a new float64[n_states, n_states] array."""
+        if self.jac_into is None:
+            raise CompileError("this system was compiled with jac=False")
+        out = np.empty((self.n_states, self.n_states))
+        self.jac_into(float(t), self.pack_state(y), self.pack_params(p), out)
+        return out
+
+    def diffusion(self, t: float, y, p) -> np.ndarray:
+        """The diffusion matrix ``G`` as float64[n_states, n_noise]."""
+        if self.diffusion_into is None:
+            raise CompileError(f"system {self.system.name!r} has no noise matrix")
+        out = np.empty((self.n_states, self.n_noise))
+        self.diffusion_into(float(t), self.pack_state(y), self.pack_params(p), out)
+        return out
+
+    def observed(self, name: str, t, y, p) -> np.ndarray | float:
+        """Observable ``name`` at one point (``y`` [n_states]) or along a trajectory (``t`` [n_t], ``y`` [n_t, n_states])."""
+        if name not in self.observable_names:
+            raise KeyError(f"unknown observable {name!r}; available: {list(self.observable_names)}")
+        k = self.observable_names.index(name)
+        p = self.pack_params(p)
+        y = np.asarray(y, dtype=np.float64)
+        buf = np.empty(len(self.observable_names))
+        if y.ndim == 1:
+            self.observed_into(float(np.asarray(t).reshape(-1)[0]), self.pack_state(y), p, buf)
+            return float(buf[k])
+        ts = np.broadcast_to(np.asarray(t, dtype=np.float64), (y.shape[0],))
+        res = np.empty(y.shape[0])
+        for i in range(y.shape[0]):
+            self.observed_into(ts[i], np.ascontiguousarray(y[i]), p, buf)
+            res[i] = buf[k]
+        return res
+
+
+def _cache_key(system: ODESystem, backend: str, jac: bool, cse: bool) -> str:
+    text = "\n".join([system.canonical(), backend, f"jac={jac}", f"cse={cse}", CODEGEN_VERSION, __version__])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _load_module(path: Path, module_name: str):
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise CompileError(f"cannot load generated module {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = True, cse: bool = True,
+                   cache: bool = True) -> CompiledSystem:
+    """Generate, cache and load fast numeric code for ``system``.
+
+    Parameters
+    ----------
+    system : ODESystem
+        A complete system (checked again here).
+    backend : {"numba", "numpy"}
+        ``numba`` JIT-compiles every function with ``njit(cache=True)``; ``numpy`` leaves them as plain
+        Python (useful for debugging and for tiny problems).
+    jac : bool
+        Also generate the Jacobian.
+    cse : bool
+        Common-subexpression elimination over rhs, Jacobian, observables and diffusion together.
+    cache : bool
+        Keep the generated module on disk keyed by the content hash of the system and options, so that a
+        second process loads it (and numba's compiled machine code) instead of generating it again.
+
+    Raises
+    ------
+    IncompleteSystemError
+        If the system is incomplete (stray symbols, leftover expectations).
+    CompileError
+        If generation or loading fails.
+    """
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not isinstance(system, ODESystem):
+        raise IncompleteSystemError(f"compile_system needs an ODESystem, got {type(system).__name__}: "
+                                    "build one with theorykit.derive.ODESystem or gradient_flow")
+    system.check()
+    key = _cache_key(system, backend, jac, cse)
+    with _lock:
+        if cache and key in _memo:
+            return _memo[key]
+        module_name = f"theorykit_generated_{key[:32]}"
+        path = None
+        if cache:
+            path = cache_dir("generated") / f"{module_name}.py"
+            if path.exists():
+                source = path.read_text()
+            else:
+                source = generate_source(system, backend=backend, jac=jac, cse=cse)
+                with atomic_path(path) as tmp:
+                    tmp.write_text(source)
+            try:
+                module = _load_module(path, module_name)
+            except SyntaxError as exc:  # a corrupt cache file: regenerate once
+                path.unlink(missing_ok=True)
+                raise CompileError(f"generated module {path} was corrupt and has been removed; retry") from exc
+        else:
+            source = generate_source(system, backend=backend, jac=jac, cse=cse)
+            module = type(sys)(module_name)
+            try:
+                exec(compile(source, f"<theorykit generated {system.name}>", "exec"), module.__dict__)
+            except Exception as exc:  # pragma: no cover - generator bug
+                raise CompileError(f"generated code for {system.name!r} does not run: {exc}") from exc
+        csys = CompiledSystem(system, backend, module, source, path)
+        if cache:
+            _memo[key] = csys
+        return csys
