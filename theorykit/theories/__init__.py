@@ -27,3 +27,40 @@ def load_theory(name: str):
     if name not in THEORIES:
         raise KeyError(f"unknown theory {name!r}; choose one of {', '.join(THEORIES)}")
     return importlib.import_module(THEORIES[name][0])
+
+
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BuiltinSystem:
+    """A named ODE system a theory offers to the CLI's analysis commands.
+
+    ``build`` returns the :class:`~theorykit.derive.ODESystem`; ``params`` and ``y0`` are sensible defaults
+    (mappings by name); ``description`` is one line for ``theorykit systems``.
+    """
+
+    name: str
+    build: Callable[[], Any]
+    params: dict[str, float]
+    y0: dict[str, float]
+    description: str = ""
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def builtin_systems() -> dict[str, BuiltinSystem]:
+    """Every built-in system, keyed ``"<theory>.<name>"``: the reference systems plus those each theory
+    module lists in its ``builtin_systems()`` function (theories without one contribute nothing)."""
+    from . import reference
+
+    found = {f"reference.{k}": v for k, v in reference.builtin_systems().items()}
+    for key in THEORIES:
+        try:
+            module = load_theory(key)
+        except ImportError:
+            continue
+        fn = getattr(module, "builtin_systems", None)
+        if fn is not None:
+            found.update({f"{key}.{k}": v for k, v in fn().items()})
+    return found
