@@ -10,7 +10,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from ..derive import ODESystem
 
 #: bump when the generated code's layout changes, so cached modules are regenerated
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"
 
 
 class _Printer(PythonCodePrinter):
@@ -26,7 +26,8 @@ class _Printer(PythonCodePrinter):
         base, exp = expr.as_base_exp()
         if exp.is_Integer and 0 < int(exp) <= 4:
             b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"] + 1)
-            return "*".join([b] * int(exp)) if int(exp) > 1 else b
+            # parenthesised so that a printed denominator "a/(b*b)" keeps its meaning
+            return "(" + "*".join([b] * int(exp)) + ")" if int(exp) > 1 else b
         if exp.is_Integer and int(exp) < 0 and int(exp) >= -4:
             b = self.parenthesize(base, sp.printing.precedence.PRECEDENCE["Pow"] + 1)
             return "1.0/(" + "*".join([b] * -int(exp)) + ")"

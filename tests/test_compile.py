@@ -1,0 +1,127 @@
+"""The compile stage: generated code agrees with SymPy, both backends agree, the disk cache is hit."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theorykit.compile import compile_system
+from theorykit.derive import make_system
+from theorykit.errors import IncompleteSystemError, InvalidParameterError
+
+BACKENDS = ["numba", "numpy"]
+
+
+def _system():
+    return make_system(
+        ["p", "s"],
+        ["alpha*s*(tau - (1 + sigma2)*p) - eta*p + sin(p)/(2 + s**2)",
+         "2*p*s*(tau - (1 + sigma2)*p) - 2*eta*s + sqrt(1 + p**2)*exp(-s)"],
+        ["alpha", "eta", "sigma2", "tau"],
+        observed={"loss": "(p**2 - s)**2/2 + tau", "ratio": "p/(1 + s**2)"},
+        name="coupled_modes",
+    )
+
+
+PARAMS = {"alpha": 1.3, "eta": 0.1, "sigma2": 0.5, "tau": 0.9}
+Y = np.array([0.4, -0.25])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rhs_jac_observed_match_sympy(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("THEORYKIT_CACHE_DIR", str(tmp_path))
+    system = _system()
+    csys = compile_system(system, backend=backend)
+    subs = {**dict(zip(system.states, Y)), **{system.symbol(k): v for k, v in PARAMS.items()}}
+    want_f = np.array([float(e.subs(subs)) for e in system.rhs])
+    want_J = np.array(system.jacobian().subs(subs), dtype=float)
+    np.testing.assert_allclose(csys.rhs(0.0, Y, PARAMS), want_f, rtol=1e-13)
+    np.testing.assert_allclose(csys.jac(0.0, Y, PARAMS), want_J, rtol=1e-13)
+    assert csys.observed("loss", 0.0, Y, PARAMS) == pytest.approx(float(system.observed["loss"].subs(subs)), rel=1e-13)
+    traj = np.vstack([Y, 2 * Y])
+    np.testing.assert_allclose(csys.observed("ratio", [0.0, 1.0], traj, PARAMS),
+                               [Y[0] / (1 + Y[1] ** 2), 2 * Y[0] / (1 + 4 * Y[1] ** 2)], rtol=1e-13)
+    assert "def rhs_into" in csys.source and "def jac_into" in csys.source
+
+
+def test_backends_agree_and_interfaces_match(tmp_path, monkeypatch):
+    monkeypatch.setenv("THEORYKIT_CACHE_DIR", str(tmp_path))
+    a, b = (compile_system(_system(), backend=be) for be in BACKENDS)
+    for name in ("state_names", "param_names", "observable_names", "n_states", "n_params"):
+        assert getattr(a, name) == getattr(b, name)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        y = rng.normal(size=2)
+        np.testing.assert_allclose(a.rhs(0, y, PARAMS), b.rhs(0, y, PARAMS), rtol=1e-14)
+        np.testing.assert_allclose(a.jac(0, y, PARAMS), b.jac(0, y, PARAMS), rtol=1e-14)
+
+
+def test_jacobian_matches_finite_differences(tmp_path, monkeypatch):
+    monkeypatch.setenv("THEORYKIT_CACHE_DIR", str(tmp_path))
+    csys = compile_system(_system())
+    h = 1e-6
+    fd = np.column_stack([(csys.rhs(0, Y + h * e, PARAMS) - csys.rhs(0, Y - h * e, PARAMS)) / (2 * h) for e in np.eye(2)])
+    np.testing.assert_allclose(csys.jac(0, Y, PARAMS), fd, rtol=1e-6, atol=1e-9)
+
+
+def test_cse_shares_subexpressions():
+    src = compile_system(_system(), backend="numpy", cache=False).source
+    assert "x0 =" in src
+    plain = compile_system(_system(), backend="numpy", cse=False, cache=False).source
+    assert "x0 =" not in plain
+
+
+def test_noise_matrix_is_compiled():
+    s = make_system(["x", "v"], ["v", "-k*x"], ["k", "D"], noise=sp.Matrix([[0], [sp.Symbol("D", real=True) * sp.Symbol("x", real=True)]]))
+    c = compile_system(s, backend="numpy", cache=False)
+    np.testing.assert_allclose(c.diffusion(0, [2.0, 1.0], {"k": 1, "D": 0.5}), [[0.0], [1.0]])
+
+
+def test_bad_inputs():
+    csys = compile_system(_system(), backend="numpy", cache=False)
+    with pytest.raises(InvalidParameterError, match="missing \\['tau'\\]"):
+        csys.pack_params({"alpha": 1, "eta": 0, "sigma2": 0})
+    with pytest.raises(InvalidParameterError, match="unknown \\['bogus'\\]"):
+        csys.pack_params({**PARAMS, "bogus": 1})
+    with pytest.raises(InvalidParameterError, match="2 entries"):
+        csys.pack_state([1.0])
+    with pytest.raises(InvalidParameterError, match="finite"):
+        csys.pack_state([np.nan, 1.0])
+    with pytest.raises(InvalidParameterError, match="backend"):
+        compile_system(_system(), backend="fortran")
+    with pytest.raises(IncompleteSystemError):
+        compile_system("not a system")
+    with pytest.raises(KeyError, match="unknown observable"):
+        csys.observed("nope", 0, Y, PARAMS)
+
+
+@pytest.mark.numba
+def test_cache_is_hit_in_a_second_process(tmp_path):
+    """The first process generates and compiles; the second finds the module and numba's cache."""
+    code = textwrap.dedent("""
+        import json, time
+        from theorykit.derive import make_system
+        from theorykit.compile import compile_system
+        from theorykit._cache import cache_dir
+        s = make_system(["x", "y"], ["a*x - x*y**3", "x**2 - b*y"], ["a", "b"])
+        before = sorted(p.name for p in (cache_dir("generated")).glob("*.py"))
+        c = compile_system(s)
+        c.rhs(0.0, [1.0, 2.0], [0.5, 0.25])
+        stats = c.rhs_into.stats
+        print(json.dumps({"before": before, "path": str(c.path), "cache_hits": len(stats.cache_hits),
+                          "cache_misses": len(stats.cache_misses)}))
+    """)
+    env = {**os.environ, "THEORYKIT_CACHE_DIR": str(tmp_path)}
+    import json
+
+    first = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                      check=True).stdout.strip().splitlines()[-1])
+    second = json.loads(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                       check=True).stdout.strip().splitlines()[-1])
+    assert first["before"] == [] and first["cache_misses"] >= 1
+    assert second["path"] == first["path"] and os.path.basename(first["path"]) in second["before"]
+    assert second["cache_hits"] >= 1 and second["cache_misses"] == 0
