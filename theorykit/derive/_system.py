@@ -279,6 +279,10 @@ class ODESystem:
         """A stable SHA-256 hex digest of :meth:`canonical` (independent of process and hash seed)."""
         return hashlib.sha256(self.canonical().encode()).hexdigest()
 
+    def __reduce__(self):  # the read-only observables mapping does not pickle: rebuild from fields
+        return (ODESystem, (self.t, self.states, self.rhs, self.params, dict(self.observed), self.noise,
+                            self.provenance, self.name))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ODESystem) and self.canonical() == other.canonical()
 
