@@ -1,0 +1,233 @@
+"""One sweep API for phase diagrams, basin maps and validation campaigns.
+
+A sweep evaluates ``fn(params, seed) -> dict of numbers/arrays`` at many parameter points, on a local
+process pool (default), inline (``processes=1``) or a ``dask.distributed`` cluster (``scheduler=``).
+Every point gets its own seed derived from the sweep's seed and the point's index, so results do not
+depend on the backend or the order of execution. With ``store=`` each finished point is written
+atomically to its own file and a re-run skips points already there (resume after an interruption).
+Failures (exceptions, non-finite values) are recorded per point and never stop the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ._io import atomic_path
+from ._random import SeedLike, as_generator
+from .errors import InvalidParameterError
+from .progress import Progress
+
+PointFunction = Callable[[dict, int], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """The outcome at one sweep point: ``status`` is ``"ok"``, ``"non_finite"`` or ``"error"``."""
+
+    index: int
+    params: dict
+    seed: int
+    status: str
+    values: dict = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """All points of a sweep, in the order they were given."""
+
+    points: tuple[PointResult, ...]
+
+    def values(self, name: str, fill: float = np.nan) -> np.ndarray:
+        """Stack value ``name`` over points (``fill`` where a point failed or lacks it)."""
+        arrays = [np.asarray(p.values[name], dtype=float) for p in self.points if name in p.values]
+        if not arrays:
+            raise KeyError(f"no point produced a value named {name!r}")
+        shape = arrays[0].shape
+        out = np.full((len(self.points), *shape), fill, dtype=float)
+        for i, p in enumerate(self.points):
+            if name in p.values:
+                out[i] = p.values[name]
+        return out
+
+    @property
+    def statuses(self) -> list[str]:
+        return [p.status for p in self.points]
+
+    @property
+    def failed(self) -> list[PointResult]:
+        return [p for p in self.points if p.status != "ok"]
+
+    def summary(self) -> str:
+        """One line per failed point (status, parameters, message); empty if all succeeded."""
+        return "\n".join(f"point {p.index} {p.params}: {p.status}" + (f": {p.error}" if p.error else "")
+                         for p in self.failed)
+
+
+def point_seeds(seed: SeedLike, n: int) -> list[int]:
+    """Independent per-point seeds from one sweep seed (the same for every backend)."""
+    ss = np.random.SeedSequence(int(as_generator(seed).integers(0, 2**63 - 1)))
+    return [int(s.generate_state(1, np.uint64)[0] >> np.uint64(1)) for s in ss.spawn(n)]
+
+
+def _point_key(fn: Callable, params: Mapping, seed: int) -> str:
+    text = json.dumps({"fn": f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}",
+                       "params": {str(k): params[k] for k in sorted(params)}, "seed": seed},
+                      sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _evaluate(fn: PointFunction, index: int, params: dict, seed: int) -> PointResult:
+    """Run one point, turning exceptions and non-finite outputs into statuses (runs in a worker)."""
+    start = time.perf_counter()
+    try:
+        raw = fn(dict(params), seed)
+        if not isinstance(raw, Mapping):
+            raise TypeError(f"sweep function must return a mapping of values, got {type(raw).__name__}")
+        values = {str(k): np.asarray(v) if not np.isscalar(v) else v for k, v in raw.items()}
+        finite = all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in values.values()
+                     if np.asarray(v).dtype.kind in "fciub")
+        status, error = ("ok", None) if finite else ("non_finite", "non-finite value(s): " + ", ".join(
+            k for k, v in values.items()
+            if np.asarray(v).dtype.kind in "fc" and not np.all(np.isfinite(np.asarray(v, dtype=float)))))
+    except Exception as exc:  # recorded per point; the sweep goes on
+        values, status = {}, "error"
+        error = f"{type(exc).__name__}: {exc}"
+        tb = traceback.extract_tb(exc.__traceback__)
+        if tb:
+            error += f" (at {Path(tb[-1].filename).name}:{tb[-1].lineno})"
+    return PointResult(index, dict(params), seed, status, values, error, time.perf_counter() - start)
+
+
+def _store_path(store: Path, index: int, key: str) -> Path:
+    return store / f"point-{index:06d}-{key}.npz"
+
+
+def _save_point(path: Path, res: PointResult) -> None:
+    meta = {"index": res.index, "params": res.params, "seed": res.seed, "status": res.status,
+            "error": res.error, "seconds": res.seconds}
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(meta, default=repr)),
+             **{f"v_{k}": np.asarray(v) for k, v in res.values.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def _load_point(path: Path) -> PointResult:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["__meta__"]))
+        values = {k[2:]: (data[k].item() if data[k].ndim == 0 else data[k]) for k in data.files if k.startswith("v_")}
+    return PointResult(meta["index"], meta["params"], meta["seed"], meta["status"], values, meta["error"],
+                       meta["seconds"], resumed=True)
+
+
+def sweep(
+    fn: PointFunction,
+    points: Sequence[Mapping[str, Any]],
+    *,
+    seed: SeedLike = 0,
+    processes: int | None = None,
+    scheduler: Any = None,
+    store: str | os.PathLike | None = None,
+    retry_failed: bool = False,
+    desc: str = "sweep",
+) -> SweepResult:
+    """Evaluate ``fn(params, seed)`` at every point.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level (picklable) function ``fn(params: dict, seed: int) -> Mapping[str, number | array]``.
+    points : sequence of mappings
+        Parameter sets, e.g. from :func:`grid_points`.
+    seed : int or Generator
+        Sweep seed; point ``i`` gets ``point_seeds(seed, n)[i]``.
+    processes : int, optional
+        Local worker processes (default: CPU count; ``1`` runs inline in this process).
+    scheduler : str or distributed.Client, optional
+        Run on a ``dask.distributed`` cluster at this address (``tcp://host:port``) or client instead of
+        locally (needs ``pip install theorykit[distributed]``).
+    store : path, optional
+        Folder for per-point result files; finished points found there are loaded, not recomputed.
+    retry_failed : bool
+        With ``store``, recompute stored points whose status is not ``"ok"``.
+    """
+    points = [dict(p) for p in points]
+    if not points:
+        raise InvalidParameterError("points must contain at least one parameter set")
+    if processes is not None and int(processes) < 1:
+        raise InvalidParameterError(f"processes must be >= 1, got {processes}")
+    seeds = point_seeds(seed, len(points))
+    results: dict[int, PointResult] = {}
+    store_dir = Path(store) if store is not None else None
+    keys = [_point_key(fn, p, s) for p, s in zip(points, seeds)]
+    if store_dir is not None:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        for i, key in enumerate(keys):
+            path = _store_path(store_dir, i, key)
+            if path.exists():
+                try:
+                    res = _load_point(path)
+                except Exception:  # unreadable leftovers are recomputed
+                    continue
+                if res.status == "ok" or not retry_failed:
+                    results[i] = res
+    todo = [i for i in range(len(points)) if i not in results]
+
+    def finish(res: PointResult) -> None:
+        results[res.index] = res
+        if store_dir is not None:
+            _save_point(_store_path(store_dir, res.index, keys[res.index]), res)
+
+    with Progress(len(points), desc) as bar:
+        bar.update(len(points) - len(todo))
+        if scheduler is not None:
+            _run_dask(fn, points, seeds, todo, scheduler, finish, bar)
+        elif (processes or os.cpu_count() or 1) == 1 or len(todo) <= 1:
+            for i in todo:
+                finish(_evaluate(fn, i, points[i], seeds[i]))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=processes or os.cpu_count()) as pool:
+                futures = [pool.submit(_evaluate, fn, i, points[i], seeds[i]) for i in todo]
+                for fut in as_completed(futures):
+                    finish(fut.result())
+                    bar.update()
+    return SweepResult(tuple(results[i] for i in range(len(points))))
+
+
+def _run_dask(fn, points, seeds, todo, scheduler, finish, bar) -> None:
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise InvalidParameterError("scheduler= needs dask.distributed: pip install 'theorykit[distributed]'") from None
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        futures = [client.submit(_evaluate, fn, i, points[i], seeds[i], pure=False) for i in todo]
+        for fut in dask_completed(futures):
+            finish(fut.result())
+            bar.update()
+    finally:
+        if client is not scheduler:
+            client.close()
+
+
+def grid_points(**axes: Sequence[float]) -> list[dict[str, float]]:
+    """The Cartesian product of named axes as a list of parameter dicts (last axis fastest)."""
+    names = list(axes)
+    arrays = [np.asarray(axes[n], dtype=float).ravel() for n in names]
+    mesh = np.meshgrid(*arrays, indexing="ij")
+    return [{n: float(m.flat[i]) for n, m in zip(names, mesh)} for i in range(mesh[0].size)]
