@@ -75,6 +75,8 @@ def _cmd_derive(args) -> int:
 
 
 def register(sub) -> None:
+    register_reproduce(sub)
+
     p = sub.add_parser("systems", help="list the built-in ODE systems")
     p.set_defaults(func=_cmd_systems)
 
@@ -82,3 +84,33 @@ def register(sub) -> None:
     p.add_argument("system", help="built-in system name (see 'theorykit systems')")
     p.add_argument("--format", choices=("markdown", "latex"), default="markdown")
     p.set_defaults(func=_cmd_derive)
+
+
+def _cmd_reproduce(args) -> int:
+    from .report import reproduce
+
+    overrides = parse_assignments(args.tolerance, "--tolerance")
+    reports, record = reproduce(args.out, only=args.only, quick=not args.full, seed=args.seed,
+                                tolerance_overrides=overrides)
+    n = sum(len(r.claims) for r in reports)
+    failed = [(r.theory, c) for r in reports for c in r.claims if not c.passed]
+    print(f"\n{n - len(failed)}/{n} claims pass; report: {args.out}/report.md, {args.out}/report.html, "
+          f"{args.out}/results.json")
+    for theory, c in failed:
+        print(f"FAIL {theory}.{c.describe_failure()}")
+    return 1 if failed else 0
+
+
+def register_reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="derive, analyse, simulate and check every theory; write a report")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small default settings (the default)")
+    mode.add_argument("--full", action="store_true", help="paper-scale settings (hours on 2 cores)")
+    p.add_argument("--only", action="append", metavar="THEORY",
+                   help="run only these theories (repeatable or comma-separated): reference, "
+                        "noncontrastive, contrastive_highdim, barlow_ntk, imbalanced_pruning")
+    p.add_argument("--out", default="theorykit-report", help="report folder (default: theorykit-report)")
+    p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    p.add_argument("--tolerance", action="append", metavar="CLAIM=VALUE",
+                   help="override a claim's tolerance, e.g. reference.fixed_point=1e-12")
+    p.set_defaults(func=_cmd_reproduce)

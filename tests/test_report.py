@@ -1,0 +1,87 @@
+"""`theorykit reproduce`: a complete report in which every claim passes, and FAIL when a tolerance is broken."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from theorykit.cli import main
+from theorykit.report import reproduce
+from theorykit.validate import Claim, TheoryReport
+
+
+def test_reproduce_reference_writes_complete_passing_report(tmp_path, capsys):
+    out = tmp_path / "rep"
+    rc = main(["reproduce", "--only", "reference", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    record = json.loads((out / "results.json").read_text())
+    assert record["passed"] is True
+    claims = record["theories"]["reference"]["claims"]
+    assert len(claims) >= 5 and all(c["passed"] for c in claims)
+    for key in ("versions", "git_commit", "python", "created"):
+        assert key in record["provenance"]
+    assert record["settings"]["seed"] == 0 and record["settings"]["mode"] == "quick"
+    md = (out / "report.md").read_text()
+    assert "claims pass" in md and "FAIL" not in md and "eigenmodes.png" in md
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<table>" in page
+    assert (out / "reference" / "eigenmodes.png").stat().st_size > 1000
+
+
+def test_broken_tolerance_shows_fail_and_nonzero_exit(tmp_path):
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "-m", "theorykit.cli", "reproduce", "--only", "reference", "--out", str(out),
+                           "--tolerance", "reference.ensemble_equals_single=-1", "--tolerance", "stable_fixed_point=0"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL reference.ensemble_equals_single" in proc.stdout
+    assert "**FAIL**" in (out / "report.md").read_text()
+    record = json.loads((out / "results.json").read_text())
+    failed = {c["name"] for c in record["theories"]["reference"]["claims"] if not c["passed"]}
+    assert "ensemble_equals_single" in failed
+
+
+def test_crashing_theory_is_reported_not_fatal(tmp_path, monkeypatch):
+    import theorykit.report as report
+
+    class Boom:
+        @staticmethod
+        def reproduce(outdir, quick=True, seed=0):
+            raise RuntimeError("integrator blew up")
+
+    class Fine:
+        @staticmethod
+        def reproduce(outdir, quick=True, seed=0):
+            return TheoryReport("barlow_ntk", "fine", [Claim("x", "x is one", 1.0, 1.0, 0.0)])
+
+    monkeypatch.setattr(report, "_module", lambda name: Boom if name == "noncontrastive" else Fine)
+    reports, record = reproduce(tmp_path, only=["noncontrastive", "barlow_ntk"], stream=open("/dev/null", "w"))
+    assert [r.passed for r in reports] == [False, True]
+    crash = record["theories"]["noncontrastive"]["claims"][0]
+    assert "integrator blew up" in crash["details"]["error"]
+    assert record["passed"] is False
+
+
+def test_unknown_theory_is_a_one_line_error(tmp_path, capsys):
+    assert main(["reproduce", "--only", "nonsense", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown theory" in err and err.count("\n") == 1
+
+
+def test_claim_kinds():
+    assert Claim("a", "", 1.04, 1.0, 0.05).passed
+    assert not Claim("a", "", 1.06, 1.0, 0.05).passed
+    assert Claim("r", "", 105.0, 100.0, 0.06, kind="rel").passed
+    assert Claim("le", "", 0.9, 1.0, 0.0, kind="le").passed and not Claim("le", "", 1.1, 1.0, 0.0, kind="le").passed
+    assert Claim("ge", "", 1.1, 1.0, 0.0, kind="ge").passed and not Claim("ge", "", 0.9, 1.0, 0.0, kind="ge").passed
+    assert Claim("t", "", 1.0, None, 0.0, kind="true").passed and not Claim("t", "", 0.0, None, 0.0, kind="true").passed
+    assert not Claim("nan", "", float("nan"), 1.0, 1e9).passed
+
+
+@pytest.mark.parametrize("argv", [["reproduce", "--seed", "x"], ["reproduce", "--quick", "--full"], ["nope"]])
+def test_bad_cli_arguments_exit_nonzero_with_one_line(argv):
+    proc = subprocess.run([sys.executable, "-m", "theorykit.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
