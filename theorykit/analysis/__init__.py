@@ -1,1 +1,48 @@
-"""analysis stage."""
+"""Stage 3b — analysis: equilibria, their stability, continuation, phase diagrams, basins and plots.
+
+The numeric routes work on a :class:`~theorykit.compile.CompiledSystem` only. The symbolic fixed-point
+route (:func:`symbolic_fixed_points`) and the high-precision refinement (:func:`refine_fixed_point`) need
+SymPy and mpmath and are imported on first use; the plotting functions import matplotlib on first use.
+"""
+
+from ._continuation import (Branch as Branch, SPECIAL_KINDS as SPECIAL_KINDS, SpecialPoint as SpecialPoint,
+                            continue_branch as continue_branch)
+from ._fixed_points import (KINDS as KINDS, FixedPoint as FixedPoint, classify_eigenvalues as classify_eigenvalues,
+                            find_fixed_points as find_fixed_points, linearize as linearize)
+from ._phase import (BasinMap as BasinMap, PhaseDiagram as PhaseDiagram, basin_map as basin_map,
+                     load_result as load_result, nearest_attractor_classifier as nearest_attractor_classifier,
+                     phase_diagram as phase_diagram, support_classifier as support_classifier)
+
+_LAZY = {
+    "symbolic_fixed_points": "._symbolic",
+    "SymbolicFixedPoints": "._symbolic",
+    "refine_fixed_point": "._symbolic",
+    "RefinedFixedPoint": "._symbolic",
+    "plot_phase_portrait": "._plots",
+    "plot_bifurcation": "._plots",
+    "plot_phase_diagram": "._plots",
+    "plot_basins": "._plots",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "FixedPoint", "KINDS", "classify_eigenvalues", "find_fixed_points", "linearize",
+    "Branch", "SpecialPoint", "SPECIAL_KINDS", "continue_branch",
+    "PhaseDiagram", "BasinMap", "phase_diagram", "basin_map", "load_result", "support_classifier",
+    "nearest_attractor_classifier",
+    *_LAZY,
+]
