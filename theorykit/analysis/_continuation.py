@@ -247,8 +247,9 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
         Initial, smallest and largest arclength step (in the joint ``(y, λ)`` space).
     max_points : int
         Maximum number of accepted continuation steps.
-    direction : {+1, -1}
-        Initial direction of the parameter.
+    direction : {+1, -1, 0}
+        Initial direction of the parameter; 0 continues both ways from the start and joins the two halves
+        (in increasing-parameter order near the start).
     tol : float
         Newton residual ``max |f|``.
     eig_tol : float
@@ -273,8 +274,14 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
     ds_min = check_range("ds_min", ds_min, 0.0, ds, low_open=True)
     ds_max = check_range("ds_max", ds_max, ds)
     max_points = check_int("max_points", max_points, 1)
-    if direction not in (1, -1):
-        raise InvalidParameterError(f"direction must be +1 or -1, got {direction!r}")
+    if direction not in (1, -1, 0):
+        raise InvalidParameterError(f"direction must be +1, -1 or 0 (both ways), got {direction!r}")
+    if direction == 0:
+        kw = dict(ds=ds, ds_min=ds_min, ds_max=ds_max, max_points=max_points, tol=tol, max_newton=max_newton,
+                  eig_tol=eig_tol, detect=detect, locate_tol=locate_tol, y_max=y_max)
+        back = continue_branch(csys, start, params, param, bounds, direction=-1, **kw)
+        fwd = continue_branch(csys, back.states[0], params, param, bounds, direction=+1, **kw)
+        return _join(back, fwd)
     unknown = sorted(set(detect) - set(SPECIAL_KINDS))
     if unknown:
         raise InvalidParameterError(f"detect: unknown kinds {unknown}; choose from {SPECIAL_KINDS}")
@@ -334,7 +341,7 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
             bound = hi if w[-1] > hi else lo
             frac = (bound - u[-1]) / (w[-1] - u[-1])
             y_end, ok_end = prob.at_param(u[:-1] + frac * (w[:-1] - u[:-1]), bound)
-            if ok_end:
+            if ok_end and abs(bound - u[-1]) > 1e-12 * (1.0 + abs(bound)):  # (not already on the bound)
                 u_end = np.r_[y_end, bound]
                 t_end = prob.tangent(u_end, t)
                 psi_end, eig_end = prob.tests(u_end, t_end)
@@ -361,6 +368,22 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
     others = {n: float(v) for n, v in zip(csys.param_names, prob.ev.p) if n != param}
     return Branch(param, _frozen(U[:, -1]), _frozen(U[:, :-1]), _frozen(stable, bool), _frozen(E, np.complex128),
                   tuple(specials), csys.state_names, others, reason)
+
+
+def _join(back: Branch, fwd: Branch) -> Branch:
+    """One branch from two halves that start at the same point: ``back`` reversed, then ``fwd``."""
+    m = len(back)
+
+    def cat(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+        return _frozen(np.concatenate([a[::-1], b[1:]]), dtype)
+
+    sps = [SpecialPoint(sp.kind, sp.param_value, sp.y, m - 1 - sp.index, sp.eigenvalues) for sp in back.special_points]
+    sps = sps[::-1] + [SpecialPoint(sp.kind, sp.param_value, sp.y, m - 1 + sp.index, sp.eigenvalues)
+                       for sp in fwd.special_points]
+    return Branch(fwd.param, cat(back.param_values, fwd.param_values, np.float64),
+                  cat(back.states, fwd.states, np.float64), cat(back.stable, fwd.stable, bool),
+                  cat(back.eigenvalues, fwd.eigenvalues, np.complex128), tuple(sps), fwd.state_names, fwd.params,
+                  f"{back.stop_reason} / {fwd.stop_reason}")
 
 
 def _locate_between(prob: _Problem, u: np.ndarray, t: np.ndarray, w: np.ndarray, psi_a: np.ndarray,

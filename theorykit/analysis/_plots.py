@@ -1,0 +1,309 @@
+"""Figures of the analysis results: phase portraits, bifurcation diagrams, phase diagrams and basin maps.
+
+Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas, never through ``pyplot``'s
+global state, so they work without a display and in threads. Every function returns the Figure and
+saves it when given ``path``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+from ._continuation import Branch
+from ._fixed_points import FixedPoint, find_fixed_points
+from ._phase import BasinMap, PhaseDiagram
+
+DPI = 110
+_SPECIAL_STYLE = {"fold": ("s", "F"), "branch_point": ("D", "BP"), "hopf": ("*", "H")}
+
+
+def _new_axes(ax, figsize=(5.6, 4.4)):
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _finish(fig, path) -> Any:
+    if path is not None:
+        from .._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format=Path(path).suffix.lstrip(".") or "png")
+    return fig
+
+
+def _state_index(names: Sequence[str], state: str | int) -> int:
+    if isinstance(state, (int, np.integer)):
+        if not 0 <= int(state) < len(names):
+            raise InvalidParameterError(f"state index must lie in [0, {len(names) - 1}], got {state}")
+        return int(state)
+    if state not in names:
+        raise InvalidParameterError(f"unknown state {state!r}; states are {list(names)}")
+    return list(names).index(state)
+
+
+def _mark_fixed_points(ax, fps: Sequence[FixedPoint], i: int, j: int | None) -> None:
+    for fp in fps:
+        yv = fp.y[j] if j is not None else 0.0
+        ax.plot(fp.y[i], yv, "o", ms=8, mec="k", mew=1.3, mfc="k" if fp.stable else "white", zorder=5)
+
+
+def _window_from(fps: Sequence[FixedPoint], i: int, j: int | None) -> list[tuple[float, float]]:
+    idx = [i] + ([j] if j is not None else [])
+    out = []
+    for k in idx:
+        vals = [fp.y[k] for fp in fps] or [0.0]
+        lo, hi = min(vals), max(vals)
+        pad = max(0.5 * (hi - lo), 1.0)
+        out.append((lo - pad, hi + pad))
+    return out
+
+
+def plot_phase_portrait(csys, params=None, *, states: Sequence[str | int] | None = None, window=None,
+                        base_y=None, fixed_points: Sequence[FixedPoint] | None = None, n_arrows: int = 25,
+                        n_grid: int = 201, trajectories: Sequence[np.ndarray] = (), ax=None, path=None,
+                        title: str | None = None):
+    """Phase portrait: vector field (streamplot), nullclines ``f_i = 0`` and fixed points.
+
+    Stable fixed points are filled, unstable ones open. One-state systems are drawn as a phase line
+    (``f(x)`` against ``x``).
+
+    Parameters
+    ----------
+    csys : CompiledSystem
+    params : mapping or float64[n_params]
+    states : two state names or indices, optional
+        The plane to draw (default the first two states); other states are held at ``base_y``.
+    window : ((x_lo, x_hi), (y_lo, y_hi)), optional
+        Default: around the fixed points.
+    base_y : mapping or float64[n_states], optional
+        Values of the states not drawn (default zeros).
+    fixed_points : sequence of FixedPoint, optional
+        Default: :func:`find_fixed_points` in the window.
+    trajectories : sequence of float64[n_t, n_states]
+        Solutions to overlay.
+    path : str or Path, optional
+        Save the figure there (PNG by the suffix).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.lines import Line2D
+
+    names = csys.state_names
+    n = csys.n_states
+    p = csys.pack_params(params)
+    base = np.zeros(n) if base_y is None else csys.pack_state(base_y)
+    if n == 1:
+        i, j = 0, None
+    else:
+        sel = tuple(states) if states is not None else (0, 1)
+        if len(sel) != 2:
+            raise InvalidParameterError(f"states must name two states, got {sel!r}")
+        i, j = _state_index(names, sel[0]), _state_index(names, sel[1])
+        if i == j:
+            raise InvalidParameterError("states must be two different states")
+    if fixed_points is None:
+        box = np.tile([-3.0, 3.0], (n, 1))
+        if window is not None:
+            w = np.asarray(window, dtype=np.float64).reshape(-1, 2)
+            box[i] = w[0]
+            if j is not None:
+                box[j] = w[1]
+        fixed_points = find_fixed_points(csys, p, bounds=box, guesses=base[None, :])
+        if n > 2:  # only equilibria in the drawn plane
+            others = [k for k in range(n) if k not in (i, j)]
+            fixed_points = tuple(fp for fp in fixed_points if np.allclose(fp.y[others], base[others], atol=1e-6))
+    if window is None:
+        window = _window_from(fixed_points, i, j)
+    win = np.asarray(window, dtype=np.float64).reshape(-1, 2)
+    if win.shape[0] != (1 if j is None else 2) or np.any(win[:, 0] >= win[:, 1]) or not np.all(np.isfinite(win)):
+        raise InvalidParameterError(f"window must be ((lo, hi),{' (lo, hi)' if j is not None else ''}) with lo < hi, "
+                                    f"got {np.asarray(window).tolist()}")
+    fig, ax = _new_axes(ax)
+    out = np.empty(n)
+    y = base.copy()
+    if j is None:
+        xs = np.linspace(win[0, 0], win[0, 1], n_grid)
+        fx = np.empty_like(xs)
+        for k, xv in enumerate(xs):
+            y[0] = xv
+            csys.rhs_into(0.0, y, p, out)
+            fx[k] = out[0]
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.plot(xs, fx, color="C0", lw=1.8, label=f"d{names[0]}/dt")
+        _mark_fixed_points(ax, fixed_points, 0, None)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(f"d{names[0]}/dt")
+    else:
+        xs = np.linspace(win[0, 0], win[0, 1], n_grid)
+        ys = np.linspace(win[1, 0], win[1, 1], n_grid)
+        U = np.empty((n_grid, n_grid))
+        V = np.empty((n_grid, n_grid))
+        for a, yv in enumerate(ys):
+            y[j] = yv
+            for b, xv in enumerate(xs):
+                y[i] = xv
+                csys.rhs_into(0.0, y, p, out)
+                U[a, b] = out[i]
+                V[a, b] = out[j]
+        step = max(1, n_grid // max(int(n_arrows), 2))
+        Us, Vs = U[::step, ::step], V[::step, ::step]
+        with np.errstate(invalid="ignore", over="ignore"):
+            speed = np.hypot(Us, Vs)
+        if np.any(np.isfinite(speed) & (speed > 0)):
+            ax.streamplot(xs[::step], ys[::step], np.nan_to_num(Us), np.nan_to_num(Vs), color="0.55",
+                          density=1.1, linewidth=0.8, arrowsize=0.9)
+        ax.contour(xs, ys, U, levels=[0.0], colors="C0", linewidths=1.6)
+        ax.contour(xs, ys, V, levels=[0.0], colors="C3", linewidths=1.6, linestyles="--")
+        for traj in trajectories:
+            tr = np.asarray(traj, dtype=np.float64)
+            ax.plot(tr[:, i], tr[:, j], color="C2", lw=1.2)
+        _mark_fixed_points(ax, fixed_points, i, j)
+        ax.set_xlim(*win[0])
+        ax.set_ylim(*win[1])
+        ax.set_xlabel(names[i])
+        ax.set_ylabel(names[j])
+        handles = [Line2D([], [], color="C0", lw=1.6, label=f"d{names[i]}/dt = 0"),
+                   Line2D([], [], color="C3", lw=1.6, ls="--", label=f"d{names[j]}/dt = 0")]
+        handles += [Line2D([], [], ls="", marker="o", mec="k", mfc="k", label="stable"),
+                    Line2D([], [], ls="", marker="o", mec="k", mfc="white", label="unstable")]
+        ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
+    ax.set_title(title or f"{csys.system.name}: phase portrait")
+    return _finish(fig, path)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Maximal runs [start, stop) of equal values in ``mask``."""
+    if mask.size == 0:
+        return []
+    cut = np.flatnonzero(np.diff(mask.astype(np.int8))) + 1
+    edges = np.r_[0, cut, mask.size]
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, *, ax=None, path=None,
+                     title: str | None = None, annotate: bool = True):
+    """Bifurcation diagram: a state against the continuation parameter, solid where stable, dashed where
+    unstable, with folds (F), branch points (BP) and Hopf points (H) marked and labelled.
+
+    Parameters
+    ----------
+    branches : Branch or sequence of Branch
+    state : str or int
+        The state on the vertical axis.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.lines import Line2D
+
+    branches = [branches] if isinstance(branches, Branch) else list(branches)
+    if not branches:
+        raise InvalidParameterError("plot_bifurcation needs at least one branch")
+    names = branches[0].state_names or tuple(f"y{k}" for k in range(branches[0].states.shape[1]))
+    k = _state_index(names, state)
+    fig, ax = _new_axes(ax)
+    seen: set[str] = set()
+    drawn: set[tuple] = set()
+    for b_i, br in enumerate(branches):
+        color = f"C{b_i % 10}"
+        x, yv = br.param_values, br.states[:, k]
+        for a, b in _runs(br.stable):
+            stop = min(b + 1, x.size)  # overlap one point so the curve is continuous across a change
+            ax.plot(x[a:stop], yv[a:stop], color=color, lw=2.0, ls="-" if br.stable[a] else "--")
+        for sp in br.special_points:
+            marker, short = _SPECIAL_STYLE.get(sp.kind, ("o", sp.kind))
+            key = (sp.kind, round(sp.param_value, 6), round(float(sp.y[k]), 6))
+            if key in drawn:  # two branches through one branch point: mark it once
+                continue
+            drawn.add(key)
+            ax.plot(sp.param_value, sp.y[k], marker, color="k", ms=8, zorder=5)
+            seen.add(sp.kind)
+            if annotate:
+                ax.annotate(f"{short} {sp.param_value:.4g}", (sp.param_value, sp.y[k]), xytext=(6, 6),
+                            textcoords="offset points", fontsize=8)
+    handles = [Line2D([], [], color="k", lw=2, label="stable"),
+               Line2D([], [], color="k", lw=2, ls="--", label="unstable")]
+    handles += [Line2D([], [], ls="", marker=_SPECIAL_STYLE[s][0], color="k", label=s.replace("_", " "))
+                for s in ("fold", "branch_point", "hopf") if s in seen]
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
+    ax.set_xlabel(branches[0].param)
+    ax.set_ylabel(names[k])
+    ax.set_title(title or f"bifurcation diagram in {branches[0].param}")
+    return _finish(fig, path)
+
+
+def _label_image(ax, x: np.ndarray, y: np.ndarray, labels: np.ndarray, names: Sequence[str], xlabel: str,
+                 ylabel: str, extra: dict[str, str] | None = None) -> None:
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    colors = [f"C{k % 10}" for k in range(len(names))]
+    cmap = ListedColormap(colors)
+    norm = BoundaryNorm(np.arange(-0.5, len(names) + 0.5), cmap.N)
+    ax.pcolormesh(x, y, labels.T, cmap=cmap, norm=norm, shading="nearest")
+    present = np.unique(labels)
+    handles = [Patch(color=colors[k], label=names[k] + ((" " + extra[names[k]]) if extra else "")) for k in present]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+
+
+def plot_phase_diagram(pd: PhaseDiagram, *, ax=None, path=None, title: str | None = None):
+    """The labels of a :class:`PhaseDiagram` as coloured regions with a legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = _new_axes(ax, figsize=(6.4, 4.4))
+    _label_image(ax, pd.x, pd.y, pd.labels, pd.label_names, pd.axes[0], pd.axes[1])
+    ax.set_title(title or f"phase diagram (t = {pd.t_final:g})")
+    return _finish(fig, path)
+
+
+def plot_basins(bm: BasinMap, *, ax=None, path=None, title: str | None = None, max_points: int = 20000):
+    """Basins of attraction: coloured regions (grid) or coloured initial conditions (sampled), with each
+    label's share ± standard error in the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.lines import Line2D
+
+    fig, ax = _new_axes(ax, figsize=(6.4, 4.4))
+    extra = {nm: f"{f:.3f} ± {s:.3f}" for nm, f, s in zip(bm.label_names, bm.fractions, bm.stderr)}
+    if bm.axes:
+        _label_image(ax, bm.grid[0], bm.grid[1], bm.labels, bm.label_names, bm.axes[0], bm.axes[1], extra)
+    else:
+        lab = bm.labels.reshape(-1)
+        take = np.arange(lab.size)
+        if lab.size > max_points:
+            take = np.random.default_rng(0).choice(lab.size, max_points, replace=False)
+        names = bm.state_names or tuple(f"y{k}" for k in range(bm.y0s.shape[1]))
+        j = 1 if bm.y0s.shape[1] > 1 else 0
+        yy = bm.y0s[take, j] if j else np.zeros(take.size)
+        ax.scatter(bm.y0s[take, 0], yy, c=[f"C{k % 10}" for k in lab[take]], s=4, lw=0)
+        handles = [Line2D([], [], ls="", marker="o", color=f"C{k % 10}", label=f"{bm.label_names[k]} {extra[bm.label_names[k]]}")
+                   for k in np.unique(lab)]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
+        ax.set_xlabel(names[0])
+        ax.set_ylabel(names[j] if j else "")
+    ax.set_title(title or f"basins of attraction (t = {bm.t_final:g})")
+    return _finish(fig, path)
+
+
+__all__ = ["plot_phase_portrait", "plot_bifurcation", "plot_phase_diagram", "plot_basins"]
