@@ -1,0 +1,348 @@
+"""Numba kernels of the Barlow Twins NTK theory.
+
+Arrays and scalars only; results go into ``out`` arrays. All float arrays are float64 and C-contiguous.
+Conventions: ``Z`` (n, d) stacks inputs row-wise; for a training set of N pairs the first N rows are the
+first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d), ``V`` (K, M).
+``act`` is the activation code of ``_symbolic.ACTIVATIONS`` (0 = tanh, 1 = relu). The scalar building
+blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._generated import (act_relu, act_tanh, dact_relu, dact_tanh, dloss_diag, dloss_offdiag, loss_diag,
+                         loss_offdiag, ntk_neuron)
+
+
+@njit(cache=True)
+def _act(x, act):
+    return act_tanh(x) if act == 0 else act_relu(x)
+
+
+@njit(cache=True)
+def _dact(x, act):
+    return dact_tanh(x) if act == 0 else dact_relu(x)
+
+
+@njit(cache=True)
+def _matvec(T, x, out):
+    """``out = T x`` by plain loops (small sizes; avoids multithreaded BLAS contention)."""
+    for i in range(T.shape[0]):
+        acc = 0.0
+        for j in range(T.shape[1]):
+            acc += T[i, j] * x[j]
+        out[i] = acc
+
+
+@njit(cache=True)
+def _dot(x, y):
+    acc = 0.0
+    for j in range(x.size):
+        acc += x[j] * y[j]
+    return acc
+
+
+@njit(cache=True)
+def hidden(Z, W, act, A, dA):
+    """Hidden activations: ``A = σ(Z Wᵀ)``, ``dA = σ'(Z Wᵀ)``, both (n, M), written in place."""
+    n, d = Z.shape
+    M = W.shape[0]
+    for i in range(n):
+        for m in range(M):
+            h = 0.0
+            for a in range(d):
+                h += Z[i, a] * W[m, a]
+            A[i, m] = _act(h, act)
+            dA[i, m] = _dact(h, act)
+
+
+@njit(cache=True)
+def loss_of_C(C, lam):
+    """Barlow Twins loss of a (K, K) cross-correlation matrix, off-diagonal weight ``lam``."""
+    K = C.shape[0]
+    s = 0.0
+    for k in range(K):
+        for l in range(K):
+            s += loss_diag(C[k, k]) if k == l else loss_offdiag(C[k, l], lam)
+    return s
+
+
+@njit(cache=True)
+def dloss_dC(C, lam, out):
+    """``out[k, l] = ∂L/∂C_kl`` for a (K, K) matrix ``C``."""
+    K = C.shape[0]
+    for k in range(K):
+        for l in range(K):
+            out[k, l] = dloss_diag(C[k, k]) if k == l else dloss_offdiag(C[k, l], lam)
+
+
+@njit(cache=True)
+def _cross(F, N, C):
+    """``C = F_Aᵀ F_B / N`` for the first 2N rows of ``F`` (n, K)."""
+    K = F.shape[1]
+    for k in range(K):
+        for l in range(K):
+            acc = 0.0
+            for i in range(N):
+                acc += F[i, k] * F[N + i, l]
+            C[k, l] = acc / N
+
+
+@njit(cache=True)
+def dloss_dF(F, N, lam, out):
+    """Gradient of the loss w.r.t. the outputs on the 2N training rows of ``F`` (n, K); 0 on other rows.
+
+    With ``C = F_Aᵀ F_B / N``: ``∂L/∂F_A = F_B Gᵀ / N`` and ``∂L/∂F_B = F_A G / N``, ``G = ∂L/∂C``.
+    Returns ``(loss, C)``.
+    """
+    K = F.shape[1]
+    C = np.empty((K, K))
+    _cross(F, N, C)
+    G = np.empty((K, K))
+    dloss_dC(C, lam, G)
+    out[:] = 0.0
+    for i in range(N):
+        for k in range(K):
+            a = 0.0
+            b = 0.0
+            for l in range(K):
+                a += F[N + i, l] * G[k, l]
+                b += F[i, l] * G[l, k]
+            out[i, k] = a / N
+            out[N + i, k] = b / N
+    return loss_of_C(C, lam), C
+
+
+@njit(cache=True)
+def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
+    """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z``; gradients written in place.
+
+    Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M``. Returns ``(loss, C)``.
+    """
+    n, d = Z.shape
+    M = W.shape[0]
+    K = V.shape[0]
+    A = np.empty((n, M))
+    dA = np.empty((n, M))
+    hidden(Z, W, act, A, dA)
+    s = 1.0 / math.sqrt(M)
+    F = np.zeros((n, K))
+    for i in range(n):
+        for k in range(K):
+            acc = 0.0
+            for m in range(M):
+                acc += A[i, m] * V[k, m]
+            F[i, k] = acc * s
+    gF = np.empty((n, K))
+    L, C = dloss_dF(F, N, lam, gF)
+    gV[:] = 0.0
+    gW[:] = 0.0
+    for i in range(n):
+        for m in range(M):
+            gh = 0.0
+            for k in range(K):
+                gV[k, m] += gF[i, k] * A[i, m] * s
+                gh += gF[i, k] * V[k, m]
+            gh *= s * dA[i, m]
+            for a in range(d):
+                gW[m, a] += gh * Z[i, a]
+    return L, C
+
+
+@njit(cache=True)
+def outputs(Z, W, V, act, out):
+    """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
+    n = Z.shape[0]
+    M = W.shape[0]
+    K = V.shape[0]
+    A = np.empty((n, M))
+    dA = np.empty((n, M))
+    hidden(Z, W, act, A, dA)
+    s = 1.0 / math.sqrt(M)
+    for i in range(n):
+        for k in range(K):
+            acc = 0.0
+            for m in range(M):
+                acc += A[i, m] * V[k, m]
+            out[i, k] = acc * s
+
+
+@njit(cache=True)
+def train(Z, W, V, N, lam, act, lr, n_steps, batches, record_every, loss_out, C_out):
+    """Gradient descent (``batches`` of shape (0, 0): full batch) or SGD on the loss, in place on W, V.
+
+    ``batches`` (n_steps, B) int64 holds pre-drawn pair indices per step for SGD. ``n_steps`` must be a
+    multiple of ``record_every``; ``loss_out`` (n_steps // record_every + 1,) receives the full-batch
+    loss before steps 0, record_every, ..., n_steps and ``C_out`` (same length, K, K) the matching C.
+    """
+    gW = np.empty_like(W)
+    gV = np.empty_like(V)
+    sgd = batches.shape[0] > 0
+    rec = 0
+    for step in range(n_steps + 1):
+        at_record = step % record_every == 0
+        if at_record or not sgd:
+            L, C = loss_and_grad(Z, W, V, N, lam, act, gW, gV)
+            if at_record:
+                loss_out[rec] = L
+                C_out[rec] = C
+                rec += 1
+        if step == n_steps:
+            break
+        if sgd:
+            B = batches.shape[1]
+            Zb = np.empty((2 * B, Z.shape[1]))
+            for b in range(B):
+                Zb[b] = Z[batches[step, b]]
+                Zb[B + b] = Z[N + batches[step, b]]
+            loss_and_grad(Zb, W, V, B, lam, act, gW, gV)
+        W -= lr * gW
+        V -= lr * gV
+    return rec
+
+
+@njit(cache=True)
+def empirical_ntk(Z, W, V, act, out):
+    """Empirical NTK Gram matrix ``out`` (n K, n K), index ``i*K + k`` for input i, output k.
+
+    ``Θ_(i,k),(j,l) = (1/M) Σ_m ntk_neuron(σ(u_im), σ(u_jm), σ'(u_im), σ'(u_jm), V_km, V_lm, x_i·x_j, [k=l])``.
+    """
+    n = Z.shape[0]
+    M = W.shape[0]
+    K = V.shape[0]
+    A = np.empty((n, M))
+    dA = np.empty((n, M))
+    hidden(Z, W, act, A, dA)
+    acc = np.empty((K, K))
+    for i in range(n):
+        for j in range(i, n):
+            acc[:] = 0.0
+            xx = 0.0
+            for a in range(Z.shape[1]):
+                xx += Z[i, a] * Z[j, a]
+            for m in range(M):
+                a, b, da, db = A[i, m], A[j, m], dA[i, m], dA[j, m]
+                for k in range(K):
+                    for l in range(K):
+                        acc[k, l] += ntk_neuron(a, b, da, db, V[k, m], V[l, m], xx, 1.0 if k == l else 0.0)
+            for k in range(K):
+                for l in range(K):
+                    out[i * K + k, j * K + l] = acc[k, l] / M
+                    out[j * K + l, i * K + k] = acc[k, l] / M
+
+
+@njit(cache=True)
+def kernel_flow_rhs(y, Theta, N, K, lam, out):
+    """Right-hand side of the function-space flow ``ḟ = -Θ ∂L/∂f`` for the flattened outputs ``y`` (n K,)."""
+    n = y.size // K
+    F = y.reshape((n, K))
+    g = np.empty((n, K))
+    dloss_dF(F, N, lam, g)
+    _matvec(Theta, g.ravel(), out)
+    out *= -1.0
+
+
+@njit(cache=True)
+def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
+    """Flow of the coefficients ``α`` (2N K,) of ``f = f_0 + Θ α`` on the training rows: ``α̇ = -∂L/∂f``."""
+    n = F0.shape[0]
+    F = np.empty(n * K)
+    _matvec(Theta_tt, a, F)
+    F += F0.ravel()
+    g = np.empty((n, K))
+    dloss_dF(F.reshape((n, K)), N, lam, g)
+    out[:] = -g.ravel()
+
+
+@njit(cache=True)
+def relu_kernels(Z1, Z2, Sig, dSig):
+    """Arc-cosine kernels of ReLU, ``Sig = E σ(u)σ(u')`` and ``dSig = E σ'(u)σ'(u')`` for w ~ N(0, I)."""
+    for i in range(Z1.shape[0]):
+        n1 = math.sqrt(_dot(Z1[i], Z1[i]))
+        for j in range(Z2.shape[0]):
+            n2 = math.sqrt(_dot(Z2[j], Z2[j]))
+            if n1 == 0.0 or n2 == 0.0:
+                Sig[i, j] = 0.0
+                dSig[i, j] = 0.0  # u = 0 almost surely and σ'(0) = 0
+                continue
+            c = min(1.0, max(-1.0, _dot(Z1[i], Z2[j]) / (n1 * n2)))
+            th = math.acos(c)
+            Sig[i, j] = n1 * n2 / (2 * math.pi) * (math.sin(th) + (math.pi - th) * c)
+            dSig[i, j] = (math.pi - th) / (2 * math.pi)
+
+
+@njit(cache=True)
+def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
+    """``Sig``, ``dSig`` by tensor Gauss–Hermite quadrature for any activation code.
+
+    ``nodes``, ``weights``: probabilists' Gauss–Hermite rule (weights sum to 1). The pair
+    ``(u, u') = (x·w, x'·w)`` is written as ``u = a z1``, ``u' = c/a z1 + sqrt(b - c²/a) z2``.
+    """
+    q = nodes.size
+    for i in range(Z1.shape[0]):
+        a2 = _dot(Z1[i], Z1[i])
+        for j in range(Z2.shape[0]):
+            b2 = _dot(Z2[j], Z2[j])
+            c = _dot(Z1[i], Z2[j])
+            sa = math.sqrt(a2)
+            r = c / sa if sa > 0 else 0.0
+            s2 = math.sqrt(max(b2 - r * r, 0.0))
+            s = 0.0
+            ds = 0.0
+            for p in range(q):
+                u1 = sa * nodes[p]
+                f1 = _act(u1, act)
+                g1 = _dact(u1, act)
+                for t in range(q):
+                    u2 = r * nodes[p] + s2 * nodes[t]
+                    w = weights[p] * weights[t]
+                    s += w * f1 * _act(u2, act)
+                    ds += w * g1 * _dact(u2, act)
+            Sig[i, j] = s
+            dSig[i, j] = ds
+
+
+@njit(cache=True)
+def kernel_gd(F0, Theta, N, lam, lr, n_steps, record_every, F_out, loss_out):
+    """Gradient descent of the linearised model in function space, ``F <- F - lr Θ ∂L/∂F``.
+
+    The exact counterpart of network gradient descent with the same ``lr`` (no time-discretisation gap).
+    ``F0`` (n, K); records ``F_out`` (n_rec, n, K) and the loss ``loss_out`` (n_rec,) every
+    ``record_every`` steps, starting with step 0.
+    """
+    n, K = F0.shape
+    y = F0.ravel().copy()
+    g = np.empty((n, K))
+    step_vec = np.empty(n * K)
+    rec = 0
+    for step in range(n_steps + 1):
+        L, _ = dloss_dF(y.reshape((n, K)), N, lam, g)
+        if step % record_every == 0:
+            F_out[rec] = y.reshape((n, K))
+            loss_out[rec] = L
+            rec += 1
+        if step == n_steps:
+            break
+        _matvec(Theta, g.ravel(), step_vec)
+        y -= lr * step_vec
+    return rec
+
+
+@njit(cache=True)
+def gh_diag(Z, act, nodes, weights, Sig, dSig):
+    """Diagonal ``Sig[i] = E σ(u)²``, ``dSig[i] = E σ'(u)²`` with ``u ~ N(0, |z_i|²)`` (1-D Gauss–Hermite)."""
+    for i in range(Z.shape[0]):
+        a = math.sqrt(_dot(Z[i], Z[i]))
+        s = 0.0
+        ds = 0.0
+        for p in range(nodes.size):
+            f = _act(a * nodes[p], act)
+            g = _dact(a * nodes[p], act)
+            s += weights[p] * f * f
+            ds += weights[p] * g * g
+        Sig[i] = s
+        dSig[i] = ds

@@ -1,0 +1,252 @@
+r"""Symbolic layer of the Barlow Twins NTK theory (SymPy only).
+
+Everything numeric in this theory starts here:
+
+* the two-layer network :math:`f(x) = M^{-1/2} V \sigma(Wx)` and the Barlow Twins loss
+  :math:`L = \sum_k (1 - C_{kk})^2 + \lambda \sum_{k \ne l} C_{kl}^2`,
+  :math:`C = \frac1N \sum_i f(x_i) f(x_i^+)^\top`;
+* the loss gradient :math:`\partial L / \partial C`, the per-neuron NTK contribution for a generic
+  activation and its infinite-width average;
+* gradient-flow systems (:class:`theorykit.derive.ODESystem`) for small instances of the network and of
+  the linearised (kernel) model in function space;
+* the source of ``_generated.py``: the scalar expressions above printed as numba functions
+  (:func:`generate_source`), which the numba kernels call.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from ...derive import ODESystem, gradient_flow
+from ...errors import InvalidParameterError
+
+#: activations with a symbolic form; the integer is the code the numba kernels dispatch on
+ACTIVATIONS: dict[str, int] = {"tanh": 0, "relu": 1}
+
+u = sp.Symbol("u", real=True)
+lam = sp.Symbol("lambda", positive=True)
+
+
+def activation_expr(name: str, arg: sp.Expr = u) -> sp.Expr:
+    """The activation :math:`\\sigma(arg)` as a SymPy expression (``"tanh"`` or ``"relu"``)."""
+    if name == "tanh":
+        return sp.tanh(arg)
+    if name == "relu":
+        return sp.Piecewise((arg, arg > 0), (sp.Float(0.0), True))
+    raise InvalidParameterError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+
+
+def activation_derivative(name: str, arg: sp.Expr = u) -> sp.Expr:
+    """:math:`\\sigma'(arg)`, derived by SymPy (the weak derivative, a step, for ReLU)."""
+    d = sp.diff(activation_expr(name, u), u)
+    if name == "relu":
+        # SymPy differentiates each Piecewise branch; keep the value 0 at the kink as a float
+        d = sp.Piecewise((sp.Float(1.0), u > 0), (sp.Float(0.0), True))
+        assert sp.simplify(sp.diff(activation_expr(name, u), u).subs(u, 2) - d.subs(u, 2)) == 0
+    return d.subs(u, arg)
+
+
+# ---------------------------------------------------------------------------------------------- loss
+def cross_correlation_symbols(K: int) -> sp.Matrix:
+    """A K x K matrix of real symbols ``C_kl``."""
+    return sp.Matrix(K, K, lambda k, l: sp.Symbol(f"C_{k}{l}", real=True))
+
+
+def barlow_loss_of_C(C: sp.Matrix, lam_: sp.Expr = lam) -> sp.Expr:
+    r"""Barlow Twins loss :math:`\sum_k (1-C_{kk})^2 + \lambda\sum_{k\neq l} C_{kl}^2` of a matrix ``C``."""
+    K = C.shape[0]
+    return sum(((1 - C[k, k]) ** 2 if k == l else lam_ * C[k, l] ** 2)
+               for k in range(K) for l in range(K))
+
+
+def loss_entry_exprs() -> dict[str, sp.Expr]:
+    """Per-entry loss and its derivative, derived from :func:`barlow_loss_of_C` with K = 2.
+
+    Returns ``{"diag": (1-c)^2, "offdiag": lambda c^2, "ddiag": dL/dC_kk, "doffdiag": dL/dC_kl}`` as
+    expressions of the symbol ``c`` (and ``lambda``).
+    """
+    C = cross_correlation_symbols(2)
+    L = barlow_loss_of_C(C)
+    c = sp.Symbol("c", real=True)
+    ddiag = sp.diff(L, C[0, 0]).subs(C[0, 0], c)
+    doff = sp.diff(L, C[0, 1]).subs(C[0, 1], c)
+    diag = sp.expand(L.subs({C[1, 1]: 1, C[0, 1]: 0, C[1, 0]: 0}).subs(C[0, 0], c))
+    off = sp.expand(L.subs({C[0, 0]: 1, C[1, 1]: 1, C[1, 0]: 0}).subs(C[0, 1], c))
+    return {"diag": diag, "offdiag": off, "ddiag": sp.expand(ddiag), "doffdiag": sp.expand(doff), "c": c}
+
+
+# ---------------------------------------------------------------------------------------------- NTK
+def ntk_neuron_expr() -> tuple[sp.Expr, dict[str, sp.Symbol]]:
+    r"""NTK contribution of one hidden neuron, derived by the chain rule for a generic activation.
+
+    One neuron contributes :math:`v_k \sigma(u)` to output k, where :math:`u = w\cdot x`. Its parameters are
+    :math:`v_1..v_K` and :math:`w`; since :math:`\partial u/\partial w = x`, the w-part of
+    :math:`\langle\partial_\theta f_k(x), \partial_\theta f_l(x')\rangle` is
+    :math:`(x\cdot x')\,\partial_u f_k\,\partial_{u'} f_l`. Summing over neurons and dividing by M gives
+    the empirical NTK. Returns the expression in ``s = σ(u), s' = σ(u'), ds = σ'(u), ds' = σ'(u')``,
+    ``v_k, v_l``, ``xx = x·x'`` and ``delta = [k == l]``, and the dict of these symbols.
+    """
+    sig = sp.Function("sigma")
+    up, xx = sp.symbols("u' xx", real=True)
+    vk, vl = sp.symbols("v_k v_l", real=True)
+    # outputs k and l of the same neuron; when k == l they share the weight (v_l -> v_k)
+    fk = vk * sig(u)
+    out = {}
+    for same in (True, False):
+        fl = (vk if same else vl) * sig(up)
+        params_v = [vk] if same else [vk, vl]
+        # d f_l/d v_k with k != l vanishes, so only shared output weights contribute
+        val = sum(sp.diff(fk, p) * sp.diff(fl, p) for p in params_v) + xx * sp.diff(fk, u) * sp.diff(fl, up)
+        out[same] = val
+    s, sp_, ds, dsp = sp.symbols("s s' ds ds'", real=True)
+    delta = sp.Symbol("delta", nonnegative=True)
+    rep = {sig(u): s, sig(up): sp_, sp.Derivative(sig(u), u): ds, sp.Derivative(sig(up), up): dsp}
+    same = out[True].subs(rep)
+    diff = out[False].subs(rep)
+    # one expression for both cases: delta * (shared v-part) + xx v_k v_l ds ds'
+    expr = sp.expand(delta * s * sp_ + diff)
+    assert sp.simplify(expr.subs({delta: 1, vl: vk}) - same) == 0
+    assert sp.simplify(expr.subs({delta: 0}) - diff) == 0
+    return expr, {"s": s, "sp": sp_, "ds": ds, "dsp": dsp, "vk": vk, "vl": vl, "xx": xx, "delta": delta}
+
+
+def ntk_infinite_width_expr() -> sp.Expr:
+    r"""Infinite-width NTK :math:`\delta_{kl}[\Sigma + (x\cdot x')\dot\Sigma]` from the per-neuron form.
+
+    Averages :func:`ntk_neuron_expr` over :math:`v_k, v_l \sim N(0,1)` independent of ``w``
+    (:math:`E[v_k v_l] = \delta_{kl}`), with :math:`\Sigma = E[\sigma(u)\sigma(u')]` and
+    :math:`\dot\Sigma = E[\sigma'(u)\sigma'(u')]` written as symbols.
+    """
+    expr, sy = ntk_neuron_expr()
+    Sig, dSig = sp.symbols("Sigma Sigmadot", real=True)
+    # E over v: v_k v_l -> delta; then E over w: products of s, ds -> Sigma, Sigmadot
+    e = sp.expand(expr).subs(sy["vk"] * sy["vl"], sy["delta"])
+    e = e.subs(sy["s"] * sy["sp"], Sig).subs(sy["ds"] * sy["dsp"], dSig)
+    return sp.factor(sp.expand(e))
+
+
+def relu_arccos_exprs() -> dict[str, sp.Expr]:
+    r"""Arc-cosine closed forms for ReLU with :math:`w\sim N(0, I)` (Cho & Saul 2009).
+
+    :math:`\Sigma = \frac{\|x\|\|x'\|}{2\pi}(\sin\theta + (\pi-\theta)\cos\theta)`,
+    :math:`\dot\Sigma = \frac{\pi-\theta}{2\pi}`, :math:`\cos\theta = x\cdot x'/(\|x\|\|x'\|)`.
+    Checked against Gauss–Hermite quadrature in the tests.
+    """
+    nx, ny, th = sp.symbols("n_x n_y theta", positive=True)
+    return {"Sigma": nx * ny / (2 * sp.pi) * (sp.sin(th) + (sp.pi - th) * sp.cos(th)),
+            "Sigmadot": (sp.pi - th) / (2 * sp.pi)}
+
+
+# ---------------------------------------------------------------------------------------------- flows
+def network_flow_system(d: int, M: int, K: int, N: int, activation: str = "tanh",
+                        generic: bool = False) -> ODESystem:
+    r"""Gradient flow :math:`\dot\theta = -\nabla_\theta L` of a small network, as an ODESystem.
+
+    States are the entries of ``W`` (M x d) and ``V`` (K x M); parameters are the data ``x_{i,a}``,
+    ``xp_{i,a}`` (the positive views) and ``lambda``. With ``generic=True`` the activation stays an
+    undefined function ``sigma`` (for rendering); otherwise it is the concrete ``activation``.
+    """
+    W = sp.Matrix(M, d, lambda m, a: sp.Symbol(f"w_{m}{a}", real=True))
+    V = sp.Matrix(K, M, lambda k, m: sp.Symbol(f"v_{k}{m}", real=True))
+    X = sp.Matrix(N, d, lambda i, a: sp.Symbol(f"x_{i}{a}", real=True))
+    Xp = sp.Matrix(N, d, lambda i, a: sp.Symbol(f"xp_{i}{a}", real=True))
+    sig = sp.Function("sigma") if generic else (lambda z: activation_expr(activation, z))
+
+    def f(x_row):
+        h = W * x_row.T
+        return V * sp.Matrix([sig(h[m]) for m in range(M)]) / sp.sqrt(M)
+
+    FA = [f(X[i, :]) for i in range(N)]
+    FB = [f(Xp[i, :]) for i in range(N)]
+    C = sum((FA[i] * FB[i].T for i in range(N)), sp.zeros(K, K)) / N
+    L = barlow_loss_of_C(C)
+    states = list(W) + list(V)
+    params = [lam] + list(X) + list(Xp)
+    return gradient_flow(L, states, params, name="barlow_twins_network_flow",
+                         provenance=(f"two-layer network f = M^(-1/2) V sigma(W x), d={d}, M={M}, K={K}, N={N}",
+                                     "Barlow Twins loss on C = (1/N) sum_i f(x_i) f(x_i^+)^T"))
+
+
+def kernel_flow_system(N: int, K: int, n_extra: int = 0) -> ODESystem:
+    r"""Function-space gradient flow of the linearised model on the training set, as an ODESystem.
+
+    States ``f_{i,k}``: outputs on the 2N training inputs (rows ``0..N-1`` the first views, ``N..2N-1``
+    the second) followed by ``n_extra`` unlabelled evaluation inputs. Parameters: the NTK Gram entries
+    ``Theta_{(i,k),(j,l)}`` (symmetric) and ``lambda``.
+
+    .. math:: \dot f_{i,k} = -\sum_{j,l} \Theta_{(i,k),(j,l)}\,\partial L/\partial f_{j,l}
+
+    where only training rows enter the loss.
+    """
+    n = 2 * N + n_extra
+    F = sp.Matrix(n, K, lambda i, k: sp.Symbol(f"f_{i}{k}", real=True))
+    C = sum((F[i, :].T * F[N + i, :] for i in range(N)), sp.zeros(K, K)) / N
+    L = barlow_loss_of_C(C)
+    flat = [(i, k) for i in range(n) for k in range(K)]
+    th = {}
+    for a, (i, k) in enumerate(flat):
+        for b, (j, l) in enumerate(flat):
+            lo, hi = min(a, b), max(a, b)
+            fi, fk = flat[lo]
+            gj, gl = flat[hi]
+            th[a, b] = sp.Symbol(f"Theta_{fi}{fk}_{gj}{gl}", real=True)
+    grads = [sp.diff(L, F[j, l]) for (j, l) in flat]
+    rhs = [-sum(th[a, b] * grads[b] for b in range(len(flat))) for a in range(len(flat))]
+    params = [lam] + sorted(set(th.values()), key=lambda s: s.name)
+    return ODESystem(t=sp.Symbol("t", real=True), states=tuple(F[i, k] for (i, k) in flat),
+                     rhs=tuple(sp.expand(r) for r in rhs), params=tuple(params), observed={"loss": L},
+                     name="barlow_twins_kernel_flow",
+                     provenance=("linearised network f_lin = f_0 + J_0 (theta - theta_0)",
+                                 "d f/dt = -J_0 J_0^T dL/df = -Theta_0 dL/df on the training inputs"))
+
+
+# ---------------------------------------------------------------------------------------------- codegen
+class _Printer(PythonCodePrinter):
+    """Python printer whose output numba compiles: floats everywhere, ``math`` functions."""
+
+    def _print_Integer(self, expr):
+        return f"{float(expr)!r}"
+
+    def _print_Rational(self, expr):
+        return f"{float(expr)!r}"
+
+    def _print_Pow(self, expr, rational=False):
+        # small integer powers as products: exact and faster than pow() in numba loops
+        if expr.exp.is_Integer and 1 < int(expr.exp) <= 3:
+            b = self.parenthesize(expr.base, 100)
+            return "*".join([b] * int(expr.exp))
+        return super()._print_Pow(expr, rational=rational)
+
+
+def _fn(name: str, args: str, expr: sp.Expr, doc: str) -> str:
+    body = _Printer({"standard": "python3"}).doprint(expr)
+    return (f"@njit(cache=True)\ndef {name}({args}):\n    \"\"\"{doc}\"\"\"\n    return {body}\n")
+
+
+def generate_source() -> str:
+    """The text of ``_generated.py``: activations, loss entries and the per-neuron NTK as numba functions."""
+    parts = ['"""Numba functions printed from the SymPy expressions of ``_symbolic.py``.',
+             "",
+             "Generated by ``theorykit.theories.barlow_ntk._symbolic.generate_source()``; regenerate with",
+             "``python derivations/barlow_ntk.py``, never edit by hand. All arguments and results are float64.",
+             '"""', "", "import math", "", "from numba import njit", "", ""]
+    fns = []
+    for name in ACTIVATIONS:
+        fns.append(_fn(f"act_{name}", "u", activation_expr(name), f"{name}(u)."))
+        fns.append(_fn(f"dact_{name}", "u", activation_derivative(name), f"Derivative of {name} at u."))
+    le = loss_entry_exprs()
+    c = le["c"]
+    lam_p = sp.Symbol("lam")
+    rep = {c: sp.Symbol("c"), lam: lam_p}
+    fns.append(_fn("loss_diag", "c", le["diag"].subs(rep), "Diagonal loss term (1 - C_kk)^2."))
+    fns.append(_fn("loss_offdiag", "c, lam", le["offdiag"].subs(rep), "Off-diagonal loss term lambda C_kl^2."))
+    fns.append(_fn("dloss_diag", "c", le["ddiag"].subs(rep), "dL/dC_kk."))
+    fns.append(_fn("dloss_offdiag", "c, lam", le["doffdiag"].subs(rep), "dL/dC_kl for k != l."))
+    expr, sy = ntk_neuron_expr()
+    names = {sy["s"]: "s", sy["sp"]: "s2", sy["ds"]: "ds", sy["dsp"]: "ds2", sy["vk"]: "vk", sy["vl"]: "vl",
+             sy["xx"]: "xx", sy["delta"]: "delta"}
+    e2 = expr.subs({k: sp.Symbol(v) for k, v in names.items()})
+    fns.append(_fn("ntk_neuron", "s, s2, ds, ds2, vk, vl, xx, delta", e2,
+                   "One neuron's contribution to Theta_kl(x, x') (before the 1/M average)."))
+    return "\n".join(parts) + "\n\n".join(fns)
