@@ -91,6 +91,11 @@ def _fmt(x: Any) -> str:
         return str(x)
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _claim_record(c: Claim) -> dict[str, Any]:
     return {"name": c.name, "statement": c.statement, "measured": c.measured, "predicted": c.predicted,
             "tolerance": c.tolerance, "kind": c.kind, "criterion": c.criterion(), "deviation": c.deviation,
@@ -127,8 +132,8 @@ def render_markdown(reports: list[TheoryReport], record: Mapping[str, Any]) -> s
                   "| | claim | measured | theory | criterion |", "|---|---|---|---|---|"]
         for c in r.claims:
             mark = "PASS" if c.passed else "**FAIL**"
-            lines.append(f"| {mark} | {c.statement} (`{c.name}`) | {_fmt(c.measured)} | {_fmt(c.predicted)} "
-                         f"| {c.criterion()} |")
+            lines.append(f"| {mark} | {_cell(c.statement)} (`{c.name}`) | {_fmt(c.measured)} | {_fmt(c.predicted)} "
+                         f"| {_cell(c.criterion())} |")
         for c in r.claims:
             if not c.passed:
                 lines.append(f"\n> FAIL {c.describe_failure()}" + (f" — {c.details['error']}" if "error" in c.details else ""))

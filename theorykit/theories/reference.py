@@ -112,7 +112,7 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
     t_final = 400.0
     y0 = {"p1": 0.9, "p2": saddle2 * 0.9}
     t0 = time.perf_counter()
-    sol = solve(csys, y0, (0.0, t_final), params, t_eval=np.linspace(0, 60.0, 241), rtol=1e-10, atol=1e-12)
+    sol = solve(csys, y0, (0.0, t_final), params, t_eval=np.linspace(0, 250.0, 501), rtol=1e-10, atol=1e-12)
     long = solve(csys, y0, (0.0, t_final), params, rtol=1e-10, atol=1e-12)
     sol_np = solve(cnp, y0, (0.0, t_final), params, rtol=1e-10, atol=1e-12)
     timings["solve_s"] = time.perf_counter() - t0
@@ -153,8 +153,8 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(sol.t, sol.y[:, 0], label="$p_1$ (τ = 1)")
     ax.plot(sol.t, sol.y[:, 1], label="$p_2$ (τ = 0.6)")
-    for v, ls in ((stable, "--"), (saddle, ":"), (saddle2, ":")):
-        ax.axhline(v, color="gray", ls=ls, lw=0.8)
+    ax.axhline(stable, color="C0", ls="--", lw=0.8, label="stable root, mode 1")
+    ax.axhline(saddle2, color="C1", ls=":", lw=0.8, label="saddle root, mode 2")
     ax.set_xlabel("t")
     ax.set_ylabel("eigenmode $p_j$")
     ax.set_title("Cubic eigenmode dynamics: convergence vs collapse")
