@@ -76,6 +76,7 @@ def _cmd_derive(args) -> int:
 
 def register(sub) -> None:
     register_reproduce(sub)
+    register_solve(sub)
 
     p = sub.add_parser("systems", help="list the built-in ODE systems")
     p.set_defaults(func=_cmd_systems)
@@ -114,3 +115,59 @@ def register_reproduce(sub) -> None:
     p.add_argument("--tolerance", action="append", metavar="CLAIM=VALUE",
                    help="override a claim's tolerance, e.g. reference.fixed_point=1e-12")
     p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_solve(args) -> int:
+    import numpy as np
+
+    from ._io import save_result
+    from .solve import solve
+
+    builtin, csys, params = system_and_params(args)
+    y0 = {**builtin.y0, **parse_assignments(args.y0, "--y0")}
+    t_eval = np.linspace(0.0, args.t_final, args.points)
+    sol = solve(csys, y0, (0.0, args.t_final), params, method=args.method, t_eval=t_eval, dt=args.dt,
+                rtol=args.rtol, atol=args.atol, throw=False)
+    print(f"{args.system}: status {sol.status.name} at t = {sol.t[-1]:.6g}" + ("" if sol.success else f" ({sol.message})"))
+    for name, value in zip(csys.state_names, sol.final):
+        print(f"  {name} = {value:.10g}")
+    from pathlib import Path
+
+    out = Path(args.out)
+    arrays = {"t": sol.t, "y": sol.y}
+    arrays.update({f"obs_{k}": sol.observed(k) for k in csys.observable_names})
+    save_result(out / "trajectory", arrays, {"system": args.system, "params": params, "y0": y0,
+                                             "method": args.method, "status": sol.status.name,
+                                             "state_names": list(csys.state_names), "stats": dict(sol.stats)})
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, name in enumerate(csys.state_names):
+        ax.plot(sol.t, sol.y[:, i], label=name)
+    ax.set_xlabel("t")
+    ax.set_title(f"{args.system} ({sol.status.name})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "trajectory.png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {out / 'trajectory.npz'}, {out / 'trajectory.json'}, {out / 'trajectory.png'}")
+    return 0 if sol.success else 1
+
+
+def register_solve(sub) -> None:
+    from .solve import METHODS
+
+    p = sub.add_parser("solve", help="integrate a built-in system and plot the trajectory")
+    add_system_arguments(p)
+    p.add_argument("--y0", action="append", metavar="NAME=VALUE", help="override an initial value")
+    p.add_argument("--t-final", type=float, default=50.0, help="end time (default 50)")
+    p.add_argument("--points", type=int, default=501, help="output points (default 501)")
+    p.add_argument("--method", choices=METHODS, default="dopri5")
+    p.add_argument("--dt", type=float, default=None, help="step of fixed-step methods")
+    p.add_argument("--rtol", type=float, default=1e-8)
+    p.add_argument("--atol", type=float, default=1e-10)
+    p.add_argument("--out", default="theorykit-out/solve", help="output folder")
+    p.set_defaults(func=_cmd_solve)

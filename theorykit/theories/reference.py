@@ -158,7 +158,7 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
     ax.set_xlabel("t")
     ax.set_ylabel("eigenmode $p_j$")
     ax.set_title("Cubic eigenmode dynamics: convergence vs collapse")
-    ax.legend()
+    ax.legend(loc="center right")
     fig.tight_layout()
     fig.savefig(outdir / "eigenmodes.png", dpi=110)
     plt.close(fig)
