@@ -246,6 +246,16 @@ def kernel_flow_rhs(y, Theta, N, K, lam, out):
     out *= -1.0
 
 
+@njit("void(float64, float64[::1], float64[::1], float64[::1])", cache=True)
+def kernel_flow_rhs_into(t, y, p, out):
+    """:func:`kernel_flow_rhs` with the packed parameters ``p = [N, K, lam, Θ.ravel()]`` (theorykit.solve form)."""
+    N = int(p[0])
+    K = int(p[1])
+    nk = y.size
+    Theta = p[3:3 + nk * nk].reshape((nk, nk))
+    kernel_flow_rhs(y, Theta, N, K, p[2], out)
+
+
 @njit(cache=True)
 def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
     """Flow of the coefficients ``α`` (2N K,) of ``f = f_0 + Θ α`` on the training rows: ``α̇ = -∂L/∂f``."""

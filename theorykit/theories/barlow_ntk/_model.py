@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from ..._checks import check_finite_array, check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError, SolveError
+from ...solve import solve
 from . import _kernels as _k
 from ._symbolic import ACTIVATIONS
 
@@ -237,6 +237,34 @@ def train_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu", 
 
 
 # ---------------------------------------------------------------------------------------------- kernel model
+class KernelFlowSystem:
+    """The function-space flow as a compiled system for :func:`theorykit.solve.solve`.
+
+    Its right-hand side is the numba kernel ``kernel_flow_rhs_into`` (matrix form of the SymPy-derived
+    flow, checked against it in the tests); parameters are packed as ``[N, K, lambda, Θ.ravel()]``.
+    """
+
+    backend = "numba"
+    n_noise = 0
+
+    def __init__(self, n: int, K: int):
+        self.n, self.K = n, K
+        self.n_states = n * K
+        self.n_params = 3 + (n * K) ** 2
+        self.state_names = tuple(f"f_{i}_{k}" for i in range(n) for k in range(K))
+        self.param_names = ("N", "K", "lambda") + tuple(f"Theta_{a}" for a in range((n * K) ** 2))
+        self.rhs_into = _k.kernel_flow_rhs_into
+
+    def pack(self, N: int, lam: float, Theta: np.ndarray) -> np.ndarray:
+        return np.concatenate([[float(N), float(self.K), float(lam)], np.ravel(Theta)])
+
+    def pack_state(self, value) -> np.ndarray:
+        return np.asarray(value, dtype=np.float64)
+
+    def pack_params(self, value) -> np.ndarray:
+        return np.asarray(value, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class KernelFlowResult:
     """Function-space trajectory of the linearised model: ``F`` (n_t, n, K) on all n inputs, ``loss`` (n_t,)."""
@@ -268,18 +296,10 @@ def kernel_flow(F0, Theta, N: int, t_eval, *, lam: float = 1.0, rtol: float = 1e
     Theta = np.ascontiguousarray(check_finite_array("Theta", Theta, shape=(n * K, n * K)))
     t_eval = check_finite_array("t_eval", t_eval, ndim=1)
     lam = check_range("lam", lam, 0.0)
-    buf = np.empty(n * K)
-
-    def rhs(t, y):
-        _k.kernel_flow_rhs(y, Theta, N, K, lam, buf)
-        return buf.copy()
-
-    # TODO(theorykit.solve): switch to solve(compile_system(...)) once the solve stage lands
-    sol = solve_ivp(rhs, (float(t_eval[0]), float(t_eval[-1])), F0.ravel(), t_eval=t_eval, method="RK45",
-                    rtol=rtol, atol=atol)
-    if not sol.success:
-        raise SolveError(f"kernel flow integration failed: {sol.message}")
-    F = sol.y.T.reshape(len(t_eval), n, K)
+    csys = KernelFlowSystem(n, K)
+    sol = solve(csys, F0.ravel(), (float(t_eval[0]), float(t_eval[-1])), csys.pack(N, lam, Theta),
+                method="dopri5", t_eval=t_eval, rtol=rtol, atol=atol, blow_up=np.inf)
+    F = sol.y.reshape(len(t_eval), n, K)
     loss = np.array([barlow_loss(Fi[:N].T @ Fi[N:2 * N] / N, lam) for Fi in F])
     return KernelFlowResult(t=sol.t, F=F, loss=loss)
 

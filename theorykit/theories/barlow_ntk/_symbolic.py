@@ -140,12 +140,14 @@ def relu_arccos_exprs() -> dict[str, sp.Expr]:
 
 # ---------------------------------------------------------------------------------------------- flows
 def network_flow_system(d: int, M: int, K: int, N: int, activation: str = "tanh",
-                        generic: bool = False) -> ODESystem:
+                        generic: bool = False, expand: bool = True) -> ODESystem:
     r"""Gradient flow :math:`\dot\theta = -\nabla_\theta L` of a small network, as an ODESystem.
 
     States are the entries of ``W`` (M x d) and ``V`` (K x M); parameters are the data ``x_{i,a}``,
     ``xp_{i,a}`` (the positive views) and ``lambda``. With ``generic=True`` the activation stays an
     undefined function ``sigma`` (for rendering); otherwise it is the concrete ``activation``.
+    ``expand=False`` skips expanding the right-hand sides (built by :func:`theorykit.derive.gradient_flow`
+    otherwise), which is much faster for numeric checks.
     """
     W = sp.Matrix(M, d, lambda m, a: sp.Symbol(f"w_{m}{a}", real=True))
     V = sp.Matrix(K, M, lambda k, m: sp.Symbol(f"v_{k}{m}", real=True))
@@ -163,9 +165,14 @@ def network_flow_system(d: int, M: int, K: int, N: int, activation: str = "tanh"
     L = barlow_loss_of_C(C)
     states = list(W) + list(V)
     params = [lam] + list(X) + list(Xp)
-    return gradient_flow(L, states, params, name="barlow_twins_network_flow",
-                         provenance=(f"two-layer network f = M^(-1/2) V sigma(W x), d={d}, M={M}, K={K}, N={N}",
-                                     "Barlow Twins loss on C = (1/N) sum_i f(x_i) f(x_i^+)^T"))
+    prov = (f"two-layer network f = M^(-1/2) V sigma(W x), d={d}, M={M}, K={K}, N={N}",
+            "Barlow Twins loss on C = (1/N) sum_i f(x_i) f(x_i^+)^T")
+    if expand:
+        return gradient_flow(L, states, params, name="barlow_twins_network_flow", provenance=prov)
+    # unexpanded -dL/dtheta: the same equations, far cheaper to build for numeric checks
+    return ODESystem(t=sp.Symbol("t", real=True), states=tuple(states),
+                     rhs=tuple(-sp.diff(L, s) for s in states), params=tuple(params), observed={"loss": L},
+                     name="barlow_twins_network_flow", provenance=prov + ("gradient flow of the loss, rates 1",))
 
 
 def kernel_flow_system(N: int, K: int, n_extra: int = 0) -> ODESystem:
