@@ -1,0 +1,115 @@
+"""Continuation: normal forms with known bifurcation points, branch shapes against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from theorykit.analysis import Branch, continue_branch, find_fixed_points, load_result
+from theorykit.compile import compile_system
+from theorykit.errors import InvalidParameterError
+from theorykit.theories import reference as R
+
+
+@pytest.fixture(scope="module")
+def systems():
+    return {name: compile_system(getattr(R, name)())
+            for name in ("saddle_node", "transcritical", "pitchfork", "hopf", "eigenmode_cubic")}
+
+
+def test_saddle_node_fold_located(systems):
+    c = systems["saddle_node"]
+    (start,) = [fp for fp in find_fixed_points(c, {"r": -1.0}) if fp.stable]
+    br = continue_branch(c, start, {"r": -1.0}, "r", (-1.0, 0.5))
+    folds = br.special("fold")
+    assert len(folds) == 1 and not br.special("branch_point") and not br.special("hopf")
+    assert abs(folds[0].param_value) < 1e-6
+    assert abs(folds[0].y[0]) < 1e-3
+    # the branch is r = -x^2, stable (x < 0) then unstable (x > 0); it turns at the fold
+    np.testing.assert_allclose(br.param_values, -br.states[:, 0] ** 2, atol=1e-9)
+    x = br.states[:, 0]
+    assert np.all(br.stable[x < -1e-3]) and not np.any(br.stable[x > 1e-3])
+    assert x[0] == pytest.approx(-1.0) and x[-1] == pytest.approx(1.0)
+    assert br.stop_reason == "bounds"
+
+
+def test_transcritical_branch_point(systems):
+    c = systems["transcritical"]
+    triv = continue_branch(c, [0.0], {"r": -1.0}, "r", (-1.0, 1.0))
+    (bp,) = triv.special_points
+    assert bp.kind == "branch_point" and abs(bp.param_value) < 1e-6
+    np.testing.assert_allclose(triv.states[:, 0], 0.0, atol=1e-12)
+    # x = 0 is stable for r < 0, unstable for r > 0: the exchange of stability
+    r = triv.param_values
+    assert np.all(triv.stable[r < -1e-6]) and not np.any(triv.stable[r > 1e-6])
+    other = continue_branch(c, [-1.0], {"r": -1.0}, "r", (-1.0, 1.0))
+    np.testing.assert_allclose(other.states[:, 0], other.param_values, atol=1e-9)
+    assert [sp.kind for sp in other.special_points] == ["branch_point"]
+    assert abs(other.special_points[0].param_value) < 1e-6
+    assert not np.any(other.stable[other.param_values < -1e-6])
+    assert np.all(other.stable[other.param_values > 1e-6])
+
+
+def test_pitchfork(systems):
+    c = systems["pitchfork"]
+    triv = continue_branch(c, [0.0], {"r": -1.0}, "r", (-1.0, 1.0))
+    assert [sp.kind for sp in triv.special_points] == ["branch_point"]
+    assert abs(triv.special_points[0].param_value) < 1e-6
+    # the symmetric branch x^2 = r turns at the pitchfork point, which is a branch point (not a fold)
+    sym = continue_branch(c, [1.0], {"r": 1.0}, "r", (-1.0, 1.0), direction=-1)
+    np.testing.assert_allclose(sym.param_values, sym.states[:, 0] ** 2, atol=1e-9)
+    assert [sp.kind for sp in sym.special_points] == ["branch_point"]
+    assert abs(sym.special_points[0].param_value) < 1e-6
+    assert sym.states[-1, 0] == pytest.approx(-1.0)
+    assert np.all(sym.stable[np.abs(sym.states[:, 0]) > 1e-3])
+
+
+def test_hopf_located_and_eigenvalues_follow_closed_form(systems):
+    c = systems["hopf"]
+    br = continue_branch(c, [0.0, 0.0], {"mu": -1.0, "omega": 1.5}, "mu", (-1.0, 1.0))
+    (h,) = br.special_points
+    assert h.kind == "hopf" and abs(h.param_value) < 1e-6
+    np.testing.assert_allclose(h.eigenvalues, [h.param_value + 1.5j, h.param_value - 1.5j], atol=1e-8)
+    mu = br.param_values
+    np.testing.assert_allclose(br.eigenvalues[:, 0], mu + 1.5j, atol=1e-9)
+    assert np.all(br.stable[mu < -1e-6]) and not np.any(br.stable[mu > 1e-6])
+
+
+def test_fold_of_the_eigenmode_cubic(systems):
+    c = systems["eigenmode_cubic"]
+    p = {"eta": 0.05, "sigma2": 0.5, "tau": 1.0, "tau2": 0.5}
+    br = continue_branch(c, [0.6, 0.0], p, "eta", (0.0, 0.3), direction=0)
+    (fold,) = br.special("fold")
+    # (1 + sigma2) p^2 - tau p + eta = 0 has a double root at eta = tau^2 / (4 (1 + sigma2))
+    assert fold.param_value == pytest.approx(1.0 / 6.0, abs=1e-8)
+    assert fold.y[0] == pytest.approx(1.0 / 3.0, abs=1e-4)
+    # both halves joined, the parameter starts and ends on the bounds
+    assert br.param_values[0] == pytest.approx(0.0) and br.param_values[-1] == pytest.approx(0.0)
+    assert br.special_points[0].index > 0 and br.param_values[br.special_points[0].index] == fold.param_value
+
+
+def test_branch_save_load_roundtrip(systems, tmp_path):
+    c = systems["hopf"]
+    br = continue_branch(c, [0.0, 0.0], {"mu": -1.0, "omega": 1.0}, "mu", (-1.0, 1.0))
+    br.save(tmp_path / "b")
+    back = load_result(tmp_path / "b")
+    assert isinstance(back, Branch)
+    np.testing.assert_array_equal(back.param_values, br.param_values)
+    np.testing.assert_array_equal(back.eigenvalues, br.eigenvalues)
+    assert [(s.kind, s.param_value, s.index) for s in back.special_points] == \
+        [(s.kind, s.param_value, s.index) for s in br.special_points]
+    assert back.params == {"omega": 1.0}
+
+
+def test_continuation_bad_inputs(systems):
+    c = systems["saddle_node"]
+    with pytest.raises(InvalidParameterError, match="not a parameter"):
+        continue_branch(c, [-1.0], {"r": -1.0}, "q")
+    with pytest.raises(InvalidParameterError, match="outside bounds"):
+        continue_branch(c, [-1.0], {"r": -1.0}, "r", (0.0, 1.0))
+    with pytest.raises(InvalidParameterError, match="Newton did not converge"):
+        continue_branch(c, [3.0], {"r": 1.0}, "r", (-1.0, 1.0))
+    with pytest.raises(InvalidParameterError, match="direction"):
+        continue_branch(c, [-1.0], {"r": -1.0}, "r", direction=2)
+    with pytest.raises(InvalidParameterError, match="ds"):
+        continue_branch(c, [-1.0], {"r": -1.0}, "r", ds=-0.1)
