@@ -1,0 +1,273 @@
+"""Numba kernels of the contrastive model: Gauss-quadrature expectations of the derived loss derivatives,
+the order-parameter right-hand side, finite-n online SGD and the McKean-Vlasov particle method.
+
+The quadrature kernels take the compiled integrand ``integrand(t, z[2], p[0], out[5])`` (the
+``observed_into`` of :func:`._symbolic.integrand_system` through ``compile_system``) as an argument;
+numba specialises them per integrand in each process (functions taking a dispatcher argument do not hit
+numba's on-disk cache), the SGD kernel is cached.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+ACT_CODES = {"tanh": 0, "linear": 1}
+LAW_CODES = {"discrete": 0, "gaussian": 1, "uniform": 2}
+
+
+@njit
+def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
+    """Expectations of one neuron at the order parameters ``(q, Q)``.
+
+    Parameters
+    ----------
+    integrand : numba dispatcher ``(t, z float64[2], p float64[0], out float64[5])`` writing
+        ``(∂1ℓ, ∂2ℓ, ℓ11, ℓ12, ℓ22)``.
+    q : float64[d]; Q : float
+    s2, kap : float
+        ``η + σ²`` and ``η + ρσ²``.
+    cx, cw : float64[L]
+        One-coordinate quadrature rule of the law of ``c`` (zero weights are skipped); the rule for ``c``
+        in ``R^d`` is its tensor product.
+    gx, gw : float64[G]
+        Gauss–Hermite rule for a standard normal (weights summing to 1).
+    A : float64[d]
+        Output: ``A_i = E[(∂1ℓ + ∂2ℓ) c_i]``.
+
+    Returns
+    -------
+    (B, D) : floats, ``Σ C_ab E[ℓ_ab]`` and ``Σ C_ab E[∂aℓ ∂bℓ]``.
+    """
+    d = q.shape[0]
+    L = cx.shape[0]
+    G = gx.shape[0]
+    a = math.sqrt(max(0.5 * (s2 + kap), 0.0) * max(Q, 0.0))
+    b = math.sqrt(max(0.5 * (s2 - kap), 0.0) * max(Q, 0.0))
+    z = np.empty(2)
+    p0 = np.empty(0)
+    buf = np.empty(5)
+    idx = np.zeros(d, dtype=np.int64)
+    c = np.empty(d)
+    for i in range(d):
+        A[i] = 0.0
+    B = 0.0
+    D = 0.0
+    total = L ** d
+    for flat in range(total):
+        rem = flat
+        wc = 1.0
+        h = 0.0
+        for i in range(d):
+            idx[i] = rem % L
+            rem //= L
+            wc *= cw[idx[i]]
+            c[i] = cx[idx[i]]
+            h += q[i] * c[i]
+        if wc == 0.0:
+            continue
+        sA = 0.0
+        sB = 0.0
+        sD = 0.0
+        for i0 in range(G):
+            u = a * gx[i0]
+            for i1 in range(G):
+                w = gw[i0] * gw[i1]
+                v = b * gx[i1]
+                z[0] = h + u + v
+                z[1] = h + u - v
+                integrand(0.0, z, p0, buf)
+                sA += w * (buf[0] + buf[1])
+                sB += w * (s2 * (buf[2] + buf[4]) + 2.0 * kap * buf[3])
+                sD += w * (s2 * (buf[0] * buf[0] + buf[1] * buf[1]) + 2.0 * kap * buf[0] * buf[1])
+        for i in range(d):
+            A[i] += wc * sA * c[i]
+        B += wc * sB
+        D += wc * sD
+    return B, D
+
+
+@njit
+def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, cx, cw, gx, gw, out):
+    """Right-hand side of the closed ODEs for K independent neurons.
+
+    ``y`` and ``out`` are float64[K (d + 1)], laid out ``[q_11..q_d1, Q_1, ..., q_1K..q_dK, Q_K]``:
+    ``dq = -τ (A + (B + λ) q)``, ``dQ = -2τ (q·A + Q B + λ Q) + τ² D``.
+    """
+    K = y.shape[0] // (d + 1)
+    A = np.empty(d)
+    for k in range(K):
+        o = k * (d + 1)
+        q = y[o:o + d]
+        Q = y[o + d]
+        B, D = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        qa = 0.0
+        for i in range(d):
+            out[o + i] = -tau * (A[i] + (B + lam) * q[i])
+            qa += q[i] * A[i]
+        out[o + d] = -2.0 * tau * (qa + Q * B + lam * Q) + tau * tau * D
+
+
+@njit(cache=True)
+def _act(code, z):
+    if code == 0:
+        return math.tanh(z)
+    return z
+
+
+@njit(cache=True)
+def _dact(code, z):
+    if code == 0:
+        t = math.tanh(z)
+        return 1.0 - t * t
+    return 1.0
+
+
+@njit(cache=True)
+def _draw_c(law_code, cx, ccum, scale):
+    if law_code == 0:
+        u = np.random.random()
+        j = 0
+        while j < ccum.shape[0] - 1 and u > ccum[j]:
+            j += 1
+        return cx[j]
+    if law_code == 1:
+        return scale * np.random.standard_normal()
+    return scale * (2.0 * np.random.random() - 1.0)
+
+
+@njit(cache=True)
+def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, reg, n_steps, record_every,
+            seed, out_q, out_Q):
+    """Online SGD of the pair loss ``-Σ_k f(z1k) f(z2k)`` with fresh samples, in place on ``W``.
+
+    Parameters
+    ----------
+    W : float64[n, K]
+        Weights (updated in place).
+    U : float64[n, d]
+        Orthonormal feature directions.
+    act : int (0 tanh, 1 linear); law_code : int (0 discrete on ``cx`` with cumulative probs ``ccum``,
+        1 Gaussian, 2 uniform on ``[-cscale, cscale]``)
+    eta, sigma, rho, tau, lam : float
+    reg : int
+        0: L2 step ``-(τ/n) λ w``; 1: L1 step ``-(τ/n) (λ/√n) sign(w)``.
+    n_steps, record_every : int
+    seed : int
+    out_q : float64[n_rec, d, K], out_Q : float64[n_rec, K]
+        Overlaps ``Uᵀ W`` and squared norms recorded at steps ``0, record_every, ...``.
+    """
+    np.random.seed(seed)
+    n, K = W.shape
+    d = U.shape[1]
+    c = np.empty(d)
+    x1 = np.empty(n)
+    x2 = np.empty(n)
+    z1 = np.empty(K)
+    z2 = np.empty(K)
+    g1 = np.empty(K)
+    g2 = np.empty(K)
+    step = tau / n
+    l1 = lam / math.sqrt(n)
+    sq_eta = math.sqrt(eta)
+    r2 = math.sqrt(max(1.0 - rho * rho, 0.0))
+    rec = 0
+    for it in range(n_steps + 1):
+        if it % record_every == 0 and rec < out_q.shape[0]:
+            for k in range(K):
+                s = 0.0
+                for j in range(n):
+                    s += W[j, k] * W[j, k]
+                out_Q[rec, k] = s
+                for i in range(d):
+                    s = 0.0
+                    for j in range(n):
+                        s += U[j, i] * W[j, k]
+                    out_q[rec, i, k] = s
+            rec += 1
+        if it == n_steps:
+            break
+        for i in range(d):
+            c[i] = _draw_c(law_code, cx, ccum, cscale)
+        for j in range(n):
+            base = 0.0
+            for i in range(d):
+                base += U[j, i] * c[i]
+            if eta > 0.0:
+                base += sq_eta * np.random.standard_normal()
+            e1 = np.random.standard_normal()
+            e2 = rho * e1 + (r2 * np.random.standard_normal() if r2 > 0.0 else 0.0)
+            x1[j] = base + sigma * e1
+            x2[j] = base + sigma * e2
+        for k in range(K):
+            s1 = 0.0
+            s2_ = 0.0
+            for j in range(n):
+                s1 += W[j, k] * x1[j]
+                s2_ += W[j, k] * x2[j]
+            z1[k] = s1
+            z2[k] = s2_
+            f1 = _act(act, s1)
+            f2 = _act(act, s2_)
+            g1[k] = -_dact(act, s1) * f2
+            g2[k] = -f1 * _dact(act, s2_)
+        for k in range(K):
+            for j in range(n):
+                wj = W[j, k]
+                if reg == 0:
+                    r = lam * wj
+                else:
+                    r = l1 * (1.0 if wj > 0.0 else (-1.0 if wj < 0.0 else 0.0))
+                W[j, k] = wj - step * (g1[k] * x1[j] + g2[k] * x2[j] + r)
+
+
+@njit
+def particle_run(integrand, xi, theta, tau, lam, s2, kap, reg, cx, cw, gx, gw, dt, n_steps, record_every, seed,
+                 out_q, out_Q):
+    """Particle method for the McKean–Vlasov PDE of one neuron (Euler–Maruyama on every particle).
+
+    ``dθ = -τ (ξ̄·A + θ B + Γ'(θ)) dt + τ √D dW`` with ``A, B, D`` evaluated at the empirical
+    ``q = mean(ξ̄ θ)``, ``Q = mean(θ²)``; ``Γ' = λθ`` (``reg = 0``) or ``λ sign θ`` (``reg = 1``).
+
+    Parameters
+    ----------
+    xi : float64[N, d]  (feature coordinates of the particles, fixed)
+    theta : float64[N]  (updated in place)
+    out_q : float64[n_rec, d], out_Q : float64[n_rec]
+    """
+    np.random.seed(seed)
+    N, d = xi.shape
+    q = np.empty(d)
+    A = np.empty(d)
+    rec = 0
+    for it in range(n_steps + 1):
+        for i in range(d):
+            s = 0.0
+            for j in range(N):
+                s += xi[j, i] * theta[j]
+            q[i] = s / N
+        Q = 0.0
+        for j in range(N):
+            Q += theta[j] * theta[j]
+        Q /= N
+        if it % record_every == 0 and rec < out_q.shape[0]:
+            for i in range(d):
+                out_q[rec, i] = q[i]
+            out_Q[rec] = Q
+            rec += 1
+        if it == n_steps:
+            break
+        B, D = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        amp = tau * math.sqrt(max(D, 0.0) * dt)
+        for j in range(N):
+            th = theta[j]
+            drift = B * th
+            for i in range(d):
+                drift += xi[j, i] * A[i]
+            if reg == 0:
+                drift += lam * th
+            else:
+                drift += lam * (1.0 if th > 0.0 else (-1.0 if th < 0.0 else 0.0))
+            theta[j] = th - tau * drift * dt + amp * np.random.standard_normal()
