@@ -113,3 +113,29 @@ def test_continuation_bad_inputs(systems):
         continue_branch(c, [-1.0], {"r": -1.0}, "r", direction=2)
     with pytest.raises(InvalidParameterError, match="ds"):
         continue_branch(c, [-1.0], {"r": -1.0}, "r", ds=-0.1)
+
+
+def test_bifurcations_on_nontrivial_branches():
+    from theorykit.derive import make_system
+
+    # Brusselator: equilibrium (a, b/a) moves with b; Hopf at b = 1 + a^2
+    bru = compile_system(make_system(["x", "y"], ["a - (b + 1)*x + x**2*y", "b*x - x**2*y"], ["a", "b"],
+                                     name="brusselator"))
+    br = continue_branch(bru, [1.5, 1.0 / 1.5], {"a": 1.5, "b": 1.0}, "b", (0.5, 5.0))
+    (h,) = br.special_points
+    assert h.kind == "hopf" and h.param_value == pytest.approx(1 + 1.5 ** 2, abs=1e-6)
+    np.testing.assert_allclose(h.y, [1.5, h.param_value / 1.5], atol=1e-8)
+    np.testing.assert_allclose(br.states[:, 1], br.param_values / 1.5, atol=1e-9)
+    # a coupled fold: y = x, r = x^2 + x turns at x = -1/2, r = -1/4
+    fold2 = compile_system(make_system(["x", "y"], ["r - x**2 - y", "x - y"], ["r"], name="fold2"))
+    br = continue_branch(fold2, [1.0, 1.0], {"r": 2.0}, "r", (-1.0, 3.0), direction=0)
+    (f,) = br.special_points
+    assert f.kind == "fold" and f.param_value == pytest.approx(-0.25, abs=1e-9)
+    np.testing.assert_allclose(f.y, [-0.5, -0.5], atol=1e-4)
+    # Hopf with a third, strongly damped and coupled direction (the test function's extra factors stay > 0)
+    h3 = compile_system(make_system(["x", "y", "z"], ["mu*x - y - x*(x**2 + y**2) + z",
+                                                      "x + mu*y - y*(x**2 + y**2)", "-2*z + x*y"],
+                                    ["mu"], name="hopf3"))
+    br = continue_branch(h3, [0.0, 0.0, 0.0], {"mu": -1.0}, "mu", (-1.0, 1.0))
+    assert [sp.kind for sp in br.special_points] == ["hopf"]
+    assert abs(br.special_points[0].param_value) < 1e-6
