@@ -333,3 +333,34 @@ def test_compiled_polynomial_modes_reach_fixed_points(compiled_systems, method):
                             method=method, **opts)
         np.testing.assert_allclose(results[be].final, [stable, 0.0], atol=1e-6)
     np.testing.assert_allclose(results["numba"].final, results["numpy"].final, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ bounded step buffers
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_long_runs_continue_in_new_buffers(monkeypatch, backend):
+    import theorykit.solve._solve as solve_module
+
+    ref = REFERENCES["oscillator"]
+    csys = ref.compiled(backend)
+    events = [Threshold("x", 0.0)]
+    full = solve(csys, ref.y0, ref.t_span, ref.p, dense=True, events=events)
+    monkeypatch.setattr(solve_module, "BUFFER_BYTES", 8 * 2 * 6 * 20)  # about 20 steps per buffer
+    part = solve(csys, ref.y0, ref.t_span, ref.p, dense=True, events=events)
+    assert part.status is Status.SUCCESS and part.stats["n_steps"] > 60
+    assert np.all(np.diff(part.t) > 0) and part.t.size == part.stats["n_steps"] + 1
+    assert part.dense.t0.size == part.stats["n_steps"]
+    np.testing.assert_allclose(part.y, ref.exact(part.t, ref.y0, ref.p), atol=1e-7)
+    ts = np.linspace(*ref.t_span, 37)
+    np.testing.assert_allclose(part.at(ts), ref.exact(ts, ref.y0, ref.p), atol=1e-7)
+    np.testing.assert_allclose(part.events.t, full.events.t, atol=1e-8)
+    t_eval = np.linspace(*ref.t_span, 7)
+    sol = solve(csys, ref.y0, ref.t_span, ref.p, dense=True, t_eval=t_eval)
+    np.testing.assert_array_equal(sol.t, t_eval)
+    np.testing.assert_allclose(sol.y, ref.exact(t_eval, ref.y0, ref.p), atol=1e-7)
+    # a fixed-step SDE path is the same whether or not it was split
+    ou = REFERENCES["ou"]
+    whole = solve(ou.compiled(backend), ou.y0, (0.0, 1.0), ou.p, method="euler_maruyama", dt=0.01, seed=5)
+    monkeypatch.setattr(solve_module, "BUFFER_BYTES", 8 * 1 * 20)
+    split = solve(ou.compiled(backend), ou.y0, (0.0, 1.0), ou.p, method="euler_maruyama", dt=0.01, seed=5)
+    np.testing.assert_array_equal(whole.t, split.t)
+    np.testing.assert_array_equal(whole.y, split.y)

@@ -156,7 +156,7 @@ def _python_ensemble(K, common, tail, a, b, Y0, P, seeds, y, y_final, t_final, s
         for i in range(a, b):
             out_t = np.empty(n_t)
             empty = np.empty(0)
-            s, m, _, tf = K.integrate(*common, Y0[i], P[i], *tail, seeds[i], out_t, y[i], y_final[i], empty, empty,
+            s, m, _, tf, _ = K.integrate(*common, Y0[i], P[i], *tail, seeds[i], out_t, y[i], y_final[i], empty, empty,
                                       np.empty((0, 5, ns)), ev_t[i], ev_y[i], ev_which[i], stats[i])
             status[i], n_out[i], t_final[i] = s, m, tf
     finally:

@@ -75,6 +75,7 @@ MAX_STEPS = 2
 STEP_SIZE_UNDERFLOW = 3
 NON_FINITE = 4
 BLOW_UP = 5
+BUFFER_FULL = -2  # internal: the step-output or dense buffer is full; the caller resumes from t_final
 
 # Event kinds (column 0 of an event spec row (kind, index, value, direction, terminal)).
 EV_STATE = 0  # g = y[index] - value
@@ -489,9 +490,11 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
 
     Returns
     -------
-    (status, n_out, n_dense, t_final) : (int, int, int, float)
-        Status code, number of rows of ``out_t``/``out_y`` written, dense steps stored and the time
-        where integration stopped. Rows past ``n_out`` are never written.
+    (status, n_out, n_dense, t_final, h_next) : (int, int, int, float, float)
+        Status code, number of rows of ``out_t``/``out_y`` written, dense steps stored, the time where
+        integration stopped and the step size to continue with. Rows past ``n_out`` are never written.
+        ``BUFFER_FULL`` means that the per-step output (``t_eval`` empty) or dense buffer filled up
+        before ``t1``: the caller continues from ``(t_final, y_final)`` with ``first_step=h_next``.
     """
     n = y0.shape[0]
     n_t = t_eval.shape[0]
@@ -644,6 +647,9 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
             status = BLOW_UP
             break
         h = h_next
+        if t < t1 and ((save_steps and i_out >= out_t.shape[0]) or (cap_dense > 0 and n_dense >= cap_dense)):
+            status = BUFFER_FULL
+            break
 
     for i in range(n):
         y_final[i] = y[i]
@@ -651,7 +657,7 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
     stats[ST_REJECTED] = n_rej
     stats[ST_RHS] = n_rhs
     stats[ST_EVENTS] = n_ev
-    return status, i_out, n_dense, t
+    return status, i_out, n_dense, t, h
 
 
 @njit(cache=True, parallel=True)
@@ -674,7 +680,7 @@ def integrate_ensemble(rhs, diffusion, n_noise, method, t0, t1, y0s, ps, t_eval,
         dense_t = np.empty(0)
         dense_h = np.empty(0)
         dense_r = np.empty((0, 5, n))
-        s, m, nd, tf = integrate(rhs, diffusion, n_noise, method, t0, t1, y0s[i], ps[i], t_eval, rtol, atol,
+        s, m, nd, tf, hn = integrate(rhs, diffusion, n_noise, method, t0, t1, y0s[i], ps[i], t_eval, rtol, atol,
                                  first_step, max_step, dt, max_steps, blow_up, events, seeds[i], out_t,
                                  out_y[i], y_final[i], dense_t, dense_h, dense_r, ev_t[i], ev_y[i],
                                  ev_which[i], stats[i])
@@ -689,7 +695,7 @@ def zero_diffusion(t, y, p, out):
     return None
 
 
-INTEGRATE_SIGNATURE = _nt.Tuple((_I8, _I8, _I8, _F8))(
+INTEGRATE_SIGNATURE = _nt.Tuple((_I8, _I8, _I8, _F8, _F8))(
     RHS_TYPE, DIFFUSION_TYPE, _I8, _I8, _F8, _F8, _A1, _A1, _A1, _F8, _F8, _F8, _F8, _F8, _I8, _F8, _A2, _I8,
     _A1, _A2, _A1, _A1, _A1, _A3, _A1, _A2, _I1, _I1)
 ENSEMBLE_SIGNATURE = _nt.void(

@@ -218,6 +218,10 @@ def em_seed(seed: SeedLike) -> int:
     return int(as_generator(seed).integers(0, 2**32 - 1))
 
 
+#: Largest per-step output / dense buffer (bytes) allocated at once; longer runs continue in new buffers.
+BUFFER_BYTES = 1 << 26
+
+
 def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, atol, first_step, max_step, dt,
                   max_steps, blow_up) -> Solution:
     n = y0.shape[0]
@@ -228,40 +232,63 @@ def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, 
         cap_steps = min(max_steps, int(math.ceil((t1 - t0) / dt)) + te.size + 1)
     else:
         cap_steps = max_steps
+    # Buffers for every step are bounded in size; the kernel stops with BUFFER_FULL and is resumed.
+    cap_steps = max(2, min(cap_steps, BUFFER_BYTES // (8 * n * (6 if dense else 1))))
     cap_out = te.size if te.size else cap_steps + 2
-    out_t = np.empty(cap_out)
-    out_y = np.empty((cap_out, n))
     cap_d = cap_steps if dense else 0
-    dense_t, dense_h, dense_r = np.empty(cap_d), np.empty(cap_d), np.empty((cap_d, 5, n))
     cap_e = EVENT_CAPACITY if ev.shape[0] else 0
-    ev_t, ev_y, ev_which = np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)
-    y_final = np.empty(n)
     stats = np.zeros(_kernels.N_STATS, dtype=np.int64)
+    total = np.zeros(_kernels.N_STATS, dtype=np.int64)
+    y_final = np.empty(n)
     s = em_seed(seed) if method == "euler_maruyama" else -1
-    args = (csys.rhs_into, diffusion, n_noise, code, t0, t1, y0, p, te, rtol, atol, first_step, max_step, dt,
-            max_steps, blow_up, ev, s, out_t, out_y, y_final, dense_t, dense_h, dense_r, ev_t, ev_y, ev_which,
-            stats)
-    if K is _kernels:
-        status, n_out, n_dense, t_final = K.integrate(*args)
-    else:
-        state = np.random.get_state() if method == "euler_maruyama" else None
-        try:
-            with np.errstate(all="ignore"):  # non-finite values are detected and reported as a status
-                status, n_out, n_dense, t_final = K.integrate(*args)
-        finally:
-            if state is not None:  # the plain-Python kernel seeds numpy's global generator: restore it
-                np.random.set_state(state)
-    n_ev = int(stats[_kernels.ST_EVENTS])
-    k = min(n_ev, cap_e)
+    pieces_t, pieces_y, dense_parts, ev_parts = [], [], [], []
+    t_start, y_start, h_start, steps_left = t0, y0, first_step, max_steps
+    state = np.random.get_state() if (K is not _kernels and method == "euler_maruyama") else None
+    try:
+        while True:
+            te_cur, discard = te, False
+            if te.size and pieces_t:  # resumed: only the output times not yet written
+                te_cur = te[te > t_start]
+                if not te_cur.size:  # none left (only the dense output is still being filled)
+                    te_cur, discard = np.array([t1]), True
+                cap_out = te_cur.size
+            out_t, out_y = np.empty(cap_out), np.empty((cap_out, n))
+            dense_t, dense_h, dense_r = np.empty(cap_d), np.empty(cap_d), np.empty((cap_d, 5, n))
+            ev_t, ev_y, ev_which = np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)
+            args = (csys.rhs_into, diffusion, n_noise, code, t_start, t1, y_start, p, te_cur, rtol, atol, h_start,
+                    max_step, dt, steps_left, blow_up, ev, s, out_t, out_y, y_final, dense_t, dense_h, dense_r,
+                    ev_t, ev_y, ev_which, stats)
+            if K is _kernels:
+                status, n_out, n_dense, t_final, h_next = K.integrate(*args)
+            else:
+                with np.errstate(all="ignore"):  # non-finite values are detected and reported as a status
+                    status, n_out, n_dense, t_final, h_next = K.integrate(*args)
+            skip = 1 if pieces_t and not te.size else 0  # a resumed run repeats its starting point
+            if discard:
+                skip = n_out
+            pieces_t.append(out_t[skip:n_out])
+            pieces_y.append(out_y[skip:n_out])
+            dense_parts.append((dense_t[:n_dense], dense_h[:n_dense], dense_r[:n_dense]))
+            k = min(int(stats[_kernels.ST_EVENTS]), cap_e)
+            ev_parts.append((ev_t[:k], ev_y[:k], ev_which[:k]))
+            total += stats
+            if status != _kernels.BUFFER_FULL:
+                break
+            # Continue where the full buffer stopped; the random stream continues unseeded.
+            t_start, y_start, h_start, s = t_final, y_final.copy(), h_next, -1
+            steps_left -= int(stats[_kernels.ST_ACCEPTED] + stats[_kernels.ST_REJECTED])
+    finally:
+        if state is not None:  # the plain-Python kernel seeds numpy's global generator: restore it
+            np.random.set_state(state)
+    n_ev = int(total[_kernels.ST_EVENTS])
     return Solution(
-        t=out_t[:n_out].copy(), y=out_y[:n_out].copy(), params=p, status=Status(int(status)),
-        stats={"n_steps": int(stats[_kernels.ST_ACCEPTED]), "n_rejected": int(stats[_kernels.ST_REJECTED]),
-               "n_rhs_evals": int(stats[_kernels.ST_RHS]), "n_jac_evals": 0, "n_events": n_ev},
-        events=EventRecord(ev_t[:k].copy(), ev_y[:k].copy(), ev_which[:k].copy(), n_ev),
+        t=np.concatenate(pieces_t), y=np.concatenate(pieces_y), params=p, status=Status(int(status)),
+        stats={"n_steps": int(total[_kernels.ST_ACCEPTED]), "n_rejected": int(total[_kernels.ST_REJECTED]),
+               "n_rhs_evals": int(total[_kernels.ST_RHS]), "n_jac_evals": 0, "n_events": n_ev},
+        events=EventRecord(*(np.concatenate(parts) for parts in zip(*ev_parts)), n_ev),
         state_names=tuple(csys.state_names), param_names=tuple(csys.param_names), method=method,
         t_final=float(t_final), y_final=y_final,
-        dense=DenseOutput(dense_t[:n_dense].copy(), dense_h[:n_dense].copy(), dense_r[:n_dense].copy())
-        if dense and n_dense else None,
+        dense=DenseOutput(*(np.concatenate(parts) for parts in zip(*dense_parts))) if dense and total[0] else None,
         system=csys)
 
 
