@@ -120,18 +120,20 @@ def forward(U, W, bias, S, H):
 
 
 @njit(cache=True)
-def loss_grad(UX, UY, W, bias, tau, lam, SX, HX, SY, HY, grad):
+def loss_grad(UX, UY, W, bias, Wsg, bias_sg, tau, lam, SX, HX, SY, HY, grad):
     """InfoNCE loss with a stop-gradient on the second view, plus ``lam/2 ||W||^2``, and its W-gradient.
 
     ``loss = (1/B) sum_n -log softmax_k(<f(X_n), sg f(Y_k)> / tau)[n] + lam/2 ||W||_F^2``; the
-    negatives of ``X_n`` are the other ``Y_k`` in the batch. The biases are treated as constants.
-    ``UX``, ``UY`` float64[B, L, d]; ``W``, ``grad`` float64[m, d]; work arrays ``SX``, ``SY``
+    negatives of ``X_n`` are the other ``Y_k`` in the batch. The biases are treated as constants. The
+    stop-gradient branch ``f(Y)`` is computed with ``Wsg`` / ``bias_sg`` (pass ``W`` / ``bias`` in
+    training; a frozen copy makes the loss a function whose derivative is the returned gradient).
+    ``UX``, ``UY`` float64[B, L, d]; ``W``, ``Wsg``, ``grad`` float64[m, d]; work arrays ``SX``, ``SY``
     float64[B, L, m], ``HX``, ``HY`` float64[B, m]. Returns the loss (float).
     """
     B, L, d = UX.shape
     m = W.shape[0]
     forward(UX, W, bias, SX, HX)
-    forward(UY, W, bias, SY, HY)
+    forward(UY, Wsg, bias_sg, SY, HY)
     logits = np.empty(B)
     G = np.empty(m)
     for i in range(m):
@@ -235,7 +237,7 @@ def train_chunk(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_s
         attention(X, beta, UX)
         attention(Y, beta, UY)
         neuron_bias(W, kappa * sigma, bias)
-        loss = loss_grad(UX, UY, W, bias, tau, lam, SX, HX, SY, HY, grad)
+        loss = loss_grad(UX, UY, W, bias, W, bias, tau, lam, SX, HX, SY, HY, grad)
         if step % record_every == 0 and row < rec_proj.shape[0]:
             project(W, M, proj, noise)
             rec_proj[row] = proj

@@ -189,8 +189,12 @@ def encode(cfg: Config, W: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 
 def loss_and_grad(cfg: Config, W: np.ndarray, X: np.ndarray, Y: np.ndarray,
-                  bias: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """InfoNCE loss (stop-gradient on ``Y``, biases held fixed) and its gradient float64[m, d] in ``W``."""
+                  bias: np.ndarray | None = None, *, W_sg: np.ndarray | None = None,
+                  bias_sg: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """InfoNCE loss (stop-gradient on ``Y``, biases held fixed) and its gradient float64[m, d] in ``W``.
+
+    ``W_sg`` / ``bias_sg`` (default ``W`` / ``bias``) are the frozen weights of the stop-gradient branch.
+    """
     W = np.ascontiguousarray(W, dtype=np.float64)
     B, L, d = X.shape
     m = W.shape[0]
@@ -199,8 +203,10 @@ def loss_and_grad(cfg: Config, W: np.ndarray, X: np.ndarray, Y: np.ndarray,
     UY = np.empty_like(Y)
     K.attention(np.ascontiguousarray(X), cfg.beta, UX)
     K.attention(np.ascontiguousarray(Y), cfg.beta, UY)
+    W_sg = W if W_sg is None else np.ascontiguousarray(W_sg, dtype=np.float64)
+    bias_sg = bias if bias_sg is None else np.ascontiguousarray(bias_sg, dtype=np.float64)
     grad = np.empty_like(W)
-    loss = K.loss_grad(UX, UY, W, bias, cfg.tau, cfg.lam, np.empty((B, L, m)), np.empty((B, m)),
+    loss = K.loss_grad(UX, UY, W, bias, W_sg, bias_sg, cfg.tau, cfg.lam, np.empty((B, L, m)), np.empty((B, m)),
                        np.empty((B, L, m)), np.empty((B, m)), grad)
     return float(loss), grad
 
