@@ -167,6 +167,14 @@ def network_flow_system(d: int, M: int, K: int, N: int, activation: str = "tanh"
     params = [lam] + list(X) + list(Xp)
     prov = (f"two-layer network f = M^(-1/2) V sigma(W x), d={d}, M={M}, K={K}, N={N}",
             "Barlow Twins loss on C = (1/N) sum_i f(x_i) f(x_i^+)^T")
+    if generic:
+        # sigma is undefined: name its derivative sigma' so the system holds no unevaluated Derivative
+        dsig = sp.Function("sigma'")
+        rhs = [sp.expand(-sp.diff(L, s)).replace(sp.Subs, lambda e, v, p: dsig(p[0]) if e.args[0].func == sig
+                                                  else sp.Subs(e, v, p)) for s in states]
+        return ODESystem(t=sp.Symbol("t", real=True), states=tuple(states), rhs=tuple(rhs), params=tuple(params),
+                         observed={"loss": L}, name="barlow_twins_network_flow",
+                         provenance=prov + ("gradient flow of the loss, rates 1; sigma' = d sigma/du",))
     if expand:
         return gradient_flow(L, states, params, name="barlow_twins_network_flow", provenance=prov)
     # unexpanded -dL/dtheta: the same equations, far cheaper to build for numeric checks

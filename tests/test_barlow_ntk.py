@@ -1,0 +1,326 @@
+"""Tests of the Barlow Twins NTK theory: every numeric piece against an independent computation."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theorykit.errors import InvalidParameterError
+from theorykit.theories import barlow_ntk as bn
+from theorykit.theories.barlow_ntk import _kernels, _symbolic
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTS = ("tanh", "relu")
+
+
+def _pairs(n=5, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, X + 0.3 * rng.standard_normal((n, d))
+
+
+def _flat(W, V):
+    return np.concatenate([W.ravel(), V.ravel()])
+
+
+def _unflat(theta, W, V):
+    return theta[:W.size].reshape(W.shape), theta[W.size:].reshape(V.shape)
+
+
+def _loss_direct(X, Xp, W, V, lam, act):
+    """Loss written out with numpy only (no theorykit kernels)."""
+    s = np.tanh if act == "tanh" else (lambda h: np.maximum(h, 0.0))
+    FA = s(X @ W.T) @ V.T / np.sqrt(W.shape[0])
+    FB = s(Xp @ W.T) @ V.T / np.sqrt(W.shape[0])
+    C = FA.T @ FB / X.shape[0]
+    E = C - np.eye(C.shape[0])
+    weights = np.where(np.eye(C.shape[0]) > 0, 1.0, lam)
+    return float(np.sum(weights * E ** 2))
+
+
+# ------------------------------------------------------------------------------------------ derivatives
+@pytest.mark.parametrize("act", ACTS)
+def test_empirical_ntk_equals_finite_difference_jacobian_product(act):
+    rng = np.random.default_rng(1)
+    Z = rng.standard_normal((4, 3))
+    W, V = bn.init_params(3, 7, 2, seed=2)
+    theta = _flat(W, V)
+    h = 1e-6
+    J = np.empty((Z.shape[0] * 2, theta.size))
+    for p in range(theta.size):
+        e = np.zeros_like(theta)
+        e[p] = h
+        Fp = bn.network_outputs(Z, *_unflat(theta + e, W, V), act)
+        Fm = bn.network_outputs(Z, *_unflat(theta - e, W, V), act)
+        J[:, p] = ((Fp - Fm) / (2 * h)).ravel()  # row i*K + k, as the NTK
+    ntk = bn.empirical_ntk(Z, W, V, act)
+    np.testing.assert_allclose(ntk, J @ J.T, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_loss_gradient_matches_finite_differences(act):
+    X, Xp = _pairs(6, 3, seed=3)
+    W, V = bn.init_params(3, 5, 3, seed=4)
+    lam = 0.4
+    L, gW, gV = bn.loss_and_gradient(X, Xp, W, V, lam=lam, activation=act)
+    assert L == pytest.approx(_loss_direct(X, Xp, W, V, lam, act), rel=1e-12)
+    theta = _flat(W, V)
+    g = _flat(gW, gV)
+    h = 1e-6
+    fd = np.empty_like(theta)
+    for p in range(theta.size):
+        e = np.zeros_like(theta)
+        e[p] = h
+        fd[p] = (_loss_direct(X, Xp, *_unflat(theta + e, W, V), lam, act)
+                 - _loss_direct(X, Xp, *_unflat(theta - e, W, V), lam, act)) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-7)
+
+
+def test_symbolic_gradient_flow_equals_numba_gradient():
+    from theorykit.theories.barlow_ntk._reproduce import symbolic_gradient_check
+
+    assert symbolic_gradient_check(0, "tanh") < 1e-10
+    assert symbolic_gradient_check(1, "relu") < 1e-10
+
+
+def test_loss_gradient_entries_match_full_symbolic_loss():
+    K = 3
+    C = _symbolic.cross_correlation_symbols(K)
+    L = _symbolic.barlow_loss_of_C(C)
+    rng = np.random.default_rng(5)
+    Cn = rng.standard_normal((K, K))
+    lam = 0.3
+    subs = {C[k, l]: Cn[k, l] for k in range(K) for l in range(K)} | {_symbolic.lam: lam}
+    G = np.empty((K, K))
+    _kernels.dloss_dC(Cn, lam, G)
+    for k in range(K):
+        for l in range(K):
+            assert G[k, l] == pytest.approx(float(sp.diff(L, C[k, l]).subs(subs)), rel=1e-12)
+    assert bn.barlow_loss(Cn, lam) == pytest.approx(float(L.subs(subs)), rel=1e-12)
+
+
+def test_kernel_flow_rhs_matches_symbolic_function_space_flow():
+    N, K, extra = 2, 2, 1
+    sysk = _symbolic.kernel_flow_system(N, K, extra)
+    n = 2 * N + extra
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((n * K, n * K))
+    Theta = A @ A.T
+    F = rng.standard_normal((n, K))
+    lam = 0.6
+    subs = {_symbolic.lam: lam}
+    flat = [(i, k) for i in range(n) for k in range(K)]
+    for a, (i, k) in enumerate(flat):
+        for b, (j, l) in enumerate(flat):
+            lo, hi = min(a, b), max(a, b)
+            subs[sp.Symbol(f"Theta_{flat[lo][0]}{flat[lo][1]}_{flat[hi][0]}{flat[hi][1]}", real=True)] = Theta[a, b]
+    subs |= {s: F[i, k] for s, (i, k) in zip(sysk.states, flat)}
+    sym = np.array([float(r.subs(subs)) for r in sysk.rhs])
+    out = np.empty(n * K)
+    _kernels.kernel_flow_rhs(F.ravel(), Theta, N, K, lam, out)
+    np.testing.assert_allclose(out, sym, rtol=1e-10, atol=1e-12)
+    # rows of the evaluation input do not enter the loss, but move through the kernel
+    assert np.any(out[2 * N * K:] != 0)
+
+
+def test_generated_source_is_up_to_date():
+    path = ROOT / "theorykit" / "theories" / "barlow_ntk" / "_generated.py"
+    assert path.read_text() == _symbolic.generate_source()
+
+
+def test_infinite_width_ntk_symbolic_form():
+    e = _symbolic.ntk_infinite_width_expr()
+    by = {s.name: s for s in e.free_symbols}
+    assert set(by) == {"Sigma", "Sigmadot", "xx", "delta"}
+    vals = {by["Sigma"]: 0.7, by["Sigmadot"]: 0.3, by["xx"]: 1.9}
+    assert float(e.subs(vals | {by["delta"]: 1})) == pytest.approx(0.7 + 1.9 * 0.3)
+    assert float(e.subs(vals | {by["delta"]: 0})) == 0.0
+
+
+# ------------------------------------------------------------------------------------------ kernels
+def test_relu_gauss_hermite_matches_arc_cosine():
+    rng = np.random.default_rng(7)
+    Z = rng.standard_normal((5, 4))
+    closed = bn.infinite_width_ntk(Z, activation="relu", method="closed")
+    quad = bn.infinite_width_ntk(Z, activation="relu", method="quadrature", quadrature=300)
+    # the ReLU kink slows Gauss–Hermite down; 300 nodes give ~1e-3 relative accuracy
+    np.testing.assert_allclose(quad, closed, rtol=5e-3, atol=5e-3)
+    np.testing.assert_allclose(np.diag(closed), bn.infinite_width_ntk_diag(Z, "relu"), rtol=1e-7)  # acos near 1
+
+
+def test_tanh_gauss_hermite_matches_monte_carlo():
+    rng = np.random.default_rng(8)
+    Z = rng.standard_normal((3, 4))
+    Z = 2.0 * Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    quad = bn.infinite_width_ntk(Z, activation="tanh", quadrature=128)
+    w = rng.standard_normal((400_000, 4))
+    T = np.tanh(w @ Z.T)
+    D = 1 - T ** 2
+    for i in range(3):
+        for j in range(3):
+            samples = T[:, i] * T[:, j] + (Z[i] @ Z[j]) * D[:, i] * D[:, j]
+            se = samples.std() / np.sqrt(samples.size)
+            assert abs(quad[i, j] - samples.mean()) < 5 * se
+    np.testing.assert_allclose(np.diag(quad), bn.infinite_width_ntk_diag(Z, "tanh"), rtol=1e-6)
+
+
+def test_arc_cosine_kernel_matches_empirical_ntk_within_monte_carlo_error():
+    rng = np.random.default_rng(9)
+    d, M, K = 5, 2 ** 14, 2
+    Z = rng.standard_normal((4, d))
+    W, V = bn.init_params(d, M, K, seed=10)
+    emp = bn.empirical_ntk(Z, W, V, "relu").reshape(4, K, 4, K)
+    inf = bn.infinite_width_ntk(Z, activation="relu")
+    # per-neuron terms, written out independently, give the Monte-Carlo standard error of each entry
+    H = Z @ W.T
+    A, D = np.maximum(H, 0), (H > 0).astype(float)
+    G = Z @ Z.T
+    for k in range(K):
+        for l in range(K):
+            for i in range(4):
+                for j in range(4):
+                    terms = (k == l) * A[i] * A[j] + G[i, j] * V[k] * V[l] * D[i] * D[j]
+                    se = terms.std() / np.sqrt(M)
+                    target = inf[i, j] if k == l else 0.0
+                    assert abs(emp[i, k, j, l] - target) < 5 * se + 1e-12, (i, k, j, l)
+
+
+# ------------------------------------------------------------------------------------------ dynamics
+def _short_run(M, seed, act="tanh", N=12, d=8, n_steps=120, lr=0.05):
+    data = bn.gaussian_pairs(N, d, radius=2.0, n_clusters=8, spread=1.0, seed=100 + seed)
+    Z = np.vstack([data.X, data.Xp])
+    W, V = bn.init_params(d, M, 2, seed=200 + seed)
+    th0 = bn.empirical_ntk(Z, W, V, act)
+    r = bn.train_network(data.X, data.Xp, W, V, activation=act, lr=lr, n_steps=n_steps, record_every=10)
+    th1 = bn.empirical_ntk(Z, r.W, r.V, act)
+    dist = np.sqrt(np.sum((r.W - W) ** 2) + np.sum((r.V - V) ** 2))
+    return np.linalg.norm(th1 - th0) / np.linalg.norm(th0), dist, r, (W, V, Z, th0, data)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_ntk_change_decreases_with_width(act):
+    small = [_short_run(64, s, act)[:2] for s in range(3)]
+    large = [_short_run(1024, s, act)[:2] for s in range(3)]
+    ch_s = np.mean([c for c, _ in small])
+    ch_l = np.mean([c for c, _ in large])
+    # the theorem's O(M^-1/2) alone gives a factor 4 from M = 64 to 1024
+    assert ch_s > 4 * ch_l, (ch_s, ch_l)
+    # ... while the distance travelled by the weights does not grow with width (a sqrt(M) growth would
+    # give a factor 4 here)
+    R_s = np.mean([r for _, r in small])
+    R_l = np.mean([r for _, r in large])
+    assert R_l / R_s < 2.0, (R_s, R_l)
+
+
+def test_kernel_model_and_network_losses_coincide_at_large_width():
+    devs = {}
+    for M in (16, 4096):
+        _, _, r, (W, V, Z, th0, data) = _short_run(M, 0, n_steps=60)
+        F0 = bn.network_outputs(Z, W, V, "tanh")
+        lin = bn.kernel_gd(F0, th0, data.X.shape[0], lr=0.05, n_steps=60, record_every=10)
+        devs[M] = np.max(np.abs(lin.loss - r.loss)) / r.loss[0]
+        if M == 4096:
+            # the gradient-flow ODE of the kernel model, integrated by theorykit.solve, agrees too
+            ode = bn.kernel_flow(F0, th0, data.X.shape[0], r.t)
+            assert np.max(np.abs(ode.loss - r.loss)) / r.loss[0] < 0.02
+    assert devs[4096] < 0.01, devs
+    assert devs[16] > devs[4096], devs
+
+
+def test_sgd_reduces_loss():
+    data = bn.gaussian_pairs(16, 6, radius=2.0, seed=3)
+    W, V = bn.init_params(6, 256, 2, seed=4)
+    r = bn.train_network(data.X, data.Xp, W, V, activation="tanh", lr=0.05, n_steps=200, record_every=50,
+                         batch_size=8, seed=5)
+    assert r.loss[-1] < 0.5 * r.loss[0]
+
+
+def test_generalization_bound_is_above_measured_test_loss():
+    cfg = bn.SweepConfig(widths=(64, 256), n_train=10, n_population=100, t_end=3.0)
+    g = bn.generalization_check(cfg, seed=0)
+    assert g["test_loss"] <= g["bound"]
+    assert g["train_loss"] < g["test_loss"] + 1.0
+    assert g["kappa2"] > 0 and g["W_op2"] >= 1.0
+
+
+# ------------------------------------------------------------------------------------------ errors & data
+def test_clear_errors_for_bad_input():
+    X, Xp = _pairs(5, 3)
+    W, V = bn.init_params(3, 4, 2)
+    with pytest.raises(InvalidParameterError, match="same shape"):
+        bn.loss_and_gradient(X, Xp[:4], W, V)
+    with pytest.raises(InvalidParameterError, match="d = 3"):
+        bn.loss_and_gradient(X, Xp, W[:, :2], V)
+    with pytest.raises(InvalidParameterError, match=r"\(K, M\)"):
+        bn.loss_and_gradient(X, Xp, W, V[:, :3])
+    with pytest.raises(InvalidParameterError, match="K"):
+        bn.init_params(3, 4, 0)
+    with pytest.raises(InvalidParameterError, match="K must be >= 1"):
+        bn.loss_and_gradient(X, Xp, W, V[:0])
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(InvalidParameterError, match="non-finite"):
+        bn.loss_and_gradient(bad, Xp, W, V)
+    with pytest.raises(InvalidParameterError, match="non-finite"):
+        bn.empirical_ntk(np.full((2, 3), np.inf), W, V)
+    with pytest.raises(InvalidParameterError, match="activation"):
+        bn.network_outputs(X, W, V, "sigmoid")
+    with pytest.raises(InvalidParameterError, match="multiple"):
+        bn.train_network(X, Xp, W, V, n_steps=15, record_every=10)
+    with pytest.raises(InvalidParameterError, match="lr"):
+        bn.train_network(X, Xp, W, V, lr=0.0)
+    with pytest.raises(InvalidParameterError, match="closed form"):
+        bn.infinite_width_ntk(X, activation="tanh", method="closed")
+    with pytest.raises(InvalidParameterError, match="widths"):
+        bn.SweepConfig(widths=(64,)).check()
+
+
+def test_gaussian_pairs_lie_on_sphere():
+    d = bn.gaussian_pairs(20, 7, radius=2.0, seed=1)
+    assert d.X.shape == d.Xp.shape == (20, 7)
+    np.testing.assert_allclose(np.linalg.norm(d.X, axis=1), 2.0)
+    np.testing.assert_allclose(np.linalg.norm(d.Xp, axis=1), 2.0)
+    assert not np.allclose(d.X, d.Xp)
+
+
+def test_digits_without_sklearn_gives_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"theorykit\[digits\]"):
+        bn.digits_pairs(4)
+
+
+def test_digits_pairs():
+    pytest.importorskip("sklearn")
+    d = bn.digits_pairs(12, seed=0)
+    assert d.X.shape == (12, 64)
+    np.testing.assert_allclose(np.linalg.norm(d.X, axis=1), np.sqrt(2.0))
+    t = bn.digits_pairs(12, seed=0, subset="test")
+    assert t.labels.shape == (12,)
+
+
+# ------------------------------------------------------------------------------------------ documents
+def _load_derivation():
+    spec = importlib.util.spec_from_file_location("derivation_barlow_ntk", ROOT / "derivations" / "barlow_ntk.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_derivation_markdown_is_up_to_date():
+    mod = _load_derivation()
+    assert (ROOT / "derivations" / "barlow_ntk.md").read_text() == mod.render()
+
+
+@pytest.mark.slow
+def test_reproduce_quick_passes(tmp_path):
+    report = bn.reproduce(tmp_path, quick=True, seed=0)
+    failed = [c.describe_failure() for c in report.claims if not c.passed]
+    assert not failed, failed
+    for name in report.figures:
+        assert (tmp_path / name).stat().st_size > 0
