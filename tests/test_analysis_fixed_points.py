@@ -168,3 +168,15 @@ def test_numeric_modules_do_not_import_sympy_or_matplotlib():
             "int('theorykit.analysis._symbolic' in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "0", "0"]
+
+
+def test_multiple_roots_are_merged_and_non_hyperbolic():
+    # at the fold r = 0, x = 0 is a double root: Newton converges only linearly, from every start
+    (fp,) = find_fixed_points(compile_system(R.saddle_node()), {"r": 0.0})
+    assert abs(fp.y[0]) < 1e-6 and fp.kind == "non-hyperbolic" and not fp.stable
+    # eta = 0: each mode has a double root at 0 and a simple one at tau / (1 + sigma2): 2 x 2 equilibria
+    fps = find_fixed_points(compile_system(R.eigenmode_cubic()), {"eta": 0.0, "sigma2": 0.5, "tau": 1.0,
+                                                                  "tau2": 0.5})
+    got = sorted(tuple(np.round(fp.y, 6) + 0.0) for fp in fps)
+    assert got == sorted((a, b) for a in (0.0, round(1 / 1.5, 6)) for b in (0.0, round(0.5 / 1.5, 6)))
+    assert [fp.kind for fp in fps].count("stable node") == 1

@@ -201,7 +201,7 @@ class _Problem:
     def at_param(self, y0: np.ndarray, lam: float) -> tuple[np.ndarray, bool]:
         """Natural Newton in ``y`` at fixed ``λ``."""
         p = self._params(lam).copy()
-        y, _, ok = newton(lambda y: self.ev.f(y, p), lambda y: self.ev.J(y, p), y0, tol=self.tol)
+        y, _, ok, _ = newton(lambda y: self.ev.f(y, p), lambda y: self.ev.J(y, p), y0, tol=self.tol)
         return y, ok
 
     def tests(self, u: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

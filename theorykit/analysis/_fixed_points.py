@@ -139,8 +139,8 @@ def _solve_linear(A: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(A, b, rcond=None)[0]
 
 
-def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 60,
-           y_max: float = 1e8) -> tuple[np.ndarray, float, bool]:
+def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100,
+           y_max: float = 1e8) -> tuple[np.ndarray, float, bool, float]:
     """Damped Newton iteration for ``fun(y) = 0`` with a backtracking line search on ``|f|``.
 
     Parameters
@@ -148,24 +148,26 @@ def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 60,
     fun, jac : callables ``y -> float64[n]`` and ``y -> float64[n, n]``
     y0 : float64[n]
     tol : float
-        Converged when ``max |f| <= tol``; then two more full steps polish the root.
+        Converged when ``max |f| <= tol``. Iteration then goes on while the steps keep shrinking, so a
+        simple root is polished to machine precision and a multiple root (where Newton converges only
+        linearly) is approached as far as rounding allows.
 
     Returns
     -------
-    (y, residual, converged)
+    (y, residual, converged, step)
+        ``step`` is the max-norm of the last step, an estimate of the error of ``y``.
     """
     y = np.array(y0, dtype=np.float64)
     f = fun(y)
     res = float(np.max(np.abs(f))) if np.all(np.isfinite(f)) else np.inf
-    polish = 0
+    last = np.inf
     for _ in range(max_iter):
-        if res <= tol:
-            if polish == 2:
-                break
-            polish += 1
         dy = _solve_linear(jac(y), -f)
         if not np.all(np.isfinite(dy)):
-            return y, res, False
+            break
+        step = float(np.max(np.abs(dy)))
+        if res <= tol and (step <= 1e-15 * (1.0 + float(np.max(np.abs(y)))) or step > 0.9 * last):
+            break  # polished: the steps no longer shrink
         alpha = 1.0
         while True:
             y_try = y + alpha * dy
@@ -177,11 +179,11 @@ def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 60,
             if alpha < 1e-8:
                 break
         if not np.isfinite(res_try) or (alpha < 1e-8 and res_try > res):
-            return y, res, res <= tol
-        y, f, res = y_try, f_try, res_try
+            break
+        y, f, res, last = y_try, f_try, res_try, alpha * step
         if np.max(np.abs(y)) > y_max:
-            return y, res, False
-    return y, res, res <= tol
+            return y, res, False, last
+    return y, res, res <= tol, last
 
 
 def linearize(csys, y, params, *, eig_tol: float = 1e-8, _ev: _Evaluator | None = None) -> FixedPoint:
@@ -222,17 +224,20 @@ def _box(bounds: Any, csys) -> np.ndarray:
     return box
 
 
-def _dedup(points: list[np.ndarray], tol: float) -> list[np.ndarray]:
-    kept: list[np.ndarray] = []
-    for y in points:
-        if not any(np.max(np.abs(y - k)) <= tol * (1.0 + np.max(np.abs(k))) for k in kept):
-            kept.append(y)
-    return kept
+def _dedup(points: list[tuple[np.ndarray, float]], tol: float) -> list[np.ndarray]:
+    """Merge roots closer than ``tol * (1 + |y|)`` or than a few times their error estimates; of each
+    cluster keep the most accurate one (a multiple root is reached from many starts, each slightly off)."""
+    kept: list[tuple[np.ndarray, float]] = []
+    for y, err in sorted(points, key=lambda r: r[1]):
+        if not any(np.max(np.abs(y - k)) <= max(tol * (1.0 + np.max(np.abs(k))), 10.0 * (err + e))
+                   for k, e in kept):
+            kept.append((y, err))
+    return [y for y, _ in kept]
 
 
 def find_fixed_points(csys, params=None, *, guesses=None, n_starts: int = 64,
                       bounds: Any = (-2.0, 2.0), seed: Any = 0, tol: float = 1e-10,
-                      dedup_tol: float = 1e-6, eig_tol: float = 1e-8, max_iter: int = 60) -> tuple[FixedPoint, ...]:
+                      dedup_tol: float = 1e-6, eig_tol: float = 1e-8, max_iter: int = 100) -> tuple[FixedPoint, ...]:
     """Equilibria of a compiled system by damped Newton from many starts, with the compiled Jacobian.
 
     Parameters
@@ -288,15 +293,15 @@ def find_fixed_points(csys, params=None, *, guesses=None, n_starts: int = 64,
         raise InvalidParameterError("give guesses or n_starts >= 1: there is nowhere to start Newton from")
     rng = as_generator(seed)
     starts = rng.uniform(box[:, 0], box[:, 1], size=(n_starts, n))
-    roots: list[np.ndarray] = []
+    roots: list[tuple[np.ndarray, float]] = []
     slack = 1e-9 * (1.0 + np.abs(box))
     for i, y0 in enumerate(np.vstack([g, starts])):
-        y, _, ok = newton(ev.f, ev.J, y0, tol=tol, max_iter=max_iter)
+        y, _, ok, err = newton(ev.f, ev.J, y0, tol=tol, max_iter=max_iter)
         if not ok or not np.all(np.isfinite(y)):
             continue
         if i >= g.shape[0] and (np.any(y < box[:, 0] - slack[:, 0]) or np.any(y > box[:, 1] + slack[:, 1])):
             continue
-        roots.append(y)
+        roots.append((y, err))
     roots = _dedup(roots, dedup_tol)
     fps = [linearize(csys, y, None, eig_tol=eig_tol, _ev=ev) for y in roots]
     fps.sort(key=lambda fp: (not fp.stable, tuple(np.round(fp.y, 12))))
