@@ -1,0 +1,261 @@
+r"""Numerics of the non-contrastive theory: compiled eigenmode systems, trajectories, equilibria and
+their stability, collapse phase diagrams and continuation in the weight decay.
+
+Collapse is judged in each loss's own terms:
+
+* Euclidean: the representation collapses to a point when every eigenmode decays, ``p -> 0``; the
+  reduced cubic :math:`\dot p = -p\,[(1+\sigma^2)p^2 - p + \eta]` has non-zero equilibria iff
+  :math:`\eta \le 1/(4(1+\sigma^2))` (Tian et al. 2021), so stronger weight decay collapses it.
+* Cosine: the loss is scale invariant, so the norms shrink under weight decay while the *normalised*
+  representation ``q_k = p_k / sqrt(sum_k f_k p_k^2)`` is what the loss sees; it collapses when a group
+  of modes dies relative to the others (``min q / max q -> 0``). With the norms frozen at their initial
+  values the reduced sextic may have only the collapsed equilibrium (``eta > eta_fold``), but the
+  shrinking norms raise ``eta_fold`` until a stable equilibrium emerges (Bao 2023).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from ...compile import compile_system
+from ...errors import InvalidParameterError, SolveError
+from . import _symbolic as S
+from ._simulate import check_hyper
+
+
+# ------------------------------------------------------------------------------- compiled systems
+@lru_cache(maxsize=None)
+def system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False):
+    """The derived :class:`~theorykit.derive.ODESystem` (cached per process)."""
+    if reduced:
+        return S.reduce_mode(loss).system()
+    return S.eigenmode_system(loss, n_groups, byol=byol)
+
+
+@lru_cache(maxsize=None)
+def compiled(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba"):
+    """``compile_system`` of :func:`system` (disk-cached by content hash)."""
+    return compile_system(system(loss, n_groups, byol, reduced), backend=backend)
+
+
+def pack(csys, values: Mapping[str, float]) -> np.ndarray:
+    """Parameters by name, ignoring names the system does not use (e.g. ``dim`` for the Euclidean loss)."""
+    return csys.pack_params({k: v for k, v in values.items() if k in csys.param_names})
+
+
+def integrate(csys, y0: np.ndarray, params: np.ndarray, t_eval: np.ndarray, *, rtol: float = 1e-8,
+              atol: float = 1e-10) -> np.ndarray:
+    """States at ``t_eval`` (float64[n_t, n_states]) of the compiled system, from ``t_eval[0]``."""
+    solve = None  # scipy until theorykit.solve is settled
+    t_eval = np.asarray(t_eval, dtype=float)
+    y0 = np.asarray(y0, dtype=float)
+    if solve is not None:
+        sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), params, t_eval=t_eval, rtol=rtol,
+                    atol=atol, method="lsoda", max_steps=1_000_000)
+        return np.asarray(sol.y)
+    from scipy.integrate import solve_ivp
+
+    out = np.empty(csys.n_states)
+    def f(t, y):
+        csys.rhs_into(t, np.ascontiguousarray(y), params, out)
+        return out.copy()
+    res = solve_ivp(f, (t_eval[0], t_eval[-1]), y0, t_eval=t_eval, rtol=rtol, atol=atol, method="LSODA")
+    if not res.success:
+        raise SolveError(f"integration of {csys.system.name} failed: {res.message}")
+    return res.y.T
+
+
+def hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0, dim: float = 1.0,
+          fractions: Sequence[float] | None = None) -> dict[str, float]:
+    """Validated parameter mapping for the eigenmode systems."""
+    eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
+    out = dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p, beta=beta, dim=float(dim))
+    for k, f in enumerate(() if fractions is None else fractions, 1):
+        out[f"f{k}"] = float(f)
+    return out
+
+
+def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s0: Sequence[float] | None = None,
+                   eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0, beta: float = 0.0,
+                   dim: float = 1.0, fractions: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+    """Integrate the eigenmode system of ``len(p0)`` mode groups (BYOL target if ``beta > 0``).
+
+    Returns a dict with ``t`` (n_t,), ``p``, ``s``, ``tau`` (n_t, n_groups) and ``loss`` (n_t,).
+    """
+    S.check_loss(loss)
+    p0 = np.atleast_1d(np.asarray(p0, dtype=float))
+    G = p0.size
+    s0 = p0 ** 2 / alpha_p if s0 is None else np.atleast_1d(np.asarray(s0, dtype=float))
+    fr = np.full(G, 1.0 / G) if fractions is None else np.asarray(fractions, dtype=float)
+    byol = beta > 0
+    csys = compiled(loss, G, byol)
+    prm = pack(csys, hyper(eta, sigma2, alpha_p, beta, dim, fr if G > 1 else None))
+    per = 3 if byol else 2
+    y0 = np.empty(per * G)
+    y0[0::per], y0[1::per] = p0, s0
+    if byol:
+        y0[2::per] = 1.0
+    t_eval = np.asarray(t_eval, dtype=float)
+    y = integrate(csys, y0, prm, t_eval)
+    loss_v = csys.observed("loss", t_eval, y, prm)
+    tau = y[:, 2::per] if byol else np.ones((t_eval.size, G))
+    return {"t": t_eval, "p": y[:, 0::per], "s": y[:, 1::per], "tau": tau, "loss": np.asarray(loss_v)}
+
+
+# ------------------------------------------------------------------------ equilibria, closed forms
+@lru_cache(maxsize=None)
+def _euclid_root_fns():
+    lo, hi = S.euclidean_roots()
+    args = (S.eta, S.sigma2)
+    return sp.lambdify(args, lo, "math"), sp.lambdify(args, hi, "math")
+
+
+def euclidean_critical_eta(sigma2: float) -> float:
+    r"""Largest weight decay with a non-collapsed Euclidean equilibrium, :math:`1/(4(1+\sigma^2))`,
+    from the discriminant of the derived cubic (SimSiam, ``tau = 1``)."""
+    sigma2 = float(sigma2)
+    return 1.0 / (4.0 * (1.0 + sigma2))
+
+
+def euclidean_fixed_points(eta: float, sigma2: float) -> tuple[float, float] | None:
+    """``(p_minus, p_plus)`` from the SymPy-solved roots of the derived cubic, or ``None`` if complex."""
+    eta, sigma2, _, _ = check_hyper(eta, sigma2)
+    if eta > euclidean_critical_eta(sigma2):
+        return None
+    lo, hi = _euclid_root_fns()
+    return float(lo(eta, sigma2)), float(hi(eta, sigma2))
+
+
+@lru_cache(maxsize=None)
+def _reduced_poly(loss: str):
+    red = S.reduce_mode(loss)
+    syms = sorted(red.poly.free_symbols - {S.p}, key=lambda x: x.name)
+    coeffs = red.poly.all_coeffs()
+    return tuple(syms), sp.lambdify(syms, coeffs, "math")
+
+
+def reduced_coefficients(loss: str, params: Mapping[str, float]) -> np.ndarray:
+    """Coefficients (highest degree first) of the derived one-dimensional polynomial ``p' = P(p)``."""
+    syms, fn = _reduced_poly(loss)
+    try:
+        vals = [float(params[s.name]) for s in syms]
+    except KeyError as exc:
+        raise InvalidParameterError(f"reduced {loss} polynomial needs parameters {[s.name for s in syms]}") from exc
+    return np.asarray(fn(*vals), dtype=float)
+
+
+def reduced_fixed_points(loss: str, params: Mapping[str, float]) -> list[tuple[float, bool]]:
+    """Real equilibria ``(p*, stable)`` of the reduced per-mode polynomial, sorted by ``p*``.
+
+    Stability: sign of ``P'(p*)`` (one-dimensional flow).
+    """
+    c = reduced_coefficients(loss, params)
+    roots = np.roots(c)
+    scale = max(1.0, float(np.max(np.abs(roots)))) if roots.size else 1.0
+    real = sorted({round(float(r.real), 12) for r in roots if abs(r.imag) <= 1e-9 * scale} | {0.0})
+    dc = np.polyder(c)
+    return [(r, bool(np.polyval(dc, r) < 0)) for r in real]
+
+
+def cosine_fold_eta(sigma2: float, alpha_p: float, dim: float, nu_u: float, nu_v: float) -> float:
+    """The fold of the isolated reduced cosine mode: largest ``eta`` with a non-zero equilibrium."""
+    _, ef = _cos_fold_fn()
+    return float(ef(sigma2, alpha_p, dim, nu_u, nu_v))
+
+
+@lru_cache(maxsize=None)
+def _cos_fold_fn():
+    pm, ef = S.cosine_fold()
+    args = (S.sigma2, S.alpha_p, S.dim, S.nu_u, S.nu_v)
+    return sp.lambdify(args, pm, "math"), sp.lambdify(args, ef, "math")
+
+
+def frozen_norms(p0: float, sigma2: float, alpha_p: float = 1.0) -> tuple[float, float]:
+    r"""Normalised concentration values of the feature norms of one isolated mode on the invariant
+    manifold ``s = p^2 / alpha_p``: :math:`\nu_u^2 = (1+\sigma^2) p^2 s`, :math:`\nu_v^2 = (1+\sigma^2) s`."""
+    s0 = p0 ** 2 / alpha_p
+    return float(np.sqrt((1 + sigma2) * p0 ** 2 * s0)), float(np.sqrt((1 + sigma2) * s0))
+
+
+# ---------------------------------------------------------------------------------- phase diagrams
+def predicted_euclidean_collapse(eta: float, sigma2: float, p0: float) -> bool:
+    """Theory: the Euclidean mode started at ``p0`` (on the invariant manifold) decays to 0."""
+    fp = euclidean_fixed_points(eta, sigma2)
+    return fp is None or p0 < fp[0]
+
+
+def normalised_ratio(p: np.ndarray, fractions: Sequence[float] | None = None) -> np.ndarray:
+    """``min_k q_k / max_k q_k`` of the normalised group strengths along a trajectory ``p`` (n_t, G)."""
+    p = np.atleast_2d(p)
+    q = np.abs(p)
+    return q.min(axis=1) / np.maximum(q.max(axis=1), 1e-300)
+
+
+def phase_grid(etas: np.ndarray, sigma2s: np.ndarray, *, p0: Sequence[float] = (1.0, 0.4), alpha_p: float = 1.0,
+               dim: float = 64.0, t_end: float = 60.0, collapse_ratio: float = 0.1,
+               collapse_level: float = 0.05) -> dict[str, np.ndarray]:
+    """Collapse labels on an ``eta x sigma2`` grid for both losses, from the theory.
+
+    Returns arrays of shape (len(sigma2s), len(etas)):
+
+    * ``euclidean_collapse``: closed form (largest group started at ``max(p0)``), checked by integrating
+      the eigenmode ODE to ``t_end`` (``euclidean_ode_collapse``: ``max p(t_end) < collapse_level``);
+    * ``cosine_collapse``: the two-group concentrated cosine ODE to ``min(t_end, 3/eta)``: the
+      normalised ratio ``min q / max q`` falls below ``collapse_ratio``;
+    * ``cosine_initially_collapsed``: with the norms frozen at their initial values the isolated reduced
+      sextic of the largest mode has only the collapsed equilibrium (``eta > eta_fold``) — the region where
+      a stable equilibrium emerges later from the collapsed solution.
+    """
+    etas = np.asarray(etas, dtype=float)
+    sigma2s = np.asarray(sigma2s, dtype=float)
+    shape = (sigma2s.size, etas.size)
+    e_cf = np.zeros(shape, bool)
+    e_ode = np.zeros(shape, bool)
+    c_col = np.zeros(shape, bool)
+    c_init = np.zeros(shape, bool)
+    pmax = float(np.max(p0))
+    for i, s2 in enumerate(sigma2s):
+        for j, e in enumerate(etas):
+            e_cf[i, j] = predicted_euclidean_collapse(e, s2, pmax)
+            tr = ode_trajectory("euclidean", p0, [0.0, t_end], eta=e, sigma2=s2, alpha_p=alpha_p)
+            e_ode[i, j] = float(np.max(np.abs(tr["p"][-1]))) < collapse_level
+            tc = min(t_end, 3.0 / e) if e > 0 else t_end
+            trc = ode_trajectory("cosine", p0, [0.0, tc], eta=e, sigma2=s2, alpha_p=alpha_p, dim=dim)
+            c_col[i, j] = float(normalised_ratio(trc["p"][-1:])[0]) < collapse_ratio
+            nu_u, nu_v = frozen_norms(pmax, s2, alpha_p)
+            c_init[i, j] = e > cosine_fold_eta(s2, alpha_p, 1.0, nu_u, nu_v)
+    return {"eta": etas, "sigma2": sigma2s, "euclidean_collapse": e_cf, "euclidean_ode_collapse": e_ode,
+            "cosine_collapse": c_col, "cosine_initially_collapsed": c_init}
+
+
+# ----------------------------------------------------------------------------------- continuation
+def continue_in_eta(loss: str, params: Mapping[str, float], eta_bounds: tuple[float, float],
+                    start_p: float | None = None):
+    """Continue the non-collapsed equilibrium of the reduced per-mode flow in ``eta``.
+
+    Uses :func:`theorykit.analysis.continue_branch` (pseudo-arclength, fold detection) from the stable
+    root at ``eta_bounds[0]``. Returns ``(eta, p, stable, folds)`` arrays / list of fold ``eta`` values.
+    """
+    from ...analysis import continue_branch
+
+    csys = compiled(loss, reduced=True)
+    prm = {k: v for k, v in params.items() if k in csys.param_names}
+    prm["eta"] = float(eta_bounds[0])
+    if start_p is None:
+        fps = [r for r, st in reduced_fixed_points(loss, prm) if st and r > 0]
+        if not fps:
+            raise InvalidParameterError(f"no stable non-zero equilibrium of the reduced {loss} flow at eta={eta_bounds[0]}")
+        start_p = max(fps)
+    br = continue_branch(csys, np.array([start_p]), prm, param="eta", bounds=(float(eta_bounds[0]), float(eta_bounds[1])),
+                         ds=1e-3, ds_max=0.02, max_points=4000, detect=("fold",))
+    folds = [sp_.param_value for sp_ in br.special("fold")]
+    return np.asarray(br.param_values), np.asarray(br.states[:, 0]), np.asarray(br.stable), folds
+
+
+__all__ = ["system", "compiled", "integrate", "hyper", "ode_trajectory", "euclidean_critical_eta",
+           "euclidean_fixed_points", "reduced_coefficients", "reduced_fixed_points", "cosine_fold_eta",
+           "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid", "continue_in_eta"]

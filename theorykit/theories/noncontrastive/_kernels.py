@@ -1,0 +1,181 @@
+"""numba kernels: minibatch SGD on the linear non-contrastive networks, projected on a fixed eigenbasis.
+
+All arrays are float64 and C-contiguous unless stated. Randomness comes from ``np.random.seed(seed)``
+inside the kernel (numba's own generator), so a run is reproducible from its integer seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+EUCLIDEAN = 0
+COSINE = 1
+
+# Plain loops instead of ``@``: numba's ``@`` calls a multi-threaded BLAS, which oversubscribes a shared
+# machine badly at these small sizes.
+
+
+@njit(cache=True)
+def matmul_nt(A, B, out):
+    """``out = A @ B.T`` for ``A`` (m, k), ``B`` (n, k), ``out`` (m, n)."""
+    m, k = A.shape
+    n = B.shape[0]
+    for i in range(m):
+        for j in range(n):
+            acc = 0.0
+            for l in range(k):
+                acc += A[i, l] * B[j, l]
+            out[i, j] = acc
+
+
+@njit(cache=True)
+def matmul_tn(A, B, out):
+    """``out = A.T @ B`` for ``A`` (k, m), ``B`` (k, n), ``out`` (m, n)."""
+    k, m = A.shape
+    n = B.shape[1]
+    out[:, :] = 0.0
+    for l in range(k):
+        for i in range(m):
+            a = A[l, i]
+            for j in range(n):
+                out[i, j] += a * B[l, j]
+
+
+@njit(cache=True)
+def matmul_nn(A, B, out):
+    """``out = A @ B`` for ``A`` (m, k), ``B`` (k, n), ``out`` (m, n)."""
+    m, k = A.shape
+    n = B.shape[1]
+    out[:, :] = 0.0
+    for i in range(m):
+        for l in range(k):
+            a = A[i, l]
+            for j in range(n):
+                out[i, j] += a * B[l, j]
+
+
+@njit(cache=True)
+def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
+    """Group-averaged eigen-observables of one state.
+
+    ``W, Wp, Wt``: (d, d); ``U``: (d, d) eigenbasis (columns); ``group``: int64 (d,) group of each mode.
+    Writes ``out_p, out_s, out_tau`` (n_groups,): means over each group of ``u_j' Wp u_j``,
+    ``|W' u_j|^2`` and ``u_j' Wt W' u_j / |W' u_j|^2``.
+    """
+    d = W.shape[0]
+    B = np.empty((d, d))
+    C = np.empty((d, d))
+    T = np.empty((d, d))
+    matmul_tn(U, W, B)
+    matmul_tn(U, Wt, C)
+    matmul_tn(U, Wp, T)
+    counts = np.zeros(n_groups)
+    for g in range(n_groups):
+        out_p[g] = 0.0
+        out_s[g] = 0.0
+        out_tau[g] = 0.0
+    for j in range(d):
+        g = group[j]
+        sj = 0.0
+        cj = 0.0
+        for i in range(d):
+            sj += B[j, i] * B[j, i]
+            cj += C[j, i] * B[j, i]
+        ajj = 0.0
+        for i in range(d):
+            ajj += T[j, i] * U[i, j]
+        out_p[g] += ajj
+        out_s[g] += sj
+        out_tau[g] += cj / sj if sj > 0 else 1.0
+        counts[g] += 1.0
+    for g in range(n_groups):
+        if counts[g] > 0:
+            out_p[g] /= counts[g]
+            out_s[g] /= counts[g]
+            out_tau[g] /= counts[g]
+
+
+@njit(cache=True)
+def sgd_run(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, batch, n_steps,
+            record_every, seed, out_p, out_s, out_tau, out_loss):
+    """Run ``n_steps`` of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each) and record observables.
+
+    Per step: ``x ~ N(0, I)`` (batch, d), views ``x + sigma * N(0, I)``; ``u = Wp W x1``, ``v = Wt x2``;
+    loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``, ``v`` behind the
+    stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``, then
+    the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
+
+    ``out_p, out_s, out_tau``: (n_steps // record_every + 1, n_groups) group means of the eigen-observables
+    at steps 0, record_every, ...; ``out_loss``: same length, the mean minibatch loss per mode (loss / d:
+    the per-mode Euclidean loss, or minus the cosine) since the previous record (entry 0: first batch).
+    """
+    np.random.seed(seed)
+    d = W.shape[0]
+    X = np.empty((batch, d))
+    X1 = np.empty((batch, d))
+    X2 = np.empty((batch, d))
+    G = np.empty((batch, d))
+    Z = np.empty((batch, d))
+    Uo = np.empty((batch, d))
+    V = np.empty((batch, d))
+    H = np.empty((batch, d))
+    gWp = np.empty((d, d))
+    gW = np.empty((d, d))
+    project(W, Wp, Wt, U, group, n_groups, out_p[0], out_s[0], out_tau[0])
+    acc = 0.0
+    n_acc = 0
+    rec = 1
+    for step in range(n_steps):
+        for b in range(batch):
+            for i in range(d):
+                xi = np.random.standard_normal()
+                X[b, i] = xi
+                X1[b, i] = xi + sigma * np.random.standard_normal()
+                X2[b, i] = xi + sigma * np.random.standard_normal()
+        matmul_nt(X1, W, Z)     # (batch, d) online features before the predictor
+        matmul_nt(Z, Wp, Uo)    # (batch, d) predictor output u
+        matmul_nt(X2, Wt, V)    # (batch, d) target v
+        lsum = 0.0
+        for b in range(batch):
+            if loss_code == EUCLIDEAN:
+                for i in range(d):
+                    G[b, i] = Uo[b, i] - V[b, i]
+                    lsum += 0.5 * G[b, i] * G[b, i]
+            else:
+                nu2 = 0.0
+                nv2 = 0.0
+                c = 0.0
+                for i in range(d):
+                    nu2 += Uo[b, i] * Uo[b, i]
+                    nv2 += V[b, i] * V[b, i]
+                    c += Uo[b, i] * V[b, i]
+                nu = np.sqrt(nu2)
+                nv = np.sqrt(nv2)
+                if nu == 0.0 or nv == 0.0:
+                    for i in range(d):
+                        G[b, i] = 0.0
+                    continue
+                for i in range(d):
+                    G[b, i] = d * (-V[b, i] / (nu * nv) + c * Uo[b, i] / (nu2 * nu * nv))
+                lsum += -d * c / (nu * nv)
+        acc += lsum / (batch * d)
+        n_acc += 1
+        if step == 0:
+            out_loss[0] = lsum / (batch * d)
+        matmul_tn(G, Z, gWp)    # batch * dL/dWp = G^T Z
+        matmul_nn(G, Wp, H)     # H = G Wp, batch * dL/dW = H^T X1
+        matmul_tn(H, X1, gW)
+        for i in range(d):
+            for k in range(d):
+                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta * Wp[i, k])
+                W[i, k] -= lr * (gW[i, k] / batch + eta * W[i, k])
+        for i in range(d):
+            for k in range(d):
+                Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * W[i, k]
+        if (step + 1) % record_every == 0:
+            project(W, Wp, Wt, U, group, n_groups, out_p[rec], out_s[rec], out_tau[rec])
+            out_loss[rec] = acc / n_acc
+            acc = 0.0
+            n_acc = 0
+            rec += 1
