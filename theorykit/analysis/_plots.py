@@ -220,9 +220,13 @@ def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, 
     for b_i, br in enumerate(branches):
         color = f"C{b_i % 10}"
         x, yv = br.param_values, br.states[:, k]
-        for a, b in _runs(br.stable):
-            stop = min(b + 1, x.size)  # overlap one point so the curve is continuous across a change
-            ax.plot(x[a:stop], yv[a:stop], color=color, lw=2.0, ls="-" if br.stable[a] else "--")
+        # a segment is solid when either end is stable: a change of stability happens at a special
+        # (non-hyperbolic) point, so stable pieces reach it solid and unstable pieces leave it dashed
+        seg = br.stable[:-1] | br.stable[1:]
+        for a, b in _runs(seg):
+            ax.plot(x[a:b + 1], yv[a:b + 1], color=color, lw=2.0, ls="-" if seg[a] else "--")
+        if x.size == 1:
+            ax.plot(x, yv, "o", color=color, ms=3)
         for sp in br.special_points:
             marker, short = _SPECIAL_STYLE.get(sp.kind, ("o", sp.kind))
             key = (sp.kind, round(sp.param_value, 6), round(float(sp.y[k]), 6))
