@@ -32,6 +32,10 @@ def test_closed_form_references(name, method):
     t_eval = np.linspace(*ref.t_span, 41)
     sol = solve(csys, ref.y0, ref.t_span, ref.p, method=method, t_eval=t_eval, **method_options(method))
     assert sol.status is Status.SUCCESS and sol.success
+    assert not sol.y.flags.writeable  # results are immutable, inputs untouched
+    assert t_eval.flags.writeable and ref.y0.flags.writeable
+    again = solve(csys, sol.final, ref.t_span, sol.params, method=method, **method_options(method))
+    assert again.success  # read-only arrays are accepted as inputs
     np.testing.assert_array_equal(sol.t, t_eval)
     exact = ref.exact(t_eval, ref.y0, ref.p)
     np.testing.assert_allclose(sol.y, exact, rtol=0, atol=1e-7)
@@ -167,6 +171,10 @@ def test_nan_rhs_is_non_finite(method):
     assert sol.status is Status.NON_FINITE
     assert sol.t_final <= 1.0 + 1e-12 and np.all(np.isfinite(sol.y))
     np.testing.assert_allclose(sol.y, ref.exact(sol.t, ref.y0, ref.p), atol=1e-6)
+    late = solve(ref.compiled(), ref.y0, (1.5, 2.0), ref.p, method=method, throw=False)  # nan from the start
+    assert late.status is Status.NON_FINITE
+    np.testing.assert_array_equal(late.t, [1.5])
+    np.testing.assert_array_equal(late.y, [ref.y0])
 
 
 @pytest.mark.parametrize("method", ["dopri5", "rk4", "bdf"])

@@ -77,7 +77,7 @@ Event = Threshold | NormAbove
 def pack_events(events: Sequence[Event] | np.ndarray, state_names: Sequence[str]) -> np.ndarray:
     """Event objects (or an already-packed float array [k, 5]) -> float64 [k, 5] kernel specs."""
     if isinstance(events, np.ndarray):
-        arr = np.ascontiguousarray(events, dtype=np.float64)
+        arr = np.array(events, dtype=np.float64, order="C")
         if arr.ndim != 2 or arr.shape[1] != 5:
             raise InvalidParameterError(f"packed events must have shape (k, 5), got {arr.shape}")
         return arr

@@ -50,7 +50,7 @@ _MESSAGES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EventRecord:
     """Events that fired, in time order.
 
@@ -79,7 +79,7 @@ class EventRecord:
         return self.t[self.which == which]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DenseOutput:
     """Per-step interpolants: step starts ``t0`` [n_steps], lengths ``h`` [n_steps] and coefficients
     ``rcont`` [n_steps, 5, n_state] (see ``theorykit.solve._kernels.interpolate``)."""
@@ -103,9 +103,16 @@ class DenseOutput:
         return y.reshape(ts.shape + (self.rcont.shape[2],))
 
 
-@dataclass(frozen=True)
+def _freeze_arrays(obj) -> None:
+    """Make the result's arrays read-only, so that the frozen result cannot change through them."""
+    for value in vars(obj).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+
+
+@dataclass(frozen=True, eq=False)
 class Solution:
-    """One integrated trajectory (immutable).
+    """One integrated trajectory (immutable; its arrays are read-only).
 
     Attributes
     ----------
@@ -146,6 +153,9 @@ class Solution:
     y_final: np.ndarray
     dense: DenseOutput | None = field(default=None, repr=False)
     system: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _freeze_arrays(self)
 
     @property
     def success(self) -> bool:
@@ -196,9 +206,9 @@ class Solution:
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EnsembleSolution:
-    """Many trajectories on a common output grid (immutable).
+    """Many trajectories on a common output grid (immutable; its arrays are read-only).
 
     Attributes
     ----------
@@ -241,6 +251,9 @@ class EnsembleSolution:
     state_names: tuple[str, ...]
     param_names: tuple[str, ...]
     method: str
+
+    def __post_init__(self) -> None:
+        _freeze_arrays(self)
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -77,7 +77,7 @@ def check_t_eval(t_eval: Any, t0: float, t1: float) -> np.ndarray:
         raise InvalidParameterError(f"t_eval must lie inside t_span [{t0}, {t1}], got [{te[0]}, {te[-1]}]")
     if np.any(np.diff(te) <= 0):
         raise InvalidParameterError("t_eval must be sorted in strictly increasing order")
-    return np.ascontiguousarray(te)
+    return np.array(te, dtype=np.float64, order="C")  # a private, writable copy (results get frozen)
 
 
 def check_options(method: str, t0: float, t1: float, *, rtol: float, atol: float, first_step: float | None,
@@ -95,7 +95,7 @@ def check_options(method: str, t0: float, t1: float, *, rtol: float, atol: float
     if method in FIXED_STEP_METHODS:
         if dt is None:
             raise InvalidParameterError(f"method {method!r} is fixed-step: pass dt > 0")
-        dt = check_range("dt", dt, 0.0, t1 - t0, low_open=True)
+        dt = check_range("dt", dt, 0.0, math.inf, low_open=True, high_open=True)
     elif dt is not None:
         raise InvalidParameterError(f"dt is only used by the fixed-step methods {list(FIXED_STEP_METHODS)}; "
                                     f"method {method!r} chooses its own steps (use first_step / max_step)")
@@ -116,7 +116,7 @@ def pack_vector(csys: Any, value: Any, kind: str) -> np.ndarray:
         if arr.ndim != 1 or arr.shape[0] != n:
             names = csys.state_names if kind == "y0" else csys.param_names
             raise InvalidParameterError(f"{kind} must have {n} entries {list(names)}, got shape {arr.shape}")
-    arr = np.ascontiguousarray(packer(value), dtype=np.float64)
+    arr = np.array(packer(value), dtype=np.float64, order="C")  # a private copy: results freeze their arrays
     if arr.shape != (n,):
         raise InvalidParameterError(f"{kind} must have {n} entries, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
