@@ -102,6 +102,9 @@ def test_classifiers():
     classify, labels = support_classifier(["a", "b"], tol=1e-3)
     final = np.array([[0.0, 0.0], [0.5, 0.0], [0.0, -0.5], [1.0, 1.0], [np.nan, 0.0], [1e9, 0.0]])
     assert [labels[k] for k in classify(final)] == ["collapse", "a", "b", "a+b", "diverged", "diverged"]
+    classify, labels = support_classifier(["a", "b"], tol=1e-3, coarse=True)
+    assert [labels[k] for k in classify(final)] == ["collapse", "nonzero", "nonzero", "nonzero", "diverged",
+                                                    "diverged"]
     classify, labels = nearest_attractor_classifier([[1.0, 0.0], [-1.0, 0.0]], ["R", "L"], tol=1e-2)
     final = np.array([[1.001, 0.0], [-0.999, 0.0], [0.0, 0.0], [np.inf, 0.0]])
     assert [labels[k] for k in classify(final)] == ["R", "L", "other", "diverged"]

@@ -190,7 +190,7 @@ def _cmd_phase_diagram(args) -> int:
         if v < 2:
             raise InvalidParameterError(f"{flag} must be >= 2, got {v}")
     t_final = _positive("--t-final", args.t_final)
-    classify, labels = support_classifier(csys.state_names, tol=_positive("--tol", args.tol))
+    classify, labels = support_classifier(csys.state_names, tol=_positive("--tol", args.tol), coarse=args.coarse)
     grid = {ax: np.linspace(*ranges[0], args.nx), ay: np.linspace(*ranges[1], args.ny)}
     pd = phase_diagram(csys, grid, params, builtin.y0 or np.zeros(csys.n_states), t_final=t_final,
                        classify=classify, labels=labels)
@@ -292,6 +292,8 @@ def register(sub) -> None:
     p.add_argument("--ny", type=int, default=50, help="grid points along y")
     p.add_argument("--t-final", type=float, default=200.0, help="integration time")
     p.add_argument("--tol", type=float, default=1e-3, help="|y_i| above which a state counts as non-zero")
+    p.add_argument("--coarse", action="store_true",
+                   help="labels collapse / nonzero / diverged only (for oscillating systems)")
     p.set_defaults(func=_cmd_phase_diagram)
 
     p = sub.add_parser("basins", help="basins of attraction of the stable fixed points over two states")

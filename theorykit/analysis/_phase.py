@@ -22,13 +22,14 @@ Classifier = Callable[[np.ndarray], np.ndarray]
 
 
 # ---------------------------------------------------------------------------------------------- classifiers
-def support_classifier(state_names: Sequence[str], *, tol: float = 1e-3,
-                       max_abs: float = 1e6) -> tuple[Classifier, tuple[str, ...]]:
+def support_classifier(state_names: Sequence[str], *, tol: float = 1e-3, max_abs: float = 1e6,
+                       coarse: bool = False) -> tuple[Classifier, tuple[str, ...]]:
     """Label final states by which states are non-negligible (``|y_i| > tol``).
 
     Labels: ``"collapse"`` (every ``|y_i| <= tol``), the ``+``-joined names of the non-negligible states
-    (``"p1"``, ``"p1+p2"``, ...), and ``"diverged"`` (non-finite or ``max |y| > max_abs``). Systems with
-    more than 8 states get the coarse labels ``("collapse", "nonzero", "diverged")``.
+    (``"p1"``, ``"p1+p2"``, ...), and ``"diverged"`` (non-finite or ``max |y| > max_abs``). With
+    ``coarse=True``, and always for more than 8 states, the labels are ``("collapse", "nonzero",
+    "diverged")`` (use it for oscillating attractors, whose final state has a phase-dependent support).
 
     Returns
     -------
@@ -39,7 +40,7 @@ def support_classifier(state_names: Sequence[str], *, tol: float = 1e-3,
     tol = check_range("tol", tol, 0.0, low_open=True)
     max_abs = check_range("max_abs", max_abs, tol, low_open=True)
     n = len(names)
-    fine = n <= 8
+    fine = n <= 8 and not coarse
     if fine:
         labels = ["collapse"] + ["+".join(nm for j, nm in enumerate(names) if mask >> j & 1)
                                  for mask in range(1, 2 ** n)] + ["diverged"]
