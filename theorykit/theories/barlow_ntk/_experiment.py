@@ -44,6 +44,7 @@ class SweepConfig:
     delta: float = 1e-2
     init_loss_below: float | None = 1.0
     n_population: int = 500
+    batch_size: int | None = None
     conf_delta: float = 0.05
 
     @property
@@ -143,7 +144,8 @@ def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0) -> dict[str, np.nda
                 losses = [np.array([L0])]
                 for c in range(cfg.n_checkpoints):
                     r = train_network(tr.X, tr.Xp, Wc, Vc, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
-                                      n_steps=seg, record_every=cfg.record_every)
+                                      n_steps=seg, record_every=cfg.record_every, batch_size=cfg.batch_size,
+                                      seed=int(init_seed) + 7919 * c + M)
                     Wc, Vc = r.W, r.V
                     losses.append(r.loss[1:])
                     thc = empirical_ntk(Z[:2 * N], Wc, Vc, cfg.activation)
