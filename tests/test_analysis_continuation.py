@@ -139,3 +139,14 @@ def test_bifurcations_on_nontrivial_branches():
     br = continue_branch(h3, [0.0, 0.0, 0.0], {"mu": -1.0}, "mu", (-1.0, 1.0))
     assert [sp.kind for sp in br.special_points] == ["hopf"]
     assert abs(br.special_points[0].param_value) < 1e-6
+
+
+def test_neutral_saddle_is_not_a_hopf_point():
+    from theorykit.derive import make_system
+
+    # eigenvalues (a, -1): their sum crosses zero at a = 1 (the Hopf test function vanishes) but they are
+    # real, so no Hopf point may be reported; the real eigenvalue a crosses zero at a = 0 (branch point)
+    c = compile_system(make_system(["x", "y"], ["a*x", "-y"], ["a"], name="neutral_saddle"))
+    br = continue_branch(c, [0.0, 0.0], {"a": -0.5}, "a", (-0.5, 1.5))
+    assert [sp.kind for sp in br.special_points] == ["branch_point"]
+    assert abs(br.special_points[0].param_value) < 1e-9

@@ -16,11 +16,10 @@ branch at every trial point, so special points sit on the branch to Newton accur
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-
-import json
 
 import numpy as np
 from scipy.optimize import brentq
