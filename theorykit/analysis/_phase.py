@@ -318,7 +318,7 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
     base_params : mapping or float64[n_params]
         Values of every parameter (the gridded ones are overwritten); a mapping may omit the gridded ones.
     y0 : mapping or float64[n_states]
-        The initial state of every run (default: the system's zeros are rarely useful, so it is required).
+        The initial state of every run (required).
     t_final : float
         Integration time.
     classify : callable ``final_states[n, n_states] -> int64[n]``, optional
