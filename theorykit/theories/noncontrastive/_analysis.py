@@ -117,8 +117,12 @@ def _euclid_root_fns():
 def euclidean_critical_eta(sigma2: float) -> float:
     r"""Largest weight decay with a non-collapsed Euclidean equilibrium, :math:`1/(4(1+\sigma^2))`,
     from the discriminant of the derived cubic (SimSiam, ``tau = 1``)."""
-    sigma2 = float(sigma2)
-    return 1.0 / (4.0 * (1.0 + sigma2))
+    return float(_euclid_critical_fn()(float(sigma2)))
+
+
+@lru_cache(maxsize=None)
+def _euclid_critical_fn():
+    return sp.lambdify((S.sigma2,), S.euclidean_critical(), "math")
 
 
 def euclidean_fixed_points(eta: float, sigma2: float) -> tuple[float, float] | None:

@@ -236,7 +236,6 @@ class Reduction:
         params = [eta, sigma2] + [x for x in (alpha_p, dim, nu_u, nu_v, rho) if x in expr.free_symbols]
         return ODESystem(t=t, states=(ps,), rhs=(expr,), params=tuple(params),
                          name=f"{self.loss}_reduced",
-                         observed={"s": self.lam.subs(p, ps) * ps ** 2},
                          provenance=(f"eigenmode flow of the {self.loss} loss",
                                      f"conserved: (s - {self.lam} p^2) e^(-({self.decay}) t)",
                                      "restricted to the invariant manifold s = lam p^2, tau = 1 (SimSiam)"))
@@ -276,14 +275,26 @@ def reduce_mode(loss: str) -> Reduction:
 
 
 def euclidean_roots() -> tuple[sp.Expr, sp.Expr]:
-    """The non-zero fixed points of the reduced Euclidean flow, solved by SymPy from the derived cubic."""
+    """``(p_minus, p_plus)``: the non-zero fixed points of the reduced Euclidean flow, solved by SymPy from
+    the derived cubic (ordered at a sample point where both are real)."""
     red = reduce_mode("euclidean")
-    q = sp.Poly(sp.cancel(red.rhs / p), p)
-    roots = sp.solve(q.as_expr(), p)
-    roots = sorted(roots, key=lambda r: sp.sign(sp.diff(r, eta)) if False else str(r))
-    lo = [r for r in roots if "-sqrt" in str(r) or "- sqrt" in str(r)]
-    hi = [r for r in roots if r not in lo]
-    return sp.simplify(lo[0]), sp.simplify(hi[0])
+    roots = sp.solve(sp.cancel(red.rhs / p), p)
+    if len(roots) != 2:
+        raise RuntimeError(f"expected two non-zero roots of the reduced Euclidean flow, got {roots}")
+    at = {eta: sp.Rational(1, 20), sigma2: sp.Rational(1, 2)}
+    lo, hi = sorted(roots, key=lambda r: float(r.subs(at)))
+    return sp.simplify(lo), sp.simplify(hi)
+
+
+def euclidean_critical() -> sp.Expr:
+    """The weight decay at which the two non-zero Euclidean roots merge: the zero of the discriminant of
+    the derived quadratic factor, solved for ``eta`` by SymPy."""
+    red = reduce_mode("euclidean")
+    quad = sp.Poly(sp.cancel(red.rhs / p), p)
+    sol = sp.solve(sp.discriminant(quad.as_expr(), p), eta)
+    if len(sol) != 1:
+        raise RuntimeError(f"expected one critical weight decay, got {sol}")
+    return sp.simplify(sol[0])
 
 
 def cosine_fold() -> tuple[sp.Expr, sp.Expr]:
@@ -300,4 +311,4 @@ def cosine_fold() -> tuple[sp.Expr, sp.Expr]:
 
 
 __all__ = ["LOSSES", "loss_of_overlaps", "mode_features", "mode_laws", "expected_mode_gradient", "mode_flow", "concentration_values",
-           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "cosine_fold"]
+           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "euclidean_critical", "cosine_fold"]
