@@ -87,6 +87,7 @@ def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s
     Returns a dict with ``t`` (n_t,), ``p``, ``s``, ``tau`` (n_t, n_groups) and ``loss`` (n_t,).
     """
     S.check_loss(loss)
+    eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
     p0 = np.atleast_1d(np.asarray(p0, dtype=float))
     G = p0.size
     s0 = p0 ** 2 / alpha_p if s0 is None else np.atleast_1d(np.asarray(s0, dtype=float))

@@ -1,0 +1,228 @@
+"""Tests of the non-contrastive theory: derivation against finite differences of the sampled loss, the
+degrees of the reduced dynamics, closed-form equilibria, conservation, ODE vs SGD and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theorykit.compile import compile_system
+from theorykit.errors import InvalidParameterError
+from theorykit.theories import noncontrastive as nc
+from theorykit.theories.noncontrastive import _analysis as A
+from theorykit.theories.noncontrastive import _symbolic as S
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- helpers (independent)
+def _aligned_networks(d, p0, s0, rng):
+    """W = U diag(sqrt s) V^T and W_p = U diag(p) U^T with the modes split into equal groups."""
+    G = len(p0)
+    q1, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    q2, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    grp = np.repeat(np.arange(G), d // G)
+    W = (q1 * np.sqrt(np.asarray(s0))[grp]) @ q2.T
+    Wp = (q1 * np.asarray(p0)[grp]) @ q1.T
+    return q1, q2, W, Wp
+
+
+def _sample_loss(loss, Wp, W, Wt, X1, X2):
+    """Per-sample loss written directly from its definition (not from the theory module)."""
+    U = X1 @ W.T @ Wp.T
+    V = X2 @ Wt.T
+    if loss == "euclidean":
+        return 0.5 * np.sum((U - V) ** 2, axis=1)
+    d = W.shape[0]
+    return -d * np.sum(U * V, axis=1) / (np.linalg.norm(U, axis=1) * np.linalg.norm(V, axis=1))
+
+
+def _paper_roots(eta, sigma2):
+    """Tian et al. 2021: roots of (1 + sigma2) p^2 - p + eta = 0."""
+    r = math.sqrt(1 - 4 * eta * (1 + sigma2))
+    return (1 - r) / (2 * (1 + sigma2)), (1 + r) / (2 * (1 + sigma2))
+
+
+# ------------------------------------------------------------------------------------------ tests
+@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
+def test_derived_gradient_matches_finite_differences_of_sampled_loss(loss):
+    """dL/dp_j and dL/dw_j by central differences of the sampled loss (target fixed: stop-gradient)
+    equal the derived eigenmode right-hand sides within Monte-Carlo error (+ O(1/d) for the cosine)."""
+    d, N, sigma2 = 64, 20000, 0.5
+    rng = np.random.default_rng(3)
+    p0, s0 = [1.0, 0.5], [0.8, 0.3]
+    U, V, W, Wp = _aligned_networks(d, p0, s0, rng)
+    Wt = W.copy()
+    X = rng.standard_normal((N, d))
+    X1 = X + np.sqrt(sigma2) * rng.standard_normal((N, d))
+    X2 = X + np.sqrt(sigma2) * rng.standard_normal((N, d))
+    groups = 2 if loss == "cosine" else 1
+    csys = A.compiled(loss, groups)
+    prm = A.pack(csys, A.hyper(0.0, sigma2, 1.0, 0.0, fractions=[0.5, 0.5] if groups == 2 else None))
+    h = 1e-5
+    for g, j in ((0, 0), (1, d - 1)):
+        if groups == 2:
+            f = csys.rhs(0.0, np.array([p0[0], s0[0], p0[1], s0[1]]), prm)[2 * g: 2 * g + 2]
+        else:
+            f = csys.rhs(0.0, np.array([p0[g], s0[g]]), prm)
+        # with eta = 0, alpha_p = 1: p' = -dL/dp, s' = 2 w w' = -2 w dL/dw
+        derived = {"p": -f[0], "w": -f[1] / (2 * math.sqrt(s0[g]))}
+        Ep = np.outer(U[:, j], U[:, j])
+        Ew = np.outer(U[:, j], V[:, j])
+        fd = {"p": (_sample_loss(loss, Wp + h * Ep, W, Wt, X1, X2) - _sample_loss(loss, Wp - h * Ep, W, Wt, X1, X2)) / (2 * h),
+              "w": (_sample_loss(loss, Wp, W + h * Ew, Wt, X1, X2) - _sample_loss(loss, Wp, W - h * Ew, Wt, X1, X2)) / (2 * h)}
+        for k in ("p", "w"):
+            se = fd[k].std() / math.sqrt(N)
+            allowance = 4 * se + (2.0 / d * abs(derived[k]) if loss == "cosine" else 0.0)
+            assert abs(fd[k].mean() - derived[k]) < allowance, (loss, g, k, fd[k].mean(), derived[k], se)
+
+
+def test_degrees_come_out_of_the_derivation():
+    eu, co = S.reduce_mode("euclidean"), S.reduce_mode("cosine")
+    assert eu.degree == 3 and sp.Poly(eu.rhs, S.p).degree() == 3
+    assert co.degree == 6 and sp.Poly(co.rhs, S.p).degree() == 6
+    # the leading coefficients are negative (bounded dynamics for p > 0)
+    vals = {S.sigma2: 0.5, S.alpha_p: 1.0, S.nu_u: 0.7, S.nu_v: 0.9, S.rho: 0.0, S.eta: 0.1}
+    assert float(eu.poly.LC().subs(vals)) < 0 and float(co.poly.LC().subs(vals)) < 0
+
+
+def test_conserved_quantity_and_numerical_check():
+    for loss in S.LOSSES:
+        r = S.reduce_mode(loss)
+        assert sp.simplify(r.lam - 1 / S.alpha_p) == 0
+        assert sp.simplify(r.decay + 2 * S.eta) == 0
+    # independent numerical check on the Euclidean (p, s) flow from an off-manifold start
+    eta, sigma2, alpha_p = 0.07, 0.3, 2.0
+    t = np.linspace(0, 8, 9)
+    tr = A.ode_trajectory("euclidean", [0.8], t, s0=[1.1], eta=eta, sigma2=sigma2, alpha_p=alpha_p)
+    c = (tr["s"][:, 0] - tr["p"][:, 0] ** 2 / alpha_p) * np.exp(2 * eta * t)
+    np.testing.assert_allclose(c, c[0], rtol=1e-6)
+
+
+def test_euclidean_fixed_points_match_paper_closed_form_and_stability():
+    csys = A.compiled("euclidean", reduced=True)
+    for sigma2 in (0.0, 0.5, 2.0):
+        ec = 1 / (4 * (1 + sigma2))
+        assert A.euclidean_critical_eta(sigma2) == pytest.approx(ec, rel=1e-14)
+        for eta in (0.2 * ec, 0.6 * ec, 0.95 * ec):
+            ref = _paper_roots(eta, sigma2)
+            got = A.euclidean_fixed_points(eta, sigma2)
+            np.testing.assert_allclose(got, ref, rtol=1e-12)
+            roots = A.reduced_fixed_points("euclidean", {"eta": eta, "sigma2": sigma2})
+            assert [r for r, _ in roots] == pytest.approx([0.0, *ref], abs=1e-10)
+            assert [st for _, st in roots] == [True, False, True]
+            prm = csys.pack_params({"eta": eta, "sigma2": sigma2})
+            slopes = [csys.jac(0.0, np.array([y]), prm)[0, 0] for y in (0.0, *ref)]
+            assert slopes[0] < 0 and slopes[1] > 0 and slopes[2] < 0
+        assert A.euclidean_fixed_points(1.05 * ec, sigma2) is None
+
+
+def test_cosine_fold_and_emergence():
+    sigma2 = 0.5
+    nu_u, nu_v = A.frozen_norms(1.0, sigma2)
+    ef = A.cosine_fold_eta(sigma2, 1.0, 1.0, nu_u, nu_v)
+    base = {"sigma2": sigma2, "alpha_p": 1.0, "nu_u": nu_u, "nu_v": nu_v, "rho": 0.0}
+    pos = lambda e: [r for r, _ in A.reduced_fixed_points("cosine", {**base, "eta": e}) if r > 1e-12]  # noqa: E731
+    assert len(pos(0.98 * ef)) == 2 and len(pos(1.02 * ef)) == 0
+    # shrinking every weight by lam scales nu_u by lam^2 and nu_v by lam: the fold rises as lam^-2
+    lam = 0.5
+    ef2 = A.cosine_fold_eta(sigma2, 1.0, 1.0, lam ** 2 * nu_u, lam * nu_v)
+    assert ef2 == pytest.approx(ef / lam ** 2, rel=1e-12)
+    assert len(pos(1.5 * ef)) == 0
+    assert len([r for r, _ in A.reduced_fixed_points("cosine", {**base, "nu_u": lam ** 2 * nu_u, "nu_v": lam * nu_v,
+                                                                   "eta": 1.5 * ef}) if r > 0]) == 2
+
+
+def test_cosine_flow_is_scale_invariant():
+    """Cosine loss gradients are orthogonal to the weights: sum_k f_k p_k p_k' = -eta sum_k f_k p_k^2."""
+    csys = A.compiled("cosine", 2)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.uniform(0.2, 1.5, 4)
+        f1, eta = rng.uniform(0.2, 0.8), rng.uniform(0, 0.3)
+        prm = A.pack(csys, A.hyper(eta, 0.7, 1.3, 0.0, fractions=[f1, 1 - f1]))
+        f = csys.rhs(0.0, y, prm)
+        lhs = f1 * y[0] * f[0] + (1 - f1) * y[2] * f[2]
+        assert lhs == pytest.approx(-eta * (f1 * y[0] ** 2 + (1 - f1) * y[2] ** 2), rel=1e-10, abs=1e-12)
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("loss, d, batch, lr, tol", [("euclidean", 32, 16, 0.02, 0.03),
+                                                     ("cosine", 32, 64, 0.01, 0.05)])
+def test_ode_matches_sgd_small_case(loss, d, batch, lr, tol):
+    """Fixed seed: SGD group eigenvalues stay within ``tol`` of the eigenmode ODE up to t = 4."""
+    run = nc.simulate_sgd(loss, dim=d, batch=batch, lr=lr, t_end=4.0, p0=[1.0, 0.4], eta=0.05, sigma2=0.5,
+                          n_record=9, seed=11)
+    ode = nc.ode_trajectory(loss, [1.0, 0.4], run.t, eta=0.05, sigma2=0.5)
+    err = max(np.abs(run.p - ode["p"]).max(), np.abs(run.s - ode["s"]).max())
+    assert err < tol
+    # and the prediction is not trivially satisfied: the eigenvalues moved by much more than tol
+    assert np.abs(ode["p"][-1] - ode["p"][0]).max() > 4 * tol
+
+
+@pytest.mark.numba
+def test_byol_target_and_collapse_outcomes():
+    # EMA target: tau stays close to the ODE
+    run = nc.simulate_sgd("euclidean", dim=32, batch=32, lr=0.02, t_end=4.0, p0=[1.0], eta=0.05, sigma2=0.5,
+                          beta=0.3, n_record=5, seed=2)
+    ode = nc.ode_trajectory("euclidean", [1.0], run.t, eta=0.05, sigma2=0.5, beta=0.3)
+    assert np.abs(run.tau - ode["tau"]).max() < 0.03
+    assert np.abs(run.p - ode["p"]).max() < 0.03
+    # strong weight decay: Euclidean collapses, the normalised cosine representation does not
+    eta, sigma2 = 0.4, 0.5
+    assert A.predicted_euclidean_collapse(eta, sigma2, 1.0)
+    e = nc.simulate_sgd("euclidean", dim=16, batch=16, lr=0.05, t_end=60.0, p0=[1.0, 0.4], eta=eta,
+                        sigma2=sigma2, n_record=3, seed=4)
+    c = nc.simulate_sgd("cosine", dim=16, batch=16, lr=0.05, t_end=3 / eta, p0=[1.0, 0.4], eta=eta,
+                        sigma2=sigma2, n_record=3, seed=5)
+    assert np.abs(e.p[-1]).max() < 0.05
+    assert A.normalised_ratio(c.p[-1:])[0] > 0.5
+
+
+@pytest.mark.parametrize("kwargs, name", [({"eta": -0.1}, "eta"), ({"sigma2": -1.0}, "sigma2"),
+                                          ({"alpha_p": 0.0}, "alpha_p"), ({"alpha_p": -1.0}, "alpha_p"),
+                                          ({"beta": 1.0}, "beta"), ({"beta": -0.1}, "beta")])
+def test_bad_parameters_raise_clear_errors(kwargs, name):
+    base = dict(eta=0.1, sigma2=0.5, alpha_p=1.0, beta=0.0)
+    base.update(kwargs)
+    with pytest.raises(InvalidParameterError, match=name):
+        nc.check_hyper(**base)
+    with pytest.raises(InvalidParameterError, match=name):
+        nc.ode_trajectory("euclidean", [1.0], [0.0, 1.0], **base)
+    with pytest.raises(InvalidParameterError, match=name):
+        nc.simulate_sgd("euclidean", dim=4, batch=2, lr=0.1, t_end=0.2, p0=[1.0], **base)
+    if name in ("eta", "sigma2"):
+        with pytest.raises(InvalidParameterError, match=name):
+            nc.euclidean_fixed_points(base["eta"], base["sigma2"])
+    with pytest.raises(InvalidParameterError, match="loss"):
+        nc.simulate_sgd("hinge", dim=4, batch=2, lr=0.1, t_end=0.2, p0=[1.0])
+
+
+def test_builtin_systems_compile_and_are_consistent():
+    systems = nc.builtin_systems()
+    assert {"euclidean_reduced", "cosine_reduced", "euclidean_mode", "euclidean_byol", "cosine_modes"} <= set(systems)
+    for b in systems.values():
+        csys = compile_system(b.build(), backend="numpy")
+        f = csys.rhs(0.0, b.y0, b.params)
+        assert np.all(np.isfinite(f))
+
+
+def test_derivation_document_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("nc_derivation", ROOT / "derivations" / "noncontrastive.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    committed = (ROOT / "derivations" / "noncontrastive.md").read_text()
+    assert mod.render() == committed, "run: python derivations/noncontrastive.py"
+
+
+@pytest.mark.slow
+def test_reproduce_quick_passes(tmp_path):
+    report = nc.reproduce(tmp_path, quick=True, seed=0)
+    failed = [c.describe_failure() for c in report.claims if not c.passed]
+    assert not failed, failed
+    assert all((tmp_path / f).exists() for f in report.figures)
