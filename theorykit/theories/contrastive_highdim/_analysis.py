@@ -1,0 +1,152 @@
+"""Analysis of the contrastive ODEs: the uninformative state and its stability (learnability threshold),
+basins of feature selection, final cosines against the augmentation noise, and ODE-vs-SGD errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from scipy.optimize import brentq
+
+from ..._random import SeedLike, as_generator
+from ...analysis import linearize
+from ...progress import track
+from ...solve import solve, solve_ensemble
+from ._model import ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_sgd
+
+
+def ode_trajectory(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, q0: Any, Q0: float,
+                   t_eval: Sequence[float]) -> Trajectory:
+    """Integrate the closed ODEs (Dormand–Prince) and return the order parameters at ``t_eval``."""
+    t_eval = np.asarray(t_eval, dtype=float)
+    y0 = ode.state(q0, Q0)
+    sol = solve(ode.csys, y0, (0.0, float(t_eval[-1])), ode.pack(hyper, law), t_eval=t_eval[t_eval > 0],
+                rtol=1e-8, atol=1e-10)
+    y = np.vstack([y0[None, :], sol.y]) if t_eval[0] == 0 else sol.y
+    d, K = ode.d, ode.K
+    y = y.reshape(len(t_eval), K, d + 1)
+    return Trajectory(t_eval, np.transpose(y[:, :, :d], (0, 2, 1)), y[:, :, d])
+
+
+@dataclass(frozen=True)
+class Uninformative:
+    """The uninformative fixed point ``q = 0, Q = Q_star`` and its linear stability.
+
+    ``growth`` is the cosine growth rate ``d log m_i / dt`` (the q-block eigenvalue); ``eigenvalues`` of
+    the full Jacobian; ``G1``, ``B0``, ``D0`` the Gaussian coefficients at the point (``A_i ≈ G1 <c²> q_i``).
+    """
+
+    Q_star: float
+    eigenvalues: np.ndarray
+    growth: float
+    G1: float
+    B0: float
+    D0: float
+
+    @property
+    def learnable(self) -> bool:
+        return self.growth > 0
+
+
+def uninformative_state(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, *, Q_bounds=(1e-6, 1e4)) -> Uninformative:
+    """Solve ``dQ/dt = 0`` at ``q = 0`` (``τ D0(Q) / (2Q) = B0(Q) + λ``; the largest root) and linearise there.
+
+    Raises ``ValueError`` if there is no positive root in ``Q_bounds`` (the norm collapses to 0).
+    """
+    zero = np.zeros(ode.d)
+
+    def g(Q: float) -> float:
+        _, B, D = ode.expectations(zero, Q, hyper, law)
+        return hyper.tau * D / (2 * Q) - B - hyper.lam
+
+    grid = np.geomspace(*Q_bounds, 80)
+    vals = np.array([g(Q) for Q in grid])
+    sign = np.where(np.sign(vals[:-1]) * np.sign(vals[1:]) < 0)[0]
+    if sign.size == 0:
+        raise ValueError(f"no uninformative fixed point with Q > 0 at {hyper} (the weights collapse)")
+    i = sign[-1]
+    Q_star = brentq(g, grid[i], grid[i + 1], xtol=1e-13, rtol=1e-12)
+    y = ode.state(zero, Q_star)
+    fp = linearize(ode.csys, y, ode.pack(hyper, law))
+    J = ode.csys.jac(0.0, y, ode.pack(hyper, law))
+    growth = float(J[0, 0])
+    _, B0, D0 = ode.expectations(zero, Q_star, hyper, law)
+    G1 = float((-growth / hyper.tau - B0 - hyper.lam) / law.m2)
+    return Uninformative(float(Q_star), np.asarray(fp.eigenvalues), growth, G1, float(B0), float(D0))
+
+
+def learnability_threshold(ode: ContrastiveODE, hyper: Hyper) -> float:
+    """The critical ``<c²>`` above which features grow from the uninformative state:
+    ``<c²>_c = -(B0 + λ) / G1`` at ``Q_star`` (which does not depend on the law)."""
+    u = uninformative_state(ode, hyper, HiddenLaw.rademacher(1.0))
+    return -(u.B0 + hyper.lam) / u.G1
+
+
+def classify_selection(m_final: np.ndarray, *, pure: float = 0.9, tol: float = 0.1) -> np.ndarray:
+    """Label final cosines float64[n, d]: index ``i`` if only feature ``i`` is learned (``|m_i| >= pure``,
+    the others ``< tol``), ``d`` for mixtures, ``d + 1`` if nothing is learned (``max |m| < tol``)."""
+    m = np.abs(np.asarray(m_final, dtype=float))
+    n, d = m.shape
+    lab = np.full(n, d, dtype=np.int64)
+    top = np.argmax(m, axis=1)
+    others = np.sort(m, axis=1)[:, -2] if d > 1 else np.zeros(n)
+    lab[(m[np.arange(n), top] >= pure) & (others < tol)] = top[(m[np.arange(n), top] >= pure) & (others < tol)]
+    lab[m.max(axis=1) < tol] = d + 1
+    return lab
+
+
+def basin_fractions(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, *, n_init: int = 64, radius: float = 0.3,
+                    Q0: float = 1.0, t_final: float = 40.0, seed: SeedLike = 0) -> dict[str, Any]:
+    """Integrate the ODEs from ``n_init`` initial cosines spread uniformly on the circle/sphere of
+    ``radius`` (same seed, same points for every law) and count where they end.
+
+    Returns ``{"labels", "fractions" (float64[d + 2]: feature 1..d, mixed, none), "m_final"}``.
+    """
+    rng = as_generator(seed)
+    dirs = rng.standard_normal((n_init, ode.d))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    Y0 = np.array([ode.state(radius * np.sqrt(Q0) * u, Q0) for u in dirs])
+    ens = solve_ensemble(ode.csys, Y0, (0.0, t_final), ode.pack(hyper, law), rtol=1e-6, atol=1e-9)
+    yf = np.asarray(ens.final).reshape(n_init, ode.K, ode.d + 1)[:, 0, :]
+    m_final = yf[:, :ode.d] / np.sqrt(np.maximum(yf[:, ode.d:], 1e-300))
+    lab = classify_selection(m_final)
+    frac = np.bincount(lab, minlength=ode.d + 2) / n_init
+    return {"labels": lab, "fractions": frac, "m_final": m_final, "initial": Y0}
+
+
+def final_cosine_grid(ode: ContrastiveODE, law: HiddenLaw, base: Hyper, sigmas: Sequence[float],
+                      rhos: Sequence[float], *, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 60.0) -> dict[str, np.ndarray]:
+    """Final ``max_i |m_i|``, ``Q`` and the diffusion ``D`` at the end, on a ``sigma × rho`` grid
+    (one ensemble integration). Returns float64[n_sigma, n_rho] arrays ``m``, ``Q``, ``D``."""
+    sig = np.asarray(sigmas, dtype=float)
+    rh = np.asarray(rhos, dtype=float)
+    P = np.array([ode.pack(base.replace(sigma=s, rho=r), law) for s in sig for r in rh])
+    ens = solve_ensemble(ode.csys, ode.state(q0, Q0), (0.0, t_final), P, rtol=1e-7, atol=1e-10)
+    yf = np.asarray(ens.final)[:, :ode.d + 1]
+    Q = yf[:, ode.d]
+    m = np.max(np.abs(yf[:, :ode.d]), axis=1) / np.sqrt(np.maximum(Q, 1e-300))
+    D = np.array([ode.expectations(y[:ode.d], max(y[ode.d], 1e-12), base.replace(sigma=s, rho=r), law)[2]
+                  for y, (s, r) in zip(yf, [(s, r) for s in sig for r in rh])])
+    shape = (sig.size, rh.size)
+    return {"sigma": sig, "rho": rh, "m": m.reshape(shape), "Q": Q.reshape(shape), "D": D.reshape(shape)}
+
+
+def sgd_errors(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], seeds: Sequence[int], *,
+               q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0, record_dt: float = 0.5) -> dict[str, Any]:
+    """Errors of online SGD against the ODEs at each ``n`` (one run per seed): the max over time
+    ``err_m = max_t |m_SGD - m_ODE|_∞``, ``err_Q = max_t |Q_SGD - Q_ODE|`` and the root mean square over
+    time and features ``rms_m``. Returns ``{"n": int64[k], "err_m", "err_Q", "rms_m": float64[k], "ode",
+    "runs"}`` with one entry per (n, seed)."""
+    t_eval = np.arange(0.0, t_final + 1e-9, record_dt)
+    ref = ode_trajectory(ode, hyper, law, q0, Q0, t_eval)
+    rows_n, err_m, err_Q, rms_m, runs = [], [], [], [], []
+    for n, s in track([(n, s) for n in ns for s in seeds], desc="SGD runs"):
+        tr = simulate_sgd(int(n), t_final, hyper, law, q0, Q0, K=ode.K, act=ode.act, record_dt=record_dt, seed=int(s))
+        k = min(len(tr.t), len(t_eval))
+        rows_n.append(int(n))
+        err_m.append(float(np.max(np.abs(tr.m[:k] - ref.m[:k]))))
+        err_Q.append(float(np.max(np.abs(tr.Q[:k] - ref.Q[:k]))))
+        rms_m.append(float(np.sqrt(np.mean((tr.m[1:k] - ref.m[1:k]) ** 2))))
+        runs.append(tr)
+    return {"n": np.array(rows_n), "err_m": np.array(err_m), "err_Q": np.array(err_Q), "rms_m": np.array(rms_m), "ode": ref, "runs": runs}
