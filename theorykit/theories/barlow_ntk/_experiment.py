@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -237,4 +237,4 @@ def config_dict(cfg: SweepConfig) -> dict:
     return asdict(cfg)
 
 
-__all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "generalization_check", "make_data", "replace"]
+__all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "generalization_check", "make_data"]
