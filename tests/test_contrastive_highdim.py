@@ -1,0 +1,183 @@
+"""Tests of the high-dimensional contrastive theory: symbolic derivation, quadrature ODEs, SGD and PDE."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from theorykit.compile import compile_system
+from theorykit.derive import Law, moment_symbol
+from theorykit.errors import InvalidParameterError
+from theorykit.theories import contrastive_highdim as ch
+
+ROOT = Path(__file__).resolve().parents[1]
+M2, M4 = moment_symbol("c", 2), moment_symbol("c", 4)
+
+
+@pytest.fixture(scope="module")
+def ode():
+    return ch.ContrastiveODE(d=2, K=1, act="tanh", gh_points=12)
+
+
+# ------------------------------------------------------------------------------------ symbolic
+def test_moment_cancellation_at_origin_is_symbolic():
+    res = ch.small_q_expansion(2, 3)
+    J = res["jacobian_origin"]
+    free = set().union(*(e.free_symbols for e in J))
+    assert M2 in free and M4 not in free
+    # the fourth moment is present in the expanded dynamics, so its absence at q = 0 is a cancellation
+    assert any(r.has(M4) for r in res["system"].rhs)
+    # growth rate of the cosines: -tau <c^2> G_1 - tau^2 D_0 / (2Q); lambda and B_0 cancel
+    tau, Q = sp.Symbol("tau", real=True), sp.Symbol("Q", positive=True)
+    G1, D0 = sp.Symbol("G_1", real=True), sp.Symbol("D_0", real=True)
+    assert sp.simplify(res["growth_rate"] - (-tau * M2 * G1 - tau**2 * D0 / (2 * Q))) == 0
+
+
+def test_cubic_anisotropy_is_excess_kurtosis():
+    expr = ch.cubic_anisotropy(2)
+    q1, G3 = sp.Symbol("q_1", real=True), sp.Symbol("G_3", real=True)
+    assert sp.simplify(expr - G3 / 6 * (M4 - 3 * M2**2) * q1**3) == 0
+
+
+def test_stein_lemma_identity():
+    assert ch.stein_check()
+
+
+def test_integrand_matches_finite_differences():
+    fn = compile_system(ch.integrand_system("tanh"), jac=False)
+    rng = np.random.default_rng(1)
+    loss = lambda a, b: -np.tanh(a) * np.tanh(b)  # noqa: E731
+    h = 1e-4
+    for z in rng.normal(size=(5, 2)):
+        out = np.array([fn.observed(k, 0.0, z, []) for k in ("d1", "d2", "l11", "l12", "l22")])
+        a, b = z
+        d1 = (loss(a + h, b) - loss(a - h, b)) / (2 * h)
+        d2 = (loss(a, b + h) - loss(a, b - h)) / (2 * h)
+        l11 = (loss(a + h, b) - 2 * loss(a, b) + loss(a - h, b)) / h**2
+        l22 = (loss(a, b + h) - 2 * loss(a, b) + loss(a, b - h)) / h**2
+        l12 = (loss(a + h, b + h) - loss(a + h, b - h) - loss(a - h, b + h) + loss(a - h, b - h)) / (4 * h * h)
+        np.testing.assert_allclose(out, [d1, d2, l11, l12, l22], atol=2e-6)
+
+
+def test_linear_variance_cancels_at_rho_minus_one():
+    sysl = ch.linear_system(2)
+    D = sysl.observed["D"]
+    s = {sp.Symbol("rho", real=True): -1, sp.Symbol("eta", real=True): 0}
+    sigma, Q = sp.Symbol("sigma", real=True), sp.Symbol("Q", positive=True)
+    assert sp.simplify(D.subs(s) - 4 * Q * sigma**4) == 0
+    s0 = {sp.Symbol("rho", real=True): 0, sp.Symbol("eta", real=True): 0}
+    q1, q2 = sp.symbols("q_1 q_2", real=True)
+    assert sp.simplify(D.subs(s0) - (2 * M2 * (q1**2 + q2**2) * sigma**2 + 2 * Q * sigma**4)) == 0
+
+
+def test_quadrature_ode_matches_exact_linear_system():
+    """Two independent routes: moment substitution (exact, compiled by compile_system) and Gauss quadrature."""
+    exact = compile_system(ch.linear_system(2))
+    quad = ch.ContrastiveODE(d=2, act="linear", gh_points=6)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        hyp = ch.Hyper(tau=rng.uniform(0.2, 1), lam=rng.uniform(0, 1), sigma=rng.uniform(0, 1.2),
+                       rho=rng.uniform(-1, 1), eta=rng.uniform(0, 0.3))
+        law = ch.HiddenLaw.sparse_ternary(rng.uniform(0.2, 1), m2=rng.uniform(0.5, 2))
+        y = np.array([rng.normal() * 0.3, rng.normal() * 0.3, 1.0 + rng.uniform()])
+        p = {"<c^2>": law.m2, "eta": hyp.eta, "lambda": hyp.lam, "rho": hyp.rho, "sigma": hyp.sigma, "tau": hyp.tau}
+        np.testing.assert_allclose(quad.csys.rhs(0, y, quad.pack(hyp, law)), exact.rhs(0, y, p), rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ stability
+def test_equal_second_moment_gives_equal_eigenvalues(ode):
+    hyp = ch.Hyper(tau=1.0, lam=0.2, sigma=1.0)
+    laws = [ch.HiddenLaw.rademacher(), ch.HiddenLaw.sparse_ternary(0.1), ch.HiddenLaw.uniform(),
+            ch.HiddenLaw.from_moments({2: 1.0, 4: 2.5})]
+    assert len({round(l.moment(4), 6) for l in laws}) == 4
+    eig = [np.sort(ch.uninformative_state(ode, hyp, l).eigenvalues.real) for l in laws]
+    for e in eig[1:]:
+        np.testing.assert_allclose(e, eig[0], rtol=1e-7)
+    # a different <c^2> changes them
+    e2 = np.sort(ch.uninformative_state(ode, hyp, ch.HiddenLaw.rademacher(1.5)).eigenvalues.real)
+    assert np.max(np.abs(e2 - eig[0])) > 0.1
+
+
+def test_threshold_matches_simulations(ode):
+    hyp = ch.Hyper(tau=1.0, lam=0.2, sigma=1.0)
+    m2c = ch.learnability_threshold(ode, hyp)
+    u = ch.uninformative_state(ode, hyp, ch.HiddenLaw.rademacher())
+    out = {}
+    for r in (0.25, 2.0):
+        law = ch.HiddenLaw.rademacher(r * m2c)
+        uu = ch.uninformative_state(ode, hyp, law)
+        assert uu.learnable == (r > 1)
+        # below: decay rate 0.15, stationary |m| fluctuations ~ 0.025 at n = 2000; above: growth rate 0.2
+        q0 = np.array([0.2, 0.0]) * np.sqrt(u.Q_star)
+        tr = ch.simulate_sgd(2000, 15.0, hyp, law, q0, u.Q_star, record_dt=1.0, seed=5)
+        out[r] = float(np.mean(np.abs(tr.m[-3:, 0, 0]))) / 0.2
+    assert out[0.25] < 0.5 and out[2.0] > 2.0, out
+
+
+# ------------------------------------------------------------------------------------ simulation
+def test_ode_matches_sgd_n2000(ode):
+    hyp = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=-0.5)
+    law = ch.HiddenLaw.rademacher()
+    tr = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=0)
+    ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, tr.t)
+    # tolerance: about 3 standard deviations of the O(n^-1/2) fluctuations at n = 2000
+    assert np.max(np.abs(tr.m - ref.m)) < 0.05
+    assert np.max(np.abs(tr.Q - ref.Q)) < 0.05
+
+
+def test_pde_particles_match_ode_under_l2(ode):
+    hyp = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5)
+    law = ch.HiddenLaw.sparse_ternary(0.5)
+    pde = ch.simulate_pde(3000, 2.0, hyp, law, [0.3, 0.2], 1.0, reg="L2", dt=0.01, seed=2)
+    ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, pde.t)
+    assert np.max(np.abs(pde.m - ref.m)) < 0.04
+    assert np.max(np.abs(pde.Q - ref.Q)) < 0.04
+
+
+# ------------------------------------------------------------------------------------ input errors
+@pytest.mark.parametrize("kw", [{"rho": 1.5}, {"rho": -1.01}, {"sigma": -0.1}, {"tau": -1.0}, {"tau": 0.0},
+                                {"lam": -0.2}])
+def test_bad_hyper_parameters(kw):
+    with pytest.raises(InvalidParameterError) as err:
+        ch.Hyper(**kw)
+    assert next(iter(kw)) in str(err.value)
+
+
+def test_inconsistent_moments_rejected():
+    with pytest.raises(InvalidParameterError, match="inconsistent"):
+        ch.HiddenLaw.from_moments({2: 1.0, 4: 0.5})
+    with pytest.raises(InvalidParameterError):
+        ch.HiddenLaw.from_moments({4: 3.0})
+    with pytest.raises(InvalidParameterError):
+        ch.HiddenLaw.sparse_ternary(1.5)
+
+
+def test_law_from_moments_rules():
+    rad = ch.HiddenLaw.from_moments({2: 1.0, 4: 1.0})
+    np.testing.assert_allclose(sorted(rad.nodes), [-1, 1], atol=1e-12)
+    g = ch.HiddenLaw.from_moments(Law.gaussian(1))
+    for k in (2, 4, 6, 8):
+        assert abs(g.moment(k) - float(sp.factorial2(k - 1))) < 1e-8 * float(sp.factorial2(k - 1))
+    sp_ = ch.HiddenLaw.sparse_ternary(0.25)
+    assert abs(sp_.kappa4 - 1.0) < 1e-12
+
+
+def test_builtin_systems_compile():
+    systems = ch.builtin_systems()
+    for b in systems.values():
+        csys = compile_system(b.build())
+        out = csys.rhs(0.0, csys.pack_state(b.y0), csys.pack_params(b.params))
+        assert np.all(np.isfinite(out))
+
+
+def test_derivation_markdown_is_current():
+    path = ROOT / "derivations" / "contrastive_highdim.py"
+    spec = importlib.util.spec_from_file_location("contrastive_highdim_derivation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    committed = (ROOT / "derivations" / "contrastive_highdim.md").read_text()
+    assert mod.render() == committed
