@@ -372,3 +372,14 @@ def test_long_runs_continue_in_new_buffers(monkeypatch, backend):
     split = solve(ou.compiled(backend), ou.y0, (0.0, 1.0), ou.p, method="euler_maruyama", dt=0.01, seed=5)
     np.testing.assert_array_equal(whole.t, split.t)
     np.testing.assert_array_equal(whole.y, split.y)
+
+
+def test_euler_maruyama_without_noise_is_first_order_euler():
+    ref = REFERENCES["decay"]
+    t1 = np.array([ref.t_span[1]])
+    errs = [abs(solve(ref.compiled(), ref.y0, ref.t_span, ref.p, method="euler_maruyama", dt=dt, seed=0).final[0]
+                - ref.exact(t1, ref.y0, ref.p)[0, 0]) for dt in (0.01, 0.005)]
+    assert 1.8 < errs[0] / errs[1] < 2.2
+    # explicit Euler on y' = -k y: y_n = (1 - k dt)^n y0, exactly
+    sol = solve(ref.compiled(), ref.y0, ref.t_span, ref.p, method="euler_maruyama", dt=0.01, seed=0)
+    np.testing.assert_allclose(sol.final[0], (1 - ref.p[0] * 0.01) ** 500, rtol=1e-10)

@@ -50,6 +50,13 @@ _MESSAGES = {
 }
 
 
+def _freeze_arrays(obj) -> None:
+    """Make the result's arrays read-only, so that the frozen result cannot change through them."""
+    for value in vars(obj).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+
+
 @dataclass(frozen=True, eq=False)
 class EventRecord:
     """Events that fired, in time order.
@@ -71,6 +78,9 @@ class EventRecord:
     which: np.ndarray
     n_total: int
 
+    def __post_init__(self) -> None:
+        _freeze_arrays(self)
+
     def __len__(self) -> int:
         return int(self.t.shape[0])
 
@@ -88,6 +98,9 @@ class DenseOutput:
     h: np.ndarray
     rcont: np.ndarray
 
+    def __post_init__(self) -> None:
+        _freeze_arrays(self)
+
     def __call__(self, t: Any) -> np.ndarray:
         """States at times ``t`` (scalar -> [n_state], array [k] -> [k, n_state])."""
         ts = np.asarray(t, dtype=np.float64)
@@ -101,13 +114,6 @@ class DenseOutput:
         th1 = 1.0 - th
         y = r[:, 0] + th * (r[:, 1] + th1 * (r[:, 2] + th * (r[:, 3] + th1 * r[:, 4])))
         return y.reshape(ts.shape + (self.rcont.shape[2],))
-
-
-def _freeze_arrays(obj) -> None:
-    """Make the result's arrays read-only, so that the frozen result cannot change through them."""
-    for value in vars(obj).values():
-        if isinstance(value, np.ndarray):
-            value.setflags(write=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,8 +194,12 @@ class Solution:
         k = names.index(name)
         buf = np.empty(len(names))
         res = np.empty(self.t.shape[0])
+        # writable copies: read-only arrays would make numba compile another specialisation
+        p = np.array(self.params)
+        yi = np.empty(self.y.shape[1])
         for i in range(self.t.shape[0]):
-            self.system.observed_into(float(self.t[i]), np.ascontiguousarray(self.y[i]), self.params, buf)
+            yi[:] = self.y[i]
+            self.system.observed_into(float(self.t[i]), yi, p, buf)
             res[i] = buf[k]
         return res
 
