@@ -14,7 +14,7 @@ from ..progress import Progress
 from . import _kernels
 from ._events import Event, pack_events
 from ._solution import EnsembleSolution
-from ._solve import (FIXED_STEP_METHODS, KERNEL_METHODS, check_method, check_options, check_t_eval,
+from ._solve import (KERNEL_METHODS, check_method, check_options, check_t_eval,
                      check_t_span, diffusion_for, kernels_for, pack_vector)
 
 ENSEMBLE_METHODS = tuple(KERNEL_METHODS)

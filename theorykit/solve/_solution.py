@@ -163,6 +163,11 @@ class Solution:
     def __post_init__(self) -> None:
         _freeze_arrays(self)
 
+    def __repr__(self) -> str:
+        return (f"Solution(status={self.status.name}, method={self.method!r}, n_t={self.t.shape[0]}, "
+                f"t_final={self.t_final:.6g}, states={list(self.state_names)}, n_steps={self.stats['n_steps']}, "
+                f"n_events={self.stats['n_events']})")
+
     @property
     def success(self) -> bool:
         """Whether the integration reached ``t_span[1]`` or stopped at a terminal event."""
@@ -267,6 +272,11 @@ class EnsembleSolution:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s.name}: {k}" for s, k in self.counts().items())
+        return (f"EnsembleSolution(n={len(self)}, method={self.method!r}, n_t={self.t.shape[0]}, "
+                f"states={list(self.state_names)}, status={{{counts}}})")
 
     @property
     def success(self) -> np.ndarray:
