@@ -1,4 +1,26 @@
-"""Barlow Twins at infinite width: two-layer networks in NTK parametrisation and their kernel limit."""
+"""Barlow Twins at infinite width (arXiv 2411.11176): two-layer networks in NTK parametrisation.
+
+``f(x) = M^(-1/2) V σ(W x)`` with K outputs, Gaussian initialisation, trained on the Barlow Twins loss of the
+cross-correlation of two augmented views. The theory: as the width M grows the weights stay in a
+width-independent ball, the NTK stays constant during training and the network follows its linearisation
+(the kernel model). Stages:
+
+* ``_symbolic`` (SymPy): loss, gradient flow, per-neuron and infinite-width NTK, kernel-model ODE; prints
+  ``_generated.py`` (numba scalar functions);
+* ``_kernels`` (numba): backpropagation, GD/SGD training, empirical NTK, arc-cosine and Gauss–Hermite
+  kernels, function-space flows;
+* ``_model``: validated public wrappers and data (Gaussian mixture; scikit-learn digits optionally);
+* ``_experiment`` / ``_reproduce``: width sweeps, generalisation bound, claims and figures.
+
+Example
+-------
+>>> from theorykit.theories import barlow_ntk as bn
+>>> W, V = bn.init_params(d=16, M=512, K=2, seed=0)
+>>> data = bn.gaussian_pairs(24, 16, radius=2.0, seed=1)
+>>> run = bn.train_network(data.X, data.Xp, W, V, activation="tanh", lr=0.05, n_steps=200)
+>>> bool(run.loss[-1] < run.loss[0])
+True
+"""
 
 from ._model import (KernelFlowResult as KernelFlowResult, PairData as PairData, TrainResult as TrainResult,
                      augment as augment, barlow_loss as barlow_loss, cross_correlation as cross_correlation,

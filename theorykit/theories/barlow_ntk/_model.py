@@ -206,7 +206,8 @@ def train_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu", 
     W0, V0 : (M, d), (K, M)
         Initial weights (not modified).
     batch_size : int, optional
-        Pairs per SGD step, drawn with ``seed``; ``None`` for full-batch gradient descent.
+        Pairs per SGD step, drawn without replacement with ``seed``; the step follows the loss of the
+        minibatch cross-correlation. ``None`` for full-batch gradient descent.
     """
     X, Xp = _check_pairs(X, Xp)
     W, V = _check_weights(W0, V0, X.shape[1])
