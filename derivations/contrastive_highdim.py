@@ -6,6 +6,7 @@ A test regenerates the text with :func:`render` and compares it with the committ
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sympy as sp
@@ -135,7 +136,8 @@ def render() -> str:
         "shape the basins of feature selection, not the stability of $q = 0$.",
         "",
     ]
-    return "\n".join(out)
+    # moment symbols are named "<c^k>"; print them as angle brackets
+    return re.sub(r"<c\^\{(\d+)>\}", r"\\langle c^{\1}\\rangle", "\n".join(out))
 
 
 def main() -> None:

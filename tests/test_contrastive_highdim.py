@@ -102,6 +102,17 @@ def test_equal_second_moment_gives_equal_eigenvalues(ode):
     assert np.max(np.abs(e2 - eig[0])) > 0.1
 
 
+def test_small_q_defaults_are_the_computed_coefficients(ode):
+    hyp = ch.Hyper(tau=1.0, lam=0.2, sigma=1.0)
+    u = ch.uninformative_state(ode, hyp, ch.HiddenLaw.rademacher())
+    assert abs(u.Q_star - ch.builtin_systems()["small_q"].y0["Q"]) < 1e-4
+    coef = ch.gaussian_coefficients(ode, hyp, u.Q_star)
+    for k, v in coef.items():
+        assert abs(ch.SMALL_Q_DEFAULTS[k] - v) < 1e-3 * max(1.0, abs(v)), k
+    # the expansion reproduces the quadrature growth rate at the origin
+    assert abs(-hyp.tau * (coef["G_1"] + coef["B_0"] + hyp.lam) - u.growth) < 1e-6
+
+
 def test_threshold_matches_simulations(ode):
     hyp = ch.Hyper(tau=1.0, lam=0.2, sigma=1.0)
     m2c = ch.learnability_threshold(ode, hyp)
@@ -136,6 +147,32 @@ def test_pde_particles_match_ode_under_l2(ode):
     ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, pde.t)
     assert np.max(np.abs(pde.m - ref.m)) < 0.04
     assert np.max(np.abs(pde.Q - ref.Q)) < 0.04
+
+
+def test_two_neurons_follow_the_single_neuron_equations(ode):
+    hyp = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=0.3)
+    law = ch.HiddenLaw.uniform()
+    ode2 = ch.ContrastiveODE(d=2, K=2, act="tanh", gh_points=12)
+    q0 = np.array([[0.3, -0.1], [0.2, 0.4]])
+    y2 = ode2.state(q0, 1.0)
+    f2 = ode2.csys.rhs(0, y2, ode2.pack(hyp, law))
+    for k in range(2):
+        f1 = ode.csys.rhs(0, ode.state(q0[:, k], 1.0), ode.pack(hyp, law))
+        np.testing.assert_allclose(f2[3 * k:3 * k + 3], f1, rtol=1e-12)
+    tr = ch.simulate_sgd(2000, 2.0, hyp, law, q0, 1.0, K=2, record_dt=0.5, seed=3)
+    for k in range(2):
+        ref = ch.ode_trajectory(ode, hyp, law, q0[:, k], 1.0, tr.t)
+        assert np.max(np.abs(tr.m[:, :, k] - ref.m[:, :, 0])) < 0.05
+
+
+@pytest.mark.slow
+def test_pde_particles_match_sgd_under_l1():
+    hyp = ch.Hyper(tau=0.5, lam=0.3, sigma=0.5)
+    law = ch.HiddenLaw.rademacher()
+    pde = ch.simulate_pde(4000, 3.0, hyp, law, [0.3, 0.2], 1.0, reg="L1", dt=0.01, seed=1)
+    sgd = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, reg="L1", record_dt=0.5, seed=1)
+    assert np.max(np.abs(pde.m - sgd.m)) < 0.06
+    assert np.max(np.abs(pde.Q - sgd.Q)) < 0.06
 
 
 # ------------------------------------------------------------------------------------ input errors

@@ -15,7 +15,7 @@ compiled with ``compile_system`` and averaged by Gauss quadrature in :mod:`._ker
 from __future__ import annotations
 
 from ._analysis import (Uninformative, basin_fractions, classify_selection, final_cosine_grid,
-                        learnability_threshold, ode_trajectory, sgd_errors, uninformative_state)
+                        gaussian_coefficients, learnability_threshold, ode_trajectory, sgd_errors, uninformative_state)
 from ._model import (ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_pde, simulate_sgd)
 from ._symbolic import (closed_ode_abstract, coordinate_sde, cubic_anisotropy, integrand_system, linear_system,
                         loss_derivatives, small_q_expansion, stein_check)
@@ -26,6 +26,12 @@ def standard_laws() -> dict[str, HiddenLaw]:
     return {"rademacher": HiddenLaw.rademacher(), "uniform": HiddenLaw.uniform(), "gaussian": HiddenLaw.gaussian(),
             "sparse_0.5": HiddenLaw.sparse_ternary(0.5), "sparse_0.25": HiddenLaw.sparse_ternary(0.25),
             "sparse_0.1": HiddenLaw.sparse_ternary(0.1)}
+
+
+#: Gaussian coefficients of the tanh ODEs at the uninformative state for tau = 1, lambda = 0.2, sigma = 1,
+#: rho = eta = 0 (Q_star = 0.91405), with Rademacher moments; the defaults of the ``small_q`` system
+SMALL_Q_DEFAULTS = {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.77315, "G_3": 1.9294, "B_0": 0.0, "B_2": 0.9647,
+                    "D_0": 0.36562, "D_2": -0.00965, "lambda": 0.2, "tau": 1.0}
 
 
 def builtin_systems():
@@ -45,9 +51,9 @@ def builtin_systems():
             {"sigma": (0.0, 1.5), "rho": (-1.0, 1.0), "lambda": (1.0, 4.0)}),
         "small_q": BuiltinSystem(
             "small_q", small_q,
-            {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.7732, "G_3": 3.0, "B_0": 0.0, "B_2": 1.0, "D_0": 0.5,
-             "D_2": 1.0, "lambda": 0.2, "tau": 1.0},
-            {"q_1": 0.05, "q_2": 0.03, "Q": 0.914},
+            # gaussian_coefficients at tau = 1, lambda = 0.2, sigma = 1, rho = 0, Q = Q_star (checked by a test)
+            dict(SMALL_Q_DEFAULTS),
+            {"q_1": 0.05, "q_2": 0.03, "Q": 0.91405},
             "cubic expansion of the contrastive ODEs at q = 0 (Gaussian coefficients as parameters)",
             {"<c^4>": (1.0, 10.0), "lambda": (0.0, 1.0)}),
     }
@@ -63,6 +69,6 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
 
 __all__ = ["ContrastiveODE", "HiddenLaw", "Hyper", "Trajectory", "Uninformative", "simulate_sgd", "simulate_pde",
            "ode_trajectory", "uninformative_state", "learnability_threshold", "basin_fractions",
-           "classify_selection", "final_cosine_grid", "sgd_errors", "standard_laws", "builtin_systems", "reproduce",
+           "classify_selection", "final_cosine_grid", "gaussian_coefficients", "sgd_errors", "standard_laws", "builtin_systems", "reproduce",
            "loss_derivatives", "integrand_system", "stein_check", "coordinate_sde", "closed_ode_abstract",
            "small_q_expansion", "cubic_anisotropy", "linear_system"]

@@ -150,3 +150,23 @@ def sgd_errors(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[i
         rms_m.append(float(np.sqrt(np.mean((tr.m[1:k] - ref.m[1:k]) ** 2))))
         runs.append(tr)
     return {"n": np.array(rows_n), "err_m": np.array(err_m), "err_Q": np.array(err_Q), "rms_m": np.array(rms_m), "ode": ref, "runs": runs}
+
+
+def gaussian_coefficients(ode: ContrastiveODE, hyper: Hyper, Q: float, *, x_max: float = 0.05) -> dict[str, float]:
+    """The Gaussian coefficients of :func:`._symbolic.small_q_expansion` at norm ``Q``, by a polynomial fit
+    of the quadrature expectations along ``q = (x, 0, ...)`` for Rademacher ``c`` (``<c^2> = <c^4> = 1``):
+    ``A_1 = G1 x + G3 x^3 / 6``, ``B = B0 + B2 x^2 / 2``, ``D = D0 + D2 x^2 / 2`` (+ O(x^4))."""
+    law = HiddenLaw.rademacher()
+    xs = np.linspace(-x_max, x_max, 9)
+    vals = []
+    for x in xs:
+        q = np.zeros(ode.d)
+        q[0] = x
+        A, B, D = ode.expectations(q, Q, hyper, law)
+        vals.append((A[0], B, D))
+    A1, B, D = (np.array(v) for v in zip(*vals))
+    a = np.polyfit(xs, A1, 5)[::-1]
+    b = np.polyfit(xs, B, 4)[::-1]
+    dd = np.polyfit(xs, D, 4)[::-1]
+    return {"G_1": float(a[1]), "G_3": float(6 * a[3]), "B_0": float(b[0]), "B_2": float(2 * b[2]),
+            "D_0": float(dd[0]), "D_2": float(2 * dd[2])}
