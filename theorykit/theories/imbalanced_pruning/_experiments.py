@@ -214,6 +214,42 @@ def _figures(outdir: Path, run: mdl.Run, stages: StageSummary, sw: dict[str, np.
     return figs
 
 
+def _stage_figure(outdir: Path, st: StageSummary, st_half: StageSummary, scales: dict[str, float],
+                  eta: float) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [("SGD, majority", st.measured_major, "C0"), ("SGD, minority", st.measured_minor, "C3"),
+              (f"SGD, majority, eta/2", st_half.measured_major, "C2"),
+              ("population flow, majority", st.predicted_major, "C1")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    width = 0.18
+    for g, (label, T, color) in enumerate(groups):
+        for k in range(T.shape[1]):
+            col = T[:, k][np.isfinite(T[:, k])]
+            if col.size == 0:
+                continue
+            med = np.median(col)
+            lo, hi = np.percentile(col, [25, 75])
+            ax.bar(k + (g - 1.5) * width, med, width, color=color, label=label if k == 0 else None,
+                   yerr=[[med - lo], [hi - med]], capsize=3)
+    for k, key in enumerate(("T1_major", "T2_major", "T3_major")):
+        ax.hlines(scales[key], k - 2 * width, k + 2 * width, colors="k", linestyles="--",
+                  label=r"$\Theta$ scale, unit constants" if k == 0 else None)
+    ax.set_xticks(range(3), ["T1", "T2", "T3"])
+    ax.set_ylabel("SGD steps (median, IQR over neurons)")
+    ax.set_title(f"Stage times (eta = {eta:g})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(outdir / "stage_times.png", dpi=110)
+    plt.close(fig)
+    return {"stage_times.png": "Measured stage times of majority- and minority-feature neurons (and at half the "
+                               "step size) next to the population-flow prediction (T1, T2) and the Theta scales "
+                               "log d/(eta c pi) with unit constants."}
+
+
 # ----------------------------------------------------------------------------------------- reproduce
 def _stat(x: np.ndarray) -> dict[str, float]:
     x = np.asarray(x, dtype=np.float64).ravel()
@@ -288,17 +324,27 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         details={"T1_measured": _stat(T1m), "T1_flow": _stat(T1p), "T2_measured": _stat(T_meas[:, 1]),
                  "T2_flow": _stat(st.predicted_major[:, 1]), "T3_measured": _stat(T_meas[:, 2]),
                  "theta_scales_unit_constants": scales, "n_neurons": int(both.sum())},
-        figures=("stages.png",)))
+        figures=("stages.png", "stage_times.png")))
     full = np.all(np.isfinite(T_meas), axis=1)
-    ordered = float(np.mean((T_meas[full, 0] <= T_meas[full, 1]) & (T_meas[full, 1] <= T_meas[full, 2]))) \
-        if full.any() else 0.0
+    # stage 1 is growth along the feature with the noise projection suppressed: check it on the records
+    grew = np.zeros(T_meas.shape[0], dtype=bool)
+    for n, i in enumerate(st.neurons_major):
+        if not np.isfinite(T_meas[n, 0]):
+            continue
+        dom, _, nz, _ = th.neuron_trajectories(run.proj, run.noise, int(i))
+        k1 = int(np.searchsorted(run.steps, T_meas[n, 0]))
+        grew[n] = dom[k1] > dom[0] and nz[k1] < nz[0]
+    staged = float(np.mean(full & grew)) if T_meas.shape[0] else 0.0
     claims.append(Claim(
-        "three_stages_ordered",
-        "Majority-feature neurons pass through three stages T1 <= T2 <= T3 (growth with noise suppression, "
-        "separation, convergence); fraction of neurons with all three stages detected in that order.",
-        measured=ordered, predicted=1.0, tolerance=0.2, kind="ge",
+        "three_stages_detected",
+        "Majority-feature neurons pass through three stages: growth along the dominant feature while the noise "
+        "projection shrinks (until T1), separation from the other features and the noise (T2), convergence "
+        "(T3); fraction of such neurons in which all three are detected.",
+        measured=staged, predicted=1.0, tolerance=0.2, kind="ge",
         details={"n_neurons_all_stages": int(full.sum()), "n_neurons": int(T_meas.shape[0]),
-                 "median_T": [float(np.nanmedian(T_meas[:, k])) if T_meas.size else math.nan for k in range(3)]},
+                 "T1": _stat(T_meas[:, 0]), "T2": _stat(T_meas[:, 1]), "T3": _stat(T_meas[:, 2]),
+                 "minority_neurons_T": {"T1": _stat(st.measured_minor[:, 0]), "T2": _stat(st.measured_minor[:, 1]),
+                                        "T3": _stat(st.measured_minor[:, 2])}},
         figures=("stages.png",)))
     t1h = st_half.measured_major[:, 0]
     ratio = float(np.nanmedian(t1h) / np.nanmedian(T1m)) if T1m.size and t1h.size else math.nan
@@ -307,6 +353,15 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "T1 = Theta(log d / (eta c pi)): halving the step size doubles the Stage-1 time (median ratio).",
         measured=ratio, predicted=2.0, tolerance=0.25, kind="rel",
         details={"T1_eta": _stat(T1m), "T1_eta_half": _stat(t1h), "eta": stage_cfg.eta}))
+    t1min = st.measured_minor[:, 0]
+    ratio_eps = float(np.nanmedian(t1min) / np.nanmedian(T1m)) if t1min.size and T1m.size else math.nan
+    claims.append(Claim(
+        "stage1_time_scales_as_1_over_eps",
+        "Minority features (frequency eps_min p) finish Stage 1 1/eps_min times later than majority features "
+        "(median T1 of minority-feature neurons over that of majority-feature neurons).",
+        measured=ratio_eps, predicted=scales["T1_minor"] / scales["T1_major"], tolerance=0.35, kind="rel",
+        details={"T1_minor": _stat(t1min), "T1_major": _stat(T1m), "eps_min": stage_cfg.eps_min},
+        figures=("stage_times.png",)))
 
     un = 0  # index of prune rate 0
     ratio_mag = sw["magnitude_minor"][:, :, un, :] / sw["magnitude_major"][:, :, un, :]
@@ -346,6 +401,7 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         details={"per_eps_mean": np.mean(dmse, axis=(1, 2)), "per_eps_std": np.std(dmse, axis=(1, 2)),
                  "pruned": _stat(sw["mse"][:, :, 1, :]), "unpruned": _stat(sw["mse"][:, :, un, :])},
         figures=("downstream_mse.png",)))
+    figs |= _stage_figure(outdir, st, st_half, scales, stage_cfg.eta)
     timings["total_s"] = time.perf_counter() - t0
 
     numbers = {k: sw[k] for k in (*METRICS, "eps", "nsr", "prune_rates", "seeds")}
