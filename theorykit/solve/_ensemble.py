@@ -15,7 +15,7 @@ from . import _kernels
 from ._events import Event, pack_events
 from ._solution import EnsembleSolution
 from ._solve import (KERNEL_METHODS, check_method, check_options, check_t_eval,
-                     check_t_span, diffusion_for, kernels_for, pack_vector)
+                     check_t_span, callables_for, kernels_for, pack_vector)
 
 ENSEMBLE_METHODS = tuple(KERNEL_METHODS)
 
@@ -104,7 +104,7 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
     Y0 = np.array(np.broadcast_to(Y0, (n, Y0.shape[1])), order="C")  # writable C copies for the kernel
     P = np.array(np.broadcast_to(P, (n, P.shape[1])), order="C")
     ev = pack_events(events, csys.state_names)
-    diffusion, n_noise = diffusion_for(csys, K)
+    rhs, diffusion, n_noise = callables_for(csys, K)
     seeds = (spawn_seeds(seed, n) % (2**32 - 1)).astype(np.int64) if method == "euler_maruyama" \
         else np.full(n, -1, dtype=np.int64)
 
@@ -123,7 +123,7 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         chunk_size = max(1, -(-n // 20)) if progress else n
     chunk_size = check_int("chunk_size", chunk_size, 1)
     o = opts
-    common = (csys.rhs_into, diffusion, n_noise, KERNEL_METHODS[method], t0, t1)
+    common = (rhs, diffusion, n_noise, KERNEL_METHODS[method], t0, t1)
     tail = (te, o["rtol"], o["atol"], o["first_step"], o["max_step"], o["dt"], o["max_steps"], o["blow_up"], ev)
     bar = Progress(n, f"solve_ensemble[{method}]", enabled=None if progress is True else False)
     with bar, np.errstate(all="ignore"):

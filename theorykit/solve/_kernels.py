@@ -24,8 +24,9 @@ system (the rhs is called through a function pointer, so it is not inlined), num
 across processes, and a new system only costs compiling its own small ``rhs_into``. Measured: the
 first compilation ever takes ~30 s of CPU (45 s + 24 s wall on a loaded machine); afterwards a fresh
 process loads both drivers from the cache, and its first ``solve`` takes ~0.2 s, each further system
-~0.3 s (its rhs). Every function here is ``cache=True``. Passing the rhs costs ~0.2 ms per ``solve``
-call (numba looks up its address), negligible in ensembles.
+~0.3 s (its rhs). Every function here is ``cache=True``. ``theorykit.solve._solve.callables_for`` passes
+the rhs as a first-class function object with a cached address (passing the dispatcher itself makes
+numba look the address up on every call, ~0.2 ms per ``solve``).
 
 The drivers keep ``rhs`` as their first argument, so a caller that wants the rhs inlined (a few
 per cent for tiny systems) can jit an unfrozen copy, ``numba.njit(integrate.py_func)``, and call it from a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -37,13 +38,47 @@ def kernels_for(csys: Any):
     raise InvalidParameterError(f"csys.backend must be 'numba' or 'numpy', got {backend!r}")
 
 
-def diffusion_for(csys: Any, K) -> tuple[Any, int]:
-    """``(diffusion_into, n_noise)`` of ``csys``, with a no-op diffusion for deterministic systems."""
+_FIRST_CLASS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _first_class(fn: Any, arg_types: tuple) -> Any:
+    """A numba dispatcher as a first-class function object whose address is looked up once.
+
+    Passing the dispatcher itself works too, but numba then resolves its address on every call
+    (~0.2 ms each); numba's ``CompileResultWAP`` caches it. Falls back to the dispatcher if that
+    (semi-internal) route is unavailable.
+    """
+    try:
+        return _FIRST_CLASS[fn]
+    except (KeyError, TypeError):
+        pass
+    try:
+        from numba.core.types.function_type import CompileResultWAP
+
+        if arg_types not in fn.overloads:
+            fn.compile(arg_types)
+        wap = CompileResultWAP(fn.overloads[arg_types])
+        _FIRST_CLASS[fn] = wap
+        return wap
+    except Exception:  # pragma: no cover - depends on numba internals
+        return fn
+
+
+def callables_for(csys: Any, K) -> tuple[Any, Any, int]:
+    """``(rhs_into, diffusion_into, n_noise)`` of ``csys`` as the kernels ``K`` take them.
+
+    Deterministic systems get a no-op diffusion. For the numba kernels the compiled functions are
+    passed as first-class functions of the fixed types ``K.RHS_TYPE`` / ``K.DIFFUSION_TYPE``.
+    """
     n_noise = int(getattr(csys, "n_noise", 0) or 0)
-    fn = getattr(csys, "diffusion_into", None)
-    if n_noise == 0 or fn is None:
-        return K.zero_diffusion, 0
-    return fn, n_noise
+    diffusion = getattr(csys, "diffusion_into", None)
+    if n_noise == 0 or diffusion is None:
+        diffusion, n_noise = K.zero_diffusion, 0
+    rhs = csys.rhs_into
+    if K is _kernels:
+        rhs = _first_class(rhs, K.RHS_TYPE.signature.args)
+        diffusion = _first_class(diffusion, K.DIFFUSION_TYPE.signature.args)
+    return rhs, diffusion, n_noise
 
 
 def check_method(method: str, allowed: Sequence[str]) -> str:
@@ -226,7 +261,7 @@ def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, 
                   max_steps, blow_up) -> Solution:
     n = y0.shape[0]
     code = KERNEL_METHODS[method]
-    diffusion, n_noise = diffusion_for(csys, K)
+    rhs, diffusion, n_noise = callables_for(csys, K)
     if method in FIXED_STEP_METHODS:
         # Fixed steps: the number of steps is known, so size the buffers for it.
         cap_steps = min(max_steps, int(math.ceil((t1 - t0) / dt)) + te.size + 1)
@@ -255,7 +290,7 @@ def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, 
             out_t, out_y = np.empty(cap_out), np.empty((cap_out, n))
             dense_t, dense_h, dense_r = np.empty(cap_d), np.empty(cap_d), np.empty((cap_d, 5, n))
             ev_t, ev_y, ev_which = np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)
-            args = (csys.rhs_into, diffusion, n_noise, code, t_start, t1, y_start, p, te_cur, rtol, atol, h_start,
+            args = (rhs, diffusion, n_noise, code, t_start, t1, y_start, p, te_cur, rtol, atol, h_start,
                     max_step, dt, steps_left, blow_up, ev, s, out_t, out_y, y_final, dense_t, dense_h, dense_r,
                     ev_t, ev_y, ev_which, stats)
             if K is _kernels:
