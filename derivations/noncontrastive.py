@@ -115,11 +115,21 @@ def render() -> str:
     out.append("Under weight decay the norms shrink ($\\nu_u \\propto \\lambda^2$, $\\nu_v \\propto \\lambda$ for a "
                "uniform scale $\\lambda$), so $\\eta_{\\mathrm{fold}} \\propto \\lambda^{-2}$ grows until it exceeds "
                "$\\eta$: a stable equilibrium emerges even when the initial norms allow only the collapsed one.\n")
+    shp = S.cosine_shape_system()
+    x = shp.states[0]
+    out.append("## Normalised cosine dynamics: weight decay drops out\n")
+    out.append("The derived cosine flow satisfies $\\sum_k f_k p_k \\dot p_k = -\\eta\\sum_k f_k p_k^2$ (checked by SymPy): "
+               "the norm $r$ decays as $e^{-\\eta t}$ and, in the time $d\\tau = dt/r^2$, the normalised shape "
+               "$x = p_1/r$ of two groups follows the $\\eta = 0$ flow (see the `cosine_shape` system below). "
+               "At the equal-shape state $x = 1$ its eigenvalue is\n")
+    out.append(_eq(r"\partial_x \dot x\,\big|_{x=1}", sp.simplify(sp.diff(shp.rhs[0], x).subs(x, 1))))
+    out.append("so the non-collapsed state is stable for every weight decay.\n")
     out.append("## Systems used by the toolkit\n")
     for loss, groups, byol in (("euclidean", 1, False), ("euclidean", 1, True), ("cosine", 2, False)):
         out.append(S.eigenmode_system(loss, groups, byol=byol).to_markdown())
     for loss in S.LOSSES:
         out.append(S.reduce_mode(loss).system().to_markdown())
+    out.append(shp.to_markdown())
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -138,6 +138,52 @@ def test_cosine_fold_and_emergence():
                                                                    "eta": 1.5 * ef}) if r > 0]) == 2
 
 
+@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
+def test_small_symbolic_matrices_stay_aligned_and_follow_the_eigenmode_flow(loss):
+    """General 2x2 matrices: from diagonal (aligned) weights the off-diagonal drift vanishes and the
+    diagonal drift equals the eigenmode system (two groups of one mode each)."""
+    dWp, dW, m = S.matrix_flow(loss, 2)
+    rng = np.random.default_rng(5)
+    p, w, a = rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2)
+    vals = {S.eta: 0.07, S.sigma2: 0.4, S.alpha_p: 1.3}
+    for i in range(2):
+        for j in range(2):
+            vals[m["Wp"][i, j]] = p[i] if i == j else 0.0
+            vals[m["W"][i, j]] = w[i] if i == j else 0.0
+            vals[m["Wt"][i, j]] = a[i] if i == j else 0.0
+    assert abs(float(dWp[0, 1].subs(vals))) < 1e-12 and abs(float(dWp[1, 0].subs(vals))) < 1e-12
+    assert abs(float(dW[0, 1].subs(vals))) < 1e-12 and abs(float(dW[1, 0].subs(vals))) < 1e-12
+    for i in range(2):
+        sysm = S.eigenmode_system(loss, 2 if loss == "cosine" else 1, byol=True)
+        if loss == "cosine":
+            y = {"p1": p[0], "s1": w[0] ** 2, "tau1": a[0] / w[0], "p2": p[1], "s2": w[1] ** 2, "tau2": a[1] / w[1]}
+            prm = {"eta": 0.07, "sigma2": 0.4, "alpha_p": 1.3, "beta": 0.5, "f1": 0.5, "f2": 0.5}
+            k = i + 1
+        else:
+            y = {"p1": p[i], "s1": w[i] ** 2, "tau1": a[i] / w[i]}
+            prm = {"eta": 0.07, "sigma2": 0.4, "alpha_p": 1.3, "beta": 0.5}
+            k = 1
+        csys = compile_system(sysm, backend="numpy")
+        f = dict(zip(csys.state_names, csys.rhs(0.0, y, prm)))
+        assert float(dWp[i, i].subs(vals)) == pytest.approx(f[f"p{k}"], rel=1e-10)
+        assert 2 * w[i] * float(dW[i, i].subs(vals)) == pytest.approx(f[f"s{k}"], rel=1e-10)
+
+
+def test_cosine_shape_system_is_free_of_weight_decay_and_stable():
+    shp = S.cosine_shape_system()
+    assert "eta" not in shp.param_names
+    cs = A.compiled("cosine", shape=True)
+    for s2, ap_, f1 in ((0.0, 1.0, 0.5), (1.5, 0.4, 0.3), (0.7, 2.5, 0.8)):
+        prm = cs.pack_params({"sigma2": s2, "alpha_p": ap_, "f1": f1})
+        assert abs(cs.rhs(0.0, np.array([1.0]), prm)[0]) < 1e-12
+        assert cs.jac(0.0, np.array([1.0]), prm)[0, 0] == pytest.approx(-ap_ / (1 + s2), rel=1e-9)
+    # from a nearly collapsed group 1 the shape returns to the equal state
+    from theorykit.solve import solve
+
+    sol = solve(cs, np.array([0.2]), (0.0, 200.0), cs.pack_params({"sigma2": 0.5, "alpha_p": 1.0, "f1": 0.5}))
+    assert sol.y[-1, 0] == pytest.approx(1.0, abs=1e-4)
+
+
 def test_cosine_flow_is_scale_invariant():
     """Cosine loss gradients are orthogonal to the weights: sum_k f_k p_k p_k' = -eta sum_k f_k p_k^2."""
     csys = A.compiled("cosine", 2)
@@ -205,7 +251,8 @@ def test_bad_parameters_raise_clear_errors(kwargs, name):
 
 def test_builtin_systems_compile_and_are_consistent():
     systems = nc.builtin_systems()
-    assert {"euclidean_reduced", "cosine_reduced", "euclidean_mode", "euclidean_byol", "cosine_modes"} <= set(systems)
+    assert {"euclidean_reduced", "cosine_reduced", "euclidean_mode", "euclidean_byol", "cosine_modes",
+            "cosine_shape"} <= set(systems)
     for b in systems.values():
         csys = compile_system(b.build(), backend="numpy")
         f = csys.rhs(0.0, b.y0, b.params)

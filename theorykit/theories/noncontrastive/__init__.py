@@ -54,6 +54,10 @@ def builtin_systems():
             {"p1": 1.0, "s1": 1.0, "p2": 0.4, "s2": 0.16},
             "two mode groups of the cosine loss coupled through the concentrated norms",
             {"eta": (0.0, 0.3), "sigma2": (0.0, 2.0)}),
+        "cosine_shape": BuiltinSystem(
+            "cosine_shape", lambda: system("cosine", shape=True), {"sigma2": 0.5, "alpha_p": 1.0, "f1": 0.5},
+            {"x": 1.2}, "normalised shape of two cosine mode groups in rescaled time (weight decay drops out)",
+            {"sigma2": (0.0, 2.0), "alpha_p": (0.2, 3.0)}),
     }
 
 

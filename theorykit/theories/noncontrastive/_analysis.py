@@ -22,24 +22,32 @@ import numpy as np
 import sympy as sp
 
 from ...compile import compile_system
-from ...errors import InvalidParameterError, SolveError
+from ...errors import InvalidParameterError
 from . import _symbolic as S
 from ._simulate import check_hyper
 
 
 # ------------------------------------------------------------------------------- compiled systems
 @lru_cache(maxsize=None)
-def system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False):
-    """The derived :class:`~theorykit.derive.ODESystem` (cached per process)."""
+def system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False):
+    """The derived :class:`~theorykit.derive.ODESystem` (cached per process).
+
+    ``reduced``: the one-dimensional per-mode flow; ``shape`` (cosine only): the normalised shape system.
+    """
+    if shape:
+        if loss != "cosine":
+            raise InvalidParameterError("the shape system exists for the scale-invariant cosine loss only")
+        return S.cosine_shape_system()
     if reduced:
         return S.reduce_mode(loss).system()
     return S.eigenmode_system(loss, n_groups, byol=byol)
 
 
 @lru_cache(maxsize=None)
-def compiled(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba"):
+def compiled(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba",
+             shape: bool = False):
     """``compile_system`` of :func:`system` (disk-cached by content hash)."""
-    return compile_system(system(loss, n_groups, byol, reduced), backend=backend)
+    return compile_system(system(loss, n_groups, byol, reduced, shape), backend=backend)
 
 
 def pack(csys, values: Mapping[str, float]) -> np.ndarray:
@@ -50,23 +58,13 @@ def pack(csys, values: Mapping[str, float]) -> np.ndarray:
 def integrate(csys, y0: np.ndarray, params: np.ndarray, t_eval: np.ndarray, *, rtol: float = 1e-8,
               atol: float = 1e-10) -> np.ndarray:
     """States at ``t_eval`` (float64[n_t, n_states]) of the compiled system, from ``t_eval[0]``."""
-    solve = None  # scipy until theorykit.solve is settled
+    from ...solve import solve
+
     t_eval = np.asarray(t_eval, dtype=float)
     y0 = np.asarray(y0, dtype=float)
-    if solve is not None:
-        sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), params, t_eval=t_eval, rtol=rtol,
-                    atol=atol, method="lsoda", max_steps=1_000_000)
-        return np.asarray(sol.y)
-    from scipy.integrate import solve_ivp
-
-    out = np.empty(csys.n_states)
-    def f(t, y):
-        csys.rhs_into(t, np.ascontiguousarray(y), params, out)
-        return out.copy()
-    res = solve_ivp(f, (t_eval[0], t_eval[-1]), y0, t_eval=t_eval, rtol=rtol, atol=atol, method="LSODA")
-    if not res.success:
-        raise SolveError(f"integration of {csys.system.name} failed: {res.message}")
-    return res.y.T
+    sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), params, t_eval=t_eval, rtol=rtol,
+                atol=atol, method="dopri5", max_steps=1_000_000)
+    return np.asarray(sol.y)
 
 
 def hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0, dim: float = 1.0,

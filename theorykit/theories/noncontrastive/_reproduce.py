@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
 from ..._random import spawn_seeds
 from ...progress import Progress
@@ -343,6 +344,21 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0) -> TheoryReport:
         ev = np.linalg.eigvals(cb.jac(0.0, y, prm))
         eigs[str(b)] = [float(x.real) for x in ev]
         byol_ok &= res < 1e-12 and bool(np.all(ev.real < 0))
+    shp = S.cosine_shape_system()
+    x = shp.states[0]
+    lam_sym = sp.simplify(sp.diff(shp.rhs[0], x).subs(x, 1))
+    cs = A.compiled("cosine", shape=True)
+    worst_shape = -np.inf
+    for s2 in (0.0, 1.0, 3.0):
+        for ap_ in (0.3, 1.0, 3.0):
+            for f1 in (0.2, 0.5, 0.8):
+                prm = cs.pack_params({"sigma2": s2, "alpha_p": ap_, "f1": f1})
+                worst_shape = max(worst_shape, float(cs.jac(0.0, np.array([1.0]), prm)[0, 0]) * (1 + s2) / ap_)
+    claims.append(Claim("cosine_shape_stable", "normalised cosine dynamics: eta drops out (rescaled time) and the "
+                        "non-collapsed equal-shape state x=1 is stable with eigenvalue -alpha_p/(1+sigma2) "
+                        "(max over a grid of eigenvalue*(1+sigma2)/alpha_p)", worst_shape, -1.0, 1e-9, "abs",
+                        details={"eigenvalue_symbolic": str(lam_sym),
+                                 "eta_in_shape_system": "eta" in shp.param_names}))
     claims.append(Claim("byol_equilibrium", "with an EMA target (beta in (0,1)) (p+, p+^2, tau=1) remains an "
                         "equilibrium and is linearly stable", float(byol_ok), None, 0, "true", details=eigs))
     timings["analyse"] = time.perf_counter() - t1

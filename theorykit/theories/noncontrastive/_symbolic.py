@@ -237,7 +237,7 @@ class Reduction:
         return ODESystem(t=t, states=(ps,), rhs=(expr,), params=tuple(params),
                          name=f"{self.loss}_reduced",
                          provenance=(f"eigenmode flow of the {self.loss} loss",
-                                     f"conserved: (s - {self.lam} p^2) e^(-({self.decay}) t)",
+                                     f"conserved quantity C = s - lam p^2 with C' = c C: lam = {self.lam}, c = {self.decay}",
                                      "restricted to the invariant manifold s = lam p^2, tau = 1 (SimSiam)"))
 
 
@@ -311,4 +311,66 @@ def cosine_fold() -> tuple[sp.Expr, sp.Expr]:
 
 
 __all__ = ["LOSSES", "loss_of_overlaps", "mode_features", "mode_laws", "expected_mode_gradient", "mode_flow", "concentration_values",
-           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "euclidean_critical", "cosine_fold"]
+           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "euclidean_critical", "cosine_fold", "cosine_shape_system", "matrix_flow"]
+
+
+@lru_cache(maxsize=None)
+def cosine_shape_system() -> ODESystem:
+    r"""The normalised shape of two mode groups under the cosine loss, in rescaled time.
+
+    The cosine flow is scale invariant: :math:`\sum_k f_k p_k \dot p_k = -\eta \sum_k f_k p_k^2` (checked
+    here), so with :math:`r^2 = \sum_k f_k p_k^2`, :math:`x_k = p_k / r`, :math:`s_k = p_k^2/\alpha_p`
+    (invariant manifold) and :math:`d\tau = dt / r^2`, the gradient part is homogeneous and the weight
+    decay only rescales time: :math:`dx_1/d\tau` is the :math:`\eta = 0` flow on the unit "sphere"
+    :math:`f_1 x_1^2 + f_2 x_2^2 = 1`. One state ``x`` (= :math:`x_1`); ``x = 1`` is the equal-shape state,
+    ``x = 0`` and ``x = 1/\sqrt{f_1}`` the states where one group has collapsed.
+    """
+    sys2 = eigenmode_system("cosine", 2)
+    p1, s1, p2, s2 = sys2.states
+    f1, f2 = sys2.symbol("f1"), sys2.symbol("f2")
+    # scale invariance of the derived flow (exact identity, checked symbolically)
+    rad = sp.simplify(sp.expand(f1 * p1 * sys2.rhs[0] + f2 * p2 * sys2.rhs[2] + eta * (f1 * p1 ** 2 + f2 * p2 ** 2)))
+    if rad != 0:
+        raise RuntimeError(f"cosine flow is not scale invariant: residual {rad}")
+    x = sp.Symbol("x", positive=True)
+    on = {eta: 0, s1: p1 ** 2 / alpha_p, s2: p2 ** 2 / alpha_p}
+    g = sys2.rhs[0].subs(on)
+    g = g.subs({p2: sp.sqrt((1 - f1 * x ** 2) / (1 - f1)), f2: 1 - f1}).subs(p1, x)
+    g = sp.factor(sp.simplify(g))
+    return ODESystem(t=t, states=(x,), rhs=(g,), params=(sigma2, alpha_p, f1), name="cosine_shape",
+                     provenance=(*sys2.provenance, "scale invariance sum f p p' = -eta sum f p^2 (checked)",
+                                 "normalised shape x = p1/r on s = p^2/alpha_p, time dtau = dt/r^2 (eta drops out)"))
+
+
+def matrix_flow(loss: str, n: int = 2) -> tuple[sp.Matrix, sp.Matrix, dict]:
+    r"""Expected gradient flow of general ``n x n`` symbolic matrices ``W_p``, ``W`` (target ``W_t`` fixed).
+
+    Same recipe as the eigenmode flow but without the alignment assumption: overlaps
+    :math:`A = |W_p W x_1|^2`, :math:`M = \langle W_p W x_1, W_t x_2\rangle`, :math:`B = |W_t x_2|^2` with
+    ``x_1 = z + e_1``, ``x_2 = z + e_2`` (``n`` independent coordinates each), outer factors at the
+    concentration values ``E[A], E[M], E[B]`` and ``D = n``. Returns ``(dW_p/dt, dW/dt, symbols)`` where
+    ``symbols`` maps ``"Wp", "W", "Wt"`` to the symbolic matrices. Used to check that aligned (diagonal)
+    weights stay aligned and follow the eigenmode flow.
+    """
+    check_loss(loss)
+    Wp = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"P_{i}{j}", real=True))
+    W = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"W_{i}{j}", real=True))
+    Wt = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"T_{i}{j}", real=True))
+    zs = [sp.Symbol(f"z{i}", real=True) for i in range(n)]
+    e1s = [sp.Symbol(f"e1_{i}", real=True) for i in range(n)]
+    e2s = [sp.Symbol(f"e2_{i}", real=True) for i in range(n)]
+    laws = {**{v: Law.gaussian(1) for v in zs}, **{v: Law.gaussian(sigma2) for v in e1s + e2s}}
+    x1 = sp.Matrix([zi + ei for zi, ei in zip(zs, e1s)])
+    x2 = sp.Matrix([zi + ei for zi, ei in zip(zs, e2s)])
+    u, v = Wp * W * x1, Wt * x2
+    overlaps = {A_uu: (u.T * u)[0], M_uv: (u.T * v)[0], B_vv: (v.T * v)[0]}
+    conc = {X: expectation(e, laws) for X, e in overlaps.items()}
+    ell = loss_of_overlaps(loss).subs(dim, n)
+    outer = {X: sp.diff(ell, X).subs(conc) for X in (A_uu, M_uv)}
+
+    def grad(theta):
+        return sum(outer[X] * expectation(sp.diff(overlaps[X], theta), laws) for X in (A_uu, M_uv))
+
+    dWp = Wp.applyfunc(lambda th: -alpha_p * grad(th) - eta * th)
+    dW = W.applyfunc(lambda th: -grad(th) - eta * th)
+    return dWp, dW, {"Wp": Wp, "W": W, "Wt": Wt}
