@@ -294,6 +294,15 @@ def test_bad_inputs_raise(case):
         solve(REFERENCES["oscillator"].compiled(), **kwargs)
 
 
+def test_numba_backend_needs_jitted_functions():
+    from dataclasses import replace
+
+    ref = REFERENCES["decay"]
+    fake = replace(ref.compiled("numba"), rhs_into=ref.rhs)  # a plain Python function
+    with pytest.raises(InvalidParameterError, match="numba"):
+        solve(fake, ref.y0, ref.t_span, ref.p)
+
+
 def test_unknown_method_lists_allowed_ones():
     ref = REFERENCES["decay"]
     with pytest.raises(InvalidParameterError) as info:

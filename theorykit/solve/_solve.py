@@ -76,6 +76,10 @@ def callables_for(csys: Any, K) -> tuple[Any, Any, int]:
         diffusion, n_noise = K.zero_diffusion, 0
     rhs = csys.rhs_into
     if K is _kernels:
+        for name, fn in (("rhs_into", rhs), ("diffusion_into", diffusion)):
+            if not hasattr(fn, "overloads"):
+                raise InvalidParameterError(f"csys.backend is 'numba' but csys.{name} is not a numba.njit function "
+                                            f"({type(fn).__name__}); compile with backend='numpy' instead")
         rhs = _first_class(rhs, K.RHS_TYPE.signature.args)
         diffusion = _first_class(diffusion, K.DIFFUSION_TYPE.signature.args)
     return rhs, diffusion, n_noise
