@@ -18,7 +18,10 @@ OUT = Path(__file__).with_suffix(".md")
 
 
 def _eq(lhs: str, rhs: sp.Expr) -> str:
-    return f"$$ {lhs} = {sp.latex(rhs)} $$"
+    # averages kept as symbols named "E[...]" print as E[...] of their argument
+    names = {s: rf"E\left[{sp.latex(sp.sympify(s.name[2:-1]))}\right]".replace("Fp", "F'")
+             for s in sp.sympify(rhs).free_symbols if s.name.startswith("E[")}
+    return f"$$ {lhs} = {sp.latex(rhs, symbol_names=names)} $$"
 
 
 def render() -> str:
@@ -71,7 +74,8 @@ def render() -> str:
         "penalty $g$ (which couples neurons through $Q_{kl}$) is not modelled;",
         "- the paper's views carry independent noises in the main setting and correlated ones as a variant, "
         "as here ($\\rho$);",
-        "- no temperature / InfoNCE term and no negative pairs are modelled here.",
+        "- an optional negative pair $+\\beta f(z_1) f(z_3)$ ($z_3$ a view of an independent sample) is modelled "
+        "here (section 3); a temperature / InfoNCE form is not.",
         "",
         "## 2. Loss derivatives (SymPy, compiled into the quadrature kernels)",
         "",
@@ -97,6 +101,13 @@ def render() -> str:
         _eq("\\mu_{L2}", sde2["drift"]),
         _eq("\\mu_{L1}", sde1["drift"]),
         _eq("\\Sigma", sde2["diffusion"]),
+        "",
+        "Optional negative pair $\\ell \\to \\ell + \\beta f(z_1) f(z_3)$: sample 3 is independent, averages "
+        "factorise and those odd in $z_3$ vanish; extra terms ($F_a = f(z_a)$, $F'_a = f'(z_a)$):",
+        "",
+        *[_eq(f"\\Delta {k}", v) for k, v in ch.negative_term().items()],
+        "",
+        "so the negative pair only adds gradient variance (numerically $E[F_3^2] = E[F_1^2]$, $E[F_3'^2] = E[F_1'^2]$).",
         "",
         "PDE for the density $P_t(\\bar\\xi, \\theta)$: "
         "$\\partial_t P = -\\partial_\\theta(\\mu P) + \\frac{\\Sigma}{2}\\partial_\\theta^2 P$, with $A, B, D$ "

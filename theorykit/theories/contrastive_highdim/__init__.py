@@ -18,7 +18,7 @@ from ._analysis import (Uninformative, basin_fractions, classify_selection, fina
                         gaussian_coefficients, learnability_threshold, ode_trajectory, sgd_errors, uninformative_state)
 from ._model import (ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_pde, simulate_sgd)
 from ._symbolic import (closed_ode_abstract, coordinate_sde, cubic_anisotropy, integrand_system, linear_system,
-                        loss_derivatives, small_q_expansion, stein_check)
+                        loss_derivatives, negative_term, small_q_expansion, stein_check)
 
 
 def standard_laws() -> dict[str, HiddenLaw]:
@@ -45,7 +45,7 @@ def builtin_systems():
     return {
         "linear": BuiltinSystem(
             "linear", lambda: linear_system(2),
-            {"<c^2>": 1.0, "eta": 0.0, "lambda": 2.5, "rho": 0.0, "sigma": 0.5, "tau": 0.5},
+            {"<c^2>": 1.0, "beta": 0.0, "eta": 0.0, "lambda": 2.5, "rho": 0.0, "sigma": 0.5, "tau": 0.5},
             {"q_1": 0.3, "q_2": 0.2, "Q": 1.0},
             "contrastive ODEs (q_1, q_2, Q) for linear activation: exact, closed",
             {"sigma": (0.0, 1.5), "rho": (-1.0, 1.0), "lambda": (1.0, 4.0)}),
@@ -70,5 +70,5 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
 __all__ = ["ContrastiveODE", "HiddenLaw", "Hyper", "Trajectory", "Uninformative", "simulate_sgd", "simulate_pde",
            "ode_trajectory", "uninformative_state", "learnability_threshold", "basin_fractions",
            "classify_selection", "final_cosine_grid", "gaussian_coefficients", "sgd_errors", "standard_laws", "builtin_systems", "reproduce",
-           "loss_derivatives", "integrand_system", "stein_check", "coordinate_sde", "closed_ode_abstract",
+           "loss_derivatives", "integrand_system", "negative_term", "stein_check", "coordinate_sde", "closed_ode_abstract",
            "small_q_expansion", "cubic_anisotropy", "linear_system"]

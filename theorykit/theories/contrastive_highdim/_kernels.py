@@ -24,8 +24,8 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
 
     Parameters
     ----------
-    integrand : numba dispatcher ``(t, z float64[2], p float64[0], out float64[5])`` writing
-        ``(∂1ℓ, ∂2ℓ, ℓ11, ℓ12, ℓ22)``.
+    integrand : numba dispatcher ``(t, z float64[2], p float64[0], out float64[7])`` writing
+        ``(∂1ℓ, ∂2ℓ, ℓ11, ℓ12, ℓ22, f(z1), f'(z1))``.
     q : float64[d]; Q : float
     s2, kap : float
         ``η + σ²`` and ``η + ρσ²``.
@@ -39,7 +39,8 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
 
     Returns
     -------
-    (B, D) : floats, ``Σ C_ab E[ℓ_ab]`` and ``Σ C_ab E[∂aℓ ∂bℓ]``.
+    (B, D, Ef2, Efp2) : floats, ``Σ C_ab E[ℓ_ab]``, ``Σ C_ab E[∂aℓ ∂bℓ]`` (positive pair only),
+        ``E[f(z)²]`` and ``E[f'(z)²]`` of one view (for the negative-pair term).
     """
     d = q.shape[0]
     L = cx.shape[0]
@@ -48,13 +49,15 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
     b = math.sqrt(max(0.5 * (s2 - kap), 0.0) * max(Q, 0.0))
     z = np.empty(2)
     p0 = np.empty(0)
-    buf = np.empty(5)
+    buf = np.empty(7)
     idx = np.zeros(d, dtype=np.int64)
     c = np.empty(d)
     for i in range(d):
         A[i] = 0.0
     B = 0.0
     D = 0.0
+    F2 = 0.0
+    Fp2 = 0.0
     total = L ** d
     for flat in range(total):
         rem = flat
@@ -71,6 +74,8 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
         sA = 0.0
         sB = 0.0
         sD = 0.0
+        sF = 0.0
+        sFp = 0.0
         for i0 in range(G):
             u = a * gx[i0]
             for i1 in range(G):
@@ -82,19 +87,24 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
                 sA += w * (buf[0] + buf[1])
                 sB += w * (s2 * (buf[2] + buf[4]) + 2.0 * kap * buf[3])
                 sD += w * (s2 * (buf[0] * buf[0] + buf[1] * buf[1]) + 2.0 * kap * buf[0] * buf[1])
+                sF += w * buf[5] * buf[5]
+                sFp += w * buf[6] * buf[6]
         for i in range(d):
             A[i] += wc * sA * c[i]
         B += wc * sB
         D += wc * sD
-    return B, D
+        F2 += wc * sF
+        Fp2 += wc * sFp
+    return B, D, F2, Fp2
 
 
 @njit
-def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, cx, cw, gx, gw, out):
+def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, beta, cx, cw, gx, gw, out):
     """Right-hand side of the closed ODEs for K independent neurons.
 
     ``y`` and ``out`` are float64[K (d + 1)], laid out ``[q_11..q_d1, Q_1, ..., q_1K..q_dK, Q_K]``:
-    ``dq = -τ (A + (B + λ) q)``, ``dQ = -2τ (q·A + Q B + λ Q) + τ² D``.
+    ``dq = -τ (A + (B + λ) q)``, ``dQ = -2τ (q·A + Q B + λ Q) + τ² D`` with the negative-pair weight
+    ``beta`` adding ``2 β² s² E[f²] E[f'²]`` to ``D``.
     """
     K = y.shape[0] // (d + 1)
     A = np.empty(d)
@@ -102,7 +112,8 @@ def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, cx, cw, gx, gw, out):
         o = k * (d + 1)
         q = y[o:o + d]
         Q = y[o + d]
-        B, D = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        D += 2.0 * beta * beta * s2 * F2 * Fp2
         qa = 0.0
         for i in range(d):
             out[o + i] = -tau * (A[i] + (B + lam) * q[i])
@@ -139,9 +150,10 @@ def _draw_c(law_code, cx, ccum, scale):
 
 
 @njit(cache=True)
-def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, reg, n_steps, record_every,
+def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, beta, tau, lam, reg, n_steps, record_every,
             seed, out_q, out_Q):
-    """Online SGD of the pair loss ``-Σ_k f(z1k) f(z2k)`` with fresh samples, in place on ``W``.
+    """Online SGD of ``Σ_k [-f(z1k) f(z2k) + β f(z1k) f(z3k)]`` with fresh samples, in place on ``W``
+    (``z3`` a view of an independent sample; drawn only if ``beta != 0``).
 
     Parameters
     ----------
@@ -151,7 +163,7 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, re
         Orthonormal feature directions.
     act : int (0 tanh, 1 linear); law_code : int (0 discrete on ``cx`` with cumulative probs ``ccum``,
         1 Gaussian, 2 uniform on ``[-cscale, cscale]``)
-    eta, sigma, rho, tau, lam : float
+    eta, sigma, rho, beta, tau, lam : float
     reg : int
         0: L2 step ``-(τ/n) λ w``; 1: L1 step ``-(τ/n) (λ/√n) sign(w)``.
     n_steps, record_every : int
@@ -165,10 +177,11 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, re
     c = np.empty(d)
     x1 = np.empty(n)
     x2 = np.empty(n)
-    z1 = np.empty(K)
-    z2 = np.empty(K)
+    x3 = np.empty(n)
     g1 = np.empty(K)
     g2 = np.empty(K)
+    g3 = np.empty(K)
+    neg = beta != 0.0
     step = tau / n
     l1 = lam / math.sqrt(n)
     sq_eta = math.sqrt(eta)
@@ -201,18 +214,31 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, re
             e2 = rho * e1 + (r2 * np.random.standard_normal() if r2 > 0.0 else 0.0)
             x1[j] = base + sigma * e1
             x2[j] = base + sigma * e2
+        if neg:
+            for i in range(d):
+                c[i] = _draw_c(law_code, cx, ccum, cscale)
+            for j in range(n):
+                base = 0.0
+                for i in range(d):
+                    base += U[j, i] * c[i]
+                if eta > 0.0:
+                    base += sq_eta * np.random.standard_normal()
+                x3[j] = base + sigma * np.random.standard_normal()
         for k in range(K):
             s1 = 0.0
             s2_ = 0.0
+            s3 = 0.0
             for j in range(n):
                 s1 += W[j, k] * x1[j]
                 s2_ += W[j, k] * x2[j]
-            z1[k] = s1
-            z2[k] = s2_
+                if neg:
+                    s3 += W[j, k] * x3[j]
             f1 = _act(act, s1)
             f2 = _act(act, s2_)
-            g1[k] = -_dact(act, s1) * f2
+            f3 = _act(act, s3)
+            g1[k] = -_dact(act, s1) * (f2 - beta * f3)
             g2[k] = -f1 * _dact(act, s2_)
+            g3[k] = beta * f1 * _dact(act, s3)
         for k in range(K):
             for j in range(n):
                 wj = W[j, k]
@@ -220,12 +246,15 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, tau, lam, re
                     r = lam * wj
                 else:
                     r = l1 * (1.0 if wj > 0.0 else (-1.0 if wj < 0.0 else 0.0))
-                W[j, k] = wj - step * (g1[k] * x1[j] + g2[k] * x2[j] + r)
+                gj = g1[k] * x1[j] + g2[k] * x2[j] + r
+                if neg:
+                    gj += g3[k] * x3[j]
+                W[j, k] = wj - step * gj
 
 
 @njit
-def particle_run(integrand, xi, theta, tau, lam, s2, kap, reg, cx, cw, gx, gw, dt, n_steps, record_every, seed,
-                 out_q, out_Q):
+def particle_run(integrand, xi, theta, tau, lam, s2, kap, beta, reg, cx, cw, gx, gw, dt, n_steps, record_every,
+                 seed, out_q, out_Q):
     """Particle method for the McKean–Vlasov PDE of one neuron (Euler–Maruyama on every particle).
 
     ``dθ = -τ (ξ̄·A + θ B + Γ'(θ)) dt + τ √D dW`` with ``A, B, D`` evaluated at the empirical
@@ -259,7 +288,8 @@ def particle_run(integrand, xi, theta, tau, lam, s2, kap, reg, cx, cw, gx, gw, d
             rec += 1
         if it == n_steps:
             break
-        B, D = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        D += 2.0 * beta * beta * s2 * F2 * Fp2
         amp = tau * math.sqrt(max(D, 0.0) * dt)
         for j in range(N):
             th = theta[j]

@@ -160,7 +160,7 @@ class Hyper:
 
     tau : step scale (SGD step ``tau/n``), > 0;  lam : regularisation strength, >= 0;
     sigma : augmentation noise std, >= 0;  rho : correlation of the two views' noise, in [-1, 1];
-    eta : background noise variance, >= 0.
+    eta : background noise variance, >= 0;  beta : weight of the negative pair ``+β f(z1) f(z3)``, >= 0.
     """
 
     tau: float = 0.5
@@ -168,6 +168,7 @@ class Hyper:
     sigma: float = 0.5
     rho: float = 0.0
     eta: float = 0.0
+    beta: float = 0.0
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -176,6 +177,7 @@ class Hyper:
         set_(self, "sigma", check_range("sigma", self.sigma, 0.0))
         set_(self, "rho", check_range("rho", self.rho, -1.0, 1.0))
         set_(self, "eta", check_range("eta", self.eta, 0.0))
+        set_(self, "beta", check_range("beta", self.beta, 0.0))
 
     @property
     def s2(self) -> float:
@@ -205,7 +207,7 @@ def gauss_hermite(points: int) -> tuple[np.ndarray, np.ndarray]:
 class ContrastiveODE:
     """The closed order-parameter ODEs of ``K`` neurons over ``d`` features as a :class:`CompiledSystem`.
 
-    Parameters (packed in this order): ``eta, lambda, rho, sigma, tau`` then the law's one-coordinate
+    Parameters (packed in this order): ``beta, eta, lambda, rho, sigma, tau`` then the law's one-coordinate
     rule ``cx_1..cx_L, cw_1..cw_L`` (see :meth:`pack`). States ``q_1..q_d, Q`` (``K = 1``) or
     ``q_{i}_{k}, Q_{k}``. ``csys`` works with :func:`theorykit.solve.solve`, ``solve_ensemble`` and the
     analysis functions; its Jacobian is a central finite difference of the quadrature right-hand side.
@@ -225,9 +227,9 @@ class ContrastiveODE:
         self.csys = _compiled(self.system, act, self.d, L, self.gh_points)
 
     def pack(self, hyper: Hyper, law: HiddenLaw) -> np.ndarray:
-        """float64[n_params]: ``[eta, lambda, rho, sigma, tau, cx..., cw...]``."""
+        """float64[n_params]: ``[beta, eta, lambda, rho, sigma, tau, cx..., cw...]``."""
         cx, cw = law.rule(RULE_POINTS)
-        return np.concatenate(([hyper.eta, hyper.lam, hyper.rho, hyper.sigma, hyper.tau], cx, cw))
+        return np.concatenate(([hyper.beta, hyper.eta, hyper.lam, hyper.rho, hyper.sigma, hyper.tau], cx, cw))
 
     def state(self, q0: Any, Q0: float) -> np.ndarray:
         """Initial state from overlaps ``q0`` (float64[d] shared by all neurons, or [d, K]) and norm ``Q0``."""
@@ -239,13 +241,13 @@ class ContrastiveODE:
         return np.concatenate([np.append(q0[:, k], Q0) for k in range(self.K)])
 
     def expectations(self, q, Q: float, hyper: Hyper, law: HiddenLaw) -> tuple[np.ndarray, float, float]:
-        """``(A float64[d], B, D)`` at one neuron's order parameters."""
+        """``(A float64[d], B, D)`` at one neuron's order parameters (``D`` with the negative-pair term)."""
         cx, cw = law.rule(RULE_POINTS)
         gx, gw = gauss_hermite(self.gh_points)
         A = np.empty(self.d)
-        B, D = K_.expectations_into(integrand(self.act), np.asarray(q, dtype=float), float(Q), hyper.s2,
-                                    hyper.kappa, cx, cw, gx, gw, A)
-        return A, B, D
+        B, D, F2, Fp2 = K_.expectations_into(integrand(self.act), np.asarray(q, dtype=float), float(Q), hyper.s2,
+                                             hyper.kappa, cx, cw, gx, gw, A)
+        return A, B, D + 2 * hyper.beta**2 * hyper.s2 * F2 * Fp2
 
 
 @lru_cache(maxsize=None)
@@ -260,10 +262,10 @@ def _compiled(system, act: str, d: int, L: int, gh_points: int) -> CompiledSyste
 
     @njit
     def rhs_into(t, y, p, out):
-        eta, lam, rho, sigma, tau = p[0], p[1], p[2], p[3], p[4]
+        beta, eta, lam, rho, sigma, tau = p[0], p[1], p[2], p[3], p[4], p[5]
         s2 = eta + sigma * sigma
         kap = eta + rho * sigma * sigma
-        K_.ode_rhs_into(fn, y, dd, tau, lam, s2, kap, p[5:5 + L], p[5 + L:5 + 2 * L], gx, gw, out)
+        K_.ode_rhs_into(fn, y, dd, tau, lam, s2, kap, beta, p[6:6 + L], p[6 + L:6 + 2 * L], gx, gw, out)
 
     @njit
     def jac_into(t, y, p, out):
@@ -365,7 +367,7 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
     out_Q = np.zeros((n_rec, K))
     cx, cw = law.rule(RULE_POINTS)
     K_.sgd_run(W, U, K_.ACT_CODES[act], K_.LAW_CODES[law.sampler], cx, np.cumsum(cw), law.scale, hyper.eta,
-               hyper.sigma, hyper.rho, hyper.tau, hyper.lam, _reg_code(reg), n_steps, every,
+               hyper.sigma, hyper.rho, hyper.beta, hyper.tau, hyper.lam, _reg_code(reg), n_steps, every,
                int(rng.integers(0, 2**31 - 1)), out_q, out_Q)
     return Trajectory(np.arange(n_rec) * every / n, out_q, out_Q)
 
@@ -394,6 +396,6 @@ def simulate_pde(n_particles: int, t_final: float, hyper: Hyper, law: HiddenLaw,
     out_Q = np.zeros(n_rec)
     cx, cw = law.rule(RULE_POINTS)
     gx, gw = gauss_hermite(gh_points)
-    K_.particle_run(integrand(act), xi, theta, hyper.tau, hyper.lam, hyper.s2, hyper.kappa, _reg_code(reg), cx, cw,
-                    gx, gw, dt, n_steps, every, int(rng.integers(0, 2**31 - 1)), out_q, out_Q)
+    K_.particle_run(integrand(act), xi, theta, hyper.tau, hyper.lam, hyper.s2, hyper.kappa, hyper.beta,
+                    _reg_code(reg), cx, cw, gx, gw, dt, n_steps, every, int(rng.integers(0, 2**31 - 1)), out_q, out_Q)
     return Trajectory(np.arange(n_rec) * every * dt, out_q[:, :, None], out_Q[:, None])

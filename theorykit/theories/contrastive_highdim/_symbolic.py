@@ -20,7 +20,7 @@ ACTIVATIONS = ("tanh", "linear")
 
 z1, z2 = sp.symbols("z_1 z_2", real=True)
 t_sym = sp.Symbol("t", real=True)
-tau, lam, sigma, rho, eta = sp.symbols("tau lambda sigma rho eta", real=True)
+tau, lam, sigma, rho, eta, beta = sp.symbols("tau lambda sigma rho eta beta", real=True)
 Q = sp.Symbol("Q", positive=True)
 s2 = eta + sigma**2
 kap = eta + rho * sigma**2
@@ -59,12 +59,76 @@ def loss_derivatives(act: str) -> dict[str, sp.Expr]:
 def integrand_system(act: str) -> ODESystem:
     """The loss derivatives as observables of a trivial system in ``(z_1, z_2)``, for ``compile_system``.
 
-    The compiled ``observed_into(t, [z_1, z_2], [], out[5])`` is what the quadrature kernels evaluate at
-    every Gauss node, so the numerics use exactly the derivatives derived here.
+    The compiled ``observed_into(t, [z_1, z_2], [], out[7])`` (``∂1ℓ, ∂2ℓ, ℓ11, ℓ12, ℓ22, f(z_1),
+    f'(z_1)``) is what the quadrature kernels evaluate at every Gauss node, so the numerics use exactly
+    the derivatives derived here (the last two feed the negative-pair term, :func:`negative_term`).
     """
+    f = activation(act)
+    single = {"f1": f(z1), "fp1": sp.diff(f(z1), z1)}
     return ODESystem(t=t_sym, states=(z1, z2), rhs=(sp.Integer(0), sp.Integer(0)), params=(),
-                     observed=loss_derivatives(act), name=f"contrastive_pair_{act}_integrand",
+                     observed=loss_derivatives(act) | single, name=f"contrastive_pair_{act}_integrand",
                      provenance=(f"derivatives of the pair loss -f(z1) f(z2), f = {act}",))
+
+
+def negative_term() -> dict[str, sp.Expr]:
+    r"""Contributions of an optional negative pair :math:`+\beta f(z_1) f(z_3)` to :math:`A`, :math:`B`, :math:`D`.
+
+    :math:`z_3` is a view of an independent sample, so its noise is independent of :math:`(v_1, v_2)`
+    (:math:`C_{13} = C_{23} = 0`, :math:`C_{33} = s^2`) and every average factorises into one over the
+    positive pair and one over sample 3. With :math:`F_a = f(z_a)`, :math:`F'_a`, :math:`F''_a` as symbols,
+    each monomial is split into its sample-3 factor, whose average vanishes when it is odd in :math:`z_3`
+    (odd :math:`f`, symmetric law). Returns ``{"A", "B", "D"}``: the extra terms, with the remaining
+    averages as symbols ``E[...]``; ``D`` is :math:`\beta^2 s^2 (E[F_1'^2] E[F_3^2] + E[F_1^2] E[F_3'^2])`.
+    """
+    F = {a: sp.symbols(f"F_{a} Fp_{a} Fpp_{a}", real=True) for a in (1, 2, 3)}
+    zs = sp.symbols("zeta_1:4", real=True)
+    fz = sp.Function("f")
+    loss = -fz(zs[0]) * fz(zs[1]) + beta * fz(zs[0]) * fz(zs[2])
+    base = -fz(zs[0]) * fz(zs[1])
+
+    def to_F(e):
+        e = e.doit()
+        rep = {}
+        for a, z in enumerate(zs, 1):
+            rep[sp.Derivative(fz(z), (z, 2))] = F[a][2]
+            rep[sp.Derivative(fz(z), z)] = F[a][1]
+        e = e.subs(rep)
+        return e.subs({fz(z): F[a][0] for a, z in enumerate(zs, 1)})
+
+    Cfull = sp.Matrix([[s2, kap, 0], [kap, s2, 0], [0, 0, s2]])
+    c1, c3 = sp.symbols("c_1 cprime_1", real=True)
+
+    def average(e):
+        """E over (pair, sample 3) of a polynomial in the F symbols and c's, factorised by sample."""
+        e = sp.expand(e)
+        out = sp.Integer(0)
+        for term in sp.Add.make_args(e):
+            coeff, pair, third = sp.Integer(1), sp.Integer(1), sp.Integer(1)
+            for fac in sp.Mul.make_args(term):
+                b, k = fac.as_base_exp()
+                if b in F[3] or b == c3:
+                    third *= fac
+                elif b in F[1] or b in F[2] or b == c1:
+                    pair *= fac
+                else:
+                    coeff *= fac
+            # parity in z_3 (with c'): F and F'' and c' are odd, F' is even
+            deg = sp.Poly(third, *F[3], c3).monoms()[0] if third != 1 else (0, 0, 0, 0)
+            if (deg[0] + deg[2] + deg[3]) % 2:
+                continue
+            out += coeff * (sp.Symbol(f"E[{pair}]") if pair != 1 else 1) * (sp.Symbol(f"E[{third}]") if third != 1 else 1)
+        return out
+
+    res = {}
+    for name, ell in (("full", loss), ("base", base)):
+        d = [to_F(sp.diff(ell, z)) for z in zs]
+        H = [[to_F(sp.diff(ell, za, zb)) for zb in zs] for za in zs]
+        res[name] = {
+            "A": average((d[0] + d[1]) * c1 + d[2] * c3),
+            "B": average(sum(Cfull[a, b] * H[a][b] for a in range(3) for b in range(3))),
+            "D": average(sum(Cfull[a, b] * d[a] * d[b] for a in range(3) for b in range(3))),
+        }
+    return {k: sp.simplify(res["full"][k] - res["base"][k]) for k in ("A", "B", "D")}
 
 
 # ------------------------------------------------------------------------------------------- the SDE
@@ -146,7 +210,7 @@ def closed_ode_abstract(d: int = 2, K: int = 1, extra_params: tuple[sp.Symbol, .
         rhs += [-tau * (A[i] + (B + lam) * qs[i]) for i in range(d)]
         rhs.append(-2 * tau * (sum(q * a for q, a in zip(qs, A)) + Qk * B + lam * Qk) + tau**2 * D)
         observed |= {("m_" + q.name[2:]): q / sp.sqrt(Qk) for q in qs}
-    return ODESystem(t=t_sym, states=states, rhs=tuple(rhs), params=(eta, lam, rho, sigma, tau, *extra_params),
+    return ODESystem(t=t_sym, states=states, rhs=tuple(rhs), params=(beta, eta, lam, rho, sigma, tau, *extra_params),
                      observed=observed, name=f"contrastive_highdim_d{d}_K{K}",
                      provenance=("online SGD w <- w - (tau/n)(grad l + lambda w), t = k/n",
                                  "per-coordinate SDE of theta = sqrt(n) w_j (Stein's lemma on the noise projections)",
@@ -229,6 +293,12 @@ def linear_system(d: int = 2) -> ODESystem:
                       for a in range(2) for b in range(2)))
     D = sp.expand(C[0, 0] * expectation(d1**2, laws) + C[1, 1] * expectation(d2**2, laws)
                   + 2 * C[0, 1] * expectation(d1 * d2, laws))
+    # negative pair (negative_term): beta^2 s^2 (E[f'(z)^2] E[f(z)^2] + E[f(z)^2] E[f'(z)^2]) for one view z
+    f = activation("linear")
+    zz1 = zz[z1]
+    Ef2 = expectation(f(zz1) ** 2, laws)
+    Efp2 = expectation(sp.diff(f(z1), z1).subs(z1, zz1) ** 2, laws)
+    D = sp.expand(D + 2 * beta**2 * s2 * Ef2 * Efp2)
     rhs = [sp.expand(-tau * (A[i] + (B + lam) * qs[i])) for i in range(d)]
     rhs.append(sp.expand(-2 * tau * (sum(q * a for q, a in zip(qs, A)) + Q * B + lam * Q) + tau**2 * D))
     return ODESystem(t=t_sym, states=(*qs, Q), rhs=tuple(rhs), params="infer",
@@ -239,4 +309,4 @@ def linear_system(d: int = 2) -> ODESystem:
 
 
 __all__ = ["ACTIVATIONS", "activation", "pair_loss", "loss_derivatives", "integrand_system", "stein_check",
-           "coordinate_sde", "state_symbols", "closed_ode_abstract", "small_q_expansion", "cubic_anisotropy", "linear_system"]
+           "coordinate_sde", "negative_term", "state_symbols", "closed_ode_abstract", "small_q_expansion", "cubic_anisotropy", "linear_system"]
