@@ -122,6 +122,31 @@ def test_euclidean_fixed_points_match_paper_closed_form_and_stability():
         assert A.euclidean_fixed_points(1.05 * ec, sigma2) is None
 
 
+@pytest.mark.parametrize("alpha_p", [0.5, 2.0])
+def test_equilibria_and_stability_of_the_full_mode_system(alpha_p):
+    """(p, s): eigenvalues are -2 eta (decay of the conserved quantity) and the slope of the cubic
+    -eta + 2p - 3(1+sigma2)p^2 (written here from the paper's cubic), whatever alpha_p; with an EMA target
+    the collapsed state, the saddle p- and the stable p+ persist for every beta."""
+    eta, sigma2 = 0.1, 0.5
+    pm, pp = _paper_roots(eta, sigma2)
+    fps = nc.equilibria("euclidean", eta=eta, sigma2=sigma2, alpha_p=alpha_p)
+    assert [round(float(f.y[0]), 9) for f in fps] == pytest.approx([0.0, pm, pp], abs=1e-8)
+    for f, p in zip(fps, (0.0, pm, pp)):
+        assert f.y[1] == pytest.approx(p * p / alpha_p, abs=1e-10)
+        slope = -eta + 2 * p - 3 * (1 + sigma2) * p ** 2
+        np.testing.assert_allclose(np.sort(f.eigenvalues.real), np.sort([-2 * eta, slope]), atol=1e-9)
+    assert [f.stable for f in fps] == [True, False, True]
+    for beta in (0.05, 0.5, 0.95):
+        fb = nc.equilibria("euclidean", eta=eta, sigma2=sigma2, alpha_p=alpha_p, beta=beta)
+        assert [f.stable for f in fb[1:]] == [False, True]
+        assert fb[2].y[2] == pytest.approx(1.0, abs=1e-10)
+        # collapsed state: tau* = kappa / (kappa - eta), kappa = -ln beta; in the tau direction its
+        # eigenvalue is eta - kappa (p, s -> 0 either way; tau = a/w grows when the EMA is slower than decay)
+        kappa = -math.log(beta)
+        assert fb[0].y[2] == pytest.approx(kappa / (kappa - eta), rel=1e-8)
+        np.testing.assert_allclose(np.sort(fb[0].eigenvalues.real), np.sort([-eta, -2 * eta, eta - kappa]), atol=1e-9)
+
+
 def test_cosine_fold_and_emergence():
     sigma2 = 0.5
     nu_u, nu_v = A.frozen_norms(1.0, sigma2)

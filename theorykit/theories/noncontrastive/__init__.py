@@ -12,7 +12,7 @@ networks, :mod:`._reproduce` compares them and writes the report figures.
 
 from __future__ import annotations
 
-from ._analysis import (compiled as compiled, continue_in_eta as continue_in_eta,
+from ._analysis import (compiled as compiled, equilibria as equilibria, continue_in_eta as continue_in_eta,
                         cosine_fold_eta as cosine_fold_eta, euclidean_critical_eta as euclidean_critical_eta,
                         euclidean_fixed_points as euclidean_fixed_points, frozen_norms as frozen_norms,
                         ode_trajectory as ode_trajectory, phase_grid as phase_grid,
@@ -69,6 +69,6 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0):
 
 
 __all__ = ["TITLE", "LOSSES", "builtin_systems", "reproduce", "eigenmode_system", "mode_flow", "reduce_mode",
-           "system", "compiled", "ode_trajectory", "euclidean_fixed_points", "euclidean_critical_eta",
+           "system", "compiled", "equilibria", "ode_trajectory", "euclidean_fixed_points", "euclidean_critical_eta",
            "reduced_fixed_points", "cosine_fold_eta", "frozen_norms", "phase_grid", "continue_in_eta",
            "simulate_sgd", "ParticleRun", "check_hyper"]

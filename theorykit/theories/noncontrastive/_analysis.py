@@ -184,6 +184,40 @@ def frozen_norms(p0: float, sigma2: float, alpha_p: float = 1.0) -> tuple[float,
     return float(np.sqrt((1 + sigma2) * p0 ** 2 * s0)), float(np.sqrt((1 + sigma2) * s0))
 
 
+def equilibria(loss: str, *, eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0,
+               nu_u: float | None = None, nu_v: float | None = None, rho: float = 0.0):
+    """Equilibria and their linear stability as functions of ``(eta, sigma2, alpha_p, beta)``.
+
+    Euclidean: the full one-mode system ``(p, s)`` (SimSiam, ``beta = 0``) or ``(p, s, tau)`` (BYOL), at the
+    collapsed state and at ``p_-``, ``p_+`` with ``s = p^2/alpha_p``, ``tau = 1`` (Newton-polished by
+    :func:`theorykit.analysis.find_fixed_points`). Cosine: the reduced sextic with the norms frozen at
+    ``nu_u``, ``nu_v`` (default: the concentration values at ``p = 1``). Returns a list of
+    :class:`theorykit.analysis.FixedPoint`.
+    """
+    from ...analysis import find_fixed_points
+
+    eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
+    if loss == "euclidean":
+        byol = beta > 0
+        csys = compiled("euclidean", 1, byol)
+        prm = pack(csys, hyper(eta, sigma2, alpha_p, beta))
+        ps = [0.0] + list(euclidean_fixed_points(eta, sigma2) or ())
+        guesses = [[p, p * p / alpha_p] + ([1.0] if byol else []) for p in ps]
+    else:
+        S.check_loss(loss)
+        if nu_u is None or nu_v is None:
+            nu_u, nu_v = frozen_norms(1.0, sigma2, alpha_p)
+        csys = compiled("cosine", reduced=True)
+        prm = pack(csys, dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p, nu_u=nu_u, nu_v=nu_v, rho=rho))
+        guesses = [[r] for r, _ in reduced_fixed_points("cosine", dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p,
+                                                                        nu_u=nu_u, nu_v=nu_v, rho=rho))]
+    # start Newton slightly off the closed-form roots: a start that is already an exact root gets an
+    # infinite error estimate in find_fixed_points, which then merges it with every other root
+    g = np.array(guesses, dtype=float) * (1 + 1e-6) + 1e-9
+    fps = find_fixed_points(csys, prm, guesses=g, n_starts=0)
+    return sorted(fps, key=lambda f: float(f.y[0]))
+
+
 # ---------------------------------------------------------------------------------- phase diagrams
 def predicted_euclidean_collapse(eta: float, sigma2: float, p0: float) -> bool:
     """Theory: the Euclidean mode started at ``p0`` (on the invariant manifold) decays to 0."""
@@ -259,6 +293,6 @@ def continue_in_eta(loss: str, params: Mapping[str, float], eta_bounds: tuple[fl
     return np.asarray(br.param_values), np.asarray(br.states[:, 0]), np.asarray(br.stable), folds
 
 
-__all__ = ["system", "compiled", "integrate", "hyper", "ode_trajectory", "euclidean_critical_eta",
+__all__ = ["system", "compiled", "integrate", "hyper", "ode_trajectory", "equilibria", "euclidean_critical_eta",
            "euclidean_fixed_points", "reduced_coefficients", "reduced_fixed_points", "cosine_fold_eta",
            "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid", "continue_in_eta"]

@@ -123,8 +123,15 @@ def emergence_study(eta: float, sigma2: float, seed, *, dim: int = 32, batch: in
     f_sim = fold(run.p[:, 0], run.s[:, 0])
     f_ode = fold(ode["p"][:, 0], ode["s"][:, 0])
     def first_above(f):
+        # linear interpolation of the first upward crossing of eta between records
         idx = np.nonzero(f > eta)[0]
-        return float(run.t[idx[0]]) if idx.size else float("nan")
+        if not idx.size:
+            return float("nan")
+        i = int(idx[0])
+        if i == 0:
+            return float(run.t[0])
+        t0_, t1_, f0, f1 = run.t[i - 1], run.t[i], f[i - 1], f[i]
+        return float(t0_ + (eta - f0) / (f1 - f0) * (t1_ - t0_))
     return dict(t=run.t, fold_sim=f_sim, fold_ode=f_ode, eta=eta, t_emerge_sim=first_above(f_sim),
                 t_emerge_ode=first_above(f_ode), p_sim=run.p[:, 0], p_ode=ode["p"][:, 0])
 
@@ -416,8 +423,9 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0) -> TheoryReport:
                         float(emerged), None, 0, "true", figures=("emergence.png",),
                         details={"t_emerge_sim": em["t_emerge_sim"], "t_emerge_ode": em["t_emerge_ode"]}))
     if np.isfinite(em["t_emerge_ode"]):
-        claims.append(Claim("emergence_time", "time at which the stable equilibrium emerges: SGD vs ODE",
-                            em["t_emerge_sim"], em["t_emerge_ode"], 0.15, "rel", figures=("emergence.png",)))
+        claims.append(Claim("emergence_time", "time at which the stable equilibrium emerges: SGD vs ODE "
+                            "(crossing interpolated between records)",
+                            em["t_emerge_sim"], em["t_emerge_ode"], 0.1, "rel", figures=("emergence.png",)))
     _fig_emergence(outdir / "emergence.png", em)
     figures["emergence.png"] = "Fold of the frozen-norm sextic along a cosine-loss run: the equilibrium emerges."
     timings["simulate_compare"] = time.perf_counter() - t3
