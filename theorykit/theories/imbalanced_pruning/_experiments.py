@@ -25,8 +25,8 @@ def default_config(quick: bool = True) -> mdl.Config:
         return mdl.Config(d=32, n_major=3, n_minor=3, p=0.1, nsr=1.0, n_tokens=3, width=48, tau=1.0, lam=0.01,
                           eta=0.05, kappa=1.5, batch=32, steps=2400, record_every=20, prune_rate=0.0,
                           prune_at=0.2, prune_mode="weight")
-    return mdl.Config(d=64, n_major=4, n_minor=4, p=0.1, nsr=1.0, n_tokens=4, width=96, tau=1.0, lam=0.01,
-                      eta=0.05, kappa=1.5, batch=64, steps=6000, record_every=20, prune_rate=0.0,
+    return mdl.Config(d=48, n_major=4, n_minor=4, p=0.1, nsr=1.0, n_tokens=3, width=64, tau=1.0, lam=0.01,
+                      eta=0.05, kappa=1.5, batch=48, steps=4000, record_every=20, prune_rate=0.0,
                       prune_at=0.2, prune_mode="weight")
 
 
@@ -296,6 +296,9 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
     # sweep
     t1 = time.perf_counter()
     sw = sweep(base, eps_values, nsr_values, (0.0, prune_rate), n_seeds, int(seeds[2]))
+    # the same runs with whole-neuron pruning (by ||w_i||), reported next to the default weight pruning
+    sw_neuron = sweep(base.with_(prune_mode="neuron"), eps_values, (1.0,), (prune_rate,), n_seeds, int(seeds[2]),
+                      desc="neuron-pruning sweep")
     timings["sweep_s"] = time.perf_counter() - t1
 
     figs = _figures(outdir, run, st, sw)
@@ -404,7 +407,11 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
     figs |= _stage_figure(outdir, st, st_half, scales, stage_cfg.eta)
     timings["total_s"] = time.perf_counter() - t0
 
+    b1 = int(np.flatnonzero(np.isclose(sw["nsr"], 1.0))[0]) if np.any(np.isclose(sw["nsr"], 1.0)) else 0
+    d_neuron = {k: sw_neuron[k][:, 0, 0, :] - sw[k][:, b1, un, :] for k in ("count_minor", "mse")}
     numbers = {k: sw[k] for k in (*METRICS, "eps", "nsr", "prune_rates", "seeds")}
+    numbers |= {f"neuron_pruning_{k}": sw_neuron[k][:, 0, 0, :] for k in METRICS}
+    numbers |= {f"neuron_pruning_delta_{k}": v for k, v in d_neuron.items()}
     numbers |= {"stage_T_major": T_meas, "stage_T_minor": st.measured_minor, "stage_T_flow": st.predicted_major,
                 "theta_scales": scales}
     notes = [
@@ -412,8 +419,14 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "the simulator uses L tokens, fixed softmax attention and the full InfoNCE.",
         "The linearised flow has no saturation, so it predicts T1 and T2 but not the convergence time T3.",
         f"Pruning mode '{base.prune_mode}': entries of the MLP weight matrix with the smallest magnitudes are "
-        "zeroed once; 'neuron' mode (removing whole neurons by norm) is available but in this simulator it "
-        "reduces the minority-feature neuron count.",
+        "zeroed once. Removing whole neurons by norm instead ('neuron' mode, same rate, NSR 1) changes the "
+        f"minority-feature neuron count by {np.mean(d_neuron['count_minor']):+.2f} ± "
+        f"{np.std(d_neuron['count_minor']):.2f} and the downstream MSE by {np.mean(d_neuron['mse']):+.4f} ± "
+        f"{np.std(d_neuron['mse']):.4f} (paired, mean ± std over eps_min and seeds): the neurons with the "
+        "smallest norms are the not-yet-specialised ones that would later learn minority features.",
+        "Minority magnitudes depend on the training horizon: the ratio to majority magnitudes grows with eps_min "
+        "and with training time, because minority features rarely occur in the negatives and so are not "
+        "pushed down by the InfoNCE denominator once learned.",
     ]
     return TheoryReport(theory=THEORY, title=TITLE, claims=claims, figures=figs, numbers=numbers,
                         parameters={"base": base.as_dict(), "stage_config": stage_cfg.as_dict(), "seed": seed,
