@@ -95,7 +95,7 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
     te = check_t_eval(t_eval if t_eval is not None else (t0, t1), t0, t1)
     opts = check_options(method, t0, t1, rtol=rtol, atol=atol, first_step=first_step, max_step=max_step, dt=dt,
                          max_steps=max_steps, blow_up=blow_up)
-    K = kernels_for(csys)
+    K = kernels_for(csys, ensemble=True)
     Y0 = _stack(csys, y0s, "y0")
     P = _stack(csys, params, "params")
     if Y0.shape[0] != P.shape[0] and 1 not in (Y0.shape[0], P.shape[0]):

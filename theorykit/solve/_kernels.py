@@ -704,24 +704,24 @@ INTEGRATE_SIGNATURE = _nt.Tuple((_I8, _I8, _I8, _F8, _F8))(
 ENSEMBLE_SIGNATURE = _nt.void(
     RHS_TYPE, DIFFUSION_TYPE, _I8, _I8, _F8, _F8, _A2, _A2, _A1, _F8, _F8, _F8, _F8, _F8, _I8, _F8, _A2, _I1,
     _A3, _A2, _A1, _I1, _I1, _A2, _A3, _I2, _I2)
-_COMPILED = False
+_COMPILED: set = set()
 
 
-def ensure_compiled():
-    """Compile (or load from numba's cache) the drivers for first-class-function arguments, once.
+def ensure_compiled(ensemble: bool = False):
+    """Compile (or load from numba's cache) :func:`integrate` (and, if ``ensemble``,
+    :func:`integrate_ensemble`) for first-class-function arguments, once per process.
 
     Afterwards the drivers accept any compiled ``rhs``/``diffusion`` with the ``RHS_TYPE`` /
-    ``DIFFUSION_TYPE`` signatures (numba dispatchers are compiled for it on the fly) without compiling
-    the drivers again, and refuse argument types that would trigger a per-system specialisation.
-    Done lazily, not at import, so that importing theorykit stays fast.
+    ``DIFFUSION_TYPE`` signatures without compiling again, and refuse argument types that would
+    trigger a per-system specialisation. Done lazily, not at import, so that importing theorykit stays
+    fast and single solves never wait for the parallel driver.
     """
-    global _COMPILED
-    if not _COMPILED:
-        integrate.compile(INTEGRATE_SIGNATURE)
-        integrate.disable_compile()
-        integrate_ensemble.compile(ENSEMBLE_SIGNATURE)
-        integrate_ensemble.disable_compile()
-        _COMPILED = True
+    wanted = [(integrate, INTEGRATE_SIGNATURE)] + ([(integrate_ensemble, ENSEMBLE_SIGNATURE)] if ensemble else [])
+    for fn, sig in wanted:
+        if fn not in _COMPILED:
+            fn.compile(sig)
+            fn.disable_compile()
+            _COMPILED.add(fn)
 
 
 _PY_MODULE = None

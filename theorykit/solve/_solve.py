@@ -27,11 +27,11 @@ METHODS = tuple(KERNEL_METHODS) + tuple(SCIPY_METHODS)
 EVENT_CAPACITY = 10_000
 
 
-def kernels_for(csys: Any):
+def kernels_for(csys: Any, *, ensemble: bool = False):
     """The kernel module for ``csys.backend``: numba-compiled, or the same code as plain Python."""
     backend = getattr(csys, "backend", None)
     if backend == "numba":
-        _kernels.ensure_compiled()
+        _kernels.ensure_compiled(ensemble=ensemble)
         return _kernels
     if backend == "numpy":
         return _kernels.python_kernels()
