@@ -255,6 +255,19 @@ def test_byol_target_and_collapse_outcomes():
     assert A.normalised_ratio(c.p[-1:])[0] > 0.5
 
 
+def test_phase_grid_labels():
+    """Euclidean: ODE labels agree with the closed-form boundary away from it; cosine: never collapses; the
+    'initially collapsed' cosine region lies beyond the frozen-norm fold."""
+    etas, sig = np.array([0.05, 0.12, 0.3, 0.45]), np.array([0.0, 1.0, 2.0])
+    g = A.phase_grid(etas, sig, t_end=150.0)
+    ec = 1 / (4 * (1 + sig))
+    far = np.abs(etas[None, :] - ec[:, None]) > 0.2 * ec[:, None]
+    assert np.array_equal(g["euclidean_collapse"], etas[None, :] > ec[:, None])
+    assert np.array_equal(g["euclidean_ode_collapse"][far], g["euclidean_collapse"][far])
+    assert not g["cosine_collapse"].any()
+    assert g["cosine_initially_collapsed"][1:, -1].all() and not g["cosine_initially_collapsed"][:, 0].any()
+
+
 @pytest.mark.parametrize("kwargs, name", [({"eta": -0.1}, "eta"), ({"sigma2": -1.0}, "sigma2"),
                                           ({"alpha_p": 0.0}, "alpha_p"), ({"alpha_p": -1.0}, "alpha_p"),
                                           ({"beta": 1.0}, "beta"), ({"beta": -0.1}, "beta")])

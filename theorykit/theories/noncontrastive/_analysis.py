@@ -15,25 +15,37 @@ Collapse is judged in each loss's own terms:
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
 
 from ...compile import compile_system
+from ...derive import cached_derivation
 from ...errors import InvalidParameterError
 from . import _symbolic as S
 from ._simulate import check_hyper
 
 
 # ------------------------------------------------------------------------------- compiled systems
+#: digest of the symbolic layer: part of the derivation cache key, so editing it re-derives
+_SYMBOLIC_DIGEST = hashlib.sha256(Path(S.__file__).read_bytes()).hexdigest()[:16]
+
+
 @lru_cache(maxsize=None)
 def system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False):
-    """The derived :class:`~theorykit.derive.ODESystem` (cached per process).
+    """The derived :class:`~theorykit.derive.ODESystem` (cached per process and on disk).
 
     ``reduced``: the one-dimensional per-mode flow; ``shape`` (cosine only): the normalised shape system.
     """
+    return _derive(S.check_loss(loss), int(n_groups), bool(byol), bool(reduced), bool(shape), _SYMBOLIC_DIGEST)
+
+
+@cached_derivation
+def _derive(loss: str, n_groups: int, byol: bool, reduced: bool, shape: bool, digest: str):
     if shape:
         if loss != "cosine":
             raise InvalidParameterError("the shape system exists for the scale-invariant cosine loss only")
@@ -232,41 +244,66 @@ def normalised_ratio(p: np.ndarray, fractions: Sequence[float] | None = None) ->
     return q.min(axis=1) / np.maximum(q.max(axis=1), 1e-300)
 
 
+def _collapse_below(level: float):
+    def classify(final):
+        return (np.max(np.abs(final[:, 0::2]), axis=1) < level).astype(np.int64)
+    return classify
+
+
 def phase_grid(etas: np.ndarray, sigma2s: np.ndarray, *, p0: Sequence[float] = (1.0, 0.4), alpha_p: float = 1.0,
-               dim: float = 64.0, t_end: float = 60.0, collapse_ratio: float = 0.1,
-               collapse_level: float = 0.05) -> dict[str, np.ndarray]:
+               t_end: float = 60.0, collapse_ratio: float = 0.1, collapse_level: float = 0.05) -> dict[str, np.ndarray]:
     """Collapse labels on an ``eta x sigma2`` grid for both losses, from the theory.
 
     Returns arrays of shape (len(sigma2s), len(etas)):
 
-    * ``euclidean_collapse``: closed form (largest group started at ``max(p0)``), checked by integrating
-      the eigenmode ODE to ``t_end`` (``euclidean_ode_collapse``: ``max p(t_end) < collapse_level``);
-    * ``cosine_collapse``: the two-group concentrated cosine ODE to ``min(t_end, 3/eta)``: the
-      normalised ratio ``min q / max q`` falls below ``collapse_ratio``;
+    * ``euclidean_collapse``: closed form (largest group started at ``max(p0)`` on the invariant manifold);
+    * ``euclidean_ode_collapse``: the one-mode ODE from the same start integrated to ``t_end`` over the
+      grid with :func:`theorykit.analysis.phase_diagram` (``p(t_end) < collapse_level``);
+    * ``cosine_collapse``: the normalised shape system (weight decay drops out, so the label depends on
+      ``sigma2`` only) started at the shape of ``p0``, integrated with
+      :func:`theorykit.analysis.phase_diagram`; collapsed if ``min q / max q < collapse_ratio``;
     * ``cosine_initially_collapsed``: with the norms frozen at their initial values the isolated reduced
-      sextic of the largest mode has only the collapsed equilibrium (``eta > eta_fold``) — the region where
-      a stable equilibrium emerges later from the collapsed solution.
+      sextic of the largest mode has only the collapsed equilibrium (``eta > eta_fold``) — the region where a
+      stable equilibrium emerges later from the collapsed solution.
     """
+    from ...analysis import phase_diagram
+
     etas = np.asarray(etas, dtype=float)
     sigma2s = np.asarray(sigma2s, dtype=float)
-    shape = (sigma2s.size, etas.size)
-    e_cf = np.zeros(shape, bool)
-    e_ode = np.zeros(shape, bool)
-    c_col = np.zeros(shape, bool)
-    c_init = np.zeros(shape, bool)
+    for e in etas:
+        check_hyper(e, 0.0, alpha_p)
+    for s2 in sigma2s:
+        check_hyper(0.0, s2, alpha_p)
     pmax = float(np.max(p0))
+    e_cf = np.array([[predicted_euclidean_collapse(e, s2, pmax) for e in etas] for s2 in sigma2s])
+    ce = compiled("euclidean", 1)
+    pd_e = phase_diagram(ce, {"eta": etas, "sigma2": sigma2s}, {"alpha_p": alpha_p}, [pmax, pmax ** 2 / alpha_p],
+                         t_final=t_end, classify=_collapse_below(collapse_level), labels=("alive", "collapsed"),
+                         progress=False)
+    # shape of two equal groups started at p0: x = p1 / sqrt(mean p^2)
+    p0a = np.asarray(p0, dtype=float)
+    if p0a.size != 2:
+        raise InvalidParameterError("phase_grid compares two mode groups: p0 must have two entries")
+    x0 = p0a[0] / np.sqrt(np.mean(p0a ** 2))
+    cs = compiled("cosine", shape=True)
+
+    def ratio_classify(final):
+        x1 = final[:, 0]
+        x2 = np.sqrt(np.clip(2.0 - x1 ** 2, 0.0, None))   # f1 = f2 = 1/2: x1^2 + x2^2 = 2
+        q = np.minimum(x1, x2) / np.maximum(np.maximum(x1, x2), 1e-300)
+        return (q < collapse_ratio).astype(np.int64)
+
+    alphas = np.array([alpha_p, alpha_p * 1.0000001])  # phase_diagram needs a 2-D grid: a trivial second axis
+    pd_c = phase_diagram(cs, {"sigma2": sigma2s, "alpha_p": alphas}, {"f1": 0.5}, [x0], t_final=t_end,
+                         classify=ratio_classify, labels=("alive", "collapsed"), progress=False)
+    c_col = np.repeat(pd_c.labels[:, :1].astype(bool), etas.size, axis=1)
+    c_init = np.zeros_like(e_cf)
     for i, s2 in enumerate(sigma2s):
-        for j, e in enumerate(etas):
-            e_cf[i, j] = predicted_euclidean_collapse(e, s2, pmax)
-            tr = ode_trajectory("euclidean", p0, [0.0, t_end], eta=e, sigma2=s2, alpha_p=alpha_p)
-            e_ode[i, j] = float(np.max(np.abs(tr["p"][-1]))) < collapse_level
-            tc = min(t_end, 3.0 / e) if e > 0 else t_end
-            trc = ode_trajectory("cosine", p0, [0.0, tc], eta=e, sigma2=s2, alpha_p=alpha_p, dim=dim)
-            c_col[i, j] = float(normalised_ratio(trc["p"][-1:])[0]) < collapse_ratio
-            nu_u, nu_v = frozen_norms(pmax, s2, alpha_p)
-            c_init[i, j] = e > cosine_fold_eta(s2, alpha_p, 1.0, nu_u, nu_v)
-    return {"eta": etas, "sigma2": sigma2s, "euclidean_collapse": e_cf, "euclidean_ode_collapse": e_ode,
-            "cosine_collapse": c_col, "cosine_initially_collapsed": c_init}
+        nu_u, nu_v = frozen_norms(pmax, s2, alpha_p)
+        c_init[i] = etas > cosine_fold_eta(s2, alpha_p, 1.0, nu_u, nu_v)
+    return {"eta": etas, "sigma2": sigma2s, "euclidean_collapse": e_cf,
+            "euclidean_ode_collapse": pd_e.labels.T.astype(bool), "cosine_collapse": c_col,
+            "cosine_initially_collapsed": c_init}
 
 
 # ----------------------------------------------------------------------------------- continuation
