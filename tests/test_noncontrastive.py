@@ -297,6 +297,19 @@ def test_builtin_systems_compile_and_are_consistent():
         assert np.all(np.isfinite(f))
 
 
+def test_cli_analysis_commands_on_builtin_systems(tmp_path, capsys):
+    from theorykit.cli import main
+
+    assert main(["fixed-points", "noncontrastive.euclidean_reduced", "--out", str(tmp_path / "fp")]) == 0
+    out = capsys.readouterr().out
+    assert "3 fixed point(s)" in out
+    assert main(["continue", "noncontrastive.euclidean_reduced", "-p", "sigma2=0.5",
+                 "--out", str(tmp_path / "cont")]) == 0
+    out = capsys.readouterr().out
+    assert "fold" in out and "0.1666666" in out
+    assert (tmp_path / "cont" / "bifurcation.png").exists()
+
+
 def test_derivation_document_is_up_to_date():
     spec = importlib.util.spec_from_file_location("nc_derivation", ROOT / "derivations" / "noncontrastive.py")
     mod = importlib.util.module_from_spec(spec)
