@@ -237,8 +237,9 @@ def predicted_euclidean_collapse(eta: float, sigma2: float, p0: float) -> bool:
     return fp is None or p0 < fp[0]
 
 
-def normalised_ratio(p: np.ndarray, fractions: Sequence[float] | None = None) -> np.ndarray:
-    """``min_k q_k / max_k q_k`` of the normalised group strengths along a trajectory ``p`` (n_t, G)."""
+def normalised_ratio(p: np.ndarray) -> np.ndarray:
+    """``min_k |p_k| / max_k |p_k|`` along a trajectory ``p`` (n_t, G): the ratio of the normalised group
+    strengths ``q_k = p_k / r``, which does not depend on the overall scale ``r``."""
     p = np.atleast_2d(p)
     q = np.abs(p)
     return q.min(axis=1) / np.maximum(q.max(axis=1), 1e-300)
