@@ -180,3 +180,14 @@ def test_multiple_roots_are_merged_and_non_hyperbolic():
     got = sorted(tuple(np.round(fp.y, 6) + 0.0) for fp in fps)
     assert got == sorted((a, b) for a in (0.0, round(1 / 1.5, 6)) for b in (0.0, round(0.5 / 1.5, 6)))
     assert [fp.kind for fp in fps].count("stable node") == 1
+
+
+def test_exact_roots_as_guesses_are_all_kept():
+    """Guesses that already are roots must not be merged into one by the de-duplication."""
+    from theorykit.analysis import find_fixed_points
+    from theorykit.compile import compile_system
+    from theorykit.theories.reference import transcritical
+
+    csys = compile_system(transcritical(), backend="numpy")
+    fps = find_fixed_points(csys, {"r": 1.0}, guesses=[[0.0], [1.0]], n_starts=0)
+    assert sorted(float(fp.y[0]) for fp in fps) == [0.0, 1.0]

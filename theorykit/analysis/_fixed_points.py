@@ -167,6 +167,7 @@ def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100,
             break
         step = float(np.max(np.abs(dy)))
         if res <= tol and (step <= 1e-15 * (1.0 + float(np.max(np.abs(y)))) or step > 0.9 * last):
+            last = min(last, step)  # a start that is already a root has the (tiny) step as its error
             break  # polished: the steps no longer shrink
         alpha = 1.0
         while True:
