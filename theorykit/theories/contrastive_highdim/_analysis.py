@@ -34,7 +34,9 @@ class Uninformative:
     """The uninformative fixed point ``q = 0, Q = Q_star`` and its linear stability.
 
     ``growth`` is the cosine growth rate ``d log m_i / dt`` (the q-block eigenvalue); ``eigenvalues`` of
-    the full Jacobian; ``G1``, ``B0``, ``D0`` the Gaussian coefficients at the point (``A_i ≈ G1 <c²> q_i``).
+    the full Jacobian; ``G1``, ``B0``, ``D0`` the Gaussian coefficients at the point (``A_i ≈ G1 <c²> q_i``);
+    ``threshold_m2`` the ``<c²>`` at which ``growth`` changes sign, ``-(B0 + λ) / G1`` (``Q_star`` does not
+    depend on the law).
     """
 
     Q_star: float
@@ -43,6 +45,7 @@ class Uninformative:
     G1: float
     B0: float
     D0: float
+    threshold_m2: float
 
     @property
     def learnable(self) -> bool:
@@ -72,14 +75,14 @@ def uninformative_state(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, *, Q_
     growth = float(fp.jacobian[0, 0])
     _, B0, D0 = ode.expectations(zero, Q_star, hyper, law)
     G1 = float((-growth / hyper.tau - B0 - hyper.lam) / law.m2)
-    return Uninformative(float(Q_star), np.asarray(fp.eigenvalues), growth, G1, float(B0), float(D0))
+    return Uninformative(float(Q_star), np.asarray(fp.eigenvalues), growth, G1, float(B0), float(D0),
+                         float(-(B0 + hyper.lam) / G1))
 
 
 def learnability_threshold(ode: ContrastiveODE, hyper: Hyper) -> float:
     """The critical ``<c²>`` above which features grow from the uninformative state:
     ``<c²>_c = -(B0 + λ) / G1`` at ``Q_star`` (which does not depend on the law)."""
-    u = uninformative_state(ode, hyper, HiddenLaw.rademacher(1.0))
-    return -(u.B0 + hyper.lam) / u.G1
+    return uninformative_state(ode, hyper, HiddenLaw.rademacher(1.0)).threshold_m2
 
 
 def classify_selection(m_final: np.ndarray, *, pure: float = 0.9, tol: float = 0.1) -> np.ndarray:

@@ -22,8 +22,9 @@ from ...errors import InvalidParameterError
 from . import _kernels as K_
 from . import _symbolic as S
 
-#: points of the one-coordinate quadrature rule of continuous laws (exact for moments up to degree 9)
-RULE_POINTS = 5
+#: points of the one-coordinate quadrature rule of continuous laws (exact for moments up to degree 15;
+#: for Gaussian c the cosines then differ from a 12-point rule by < 1e-4, with 5 points by 4e-3)
+RULE_POINTS = 8
 
 
 # ------------------------------------------------------------------------------------------ laws of c

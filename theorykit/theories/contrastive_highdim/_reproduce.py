@@ -7,13 +7,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import sympy as sp
 
 from ...derive import moment_symbol
 from ...validate import Claim, TheoryReport, fit_power_law
 from . import standard_laws
-from ._analysis import (basin_fractions, final_cosine_grid, learnability_threshold, ode_trajectory, sgd_errors,
-                        uninformative_state)
+from ._analysis import basin_fractions, final_cosine_grid, ode_trajectory, sgd_errors, uninformative_state
 from ._model import ContrastiveODE, HiddenLaw, Hyper, simulate_pde, simulate_sgd
 from ._symbolic import cubic_anisotropy, negative_term, small_q_expansion
 
@@ -79,8 +77,8 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0) -> TheoryReport:
 
     # ---------------------------------------------------------------- threshold vs SGD
     t1 = time.perf_counter()
-    m2c = learnability_threshold(ode, LEARN)
     u = uninformative_state(ode, LEARN, HiddenLaw.rademacher())
+    m2c = u.threshold_m2
     numbers["threshold_m2"] = m2c
     n_thr = 2000 if quick else 8000
     ratios = (0.25, 2.0) if quick else (0.25, 0.6, 1.5, 2.0)
