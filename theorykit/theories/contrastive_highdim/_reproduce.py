@@ -259,4 +259,7 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0) -> TheoryReport:
         timings=timings,
         notes=["Model reconstructed (the paper's full text was not reachable): scalar pair loss -f(z1) f(z2), "
                "w with |w| = O(1), noise on all coordinates; see derivations/contrastive_highdim.md for the "
-               "differences from the paper's model as far as they are known."])
+               "differences from the paper's model as far as they are known.",
+               "The benefit of rho < 0 holds for moderate sigma; at sigma = 1, rho = -1 the norm Q collapses to 0 "
+               "in this unnormalised model (the rho = -1 shrinkage 2 kappa E[l12] > 0 in B), so the point plotted "
+               "there is the direction at collapse, not a learned state."])
