@@ -6,12 +6,11 @@ A test regenerates the text with :func:`render` and compares it with the committ
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import sympy as sp
 
-from theorykit.derive import moment_symbol
+from theorykit.derive import latex, moment_symbol
 from theorykit.theories import contrastive_highdim as ch
 
 OUT = Path(__file__).with_suffix(".md")
@@ -19,9 +18,9 @@ OUT = Path(__file__).with_suffix(".md")
 
 def _eq(lhs: str, rhs: sp.Expr) -> str:
     # averages kept as symbols named "E[...]" print as E[...] of their argument
-    names = {s: rf"E\left[{sp.latex(sp.sympify(s.name[2:-1]))}\right]".replace("Fp", "F'")
+    names = {s: rf"E\left[{latex(sp.sympify(s.name[2:-1]))}\right]".replace("Fp", "F'")
              for s in sp.sympify(rhs).free_symbols if s.name.startswith("E[")}
-    return f"$$ {lhs} = {sp.latex(rhs, symbol_names=names)} $$"
+    return f"$$ {lhs} = {latex(rhs, symbol_names=names)} $$"
 
 
 def render() -> str:
@@ -112,7 +111,7 @@ def render() -> str:
         "PDE for the density $P_t(\\bar\\xi, \\theta)$: "
         "$\\partial_t P = -\\partial_\\theta(\\mu P) + \\frac{\\Sigma}{2}\\partial_\\theta^2 P$, with $A, B, D$ "
         "evaluated at $q_i = \\int \\bar\\xi_i\\theta\\,dP$, $Q = \\int \\theta^2 dP$ (McKean–Vlasov). "
-        f"The L2 drift is linear in ${sp.latex(theta)}$, so the first two moments close:",
+        f"The L2 drift is linear in ${latex(theta)}$, so the first two moments close:",
         "",
         abstract.to_markdown(),
         "Numerically, the Gaussian averages over $v$ use a Gauss–Hermite rule on $v_1 = \\sqrt Q(a g_0 + b g_1)$, "
@@ -130,10 +129,10 @@ def render() -> str:
         small["system"].to_markdown(),
         "Jacobian at $q = 0$:",
         "",
-        f"$$ J = {sp.latex(J)} $$",
+        f"$$ J = {latex(J)} $$",
         "",
-        f"Moments in $J$: {', '.join(sorted(f'${sp.latex(s)}$' for s in free if s.name.startswith('<')))}; "
-        f"contains ${sp.latex(m4)}$: {m4 in free}. Only ${sp.latex(m2)}$ decides learnability.",
+        f"Moments in $J$: {', '.join(sorted(f'${latex(s)}$' for s in free if s.name.startswith('<')))}; "
+        f"contains ${latex(m4)}$: {m4 in free}. Only ${latex(m2)}$ decides learnability.",
         "",
         "Cosine growth rate at the uninformative state ($\\lambda$ and $B_0$ cancel between $\\dot q$ and $\\dot Q$):",
         "",
@@ -147,8 +146,7 @@ def render() -> str:
         "shape the basins of feature selection, not the stability of $q = 0$.",
         "",
     ]
-    # moment symbols are named "<c^k>"; print them as angle brackets
-    return re.sub(r"<c\^\{(\d+)>\}", r"\\langle c^{\1}\\rangle", "\n".join(out))
+    return "\n".join(out)
 
 
 def main() -> None:

@@ -140,3 +140,12 @@ def test_cached_derivation_skips_work_second_time(tmp_path, monkeypatch):
     build(5)
     assert calls == [3, 5]
     assert len(list((tmp_path / "derivations").glob("build-*.pkl"))) == 2
+
+
+def test_moment_symbols_render_as_angle_brackets():
+    from theorykit.derive import latex
+
+    s = ODESystem(t=t, states=(x,), rhs=(moment_symbol("c", 4) * x - moment_symbol("c", 2),), params="infer")
+    assert r"\langle c^{4} \rangle x" in s.to_latex()
+    assert r"\langle c^{2} \rangle" in s.to_markdown()
+    assert latex(moment_symbol("c", 2)) == r"\langle c^{2} \rangle"

@@ -7,6 +7,7 @@ import importlib.util
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -79,6 +80,30 @@ class CompiledSystem:
         self.n_states = system.n_states
         self.n_params = system.n_params
         self.n_noise = system.n_noise
+
+    @classmethod
+    def from_functions(cls, system: ODESystem, *, rhs_into: Callable, jac_into: Callable | None = None,
+                       observed_into: Callable | None = None, diffusion_into: Callable | None = None,
+                       backend: str = "numba", source: str = "") -> "CompiledSystem":
+        """Wrap hand-written numeric functions with the ``(t, y, p, out)`` convention as a compiled system.
+
+        For right-hand sides that are not flat SymPy expressions (e.g. quadratures over a data law),
+        ``system`` still names the states, parameters and observables, and supplies the provenance;
+        the functions implement it. ``source`` should say what the functions compute.
+        """
+        if backend not in BACKENDS:
+            raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if system.observed and observed_into is None:
+            raise CompileError(f"system {system.name!r} has observables {list(system.observed)}: pass observed_into")
+        if system.noise is not None and diffusion_into is None:
+            raise CompileError(f"system {system.name!r} has a noise matrix: pass diffusion_into")
+
+        def no_observables(t, y, p, out):
+            return None
+
+        module = SimpleNamespace(rhs_into=rhs_into, jac_into=jac_into, diffusion_into=diffusion_into,
+                                 observed_into=observed_into if observed_into is not None else no_observables)
+        return cls(system, backend, module, source or f"hand-written functions for {system.name!r}", None)
 
     def __repr__(self) -> str:
         return (f"CompiledSystem({self.system.name!r}, backend={self.backend!r}, states={list(self.state_names)}, "

@@ -2,6 +2,6 @@
 
 from ._cached import cached_derivation as cached_derivation
 from ._flows import Law as Law, expectation as expectation, gradient_flow as gradient_flow, moment_symbol as moment_symbol
-from ._system import Expectation as Expectation, ODESystem as ODESystem, make_system as make_system
+from ._system import Expectation as Expectation, latex as latex, ODESystem as ODESystem, make_system as make_system
 
-__all__ = ["ODESystem", "cached_derivation", "make_system", "Expectation", "gradient_flow", "expectation", "Law", "moment_symbol"]
+__all__ = ["ODESystem", "latex", "cached_derivation", "make_system", "Expectation", "gradient_flow", "expectation", "Law", "moment_symbol"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Sequence
@@ -31,6 +32,24 @@ def _as_expr(obj: Any, what: str) -> sp.Expr:
         return sp.sympify(obj)
     except (sp.SympifyError, TypeError) as exc:
         raise IncompleteSystemError(f"{what} is not a sympy expression: {obj!r}") from exc
+
+
+_MOMENT_NAME = re.compile(r"^<(\w+)\^(\d+)>$")
+
+
+def latex(expr: Any, **options: Any) -> str:
+    """``sympy.latex`` that prints moment symbols ``<c^4>`` as :math:`\\langle c^{4} \\rangle`.
+
+    ``options`` go to ``sympy.latex``; a ``symbol_names`` mapping given there takes precedence.
+    """
+    expr = sp.sympify(expr)
+    names = {}
+    for s in getattr(expr, "free_symbols", ()):
+        m = _MOMENT_NAME.match(s.name)
+        if m:
+            names[s] = rf"\langle {sp.latex(sp.Symbol(m.group(1)))}^{{{m.group(2)}}} \rangle"
+    names.update(options.pop("symbol_names", {}))
+    return sp.latex(expr, symbol_names=names, **options)
 
 
 def _names(symbols: Iterable[sp.Symbol]) -> list[str]:
@@ -244,20 +263,20 @@ class ODESystem:
         """The equations as a LaTeX ``align*`` block (``\\dot y = f``, then observables)."""
         lines = []
         for s, r in zip(self.states, self.rhs):
-            lines.append(rf"\dot{{{sp.latex(s)}}} &= {sp.latex(r)}")
+            lines.append(rf"\dot{{{latex(s)}}} &= {latex(r)}")
         for k, v in self.observed.items():
             label = k.replace("_", r"\_")
-            lines.append(rf"\mathrm{{{label}}} &= {sp.latex(v)}")
+            lines.append(rf"\mathrm{{{label}}} &= {latex(v)}")
         body = " \\\\\n".join(lines)
         return f"\\begin{{{environment}}}\n{body}\n\\end{{{environment}}}"
 
     def to_markdown(self) -> str:
         """A Markdown section: a LaTeX display of the equations plus states, parameters and provenance."""
         out = [f"### {self.name}", "", "$$", self.to_latex(environment="aligned"), "$$", ""]
-        out.append("States: " + ", ".join(f"${sp.latex(s)}$" for s in self.states) + "  ")
-        out.append("Parameters: " + (", ".join(f"${sp.latex(p)}$" for p in self.params) or "none") + "  ")
+        out.append("States: " + ", ".join(f"${latex(s)}$" for s in self.states) + "  ")
+        out.append("Parameters: " + (", ".join(f"${latex(p)}$" for p in self.params) or "none") + "  ")
         if self.noise is not None:
-            out.append(f"Noise matrix $G$: ${sp.latex(self.noise)}$  ")
+            out.append(f"Noise matrix $G$: ${latex(self.noise)}$  ")
         if self.provenance:
             out.append("")
             out.append("Derivation steps:")

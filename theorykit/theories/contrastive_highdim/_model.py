@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from types import SimpleNamespace
 from typing import Any, Mapping
 
 import numpy as np
@@ -293,11 +292,11 @@ def _compiled(system, act: str, d: int, L: int, gh_points: int) -> CompiledSyste
                     out[k] = y[o + i] / math.sqrt(Qk) if Qk > 0.0 else 0.0
                 k += 1
 
-    module = SimpleNamespace(rhs_into=rhs_into, jac_into=jac_into, observed_into=observed_into)
     source = ("# quadrature realisation of the closed ODEs: theorykit.theories.contrastive_highdim._kernels."
               f"ode_rhs_into with the compiled integrand of {S.integrand_system(act).name!r}, "
               f"{gh_points}x{gh_points} Gauss-Hermite nodes, a {L}-point rule per coordinate of c\n")
-    return CompiledSystem(system, "numba", module, source, None)
+    return CompiledSystem.from_functions(system, rhs_into=rhs_into, jac_into=jac_into, observed_into=observed_into,
+                                         source=source)
 
 
 # ------------------------------------------------------------------------------------------ simulations
