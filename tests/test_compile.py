@@ -125,3 +125,27 @@ def test_cache_is_hit_in_a_second_process(tmp_path):
     assert first["before"] == [] and first["cache_misses"] >= 1
     assert second["path"] == first["path"] and os.path.basename(first["path"]) in second["before"]
     assert second["cache_hits"] >= 1 and second["cache_misses"] == 0
+
+
+def test_from_functions_wraps_hand_written_kernels():
+    from numba import njit
+
+    from theorykit.compile import CompiledSystem
+    from theorykit.errors import CompileError
+    from theorykit.solve import solve
+
+    @njit
+    def rhs_into(t, y, p, out):
+        out[0] = -p[0] * y[0]
+
+    @njit
+    def observed_into(t, y, p, out):
+        out[0] = y[0] * y[0]
+
+    system = make_system(["x"], ["-k*x"], ["k"], observed={"x2": "x**2"})
+    csys = CompiledSystem.from_functions(system, rhs_into=rhs_into, observed_into=observed_into, source="decay")
+    sol = solve(csys, [1.0], (0.0, 2.0), {"k": 0.5}, t_eval=[0.0, 2.0])
+    assert sol.final[0] == pytest.approx(np.exp(-1.0), rel=1e-8)
+    assert sol.observed("x2")[-1] == pytest.approx(np.exp(-2.0), rel=1e-8)
+    with pytest.raises(CompileError, match="observed_into"):
+        CompiledSystem.from_functions(system, rhs_into=rhs_into)
