@@ -60,3 +60,25 @@ def test_dask_backend_equals_local_backend():
         remote = sweep(noisy_quadratic, POINTS, seed=3, scheduler=cluster.scheduler_address)
     assert np.array_equal(local.values("y"), remote.values("y"))
     assert np.array_equal(local.values("path"), remote.values("path"))
+
+
+def test_phase_diagram_through_the_sweep_api_equals_in_process():
+    """Phase diagrams split into chunks on a process pool (and a dask cluster) match the in-process run."""
+    from theorykit.analysis import phase_diagram
+    from theorykit.compile import compile_system
+    from theorykit.theories.reference import eigenmode_cubic
+
+    csys = compile_system(eigenmode_cubic())
+    grid = {"eta": np.linspace(0.0, 0.2, 7), "sigma2": np.linspace(0.0, 1.5, 5)}
+    base = {"tau": 1.0, "tau2": 0.5}
+    y0 = {"p1": 0.5, "p2": 0.5}
+    here = phase_diagram(csys, grid, base, y0, t_final=100.0, progress=False)
+    assert len(np.unique(here.labels)) > 1  # a non-trivial diagram, so equality means something
+    pool = phase_diagram(csys, grid, base, y0, t_final=100.0, progress=False, processes=2, chunk_size=10)
+    assert np.array_equal(here.labels, pool.labels) and np.array_equal(here.final_states, pool.final_states)
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote = phase_diagram(csys, grid, base, y0, t_final=100.0, progress=False, chunk_size=10,
+                               scheduler=cluster.scheduler_address)
+    assert np.array_equal(here.final_states, remote.final_states)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import time
 import traceback
@@ -201,7 +202,9 @@ def sweep(
                 finish(_evaluate(fn, i, points[i], seeds[i]))
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=processes or os.cpu_count()) as pool:
+            # spawn, not fork: forking a process whose numba threads (OpenMP) are running is unsafe
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=processes or os.cpu_count(), mp_context=ctx) as pool:
                 futures = [pool.submit(_evaluate, fn, i, points[i], seeds[i]) for i in todo]
                 for fut in as_completed(futures):
                     finish(fut.result())

@@ -275,7 +275,8 @@ def _grid_axes(grid: Mapping[str, Any], allowed: Sequence[str], what: str) -> tu
 
 
 def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels: Sequence[str] | None,
-         chunk_size: int | None, progress: bool, solve_options: Mapping[str, Any]):
+         chunk_size: int | None, progress: bool, solve_options: Mapping[str, Any], scheduler: Any = None,
+         processes: int | None = None):
     """Integrate the ensemble, classify its final states; returns (labels, names, final, status)."""
     from ..solve import solve_ensemble
 
@@ -290,8 +291,11 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
         chunk_size = max(1, min(n, max(1000, -(-n // 20))))
     chunk_size = check_int("chunk_size", chunk_size, 1)
     opts = {"rtol": 1e-6, "atol": 1e-9, **dict(solve_options)}
-    ens = solve_ensemble(csys, y0s, (0.0, t_final), params, chunk_size=chunk_size, progress=progress, **opts)
-    final = np.asarray(ens.final, dtype=np.float64)
+    if scheduler is None and (processes is None or processes == 1):
+        ens = solve_ensemble(csys, y0s, (0.0, t_final), params, chunk_size=chunk_size, progress=progress, **opts)
+        final, status = np.asarray(ens.final, dtype=np.float64), np.asarray(ens.status, dtype=np.int64)
+    else:
+        final, status = _run_distributed(csys, y0s, params, n, t_final, chunk_size, opts, scheduler, processes)
     lab = np.asarray(classify(final))
     if lab.shape != (final.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise InvalidParameterError(f"classify must return an int array of shape ({final.shape[0]},), "
@@ -302,12 +306,43 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
     if lab.size and (lab.min() < 0 or lab.max() >= len(labels)):
         raise InvalidParameterError(f"classify returned labels in [{lab.min()}, {lab.max()}] but only "
                                     f"{len(labels)} label names {list(labels)} were given")
-    return lab.astype(np.int64), labels, final, np.asarray(ens.status, dtype=np.int64)
+    return lab.astype(np.int64), labels, final, status
+
+
+def _ensemble_chunk(task: Mapping[str, Any], seed: int) -> dict[str, np.ndarray]:
+    """One chunk of a distributed ensemble (runs in a worker; the system is rebuilt from the disk cache)."""
+    from ..compile import compile_system
+    from ..solve import solve_ensemble
+
+    csys = compile_system(task["system"], **task["compile"])
+    ens = solve_ensemble(csys, task["y0s"], (0.0, task["t_final"]), task["params"], progress=False,
+                         **task["options"])
+    return {"final": np.asarray(ens.final, dtype=np.float64), "status": np.asarray(ens.status, dtype=np.int64)}
+
+
+def _run_distributed(csys, y0s, params, n: int, t_final: float, chunk_size: int, opts: Mapping[str, Any],
+                     scheduler: Any, processes: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Split the ensemble into chunks and run them through :func:`theorykit.sweep.sweep` (process pool
+    or dask cluster); results are identical to the single-process ensemble."""
+    from ..sweep import sweep
+
+    system, compile_kwargs = csys.rebuild_recipe()
+    Y = np.broadcast_to(np.asarray(y0s, dtype=np.float64).reshape(-1, csys.n_states), (n, csys.n_states))
+    P = np.broadcast_to(np.asarray(params, dtype=np.float64).reshape(-1, csys.n_params), (n, csys.n_params))
+    tasks = [{"system": system, "compile": compile_kwargs, "y0s": np.array(Y[i:i + chunk_size]),
+              "params": np.array(P[i:i + chunk_size]), "t_final": t_final, "options": dict(opts)}
+             for i in range(0, n, chunk_size)]
+    res = sweep(_ensemble_chunk, tasks, processes=processes, scheduler=scheduler, desc="ensemble chunks")
+    if res.failed:
+        raise InvalidParameterError("distributed ensemble failed: " + res.summary())
+    return (np.concatenate([p.values["final"] for p in res.points]),
+            np.concatenate([p.values["status"] for p in res.points]))
 
 
 def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: Any = None, *, t_final: float,
                   classify: Classifier | None = None, labels: Sequence[str] | None = None,
-                  chunk_size: int | None = None, progress: bool = True, **solve_options: Any) -> PhaseDiagram:
+                  chunk_size: int | None = None, progress: bool = True, scheduler: Any = None,
+                  processes: int | None = None, **solve_options: Any) -> PhaseDiagram:
     """Classify the long-time state over a 2-D parameter grid with one ensemble integration.
 
     Parameters
@@ -329,6 +364,9 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
         Trajectories per ensemble kernel call (progress granularity; default about 20 chunks).
     progress : bool
         Draw a progress bar (on a terminal).
+    scheduler, processes : optional
+        Run the chunks through :func:`theorykit.sweep.sweep` on a ``dask.distributed`` scheduler (address or
+        client) or a local pool of ``processes`` workers instead of in this process; same results.
     **solve_options
         Passed to :func:`~theorykit.solve.solve_ensemble` (``method``, ``rtol`` (default 1e-6), ``atol``
         (default 1e-9), ``max_steps``, ``blow_up``, ...).
@@ -352,7 +390,8 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
     X, Y = np.meshgrid(x, y, indexing="ij")
     P[:, csys.param_names.index(ax)] = X.reshape(-1)
     P[:, csys.param_names.index(ay)] = Y.reshape(-1)
-    lab, names, final, status = _run(csys, y0v, P, t_final, classify, labels, chunk_size, progress, solve_options)
+    lab, names, final, status = _run(csys, y0v, P, t_final, classify, labels, chunk_size, progress, solve_options,
+                                     scheduler, processes)
     shape = (x.size, y.size)
     others = {k: float(v) for k, v in zip(csys.param_names, p0) if k not in (ax, ay)}
     return PhaseDiagram((ax, ay), _frozen(x), _frozen(y), _frozen(lab.reshape(shape), np.int64), names,
@@ -362,7 +401,8 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
 
 def basin_map(csys, params: Any, grid: Any, *, t_final: float, classify: Classifier | None = None,
               labels: Sequence[str] | None = None, base_y0: Any = None, chunk_size: int | None = None,
-              progress: bool = True, **solve_options: Any) -> BasinMap:
+              progress: bool = True, scheduler: Any = None, processes: int | None = None,
+              **solve_options: Any) -> BasinMap:
     """Basins of attraction: integrate many initial conditions and classify where each one ends.
 
     Parameters
@@ -378,7 +418,7 @@ def basin_map(csys, params: Any, grid: Any, *, t_final: float, classify: Classif
     labels : sequence of str, optional
     base_y0 : mapping or float64[n_states], optional
         The non-gridded states (default zeros).
-    chunk_size, progress, **solve_options
+    chunk_size, progress, scheduler, processes, **solve_options
         As in :func:`phase_diagram`.
 
     Returns
@@ -404,7 +444,8 @@ def basin_map(csys, params: Any, grid: Any, *, t_final: float, classify: Classif
         if Y0.shape[1] != csys.n_states or Y0.shape[0] < 1:
             raise InvalidParameterError(f"initial conditions must have shape [n >= 1, {csys.n_states}], got {Y0.shape}")
         shape, axes, gvals = (Y0.shape[0],), (), ()
-    lab, names, final, status = _run(csys, Y0, p, t_final, classify, labels, chunk_size, progress, solve_options)
+    lab, names, final, status = _run(csys, Y0, p, t_final, classify, labels, chunk_size, progress, solve_options,
+                                     scheduler, processes)
     frac, se = _label_meta(lab, names)
     return BasinMap(_frozen(lab.reshape(shape), np.int64), names, _frozen(Y0), _frozen(frac), _frozen(se),
                     _frozen(final), _frozen(status, np.int64), axes, gvals,

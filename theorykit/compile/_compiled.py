@@ -65,11 +65,14 @@ class CompiledSystem:
         The generated Python source (readable; print it to debug a right-hand side).
     """
 
-    def __init__(self, system: ODESystem, backend: str, module: Any, source: str, path: Path | None):
+    def __init__(self, system: ODESystem, backend: str, module: Any, source: str, path: Path | None,
+                 options: Mapping[str, Any] | None = None):
         self.system = system
         self.backend = backend
         self.source = source
         self.path = path
+        #: the compile_system options that rebuild this object from ``system`` (None: hand-written functions)
+        self.options = dict(options) if options is not None else None
         self.rhs_into: Callable = module.rhs_into
         self.jac_into: Callable | None = getattr(module, "jac_into", None)
         self.observed_into: Callable = module.observed_into
@@ -104,6 +107,14 @@ class CompiledSystem:
         module = SimpleNamespace(rhs_into=rhs_into, jac_into=jac_into, diffusion_into=diffusion_into,
                                  observed_into=observed_into if observed_into is not None else no_observables)
         return cls(system, backend, module, source or f"hand-written functions for {system.name!r}", None)
+
+    def rebuild_recipe(self) -> tuple[ODESystem, dict[str, Any]]:
+        """``(system, kwargs)`` such that ``compile_system(system, **kwargs)`` rebuilds this object in another
+        process (from the disk cache); hand-written systems (:meth:`from_functions`) cannot be rebuilt."""
+        if self.options is None:
+            raise CompileError(f"{self.system.name!r} wraps hand-written functions and cannot be rebuilt in "
+                               "another process; run it in this process (processes=1, no scheduler)")
+        return self.system, {"backend": self.backend, **self.options}
 
     def __repr__(self) -> str:
         return (f"CompiledSystem({self.system.name!r}, backend={self.backend!r}, states={list(self.state_names)}, "
@@ -233,7 +244,7 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
                 exec(compile(source, f"<theorykit generated {system.name}>", "exec"), module.__dict__)
             except Exception as exc:  # pragma: no cover - generator bug
                 raise CompileError(f"generated code for {system.name!r} does not run: {exc}") from exc
-        csys = CompiledSystem(system, backend, module, source, path)
+        csys = CompiledSystem(system, backend, module, source, path, {"jac": jac, "cse": cse})
         if cache:
             _memo[key] = csys
         return csys
