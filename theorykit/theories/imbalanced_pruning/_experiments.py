@@ -430,7 +430,8 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "smallest norms are the not-yet-specialised ones that would later learn minority features.",
         "Minority magnitudes depend on eps_min and on the training horizon: the ratio of minority to majority "
         f"magnitudes is {', '.join(f'{r:.2f}' for r in per_eps)} at eps_min = "
-        f"{', '.join(f'{e:g}' for e in sw['eps'])}; from about eps_min = 0.2 minority features reach or exceed the majority magnitude, because "
+        f"{', '.join(f'{e:g}' for e in sw['eps'])}; from about eps_min = 0.2 minority features reach or exceed "
+        "the majority magnitude, because "
         "they rarely occur in the negatives and so are not pushed down by the InfoNCE denominator once learned.",
     ]
     return TheoryReport(theory=THEORY, title=TITLE, claims=claims, figures=figs, numbers=numbers,
