@@ -289,10 +289,16 @@ class ODESystem:
 
     # ------------------------------------------------------------------ identity
     def canonical(self) -> str:
-        """A canonical text of the system (``srepr`` of every field) that defines its identity."""
-        parts = [sp.srepr(self.t), sp.srepr(self.states), sp.srepr(self.params), sp.srepr(self.rhs),
-                 sp.srepr(tuple(sorted(self.observed.items()))), sp.srepr(self.noise)]
-        return "\n".join(parts)
+        """A canonical text of the system (``srepr`` of every field) that defines its identity.
+
+        Computed once per object (``srepr`` of large expressions is slow; the system is immutable)."""
+        cached = self.__dict__.get("_canonical")
+        if cached is None:
+            parts = [sp.srepr(self.t), sp.srepr(self.states), sp.srepr(self.params), sp.srepr(self.rhs),
+                     sp.srepr(tuple(sorted(self.observed.items()))), sp.srepr(self.noise)]
+            cached = "\n".join(parts)
+            object.__setattr__(self, "_canonical", cached)
+        return cached
 
     def content_hash(self) -> str:
         """A stable SHA-256 hex digest of :meth:`canonical` (independent of process and hash seed)."""
