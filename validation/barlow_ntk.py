@@ -11,7 +11,6 @@ draws the figures and prints the fitted rates.
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from theorykit._io import save_result
 from theorykit.theories.barlow_ntk import FULL, QUICK, generalization_check, run_width_sweep
 from theorykit.theories.barlow_ntk._reproduce import _fit, plot_gap, plot_losses, plot_ntk_change
+from theorykit.validate import experiment_parser
 
 
 def plot_ntk_over_time(res: dict, path: Path) -> None:
@@ -44,13 +44,9 @@ def plot_ntk_over_time(res: dict, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="widths 64..2048, 3 seeds (default)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="widths 2^6..2^14, 5 seeds")
-    ap.add_argument("--out", type=Path, default=Path("out/barlow_ntk"), help="output folder")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = experiment_parser(__doc__.splitlines()[0], name="barlow_ntk",
+                           quick_help="widths 64..2048, 3 seeds",
+                           full_help="widths 2^6..2^14, 5 seeds")
     ap.add_argument("--activation", choices=("tanh", "relu"), default=None)
     ap.add_argument("--data", choices=("gaussian", "digits"), default=None,
                     help="digits needs scikit-learn (pip install 'theorykit[digits]')")

@@ -12,26 +12,21 @@ the numbers and draws one figure.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from theorykit._io import save_result
 from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper, sgd_errors
-from theorykit.validate import fit_power_law
+from theorykit.validate import experiment_parser, fit_power_law
 
 BASE = Hyper(tau=0.5, lam=0.5, sigma=0.5)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="n = 250..2000, 3 seeds, t <= 5 (default)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="n = 500..10000, 5 seeds, t <= 10")
-    ap.add_argument("--out", type=Path, default=Path("out/contrastive_highdim"), help="output folder")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = experiment_parser(__doc__.splitlines()[0], name="contrastive_highdim",
+                           quick_help="n = 250..2000, 3 seeds, t <= 5",
+                           full_help="n = 500..10000, 5 seeds, t <= 10")
     args = ap.parse_args(argv)
 
     ns = [250, 500, 1000, 2000] if args.quick else [500, 1000, 2000, 4000, 10000]

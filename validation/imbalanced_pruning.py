@@ -10,22 +10,18 @@ for several NSR, with and without pruning, mean ± std over seeds) and writes th
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from theorykit._io import provenance, write_json
 from theorykit.theories.imbalanced_pruning import reproduce
+from theorykit.validate import experiment_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="small configuration, about two minutes on two cores (default)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="paper-scale sweep (more eps, NSR, seeds)")
-    ap.add_argument("--out", type=Path, default=Path("out/imbalanced_pruning"), help="output folder")
-    ap.add_argument("--seed", type=int, default=0, help="master seed")
+    ap = experiment_parser(__doc__.splitlines()[0], name="imbalanced_pruning",
+                           quick_help="small configuration, about two minutes on two cores",
+                           full_help="paper-scale sweep (more eps, NSR, seeds)")
     args = ap.parse_args(argv)
 
     report = reproduce(args.out, quick=args.quick, seed=args.seed)

@@ -11,7 +11,6 @@ studies, saves the arrays (``.npz`` + ``.json``) and figures, and prints the fit
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -23,17 +22,13 @@ from theorykit.theories.noncontrastive import _analysis as A
 from theorykit.theories.noncontrastive._reproduce import (SIZES_FULL, SIZES_QUICK, _fig_phase, _fig_scaling,
                                                           _fig_trajectories, convergence_study, phase_agreement,
                                                           sample_phase_points)
-from theorykit.validate import fit_power_law
+from theorykit.validate import experiment_parser, fit_power_law
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="quick", action="store_true", default=True,
-                      help="d = 16..64, 3 seeds, 30 phase points (default, about a minute)")
-    mode.add_argument("--full", dest="quick", action="store_false", help="d = 16..128, 6 seeds, 120 phase points")
-    ap.add_argument("--out", type=Path, default=Path("out/noncontrastive"), help="output folder")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = experiment_parser(__doc__.splitlines()[0], name="noncontrastive",
+                           quick_help="d = 16..64, 3 seeds, 30 phase points, about a minute",
+                           full_help="d = 16..128, 6 seeds, 120 phase points")
     ap.add_argument("--eta", type=float, default=0.05, help="weight decay of the convergence study")
     ap.add_argument("--sigma2", type=float, default=0.5, help="augmentation variance of the convergence study")
     ap.add_argument("--alpha-p", type=float, default=1.0, help="predictor learning-rate ratio")
