@@ -43,3 +43,13 @@ def test_library_errors_are_one_line(tmp_path):
 def test_derive_prints_latex(capsys):
     assert main(["derive", "reference.pitchfork", "--format", "latex"]) == 0
     assert r"\dot{x} &= r x - x^{3}" in capsys.readouterr().out
+
+
+def test_validation_scripts_import_and_show_help():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for script in sorted((root / "validation").glob("*.py")):
+        proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+        assert proc.returncode == 0, (script.name, proc.stderr[-500:])
+        assert "--quick" in proc.stdout and "--full" in proc.stdout and "--seed" in proc.stdout
