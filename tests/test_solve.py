@@ -90,6 +90,23 @@ def test_robertson_against_independent_radau(method):
     np.testing.assert_allclose(sol.y.sum(axis=1), 1.0, atol=1e-10)  # y1 + y2 + y3 is conserved
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dopri5_detects_stiffness_and_warns(backend):
+    import warnings
+
+    from theorykit.errors import StiffnessWarning
+
+    ref = REFERENCES["robertson"]
+    with pytest.warns(StiffnessWarning, match="bdf"):
+        sol = solve(ref.compiled(backend), ref.y0, (0.0, 1.0), ref.p, rtol=1e-6, atol=1e-10)
+    assert sol.stats["stiff_steps"] > 0
+    smooth = REFERENCES["oscillator"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StiffnessWarning)
+        quiet = solve(smooth.compiled(backend), smooth.y0, smooth.t_span, smooth.p)
+    assert quiet.stats["stiff_steps"] == 0
+
+
 def test_stiff_methods_use_the_jacobian():
     ref = REFERENCES["robertson"]
     sol = solve(ref.compiled(), ref.y0, ref.t_span, ref.p, method="radau")

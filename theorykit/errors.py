@@ -19,3 +19,7 @@ class CompileError(TheorykitError):
 
 class SolveError(TheorykitError):
     """An integration did not finish successfully (the message carries the status and a fix-it hint)."""
+
+
+class StiffnessWarning(UserWarning):
+    """An explicit integrator's step size was limited by stability (the problem is stiff there)."""

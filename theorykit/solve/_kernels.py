@@ -89,7 +89,8 @@ ST_ACCEPTED = 0
 ST_REJECTED = 1
 ST_RHS = 2
 ST_EVENTS = 3
-N_STATS = 4
+ST_STIFF = 4  # accepted Dormand-Prince steps at which stiffness was detected (Hairer's test)
+N_STATS = 5
 
 # Dormand–Prince 5(4) tableau, error weights and dense-output weights (Hairer, Nørsett & Wanner, DOPRI5).
 _C2, _C3, _C4, _C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -556,6 +557,9 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
     facold = 1e-4
     last_rejected = False
     nonfinite_reject = False
+    n_stiff_run = 0  # consecutive-ish accepted steps with |h lambda| beyond the stability boundary
+    n_nonstiff_run = 0
+    n_stiff = 0
     n_attempt = 0
     n_acc = 0
     n_rej = 0
@@ -605,6 +609,23 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
             facold = max(err, 1e-4)
             last_rejected = False
             nonfinite_reject = False
+            # Hairer's stiffness test: h * |lambda| estimated from the last two stages (ytmp still holds
+            # stage 6); beyond 3.25 for 15 accepted steps (6 non-stiff ones in between reset it) the
+            # step size is limited by stability, not accuracy.
+            st_num = 0.0
+            st_den = 0.0
+            for i in range(n):
+                st_num += (k[6, i] - k[5, i]) ** 2
+                st_den += (y_new[i] - ytmp[i]) ** 2
+            if st_den > 0.0 and h * h * st_num > 10.5625 * st_den:
+                n_nonstiff_run = 0
+                n_stiff_run += 1
+                if n_stiff_run >= 15:
+                    n_stiff += 1
+            else:
+                n_nonstiff_run += 1
+                if n_nonstiff_run == 6:
+                    n_stiff_run = 0
         elif method == RK4:
             rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont)
             n_rhs += 4
@@ -660,6 +681,7 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
     stats[ST_REJECTED] = n_rej
     stats[ST_RHS] = n_rhs
     stats[ST_EVENTS] = n_ev
+    stats[ST_STIFF] = n_stiff
     return status, i_out, n_dense, t, h
 
 

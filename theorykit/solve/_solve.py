@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 import weakref
 from typing import Any, Mapping, Sequence
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from .._checks import check_int, check_range
 from .._random import SeedLike, as_generator
-from ..errors import InvalidParameterError, SolveError
+from ..errors import InvalidParameterError, SolveError, StiffnessWarning
 from . import _kernels
 from ._events import Event, pack_events
 from ._solution import DenseOutput, EventRecord, Solution, Status
@@ -247,6 +248,10 @@ def solve(csys: Any, y0: Mapping[str, float] | np.ndarray, t_span: tuple[float, 
         sol = _solve_scipy(csys, K, method, t0, t1, y0a, p, te, ev, dense=bool(dense), **opts)
     else:
         sol = _solve_kernel(csys, K, method, t0, t1, y0a, p, te, ev, dense=bool(dense), seed=seed, **opts)
+    if sol.stats.get("stiff_steps", 0) > 0:
+        warnings.warn(f"dopri5 found the problem stiff on {sol.stats['stiff_steps']} of {sol.stats['n_steps']} "
+                      "steps (step size limited by stability, not accuracy): method='bdf' or 'radau' will be "
+                      "faster there", StiffnessWarning, stacklevel=2)
     if throw and not sol.success:
         raise_for(sol.status, method, sol.t_final, sol)
     return sol
@@ -323,7 +328,8 @@ def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, 
     return Solution(
         t=np.concatenate(pieces_t), y=np.concatenate(pieces_y), params=p, status=Status(int(status)),
         stats={"n_steps": int(total[_kernels.ST_ACCEPTED]), "n_rejected": int(total[_kernels.ST_REJECTED]),
-               "n_rhs_evals": int(total[_kernels.ST_RHS]), "n_jac_evals": 0, "n_events": n_ev},
+               "n_rhs_evals": int(total[_kernels.ST_RHS]), "n_jac_evals": 0, "n_events": n_ev,
+               "stiff_steps": int(total[_kernels.ST_STIFF])},
         events=EventRecord(*(np.concatenate(parts) for parts in zip(*ev_parts)), n_ev),
         state_names=tuple(csys.state_names), param_names=tuple(csys.param_names), method=method,
         t_final=float(t_final), y_final=y_final,
