@@ -53,3 +53,10 @@ def test_validation_scripts_import_and_show_help():
         proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
         assert proc.returncode == 0, (script.name, proc.stderr[-500:])
         assert "--quick" in proc.stdout and "--full" in proc.stdout and "--seed" in proc.stdout
+
+
+def test_top_level_names_are_lazy_and_complete():
+    code = ("import sys, theorykit; assert 'sympy' not in sys.modules and 'numba' not in sys.modules;"
+            "[getattr(theorykit, n) for n in theorykit.__all__]; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-800:]

@@ -1,6 +1,42 @@
 """theorykit: derive, compile, analyse and validate the learning dynamics of self-supervised learning.
 
 Pipeline (one way): model -> derive (SymPy) -> compile (numba) -> solve / analyse -> simulate -> validate.
+
+The main names are available from the top level and imported on first use, so that ``import
+theorykit.solve`` does not pull in SymPy::
+
+    from theorykit import ODESystem, gradient_flow, compile_system, solve, find_fixed_points
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "ODESystem": "derive", "make_system": "derive", "gradient_flow": "derive", "expectation": "derive",
+    "Law": "derive", "moment_symbol": "derive", "cached_derivation": "derive",
+    "compile_system": "compile", "CompiledSystem": "compile",
+    "solve": "solve", "solve_ensemble": "solve", "Solution": "solve", "EnsembleSolution": "solve",
+    "Status": "solve", "Threshold": "solve", "NormAbove": "solve",
+    "find_fixed_points": "analysis", "continue_branch": "analysis", "phase_diagram": "analysis",
+    "basin_map": "analysis", "FixedPoint": "analysis", "Branch": "analysis",
+    "sweep": "sweep", "grid_points": "sweep",
+    "Claim": "validate", "TheoryReport": "validate", "fit_power_law": "validate",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'theorykit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["__version__", *_LAZY]
