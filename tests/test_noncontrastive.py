@@ -255,6 +255,79 @@ def test_byol_target_and_collapse_outcomes():
     assert A.normalised_ratio(c.p[-1:])[0] > 0.5
 
 
+def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr):
+    """Reference minibatch SGD written with numpy from the model's definition, on given noise E[step]."""
+    d = W.shape[0]
+    losses = []
+    for e in E:
+        x1 = e[0] + sigma * e[1]
+        x2 = e[0] + sigma * e[2]
+        z = x1 @ W.T
+        u, v = z @ Wp.T, x2 @ Wt.T
+        if loss == "euclidean":
+            g = u - v
+            losses.append(0.5 * np.sum(g**2) / g.size)
+        else:
+            nu, nv = np.linalg.norm(u, axis=1)[:, None], np.linalg.norm(v, axis=1)[:, None]
+            c = np.sum(u * v, axis=1)[:, None]
+            g = d * (-v / (nu * nv) + c * u / (nu**3 * nv))
+            losses.append(-np.mean(c / (nu * nv)))
+        b = len(x1)
+        g_wp, g_w = g.T @ z / b, (g @ Wp).T @ x1 / b
+        Wp = Wp - lr * (alpha_p * g_wp + eta * Wp)
+        W = W - lr * (g_w + eta * W)
+        Wt = keep * Wt + (1 - keep) * W
+    return W, Wp, Wt, losses
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss):
+    """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates."""
+    from theorykit.theories.noncontrastive import _kernels as K
+
+    rng = np.random.default_rng(3)
+    d, batch, steps, every = 6, 5, 4, 2
+    W, Wp, Wt = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
+    E = rng.standard_normal((steps, 3, batch, d))
+    sigma, eta, alpha_p, keep, lr = 0.7, 0.05, 1.5, 0.3, 0.1
+    ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr)
+    U = np.eye(d)
+    group = np.zeros(d, dtype=np.int64)
+    out_p, out_s, out_tau = (np.zeros((steps // every + 1, 1)) for _ in range(3))
+    out_loss = np.zeros(steps // every + 1)
+    Wk, Wpk, Wtk = W.copy(), Wp.copy(), Wt.copy()
+    code = K.EUCLIDEAN if loss == "euclidean" else K.COSINE
+    acc, n_acc, rec = K.sgd_steps(Wk, Wpk, Wtk, U, group, 1, code, eta, sigma, alpha_p, keep, lr, E, 0, every,
+                                  0.0, 0, 1, out_p, out_s, out_tau, out_loss)
+    assert (n_acc, rec) == (0, 3)
+    np.testing.assert_allclose(Wk, ref_W, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Wpk, ref_Wp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Wtk, ref_Wt, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out_loss, [ref_loss[0], np.mean(ref_loss[:2]), np.mean(ref_loss[2:])], rtol=1e-12)
+    # the recorded predictor eigen-observable is the mean diagonal of W_p in the basis U = I
+    assert out_p[-1, 0] == pytest.approx(np.trace(ref_Wp) / d, rel=1e-12)
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("sigma2", [0.5, 0.0])
+def test_sgd_is_reproducible_from_its_seed_and_independent_of_chunking(monkeypatch, sigma2):
+    from theorykit.theories.noncontrastive import _simulate
+
+    kw = dict(dim=8, batch=4, lr=0.05, t_end=3.0, p0=[1.0, 0.5], eta=0.05, sigma2=sigma2, n_record=7)
+    a = nc.simulate_sgd("euclidean", seed=7, **kw)
+    b = nc.simulate_sgd("euclidean", seed=7, **kw)
+    c = nc.simulate_sgd("euclidean", seed=8, **kw)
+    for name in ("p", "s", "tau", "loss"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert np.abs(a.p - c.p).max() > 1e-6
+    # a chunk of 5 steps (8 * 4 * 3 floats each) instead of all 60 at once: the same noise stream
+    monkeypatch.setattr(_simulate, "CHUNK_BYTES", 5 * 8 * (3 if sigma2 else 1) * 8 * 4)
+    d = nc.simulate_sgd("euclidean", seed=7, **kw)
+    for name in ("p", "s", "tau", "loss"):
+        np.testing.assert_allclose(getattr(d, name), getattr(a, name), rtol=1e-13, atol=1e-15)
+
+
 def test_phase_grid_labels():
     """Euclidean: ODE labels agree with the closed-form boundary away from it; cosine: never collapses; the
     'initially collapsed' cosine region lies beyond the frozen-norm fold."""

@@ -1,7 +1,8 @@
 """numba kernels: minibatch SGD on the linear non-contrastive networks, projected on a fixed eigenbasis.
 
-All arrays are float64 and C-contiguous unless stated. Randomness comes from ``np.random.seed(seed)``
-inside the kernel (numba's own generator), so a run is reproducible from its integer seed.
+All arrays are float64 and C-contiguous unless stated. The Gaussian samples are drawn by the caller with a
+``numpy.random.Generator`` (ziggurat, several times faster than numba's per-element ``standard_normal``) in
+chunks of steps and passed in, so the kernel only does arithmetic.
 """
 
 from __future__ import annotations
@@ -76,22 +77,24 @@ def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
 
 
 @njit(cache=True)
-def sgd_run(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, batch, n_steps,
-            record_every, seed, out_p, out_s, out_tau, out_loss):
-    """Run ``n_steps`` of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each) and record observables.
+def sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, E, step0, record_every,
+              acc, n_acc, rec, out_p, out_s, out_tau, out_loss):
+    """Run ``E.shape[0]`` steps of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each), from global step
+    ``step0``, with pre-drawn noise, and record observables.
 
-    Per step: ``x ~ N(0, I)`` (batch, d), views ``x + sigma * N(0, I)``; ``u = Wp W x1``, ``v = Wt x2``;
-    loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``, ``v`` behind the
-    stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``, then
-    the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
+    ``E``: (m, n_draw, batch, d) standard normals, per step ``x = E[s, 0]`` and (``n_draw = 3``) the views
+    ``x + sigma * E[s, 1]``, ``x + sigma * E[s, 2]``; with ``n_draw = 1`` both views are ``x`` (``sigma = 0``).
+    ``u = Wp W x1``, ``v = Wt x2``; loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``,
+    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``,
+    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
 
-    ``out_p, out_s, out_tau``: (n_steps // record_every + 1, n_groups) group means of the eigen-observables
-    at steps 0, record_every, ...; ``out_loss``: same length, the mean minibatch loss per mode (loss / d:
-    the per-mode Euclidean loss, or minus the cosine) since the previous record (entry 0: first batch).
+    ``out_p, out_s, out_tau``: (n_rec, n_groups) group means of the eigen-observables at steps 0,
+    record_every, ... (row 0 is written by the caller); ``out_loss``: (n_rec,) the mean minibatch loss per
+    mode (loss / d: the per-mode Euclidean loss, or minus the cosine) since the previous record (entry 0:
+    first batch). ``acc, n_acc`` (loss sum and count since the last record) and ``rec`` (next row) carry
+    the state between calls; returns their new values.
     """
-    np.random.seed(seed)
-    d = W.shape[0]
-    X = np.empty((batch, d))
+    m, n_draw, batch, d = E.shape
     X1 = np.empty((batch, d))
     X2 = np.empty((batch, d))
     G = np.empty((batch, d))
@@ -101,17 +104,17 @@ def sgd_run(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep,
     H = np.empty((batch, d))
     gWp = np.empty((d, d))
     gW = np.empty((d, d))
-    project(W, Wp, Wt, U, group, n_groups, out_p[0], out_s[0], out_tau[0])
-    acc = 0.0
-    n_acc = 0
-    rec = 1
-    for step in range(n_steps):
-        for b in range(batch):
-            for i in range(d):
-                xi = np.random.standard_normal()
-                X[b, i] = xi
-                X1[b, i] = xi + sigma * np.random.standard_normal()
-                X2[b, i] = xi + sigma * np.random.standard_normal()
+    for s in range(m):
+        step = step0 + s
+        if n_draw == 1:
+            X1[:, :] = E[s, 0]
+            X2[:, :] = E[s, 0]
+        else:
+            for b in range(batch):
+                for i in range(d):
+                    xi = E[s, 0, b, i]
+                    X1[b, i] = xi + sigma * E[s, 1, b, i]
+                    X2[b, i] = xi + sigma * E[s, 2, b, i]
         matmul_nt(X1, W, Z)     # (batch, d) online features before the predictor
         matmul_nt(Z, Wp, Uo)    # (batch, d) predictor output u
         matmul_nt(X2, Wt, V)    # (batch, d) target v
@@ -158,3 +161,4 @@ def sgd_run(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep,
             acc = 0.0
             n_acc = 0
             rec += 1
+    return acc, n_acc, rec

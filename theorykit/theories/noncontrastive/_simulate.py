@@ -10,6 +10,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
+from ...progress import Progress
 from . import _kernels
 from ._symbolic import check_loss
 
@@ -75,6 +76,35 @@ def group_sizes(dim: int, fractions: Sequence[float]) -> np.ndarray:
         raise InvalidParameterError(f"dim={dim} is too small for {len(f)} groups with fractions {list(f)}")
     return n
 
+# Upper bound on the pre-drawn noise held at once (bytes); a run draws it chunk by chunk of whole steps.
+CHUNK_BYTES = 32 * 2**20
+
+
+def _run_chunks(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, batch, n_steps, every,
+                kseed, out_p, out_s, out_tau, out_loss) -> None:
+    """Draw the minibatch noise with a ``Generator`` seeded by ``kseed`` in chunks of steps and run the kernel
+    on each chunk, carrying the weights, the loss accumulator and the record index across chunks.
+
+    Each step takes its samples from the stream in the same order, so the result does not depend on the
+    chunk size (only on ``kseed``).
+    """
+    d = W.shape[0]
+    n_draw = 3 if sigma > 0.0 else 1  # sigma = 0: both views are the clean sample
+    per_step = n_draw * batch * d
+    chunk = max(1, min(n_steps, CHUNK_BYTES // (8 * per_step)))
+    noise = np.random.default_rng(kseed)
+    buf = np.empty((chunk, n_draw, batch, d))
+    _kernels.project(W, Wp, Wt, U, group, n_groups, out_p[0], out_s[0], out_tau[0])
+    acc, n_acc, rec = 0.0, 0, 1
+    with Progress(n_steps, "SGD steps") as bar:
+        for step0 in range(0, n_steps, chunk):
+            E = buf[: min(chunk, n_steps - step0)]
+            noise.standard_normal(out=E)
+            acc, n_acc, rec = _kernels.sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p,
+                                                 keep, lr, E, step0, every, acc, n_acc, rec,
+                                                 out_p, out_s, out_tau, out_loss)
+            bar.update(E.shape[0])
+
 
 def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0: Sequence[float],
                  s0: Sequence[float] | None = None, eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0,
@@ -97,7 +127,8 @@ def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0
     n_record : int
         Number of recorded times (including 0), evenly spaced in steps.
     seed : int or Generator
-        Draws the eigenbases and the kernel's seed.
+        Draws the eigenbases and the seed of the minibatch noise (``ParticleRun.seed``); the noise comes
+        from ``numpy.random.default_rng(ParticleRun.seed)``.
     """
     check_loss(loss)
     eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
@@ -131,9 +162,9 @@ def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0
     out_loss = np.zeros(n_record)
     keep = 0.0 if beta == 0.0 else float(beta ** lr)
     kseed = int(rng.integers(0, 2**31 - 1))
-    _kernels.sgd_run(W, Wp, Wt, U, group, G, _kernels.EUCLIDEAN if loss == "euclidean" else _kernels.COSINE,
-                     eta, float(np.sqrt(sigma2)), alpha_p, keep, lr, batch, n_steps, every, kseed,
-                     out_p, out_s, out_tau, out_loss)
+    sigma = float(np.sqrt(sigma2))
+    _run_chunks(W, Wp, Wt, U, group, G, _kernels.EUCLIDEAN if loss == "euclidean" else _kernels.COSINE,
+                eta, sigma, alpha_p, keep, lr, batch, n_steps, every, kseed, out_p, out_s, out_tau, out_loss)
     t = np.arange(n_record) * every * lr
     return ParticleRun(loss, t, out_p, out_s, out_tau, out_loss, dim, batch, lr, kseed,
                        dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p, beta=beta))
