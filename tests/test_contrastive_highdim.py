@@ -197,6 +197,82 @@ def test_pde_particles_match_sgd_under_l1():
     assert np.max(np.abs(pde.Q - sgd.Q)) < 0.06
 
 
+def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg):
+    """Reference online SGD (tanh) written with numpy from the loss -f(z1) f(z2) + beta f(z1) f(z3)."""
+    n = W.shape[0]
+    r2 = np.sqrt(1 - hyp.rho**2)
+    for s in range(len(C)):
+        base = U @ C[s, 0] + np.sqrt(hyp.eta) * eta1[s]
+        x1 = base + hyp.sigma * e1[s]
+        x2 = base + hyp.sigma * (hyp.rho * e1[s] + r2 * e2[s])
+        x3 = U @ C[s, 1] + np.sqrt(hyp.eta) * eta3[s] + hyp.sigma * e3[s]
+        f1, f2, f3 = np.tanh(W.T @ x1), np.tanh(W.T @ x2), np.tanh(W.T @ x3)
+        g = (np.outer(x1, -(1 - f1**2) * (f2 - hyp.beta * f3)) + np.outer(x2, -f1 * (1 - f2**2))
+             + np.outer(x3, hyp.beta * f1 * (1 - f3**2)))
+        g += hyp.lam * W if reg == "L2" else hyp.lam / np.sqrt(n) * np.sign(W)
+        W = W - hyp.tau / n * g
+    return W
+
+
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_samples(reg):
+    """The online kernel on pre-drawn samples equals a numpy implementation of the same updates (negative
+    pair, background noise and correlated views all on)."""
+    from theorykit.theories.contrastive_highdim import _kernels as K
+
+    rng = np.random.default_rng(9)
+    n, d, K_, m = 7, 2, 2, 5
+    hyp = ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)
+    U, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    W = rng.standard_normal((n, K_)) / np.sqrt(n)
+    C = rng.choice([-1.0, 1.0], size=(m, 2, d))
+    Z = rng.standard_normal((m, 5, n))  # rows e1, e2, eta1, e3, eta3
+    ref = _numpy_online_steps(W, U, C, *(Z[:, i] for i in range(5)), hyp, reg)
+    out_q, out_Q = np.zeros((3, d, K_)), np.zeros((3, K_))
+    Wk = W.copy()
+    rec = K.sgd_steps(Wk, U, 0, C, Z, 1, 2, 3, 4, hyp.eta, hyp.sigma, hyp.rho, hyp.beta, hyp.tau, hyp.lam,
+                      0 if reg == "L2" else 1, 0, 2, 0, out_q, out_Q)
+    assert rec == 3  # records at steps 0, 2, 4 (before their updates)
+    np.testing.assert_allclose(Wk, ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out_q[0], U.T @ W, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out_Q[0], np.sum(W**2, axis=0), rtol=1e-12)
+    ref4 = _numpy_online_steps(W, U, C[:4], *(Z[:4, i] for i in range(5)), hyp, reg)
+    np.testing.assert_allclose(out_Q[2], np.sum(ref4**2, axis=0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("hyp", [ch.Hyper(tau=0.5, lam=0.5, sigma=0.5),
+                                 ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=1.0, eta=0.1, beta=0.5)])
+def test_sgd_is_reproducible_from_its_seed_and_independent_of_chunking(monkeypatch, hyp):
+    from theorykit.theories.contrastive_highdim import _model
+
+    law = ch.HiddenLaw.sparse_ternary(0.5)
+    run = lambda seed: ch.simulate_sgd(200, 1.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.25, seed=seed)
+    a, b, c = run(3), run(3), run(4)
+    np.testing.assert_array_equal(a.q, b.q)
+    np.testing.assert_array_equal(a.Q, b.Q)
+    assert np.abs(a.q - c.q).max() > 1e-6
+    monkeypatch.setattr(_model, "CHUNK_BYTES", 3 * 8 * (6 * 200 + 4))  # 3 steps per chunk instead of 200
+    e = run(3)
+    np.testing.assert_allclose(e.q, a.q, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(e.Q, a.Q, rtol=1e-13, atol=1e-15)
+    assert e.q.shape == (5, 2, 1) and e.t[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("law", [ch.HiddenLaw.rademacher(), ch.HiddenLaw.sparse_ternary(0.2),
+                                 ch.HiddenLaw.gaussian(2.0), ch.HiddenLaw.uniform(0.5)],
+                         ids=["rademacher", "ternary", "gaussian", "uniform"])
+def test_hidden_variable_draws_have_the_law_moments(law):
+    from theorykit.theories.contrastive_highdim import _model
+
+    c = np.empty((200_000, 2))
+    _model._draw_hidden(np.random.default_rng(0), law, c)
+    for k in (2, 4):
+        ck = c**k
+        # 5 standard errors of the sample mean of c^k
+        assert abs(ck.mean() - law.moment(k)) <= 5 * ck.std() / np.sqrt(ck.size) + 1e-12, (k, law.moment(k))
+    assert abs(c.mean()) < 5 * c.std() / np.sqrt(c.size)
+
+
 # ------------------------------------------------------------------------------------ input errors
 @pytest.mark.parametrize("kw", [{"rho": 1.5}, {"rho": -1.01}, {"sigma": -0.1}, {"tau": -1.0}, {"tau": 0.0},
                                 {"lam": -0.2}, {"beta": -1.0}])

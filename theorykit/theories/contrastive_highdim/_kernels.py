@@ -4,7 +4,8 @@ the order-parameter right-hand side, finite-n online SGD and the McKean-Vlasov p
 The quadrature kernels take the compiled integrand ``integrand(t, z[2], p[0], out[5])`` (the
 ``observed_into`` of :func:`._symbolic.integrand_system` through ``compile_system``) as an argument;
 numba specialises them per integrand in each process (functions taking a dispatcher argument do not hit
-numba's on-disk cache), the SGD kernel is cached.
+numba's on-disk cache), the SGD kernel is cached. The SGD kernel takes its samples pre-drawn by the caller
+(``numpy.random.Generator``, much faster than numba's per-element draws) and only does arithmetic.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import numpy as np
 from numba import njit
 
 ACT_CODES = {"tanh": 0, "linear": 1}
-LAW_CODES = {"discrete": 0, "gaussian": 1, "uniform": 2}
 
 
 @njit
@@ -137,23 +137,28 @@ def _dact(code, z):
 
 
 @njit(cache=True)
-def _draw_c(law_code, cx, ccum, scale):
-    if law_code == 0:
-        u = np.random.random()
-        j = 0
-        while j < ccum.shape[0] - 1 and u > ccum[j]:
-            j += 1
-        return cx[j]
-    if law_code == 1:
-        return scale * np.random.standard_normal()
-    return scale * (2.0 * np.random.random() - 1.0)
+def record_overlaps(W, U, out_q, out_Q, rec):
+    """Write ``out_q[rec] = Uᵀ W`` ((d, K)) and ``out_Q[rec]`` ((K,)) the squared column norms of ``W``."""
+    n, K = W.shape
+    d = U.shape[1]
+    for k in range(K):
+        s = 0.0
+        for j in range(n):
+            s += W[j, k] * W[j, k]
+        out_Q[rec, k] = s
+        for i in range(d):
+            s = 0.0
+            for j in range(n):
+                s += U[j, i] * W[j, k]
+            out_q[rec, i, k] = s
 
 
 @njit(cache=True)
-def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, beta, tau, lam, reg, n_steps, record_every,
-            seed, out_q, out_Q):
-    """Online SGD of ``Σ_k [-f(z1k) f(z2k) + β f(z1k) f(z3k)]`` with fresh samples, in place on ``W``
-    (``z3`` a view of an independent sample; drawn only if ``beta != 0``).
+def sgd_steps(W, U, act, C, Z, i_e2, i_eta1, i_e3, i_eta3, eta, sigma, rho, beta, tau, lam, reg, step0,
+              record_every, rec, out_q, out_Q):
+    """Online SGD of ``Σ_k [-f(z1k) f(z2k) + β f(z1k) f(z3k)]`` with fresh pre-drawn samples, in place on
+    ``W``, for ``C.shape[0]`` steps from global step ``step0`` (``z3`` a view of an independent sample; used
+    only if ``beta != 0``).
 
     Parameters
     ----------
@@ -161,20 +166,29 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, beta, tau, l
         Weights (updated in place).
     U : float64[n, d]
         Orthonormal feature directions.
-    act : int (0 tanh, 1 linear); law_code : int (0 discrete on ``cx`` with cumulative probs ``ccum``,
-        1 Gaussian, 2 uniform on ``[-cscale, cscale]``)
+    act : int (0 tanh, 1 linear)
+    C : float64[m, n_c, d]
+        Hidden variables of each step: ``C[s, 0]`` for the positive pair, ``C[s, 1]`` for the negative
+        sample (``n_c = 2`` when ``beta != 0``).
+    Z : float64[m, n_z, n]
+        Standard normals of each step: row 0 the first view's noise, rows ``i_e2`` (second view, mixed with
+        row 0 by ``rho``), ``i_eta1`` (isotropic input noise of the pair), ``i_e3`` (negative view's noise)
+        and ``i_eta3`` (its input noise); an index ``< 0`` means the row is not drawn (its term is zero).
     eta, sigma, rho, beta, tau, lam : float
     reg : int
         0: L2 step ``-(τ/n) λ w``; 1: L1 step ``-(τ/n) (λ/√n) sign(w)``.
-    n_steps, record_every : int
-    seed : int
+    step0, record_every, rec : int
+        Global index of the first step, record spacing, next record row.
     out_q : float64[n_rec, d, K], out_Q : float64[n_rec, K]
-        Overlaps ``Uᵀ W`` and squared norms recorded at steps ``0, record_every, ...``.
+        Overlaps ``Uᵀ W`` and squared norms recorded at steps ``0, record_every, ...`` (before the update).
+
+    Returns
+    -------
+    int : the next record row.
     """
-    np.random.seed(seed)
     n, K = W.shape
     d = U.shape[1]
-    c = np.empty(d)
+    m = C.shape[0]
     x1 = np.empty(n)
     x2 = np.empty(n)
     x3 = np.empty(n)
@@ -186,44 +200,30 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, beta, tau, l
     l1 = lam / math.sqrt(n)
     sq_eta = math.sqrt(eta)
     r2 = math.sqrt(max(1.0 - rho * rho, 0.0))
-    rec = 0
-    for it in range(n_steps + 1):
-        if it % record_every == 0 and rec < out_q.shape[0]:
-            for k in range(K):
-                s = 0.0
-                for j in range(n):
-                    s += W[j, k] * W[j, k]
-                out_Q[rec, k] = s
-                for i in range(d):
-                    s = 0.0
-                    for j in range(n):
-                        s += U[j, i] * W[j, k]
-                    out_q[rec, i, k] = s
+    for s in range(m):
+        if (step0 + s) % record_every == 0 and rec < out_q.shape[0]:
+            record_overlaps(W, U, out_q, out_Q, rec)
             rec += 1
-        if it == n_steps:
-            break
-        for i in range(d):
-            c[i] = _draw_c(law_code, cx, ccum, cscale)
         for j in range(n):
             base = 0.0
             for i in range(d):
-                base += U[j, i] * c[i]
-            if eta > 0.0:
-                base += sq_eta * np.random.standard_normal()
-            e1 = np.random.standard_normal()
-            e2 = rho * e1 + (r2 * np.random.standard_normal() if r2 > 0.0 else 0.0)
+                base += U[j, i] * C[s, 0, i]
+            if i_eta1 >= 0:
+                base += sq_eta * Z[s, i_eta1, j]
+            e1 = Z[s, 0, j]
+            e2 = rho * e1
+            if i_e2 >= 0:
+                e2 += r2 * Z[s, i_e2, j]
             x1[j] = base + sigma * e1
             x2[j] = base + sigma * e2
         if neg:
-            for i in range(d):
-                c[i] = _draw_c(law_code, cx, ccum, cscale)
             for j in range(n):
                 base = 0.0
                 for i in range(d):
-                    base += U[j, i] * c[i]
-                if eta > 0.0:
-                    base += sq_eta * np.random.standard_normal()
-                x3[j] = base + sigma * np.random.standard_normal()
+                    base += U[j, i] * C[s, 1, i]
+                if i_eta3 >= 0:
+                    base += sq_eta * Z[s, i_eta3, j]
+                x3[j] = base + sigma * Z[s, i_e3, j]
         for k in range(K):
             s1 = 0.0
             s2_ = 0.0
@@ -250,6 +250,7 @@ def sgd_run(W, U, act, law_code, cx, ccum, cscale, eta, sigma, rho, beta, tau, l
                 if neg:
                     gj += g3[k] * x3[j]
                 W[j, k] = wj - step * gj
+    return rec
 
 
 @njit

@@ -18,6 +18,7 @@ from ..._random import SeedLike, as_generator
 from ...compile import CompiledSystem, compile_system
 from ...derive import Law
 from ...errors import InvalidParameterError
+from ...progress import Progress
 from . import _kernels as K_
 from . import _symbolic as S
 
@@ -342,12 +343,76 @@ def _reg_code(reg: str) -> int:
     return 0 if reg == "L2" else 1
 
 
+# Upper bound on the pre-drawn samples held at once (bytes); online SGD draws them chunk by chunk of steps.
+CHUNK_BYTES = 32 * 2**20
+
+
+def _draw_hidden(rng: np.random.Generator, law: HiddenLaw, out: np.ndarray) -> None:
+    """Fill ``out`` with independent draws of the hidden variable ``c`` (SGD sampler of ``law``)."""
+    if law.sampler == "gaussian":
+        rng.standard_normal(out=out)
+        out *= law.scale
+    elif law.sampler == "uniform":
+        rng.random(out=out)
+        out *= 2.0 * law.scale
+        out -= law.scale
+    else:
+        cx, cw = law.rule(RULE_POINTS)
+        cum = np.cumsum(cw)
+        rng.random(out=out)
+        last = np.flatnonzero(cw > 0)[-1]  # rounding of the cumulative sum must not pick a padding node
+        out[...] = cx[np.minimum(np.searchsorted(cum, out), last)]
+
+
+def _online_chunks(W: np.ndarray, U: np.ndarray, act: int, law: HiddenLaw, hyper: Hyper, reg: int, n_steps: int,
+                   every: int, seed: int, out_q: np.ndarray, out_Q: np.ndarray) -> None:
+    """Run ``n_steps`` of online SGD on ``W`` (float64[n, K]) with samples pre-drawn in chunks of steps by
+    ``numpy.random.Generator`` streams seeded from ``seed`` (one for ``c``, one for the Gaussian noise), so
+    the kernel only does arithmetic; records into ``out_q, out_Q`` every ``every`` steps (and at the end).
+
+    Each step takes its samples from the two streams in the same order whatever the chunk size, so the run
+    depends only on ``seed``.
+    """
+    n = W.shape[0]
+    d = U.shape[1]
+    neg = hyper.beta != 0.0
+    rows = ["e1"]
+    if hyper.rho * hyper.rho < 1.0:
+        rows.append("e2")
+    if hyper.eta > 0.0:
+        rows.append("eta1")
+    if neg:
+        rows.append("e3")
+        if hyper.eta > 0.0:
+            rows.append("eta3")
+    idx = {name: (rows.index(name) if name in rows else -1) for name in ("e2", "eta1", "e3", "eta3")}
+    n_c = 2 if neg else 1
+    chunk = max(1, min(n_steps, CHUNK_BYTES // (8 * (len(rows) * n + n_c * d))))
+    c_rng, z_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+    c_buf = np.empty((chunk, n_c, d))
+    z_buf = np.empty((chunk, len(rows), n))
+    rec = 0
+    with Progress(n_steps, "online SGD steps") as bar:
+        for step0 in range(0, n_steps, chunk):
+            m = min(chunk, n_steps - step0)
+            C, Z = c_buf[:m], z_buf[:m]
+            _draw_hidden(c_rng, law, C)
+            z_rng.standard_normal(out=Z)
+            rec = K_.sgd_steps(W, U, act, C, Z, idx["e2"], idx["eta1"], idx["e3"], idx["eta3"], hyper.eta,
+                               hyper.sigma, hyper.rho, hyper.beta, hyper.tau, hyper.lam, reg, step0, every, rec,
+                               out_q, out_Q)
+            bar.update(m)
+    if rec < out_q.shape[0]:  # the last record falls on the final step
+        K_.record_overlaps(W, U, out_q, out_Q, rec)
+
+
 def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, Q0: float, *, K: int = 1,
                  act: str = "tanh", reg: str = "L2", record_dt: float = 0.5, seed: SeedLike = 0) -> Trajectory:
     """Online SGD at dimension ``n`` (``n t_final`` steps of size ``tau/n``, one fresh sample each).
 
     ``q0`` float64[d] (or [d, K]) and ``Q0`` give the initial overlaps and norm; features are random
-    orthonormal. Returns the order parameters every ``record_dt`` time units.
+    orthonormal. Returns the order parameters every ``record_dt`` time units. ``seed`` draws the start
+    and the seed of the samples, which are drawn with ``numpy.random.Generator`` (same seed, same run).
     """
     n = check_int("n", n, 4)
     t_final = check_range("t_final", t_final, 0.0, low_open=True)
@@ -365,10 +430,8 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
     n_rec = n_steps // every + 1
     out_q = np.zeros((n_rec, d, K))
     out_Q = np.zeros((n_rec, K))
-    cx, cw = law.rule(RULE_POINTS)
-    K_.sgd_run(W, U, K_.ACT_CODES[act], K_.LAW_CODES[law.sampler], cx, np.cumsum(cw), law.scale, hyper.eta,
-               hyper.sigma, hyper.rho, hyper.beta, hyper.tau, hyper.lam, _reg_code(reg), n_steps, every,
-               int(rng.integers(0, 2**31 - 1)), out_q, out_Q)
+    _online_chunks(W, U, K_.ACT_CODES[act], law, hyper, _reg_code(reg), n_steps, every,
+                   int(rng.integers(0, 2**31 - 1)), out_q, out_Q)
     return Trajectory(np.arange(n_rec) * every / n, out_q, out_Q)
 
 
