@@ -3,13 +3,20 @@ same model, same sizes, same run: minibatch SGD of the linear non-contrastive ne
 (one fresh sample per step) SGD of the high-dimensional nonlinear contrastive model.
 
 Run: python benchmarks/bench_sgd.py [--quick]
-Prints a Markdown table: time per SGD step, speed-up, and the agreement of the final eigen-observables
-(mean over seeds, with the spread between seeds as the scale of the Monte-Carlo error).
+Prints Markdown tables: time per SGD step, speed-up, and the agreement of the final eigen-observables
+(mean over seeds, with the spread between seeds as the scale of the Monte-Carlo error). Both sides draw their
+Gaussian samples with numpy's Generator, so the speed-up is what the numba kernels save around the draws.
+
+The products at d >= 128 go through multi-threaded BLAS on both sides; on a machine whose cores are busy
+with other work, those small threaded products stall on descheduled threads and dominate (and blur) the
+timings of both sides. ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_sgd.py`` measures the
+single-threaded case; the first line printed says which one ran.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -84,7 +91,7 @@ def online_table(quick: bool) -> None:
         t_nb = time.perf_counter() - t0
         m_nb = traj.m[-1].ravel()
         steps = int(round(t_final * n))
-        print(f"| {n} | {steps} | {t_np / steps * 1e6:.1f} | {t_nb / steps * 1e6:.2f} | {t_np / t_nb:.0f}x "
+        print(f"| {n} | {steps} | {t_np / steps * 1e6:.1f} | {t_nb / steps * 1e6:.2f} | {t_np / t_nb:.1f}x "
               f"| {np.max(np.abs(m_np)):.3f} | {np.max(np.abs(m_nb)):.3f} |")
 
 
@@ -96,6 +103,8 @@ def main() -> None:
     settings = [(32, 16, 2000), (128, 64, 1000)] if args.quick else [(32, 16, 10_000), (128, 64, 4000), (256, 128, 1000)]
     eta, sigma2, p0 = 0.05, 0.5, 1.0
     simulate_sgd("euclidean", dim=8, batch=4, lr=0.01, t_end=0.1, p0=[p0], eta=eta, sigma2=sigma2, seed=0)  # JIT
+    print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     print("| d | batch | steps | numpy loop (µs/step) | theorykit numba (µs/step) | speed-up | final p: numpy | "
           "final p: theorykit | seed spread of p |")
     print("|---|---|---|---|---|---|---|---|---|")
