@@ -6,7 +6,9 @@ python validation/barlow_ntk.py --quick --out out/barlow_ntk
 python validation/barlow_ntk.py --full --activation relu --data digits --out out/barlow_ntk_digits
 
 All numerics live in ``theorykit.theories.barlow_ntk``; this script only chooses settings, runs the sweep,
-draws the figures and prints the fitted rates.
+draws the figures and prints the fitted rates. The width x seed sweep runs through ``theorykit.sweep``:
+``--processes N`` for a local pool, ``--scheduler tcp://host:8786`` for a dask cluster, ``--store DIR`` to
+keep finished points and resume an interrupted run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from theorykit._io import save_result
 from theorykit.theories.barlow_ntk import FULL, QUICK, generalization_check, run_width_sweep
 from theorykit.theories.barlow_ntk._reproduce import _fit, plot_gap, plot_losses, plot_ntk_change
-from theorykit.validate import experiment_parser
+from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
 
 
 def plot_ntk_over_time(res: dict, path: Path) -> None:
@@ -29,7 +31,7 @@ def plot_ntk_over_time(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ch = res["ntk_change_t"].mean(axis=1)
+    ch = np.nanmean(res["ntk_change_t"], axis=1)
     tc = np.linspace(0, res["t"][-1], ch.shape[1])
     fig, ax = plt.subplots(figsize=(6, 4))
     for w, M in enumerate(res["widths"]):
@@ -52,6 +54,7 @@ def main(argv=None) -> int:
                     help="digits needs scikit-learn (pip install 'theorykit[digits]')")
     ap.add_argument("--lam", type=float, default=None, help="off-diagonal weight lambda")
     ap.add_argument("--batch-size", type=int, default=None, help="SGD pairs per step (default: full batch)")
+    add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
     cfg = QUICK if args.quick else FULL
@@ -60,7 +63,10 @@ def main(argv=None) -> int:
     cfg = replace(cfg, **changes).check()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    res = run_width_sweep(cfg, args.seed)
+    res = run_width_sweep(cfg, args.seed, **sweep_options(args))
+    failures = res.pop("failures")
+    for line in failures:
+        print(f"failed point (left out of the fits): {line}")
     gen = generalization_check(cfg, args.seed)
     plot_ntk_change(res, args.out / "ntk_change_vs_width.png")
     plot_losses(res, args.out / "loss_curves.png")
@@ -70,6 +76,7 @@ def main(argv=None) -> int:
     summary = {key: {"slope": _fit(M, res[key]).slope, "slope_ci": _fit(M, res[key]).slope_ci}
                for key in ("ntk_change", "ntk_init_fluct", "weight_dist", "gap_eval", "gap_train")}
     summary["generalization"] = gen
+    summary["failed_points"] = failures
     save_result(args.out / "barlow_ntk_sweep", {k: np.asarray(v) for k, v in res.items()},
                 {"config": {**cfg.__dict__}, "seed": args.seed, "summary": summary})
     print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=float))

@@ -6,19 +6,20 @@ python validation/contrastive_highdim.py --quick --out out/contrastive_highdim
 python validation/contrastive_highdim.py --full --out out/contrastive_highdim_full
 
 All numerics live in ``theorykit.theories.contrastive_highdim``; this script chooses the settings, runs
-the sweep (``sgd_errors`` for every law and rho), fits the error exponent with ``fit_power_law``, saves
-the numbers and draws one figure.
+one sweep over law x rho x n x seed (``theorykit.sweep``: ``--processes N`` for a local pool,
+``--scheduler tcp://host:8786`` for a dask cluster, ``--store DIR`` to resume an interrupted run), fits
+the error exponent with ``fit_power_law``, saves the numbers and draws one figure.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from theorykit._io import save_result
-from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper, sgd_errors
-from theorykit.validate import experiment_parser, fit_power_law
+from theorykit.sweep import sweep
+from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper
+from theorykit.theories.contrastive_highdim._analysis import collect_sgd_errors, sgd_error_point, sgd_error_points
+from theorykit.validate import add_sweep_arguments, experiment_parser, fit_power_law, sweep_options
 
 BASE = Hyper(tau=0.5, lam=0.5, sigma=0.5)
 
@@ -27,10 +28,11 @@ def main(argv=None) -> int:
     ap = experiment_parser(__doc__.splitlines()[0], name="contrastive_highdim",
                            quick_help="n = 250..2000, 3 seeds, t <= 5",
                            full_help="n = 500..10000, 5 seeds, t <= 10")
+    add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
     ns = [250, 500, 1000, 2000] if args.quick else [500, 1000, 2000, 4000, 10000]
-    seeds = [args.seed + i for i in range(3 if args.quick else 5)]
+    n_seeds = 3 if args.quick else 5
     t_final = 5.0 if args.quick else 10.0
     laws = {"rademacher": HiddenLaw.rademacher(), "gaussian": HiddenLaw.gaussian(),
             "sparse_0.25": HiddenLaw.sparse_ternary(0.25)}
@@ -38,23 +40,35 @@ def main(argv=None) -> int:
     ode = ContrastiveODE(d=2, K=1, act="tanh")
     args.out.mkdir(parents=True, exist_ok=True)
 
+    # every law x rho x n x seed in one sweep
+    points = [p for lname, law in laws.items() for rho in rhos
+              for p in sgd_error_points(ode, BASE.replace(rho=rho), law, ns, n_seeds, case=f"{lname}_rho{rho:+.1f}",
+                                        t_final=t_final)]
+    errs = collect_sgd_errors(sweep(sgd_error_point, points, seed=args.seed, desc="ODE vs SGD", **sweep_options(args)))
+    for line in errs["failures"]:
+        print(f"failed point (left out of the fits): {line}")
     rows = {}
-    for lname, law in laws.items():
-        for rho in rhos:
-            res = sgd_errors(ode, BASE.replace(rho=rho), law, ns, seeds, t_final=t_final)
-            fit = fit_power_law(res["n"], res["rms_m"])
-            key = f"{lname}_rho{rho:+.1f}"
-            rows[key] = {"n": res["n"].tolist(), "rms_m": res["rms_m"].tolist(), "err_m": res["err_m"].tolist(),
-                         "err_Q": res["err_Q"].tolist(), "slope": fit.slope, "slope_ci": list(fit.slope_ci)}
-            print(f"{key:28s} exponent {fit.slope:+.3f}  95% CI [{fit.slope_ci[0]:+.3f}, {fit.slope_ci[1]:+.3f}]  "
-                  f"max|m err| at n={max(ns)}: {np.max(res['err_m'][res['n'] == max(ns)]):.4f}")
+    for key in dict.fromkeys(errs["case"].tolist()):
+        sel = (errs["case"] == key) & errs["ok"]
+        n, rms = errs["n"][sel], errs["rms_m"][sel]
+        rows[key] = {"n": n.tolist(), "rms_m": rms.tolist(), "err_m": errs["err_m"][sel].tolist(),
+                     "err_Q": errs["err_Q"][sel].tolist()}
+        if np.unique(n).size < 2:
+            print(f"{key:28s} too few finished points for a fit")
+            continue
+        fit = fit_power_law(n, rms)
+        rows[key].update(slope=fit.slope, slope_ci=list(fit.slope_ci))
+        print(f"{key:28s} exponent {fit.slope:+.3f}  95% CI [{fit.slope_ci[0]:+.3f}, {fit.slope_ci[1]:+.3f}]  "
+              f"max|m err| at n={n.max()}: {np.max(errs['err_m'][sel][n == n.max()]):.4f}")
 
-    all_n = np.concatenate([r["n"] for r in rows.values()])
-    all_e = np.concatenate([r["rms_m"] for r in rows.values()])
+    all_n = errs["n"][errs["ok"]]
+    all_e = errs["rms_m"][errs["ok"]]
     pooled = fit_power_law(all_n, all_e)
     print(f"pooled exponent {pooled.slope:+.3f} (CI {pooled.slope_ci[0]:+.3f}, {pooled.slope_ci[1]:+.3f}) vs -0.5")
     summary = {"pooled_slope": pooled.slope, "pooled_ci": list(pooled.slope_ci), "rows": rows,
-               "settings": {"ns": ns, "seeds": seeds, "t_final": t_final, "base": BASE.__dict__}}
+               "failed_points": errs["failures"],
+               "settings": {"ns": ns, "n_seeds": n_seeds, "seed": args.seed, "t_final": t_final,
+                            "base": BASE.__dict__}}
     save_result(args.out / "contrastive_highdim_validation", {"n": all_n, "rms_m": all_e}, summary)
 
     import matplotlib

@@ -16,3 +16,32 @@ def experiment_parser(description: str, *, name: str, quick_help: str, full_help
     ap.add_argument("--out", type=Path, default=Path("out") / name, help=f"output folder (default out/{name})")
     ap.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
     return ap
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the backend options of :func:`theorykit.sweep.sweep` to ``parser``: ``--processes N`` (local
+    worker processes, default 1: inline), ``--scheduler ADDRESS`` (a ``dask.distributed`` scheduler, e.g.
+    ``tcp://host:8786``) and ``--store DIR`` (keep each finished point there and resume from it).
+
+    Pass them on with ``sweep(..., **sweep_options(args))``."""
+    group = parser.add_argument_group("sweep backend")
+    group.add_argument("--processes", type=_positive_int, default=1,
+                       help="local worker processes for the sweep (default 1: run inline)")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the sweep on a dask.distributed scheduler at ADDRESS (tcp://host:port) "
+                            "instead of locally (needs pip install 'theorykit[distributed]')")
+    group.add_argument("--store", type=Path, default=None, metavar="DIR",
+                       help="write each finished sweep point to DIR; a re-run skips points already there")
+    return parser
+
+
+def sweep_options(args: argparse.Namespace) -> dict:
+    """``{"processes", "scheduler", "store"}`` from arguments parsed with :func:`add_sweep_arguments`."""
+    return {"processes": args.processes, "scheduler": args.scheduler, "store": args.store}

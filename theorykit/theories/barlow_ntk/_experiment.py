@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, spawn_seeds
 from ...errors import InvalidParameterError
-from ...progress import Progress
+from ...sweep import SweepResult, sweep
 from ._model import (PairData, barlow_loss, digits_pairs, empirical_ntk, gaussian_pairs, infinite_width_ntk, infinite_width_ntk_diag,
                      init_params, kernel_flow, kernel_gd, network_outputs, train_network)
 from . import _kernels as _k
@@ -101,8 +103,110 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0) -> dict[str, np.ndarray]:
+def width_sweep_points(cfg: SweepConfig = QUICK, seed: int = 0) -> list[dict]:
+    """The points of a width sweep, replicate-major (``index = replicate * len(widths) + width_index``).
+
+    Replicate ``s`` takes its training and evaluation pairs and its initialisation seed from
+    ``spawn_seeds(seed, n_seeds)[s]``, so all widths of one replicate see the same data (a paired design
+    for the width fits; initial weights are drawn from ``init_seed + M``); the minibatch sampling of SGD
+    (``batch_size``) uses each point's own sweep seed. ``config`` is the whole configuration as a plain
+    dict, so stored points are only reused for the same settings.
+    """
+    cfg.check()
+    conf = config_dict(cfg)
+    points = []
+    for s, sd in enumerate(spawn_seeds(seed, cfg.n_seeds)):
+        data_seed, eval_seed, init_seed = (int(v) for v in spawn_seeds(int(sd), 3))
+        points += [{"M": int(M), "replicate": s, "data_seed": data_seed, "eval_seed": eval_seed,
+                    "init_seed": init_seed, "config": conf} for M in cfg.widths]
+    return points
+
+
+def width_point(params: dict, seed: int) -> dict[str, np.ndarray]:
+    """Train one network of width ``params["M"]`` (sweep point function, see :func:`width_sweep_points`).
+
+    Returns ``ntk_change_t`` float64[n_checkpoints + 1], ``loss_net`` / ``loss_lin`` / ``loss_ode``
+    float64[n_rec], the scalars ``ntk_init_fluct``, ``weight_dist``, ``gap_eval``, ``gap_train``, ``L0``
+    and ``hit_index`` (first record with loss <= ``delta``, ``-1`` if none; an index, not a time, so a run
+    that never converges is still a finite, successful point).
+    """
+    conf = dict(params["config"])
+    cfg = SweepConfig(**{**conf, "widths": tuple(conf["widths"])})
+    M = check_int("M", params["M"], 1)
+    N = cfg.n_train
+    n_steps = cfg.n_steps
+    seg = n_steps // cfg.n_checkpoints
+    tr = make_data(cfg, N, int(params["data_seed"]), "train")
+    ev = make_data(cfg, cfg.n_eval, int(params["eval_seed"]), "test")
+    Z = np.vstack([tr.X, tr.Xp, ev.X])
+    t = np.arange(n_steps // cfg.record_every + 1) * cfg.record_every * cfg.lr
+    ntr = 2 * N * cfg.K  # training rows of the NTK
+    th_inf = np.kron(infinite_width_ntk(Z[:2 * N], activation=cfg.activation), np.eye(cfg.K))
+    W0, V0, F0, L0 = _init(cfg, Z.shape[1], M, Z, N, int(params["init_seed"]) + M)
+    th0 = empirical_ntk(Z, W0, V0, cfg.activation)
+    change = np.zeros(cfg.n_checkpoints + 1)
+    Wc, Vc = W0, V0
+    losses = [np.array([L0])]
+    for c, sc in enumerate(spawn_seeds(seed, cfg.n_checkpoints)):
+        r = train_network(tr.X, tr.Xp, Wc, Vc, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
+                          n_steps=seg, record_every=cfg.record_every, batch_size=cfg.batch_size, seed=int(sc))
+        Wc, Vc = r.W, r.V
+        losses.append(r.loss[1:])
+        change[c + 1] = _rel(empirical_ntk(Z[:2 * N], Wc, Vc, cfg.activation), th0[:ntr, :ntr])
+    loss_net = np.concatenate(losses)
+    FT = network_outputs(Z, Wc, Vc, cfg.activation)
+    lin = kernel_gd(F0, th0, N, lr=cfg.lr, n_steps=n_steps, record_every=cfg.record_every, lam=cfg.lam)
+    FL = lin.F[-1]
+    ode = kernel_flow(F0[:2 * N], th0[:ntr, :ntr], N, t, lam=cfg.lam, rtol=1e-6, atol=1e-9)
+    hit = np.nonzero(loss_net <= cfg.delta)[0]
+    return {"ntk_change_t": change, "ntk_init_fluct": _rel(th0[:ntr, :ntr], th_inf),
+            "weight_dist": float(np.sqrt(np.sum((Wc - W0) ** 2) + np.sum((Vc - V0) ** 2))),
+            "gap_eval": _rel(FT[2 * N:], FL[2 * N:]), "gap_train": _rel(FT[:2 * N], FL[:2 * N]),
+            "L0": float(L0), "hit_index": int(hit[0]) if hit.size else -1,
+            "loss_net": loss_net, "loss_lin": lin.loss, "loss_ode": ode.loss}
+
+
+def collect_width_sweep(cfg: SweepConfig, result: SweepResult) -> dict[str, Any]:
+    """Arrays indexed ``[width, replicate, ...]`` from the points of :func:`width_sweep_points`.
+
+    A failed point (exception or non-finite value) leaves NaN in every array at its ``[width, replicate]``
+    and one line in ``failures`` (list of str).
+    """
+    W_, S_ = len(cfg.widths), cfg.n_seeds
+    if len(result.points) != W_ * S_:
+        raise InvalidParameterError(f"expected {W_ * S_} sweep points for {cfg.widths} x {S_} seeds, "
+                                    f"got {len(result.points)}")
+    n_rec = cfg.n_steps // cfg.record_every + 1
+    t = np.arange(n_rec) * cfg.record_every * cfg.lr
+    shapes = {"ntk_change_t": (cfg.n_checkpoints + 1,), "loss_net": (n_rec,), "loss_lin": (n_rec,),
+              "loss_ode": (n_rec,), "ntk_init_fluct": (), "weight_dist": (), "gap_eval": (), "gap_train": (),
+              "L0": (), "t_hit": ()}
+    out: dict[str, Any] = {k: np.full((W_, S_, *sh), np.nan) for k, sh in shapes.items()}
+    failures = []
+    for p in result.points:
+        w, s = p.index % W_, p.index // W_
+        if p.status != "ok":
+            failures.append(f"width M={p.params.get('M')}, replicate {s}: {p.status}: {p.error}")
+            continue
+        for k in shapes:
+            if k != "t_hit":
+                out[k][w, s] = p.values[k]
+        h = int(p.values["hit_index"])
+        out["t_hit"][w, s] = t[h] if h >= 0 else np.inf
+    out["ntk_change"] = out["ntk_change_t"][:, :, -1]
+    out["t"] = t
+    out["widths"] = np.asarray(cfg.widths, dtype=float)
+    out["failures"] = failures
+    return out
+
+
+def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0, *, processes: int | None = 1, scheduler: Any = None,
+                    store: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train networks at every width and seed; measure NTK change, weight distance and the kernel-model gap.
+
+    Runs :func:`width_point` over :func:`width_sweep_points` with :func:`theorykit.sweep.sweep`
+    (``processes``, ``scheduler`` and ``store`` are passed on: inline by default, a local pool, a dask
+    cluster; ``store`` keeps finished points for resuming).
 
     Returns a dict of arrays indexed ``[width, seed, ...]``: ``ntk_change`` (final relative Frobenius change
     of the training-set NTK), ``ntk_change_t`` (at each checkpoint), ``ntk_init_fluct``
@@ -110,63 +214,12 @@ def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0) -> dict[str, np.nda
     (:math:`\\|\\theta_T-\\theta_0\\|`), ``gap_eval`` / ``gap_train`` (relative distance of network and
     linearised-model outputs on evaluation / training inputs at ``t_end``), ``loss_net``, ``loss_lin``
     (GD of the linearised model), ``loss_ode`` (its gradient-flow ODE), ``L0`` and ``t_hit`` (first record
-    time with loss <= ``delta``), plus ``t`` and ``widths``.
+    time with loss <= ``delta``, ``inf`` if never), plus ``t``, ``widths`` and ``failures`` (one line per
+    failed point; its entries are NaN).
     """
-    cfg.check()
-    W_, S_ = len(cfg.widths), cfg.n_seeds
-    n_steps = cfg.n_steps
-    seg = n_steps // cfg.n_checkpoints
-    n_rec = n_steps // cfg.record_every + 1
-    t = np.arange(n_rec) * cfg.record_every * cfg.lr
-    out = {k: np.full((W_, S_), np.nan) for k in
-           ("ntk_change", "ntk_init_fluct", "weight_dist", "gap_eval", "gap_train", "L0", "t_hit")}
-    out["ntk_change_t"] = np.full((W_, S_, cfg.n_checkpoints + 1), np.nan)
-    for key in ("loss_net", "loss_lin", "loss_ode"):
-        out[key] = np.full((W_, S_, n_rec), np.nan)
-    seeds = spawn_seeds(seed, S_)
-    N = cfg.n_train
-    with Progress(W_ * S_, "barlow_ntk width sweep") as bar:
-        for s, sd in enumerate(seeds):
-            data_seed, eval_seed, init_seed = spawn_seeds(int(sd), 3)
-            tr = make_data(cfg, N, int(data_seed), "train")
-            ev = make_data(cfg, cfg.n_eval, int(eval_seed), "test")
-            Z = np.vstack([tr.X, tr.Xp, ev.X])
-            d = Z.shape[1]
-            th_inf = np.kron(infinite_width_ntk(Z, activation=cfg.activation), np.eye(cfg.K))
-            ntr = 2 * N * cfg.K  # training rows of the NTK
-            for w, M in enumerate(cfg.widths):
-                W0, V0, F0, L0 = _init(cfg, d, M, Z, N, int(init_seed) + M)
-                th0 = empirical_ntk(Z, W0, V0, cfg.activation)
-                out["L0"][w, s] = L0
-                out["ntk_init_fluct"][w, s] = _rel(th0[:ntr, :ntr], th_inf[:ntr, :ntr])
-                Wc, Vc = W0, V0
-                out["ntk_change_t"][w, s, 0] = 0.0
-                losses = [np.array([L0])]
-                for c in range(cfg.n_checkpoints):
-                    r = train_network(tr.X, tr.Xp, Wc, Vc, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
-                                      n_steps=seg, record_every=cfg.record_every, batch_size=cfg.batch_size,
-                                      seed=int(init_seed) + 7919 * c + M)
-                    Wc, Vc = r.W, r.V
-                    losses.append(r.loss[1:])
-                    thc = empirical_ntk(Z[:2 * N], Wc, Vc, cfg.activation)
-                    out["ntk_change_t"][w, s, c + 1] = _rel(thc, th0[:ntr, :ntr])
-                out["ntk_change"][w, s] = out["ntk_change_t"][w, s, -1]
-                out["loss_net"][w, s] = np.concatenate(losses)
-                out["weight_dist"][w, s] = np.sqrt(np.sum((Wc - W0) ** 2) + np.sum((Vc - V0) ** 2))
-                FT = network_outputs(Z, Wc, Vc, cfg.activation)
-                lin = kernel_gd(F0, th0, N, lr=cfg.lr, n_steps=n_steps, record_every=cfg.record_every, lam=cfg.lam)
-                out["loss_lin"][w, s] = lin.loss
-                FL = lin.F[-1]
-                out["gap_eval"][w, s] = _rel(FT[2 * N:], FL[2 * N:])
-                out["gap_train"][w, s] = _rel(FT[:2 * N], FL[:2 * N])
-                ode = kernel_flow(F0[:2 * N], th0[:ntr, :ntr], N, t, lam=cfg.lam, rtol=1e-6, atol=1e-9)
-                out["loss_ode"][w, s] = ode.loss
-                hit = np.nonzero(out["loss_net"][w, s] <= cfg.delta)[0]
-                out["t_hit"][w, s] = t[hit[0]] if hit.size else np.inf
-                bar.update(1)
-    out["t"] = t
-    out["widths"] = np.asarray(cfg.widths, dtype=float)
-    return out
+    result = sweep(width_point, width_sweep_points(cfg, seed), seed=seed, processes=processes,
+                   scheduler=scheduler, store=store, desc="barlow_ntk width sweep")
+    return collect_width_sweep(cfg, result)
 
 
 def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | None = None) -> dict[str, float]:
@@ -237,4 +290,5 @@ def config_dict(cfg: SweepConfig) -> dict:
     return asdict(cfg)
 
 
-__all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "generalization_check", "make_data"]
+__all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "width_sweep_points", "width_point",
+           "collect_width_sweep", "generalization_check", "make_data"]

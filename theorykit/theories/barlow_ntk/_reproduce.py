@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..._io import save_result
-from ...validate import Claim, TheoryReport, fit_power_law
+from ...validate import Claim, PowerLawFit, TheoryReport, fit_power_law
 from . import _symbolic
 from ._experiment import FULL, QUICK, SweepConfig, config_dict, generalization_check, run_width_sweep
 from ._model import loss_and_gradient
@@ -43,8 +45,14 @@ def symbolic_gradient_check(seed: int = 0, activation: str = "tanh") -> float:
 
 
 def _fit(widths: np.ndarray, values: np.ndarray):
+    """Power law through all (width, seed) values; failed points (NaN) are left out."""
     x = np.repeat(widths, values.shape[1])
-    return fit_power_law(x, values.ravel())
+    y = values.ravel()
+    keep = np.isfinite(y)
+    if np.unique(x[keep]).size < 2:  # too few surviving points: a NaN fit, so the claims fail, not the run
+        nan = float("nan")
+        return PowerLawFit(nan, nan, nan, (nan, nan), 0.95, int(keep.sum()), nan)
+    return fit_power_law(x[keep], y[keep])
 
 
 def plot_ntk_change(res: dict, path: Path) -> None:
@@ -62,7 +70,7 @@ def plot_ntk_change(res: dict, path: Path) -> None:
         for s in range(v.shape[1]):
             ax[0].loglog(M, v[:, s], "o", color=c, alpha=0.4, ms=4)
         ax[0].loglog(M, fit.predict(M), "-", color=c, label=f"{lab}: slope {fit.slope:.2f}")
-    ref = res["ntk_change"][0].mean() * (M / M[0]) ** -0.5
+    ref = np.nanmean(res["ntk_change"][0]) * (M / M[0]) ** -0.5
     ax[0].loglog(M, ref, "k--", lw=1, label=r"$M^{-1/2}$ (theorem's rate)")
     ax[0].set_xlabel("width M")
     ax[0].set_title("NTK change during training / at initialisation")
@@ -113,7 +121,7 @@ def plot_gap(res: dict, path: Path) -> None:
         fit = _fit(M, v)
         ax.loglog(np.repeat(M, v.shape[1]), v.ravel(), "o", color=c, alpha=0.4, ms=4)
         ax.loglog(M, fit.predict(M), "-", color=c, label=f"{lab}: slope {fit.slope:.2f}")
-    ax.loglog(M, res["gap_eval"][0].mean() * (M / M[0]) ** -0.5, "k--", lw=1, label=r"$M^{-1/2}$")
+    ax.loglog(M, np.nanmean(res["gap_eval"][0]) * (M / M[0]) ** -0.5, "k--", lw=1, label=r"$M^{-1/2}$")
     ax.set_xlabel("width M")
     ax.set_ylabel(r"$\|f_T - f^{lin}_T\|/\|f^{lin}_T\|$")
     ax.set_title("network vs kernel-model representations")
@@ -134,7 +142,7 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
         "O(R^2/sqrt(M)): fitted log-log slope <= -1/2",
         f_ntk.slope, -0.5, 0.1, "le",
         details={"slope_ci": f_ntk.slope_ci, "r_squared": f_ntk.r_squared,
-                 "mean_by_width": res["ntk_change"].mean(1),
+                 "mean_by_width": np.nanmean(res["ntk_change"], 1),
                  "note": "the theorem gives an upper bound; for smooth activations the two-layer NTK "
                          "moves by O(1/M) (slope -1), ReLU by about M^-3/4"},
         figures=("ntk_change_vs_width.png",)))
@@ -157,7 +165,7 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
         "(log-log slope 0)",
         f_R.slope, 0.0, 0.15, "abs",
         details={"slope_ci": f_R.slope_ci, "max_R": float(np.max(res["weight_dist"])),
-                 "mean_by_width": res["weight_dist"].mean(1)},
+                 "mean_by_width": np.nanmean(res["weight_dist"], 1)},
         figures=("ntk_change_vs_width.png",)))
     f_gap = _fit(M, res["gap_eval"])
     claims.append(Claim(
@@ -165,7 +173,7 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
         "Network and kernel-model representations on held-out inputs converge as M grows, at least as "
         "fast as O(R^3/sqrt(M)): log-log slope <= -1/2",
         f_gap.slope, -0.5, 0.1, "le",
-        details={"slope_ci": f_gap.slope_ci, "mean_by_width": res["gap_eval"].mean(1),
+        details={"slope_ci": f_gap.slope_ci, "mean_by_width": np.nanmean(res["gap_eval"], 1),
                  "train_slope": _fit(M, res["gap_train"]).slope},
         figures=("representation_gap.png",)))
     small = res["L0"] < 1.0
@@ -176,7 +184,7 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
         f"Every run with L(0) < 1 reaches loss <= {cfg.delta:g} within t = {res['t'][-1]:g} at every width",
         float(frac == 1.0), None, 0.0, "true",
         details={"n_runs_L0_below_1": int(small.sum()), "fraction_converged": frac,
-                 "t_hit_mean_by_width": np.where(np.isfinite(res["t_hit"]), res["t_hit"], np.nan).mean(1),
+                 "t_hit_mean_by_width": np.nanmean(np.where(np.isfinite(res["t_hit"]), res["t_hit"], np.nan), 1),
                  "fraction_converged_L0_above_1": float(np.mean(conv[~small])) if np.any(~small) else None},
         figures=("loss_curves.png",)))
     L0 = res["loss_net"][:, :, :1]
@@ -185,8 +193,8 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
         "kernel_model_loss_agreement",
         "At the largest width the network's loss curve follows the kernel-model ODE: "
         "max_t |L_net - L_kernel| / L(0) <= 0.05",
-        float(dev[-1].mean()), 0.0, 0.05, "abs",
-        details={"by_width": dev.mean(1)}, figures=("loss_curves.png",)))
+        float(np.nanmean(dev[-1])), 0.0, 0.05, "abs",
+        details={"by_width": np.nanmean(dev, 1)}, figures=("loss_curves.png",)))
     claims.append(Claim(
         "generalization_bound_holds",
         "Kernelised Barlow Twins: measured population loss <= the uniform deviation bound "
@@ -199,11 +207,14 @@ def build_claims(res: dict, gen: dict, cfg: SweepConfig, sym_err: float) -> list
     return claims
 
 
-def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryReport:
+def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int | None = 1,
+              scheduler: Any = None, store: str | os.PathLike | None = None) -> TheoryReport:
     """Derive, compile, simulate and compare; write figures into ``outdir`` and return the report.
 
     Quick: widths 64..2048, 3 seeds, 24 training pairs (about a minute on 2 cores once numba's cache is
-    warm). Full: widths 2^6..2^14, 5 seeds, 64 pairs.
+    warm). Full: widths 2^6..2^14, 5 seeds, 64 pairs. ``processes``, ``scheduler`` and ``store`` choose
+    the backend of the width sweep (see :func:`theorykit.sweep.sweep`; default: inline). Points that fail
+    are listed in the notes and left out of the fits.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +228,8 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
     sym_err = symbolic_gradient_check(seed)
     timings["compile_and_check"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = run_width_sweep(cfg, seed)
+    res = run_width_sweep(cfg, seed, processes=processes, scheduler=scheduler, store=store)
+    failures = res.pop("failures")
     timings["simulate_width_sweep"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     gen = generalization_check(cfg, seed)
@@ -244,7 +256,8 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "Initialisations are redrawn until L(0) < 1 (the theorem's condition)." if cfg.init_loss_below else "",
         f"Generated numba source up to date with the SymPy expressions: {up_to_date}.",
     ]
-    numbers = {k: np.asarray(v).mean(axis=1) if np.ndim(v) >= 2 else v for k, v in res.items()}
+    notes += [f"Width sweep point failed (left out of the fits): {line}" for line in failures]
+    numbers = {k: np.nanmean(np.asarray(v), axis=1) if np.ndim(v) >= 2 else v for k, v in res.items()}
     return TheoryReport(
         theory=THEORY, title=TITLE, claims=claims,
         figures={"ntk_change_vs_width.png": "Relative NTK change during training and NTK fluctuation at "

@@ -3,16 +3,20 @@ basins of feature selection, final cosines against the augmentation noise, and O
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import brentq
 
+from ..._checks import check_int
 from ..._random import SeedLike, as_generator
 from ...analysis import linearize
-from ...progress import track
+from ...errors import InvalidParameterError
 from ...solve import solve, solve_ensemble
+from ...sweep import SweepResult, sweep
 from ._model import ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_sgd
 
 
@@ -134,24 +138,95 @@ def final_cosine_grid(ode: ContrastiveODE, law: HiddenLaw, base: Hyper, sigmas: 
     return {"sigma": sig, "rho": rh, "m": m.reshape(shape), "Q": Q.reshape(shape), "D": D.reshape(shape)}
 
 
-def sgd_errors(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], seeds: Sequence[int], *,
-               q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0, record_dt: float = 0.5) -> dict[str, Any]:
-    """Errors of online SGD against the ODEs at each ``n`` (one run per seed): the max over time
-    ``err_m = max_t |m_SGD - m_ODE|_∞``, ``err_Q = max_t |Q_SGD - Q_ODE|`` and the root mean square over
-    time and features ``rms_m``. Returns ``{"n": int64[k], "err_m", "err_Q", "rms_m": float64[k], "ode",
-    "runs"}`` with one entry per (n, seed)."""
+def sgd_error_points(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], n_seeds: int, *,
+                     case: str | None = None, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0,
+                     record_dt: float = 0.5) -> list[dict]:
+    """Sweep points of the ODE-vs-SGD study: every ``n`` times ``n_seeds`` replicates of one setting.
+
+    Each point carries plain values only (the law as its :class:`HiddenLaw` fields, the hyper-parameters,
+    the ODE's ``d``, ``K``, activation and quadrature size) so it can be evaluated by
+    :func:`sgd_error_point` in any process; ``case`` labels the setting (default ``"<law>_rho<rho>"``).
+    Concatenate the lists of several settings to run them in one sweep.
+    """
+    check_int("n_seeds", n_seeds, 1)
+    if not len(ns):
+        raise InvalidParameterError("ns must contain at least one dimension n")
+    case = case or f"{law.name}_rho{hyper.rho:+g}"
+    common = {"case": case, "law": asdict(law), **asdict(hyper), "q0": [float(v) for v in np.ravel(q0)],
+              "Q0": float(Q0), "t_final": float(t_final), "record_dt": float(record_dt), "d": ode.d, "K": ode.K,
+              "act": ode.act, "gh_points": ode.gh_points}
+    return [{**common, "n": int(n), "replicate": r} for n in ns for r in range(n_seeds)]
+
+
+@lru_cache(maxsize=None)
+def _reference(d: int, K: int, act: str, gh_points: int, hyper: Hyper, law: HiddenLaw, q0: tuple, Q0: float,
+               t_final: float, record_dt: float) -> Trajectory:
+    """The ODE trajectory a point is compared with (cached: all points of a setting share it)."""
     t_eval = np.arange(0.0, t_final + 1e-9, record_dt)
-    ref = ode_trajectory(ode, hyper, law, q0, Q0, t_eval)
-    rows_n, err_m, err_Q, rms_m, runs = [], [], [], [], []
-    for n, s in track([(n, s) for n in ns for s in seeds], desc="SGD runs"):
-        tr = simulate_sgd(int(n), t_final, hyper, law, q0, Q0, K=ode.K, act=ode.act, record_dt=record_dt, seed=int(s))
-        k = min(len(tr.t), len(t_eval))
-        rows_n.append(int(n))
-        err_m.append(float(np.max(np.abs(tr.m[:k] - ref.m[:k]))))
-        err_Q.append(float(np.max(np.abs(tr.Q[:k] - ref.Q[:k]))))
-        rms_m.append(float(np.sqrt(np.mean((tr.m[1:k] - ref.m[1:k]) ** 2))))
-        runs.append(tr)
-    return {"n": np.array(rows_n), "err_m": np.array(err_m), "err_Q": np.array(err_Q), "rms_m": np.array(rms_m), "ode": ref, "runs": runs}
+    return ode_trajectory(_ode(d, K, act, gh_points), hyper, law, q0, Q0, t_eval)
+
+
+@lru_cache(maxsize=None)
+def _ode(d: int, K: int, act: str, gh_points: int) -> ContrastiveODE:
+    return ContrastiveODE(d=d, K=K, act=act, gh_points=gh_points)
+
+
+def sgd_error_point(params: dict, seed: int) -> dict[str, Any]:
+    """One online-SGD run at dimension ``params["n"]`` against the ODEs (sweep point function, see
+    :func:`sgd_error_points`), seeded by the point's ``seed``.
+
+    Returns ``err_m = max_t |m_SGD - m_ODE|_inf``, ``err_Q = max_t |Q_SGD - Q_ODE|``, ``rms_m`` (root mean
+    square over time and features, ``t > 0``) and the SGD trajectory ``t`` float64[n_t], ``q``
+    float64[n_t, d, K], ``Q`` float64[n_t, K].
+    """
+    law = dict(params["law"])
+    law = HiddenLaw(law["name"], tuple(law["nodes"]), tuple(law["weights"]), law["sampler"], float(law["scale"]))
+    hyper = Hyper(**{f.name: float(params[f.name]) for f in fields(Hyper)})
+    q0 = tuple(float(v) for v in params["q0"])
+    t_final, record_dt = float(params["t_final"]), float(params["record_dt"])
+    ref = _reference(int(params["d"]), int(params["K"]), params["act"], int(params["gh_points"]), hyper, law, q0,
+                     float(params["Q0"]), t_final, record_dt)
+    tr = simulate_sgd(params["n"], t_final, hyper, law, q0, float(params["Q0"]), K=int(params["K"]),
+                      act=params["act"], record_dt=record_dt, seed=seed)
+    k = min(len(tr.t), len(ref.t))
+    return {"err_m": float(np.max(np.abs(tr.m[:k] - ref.m[:k]))), "err_Q": float(np.max(np.abs(tr.Q[:k] - ref.Q[:k]))),
+            "rms_m": float(np.sqrt(np.mean((tr.m[1:k] - ref.m[1:k]) ** 2))), "t": tr.t, "q": tr.q, "Q": tr.Q}
+
+
+def collect_sgd_errors(result: SweepResult) -> dict[str, Any]:
+    """Per-point arrays from a sweep of :func:`sgd_error_point`: ``case`` (str), ``n`` int64, ``replicate``
+    int64, ``err_m``, ``err_Q``, ``rms_m`` float64 (NaN where the point failed), ``ok`` bool, ``runs``
+    (:class:`Trajectory` or ``None``) and ``failures`` (one line per failed point)."""
+    pts = result.points
+    out: dict[str, Any] = {"case": np.array([p.params["case"] for p in pts]),
+                           "n": np.array([int(p.params["n"]) for p in pts], dtype=np.int64),
+                           "replicate": np.array([int(p.params["replicate"]) for p in pts], dtype=np.int64),
+                           "ok": np.array([p.status == "ok" for p in pts])}
+    for key in ("err_m", "err_Q", "rms_m"):
+        out[key] = result.values(key) if out["ok"].any() else np.full(len(pts), np.nan)
+    out["runs"] = [Trajectory(p.values["t"], p.values["q"], p.values["Q"]) if p.status == "ok" else None
+                   for p in pts]
+    out["failures"] = [f"{p.params['case']} n={p.params['n']} replicate {p.params['replicate']}: {p.status}: "
+                       f"{p.error}" for p in result.failed]
+    return out
+
+
+def sgd_errors(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], n_seeds: int = 3, *,
+               seed: SeedLike = 0, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0, record_dt: float = 0.5,
+               processes: int | None = 1, scheduler: Any = None, store: str | os.PathLike | None = None,
+               ) -> dict[str, Any]:
+    """Errors of online SGD against the ODEs at each ``n`` (``n_seeds`` runs each), as a sweep.
+
+    Runs :func:`sgd_error_point` over :func:`sgd_error_points` with :func:`theorykit.sweep.sweep` (per-point
+    seeds from ``seed``; ``processes``, ``scheduler``, ``store`` as there) and returns
+    :func:`collect_sgd_errors` plus ``"ode"``, the reference :class:`Trajectory`.
+    """
+    pts = sgd_error_points(ode, hyper, law, ns, n_seeds, q0=q0, Q0=Q0, t_final=t_final, record_dt=record_dt)
+    res = sweep(sgd_error_point, pts, seed=seed, processes=processes, scheduler=scheduler, store=store,
+                desc="SGD runs")
+    out = collect_sgd_errors(res)
+    out["ode"] = ode_trajectory(ode, hyper, law, q0, Q0, np.arange(0.0, t_final + 1e-9, record_dt))
+    return out
 
 
 def gaussian_coefficients(ode: ContrastiveODE, hyper: Hyper, Q: float, *, x_max: float = 0.05) -> dict[str, float]:
