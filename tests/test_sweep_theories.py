@@ -165,3 +165,14 @@ def test_validation_scripts_offer_the_sweep_options(script):
     assert proc.returncode == 0, proc.stderr[-500:]
     for opt in ("--processes", "--scheduler", "--store"):
         assert opt in proc.stdout
+
+
+def test_both_sweeps_on_a_dask_cluster_equal_inline(barlow_inline, sgd_points, sgd_inline):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        remote_b = bx.run_width_sweep(TINY, seed=3, scheduler=cluster.scheduler_address)
+        remote_c = ca.collect_sgd_errors(sweep(ca.sgd_error_point, sgd_points, seed=5,
+                                               scheduler=cluster.scheduler_address))
+    assert remote_b["failures"] == [] and _same(remote_b, barlow_inline)
+    assert _same_sgd(remote_c, sgd_inline)
