@@ -56,21 +56,15 @@ def generate_source(system: ODESystem, *, backend: str, jac: bool = True, cse: b
     # local names for t, states and params, readable in the generated source
     local = {system.t: sp.Symbol("t")}
     used: set[str] = {"t", "y", "p", "out", "math", "np"}
-    unpack_y, unpack_p = [], []
-    for i, s in enumerate(system.states):
-        ident = _identifier(s.name, "y_")
-        while ident in used:
-            ident += "_"
-        used.add(ident)
-        local[s] = sp.Symbol(ident)
-        unpack_y.append(f"    {ident} = y[{i}]")
-    for i, s in enumerate(system.params):
-        ident = _identifier(s.name, "p_")
-        while ident in used:
-            ident += "_"
-        used.add(ident)
-        local[s] = sp.Symbol(ident)
-        unpack_p.append(f"    {ident} = p[{i}]")
+    unpack: list[str] = []  # "    y_x = y[0]" lines, states then params
+    for symbols, array in ((system.states, "y"), (system.params, "p")):
+        for i, s in enumerate(symbols):
+            ident = _identifier(s.name, f"{array}_")
+            while ident in used:
+                ident += "_"
+            used.add(ident)
+            local[s] = sp.Symbol(ident)
+            unpack.append(f"    {ident} = {array}[{i}]")
 
     blocks: dict[str, list[tuple[tuple[int, ...], sp.Expr]]] = {
         "rhs_into": [((i,), r) for i, r in enumerate(system.rhs)],
@@ -118,7 +112,6 @@ def generate_source(system: ODESystem, *, backend: str, jac: bool = True, cse: b
     ]
     if backend == "numba":
         head.insert(-2, "from numba import njit")
-    unpack = unpack_y + unpack_p
     unpack_syms = [local[s] for s in (*system.states, *system.params)]
     functions: list[str] = []
     pos = 0
