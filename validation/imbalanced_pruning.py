@@ -3,7 +3,10 @@
 Runs :func:`theorykit.theories.imbalanced_pruning.reproduce` (stage dynamics with automatic stage
 detection, neuron counts / maximum cosine / positive-pair cosine / downstream regression MSE vs eps_min
 for several NSR, with and without pruning, mean ± std over seeds) and writes the figures, a
-``results.json`` with every claim and number, and a one-line verdict per claim.
+``results.json`` with every claim and number, and a one-line verdict per claim. The eps_min x NSR x
+prune-rate x seed sweep runs through ``theorykit.sweep``: ``--processes N`` for a local pool,
+``--scheduler tcp://host:8786`` for a dask cluster, ``--store DIR`` to keep finished points and resume an
+interrupted run. Failed sweep points are printed and left out of the means.
 
     python validation/imbalanced_pruning.py --quick --out out/imbalanced_pruning --seed 0
 """
@@ -15,16 +18,17 @@ from pathlib import Path
 
 from theorykit._io import provenance, write_json
 from theorykit.theories.imbalanced_pruning import reproduce
-from theorykit.validate import experiment_parser
+from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = experiment_parser(__doc__.splitlines()[0], name="imbalanced_pruning",
                            quick_help="small configuration, about two minutes on two cores",
                            full_help="paper-scale sweep (more eps, NSR, seeds)")
+    add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
-    report = reproduce(args.out, quick=args.quick, seed=args.seed)
+    report = reproduce(args.out, quick=args.quick, seed=args.seed, **sweep_options(args))
     claims = [{"name": c.name, "statement": c.statement, "measured": c.measured, "predicted": c.predicted,
                "tolerance": c.tolerance, "kind": c.kind, "criterion": c.criterion(), "passed": c.passed,
                "details": c.details, "figures": list(c.figures)} for c in report.claims]
@@ -32,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
                                            "figures": report.figures, "numbers": report.numbers,
                                            "parameters": report.parameters, "timings": report.timings,
                                            "notes": report.notes, "provenance": provenance()})
+    for note in report.notes:
+        if note.startswith("Sweep point failed"):
+            print(note)
     for c in report.claims:
         pred = "-" if c.predicted is None else f"{c.predicted:.4g}"
         print(f"{'PASS' if c.passed else 'FAIL'}  {c.name}: measured {c.measured:.4g}, predicted {pred} "

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..._checks import check_int
 from ..._random import SeedLike, as_generator, spawn_seeds
-from ...progress import Progress
+from ...errors import InvalidParameterError
+from ...sweep import SweepResult, sweep as run_sweep
 from ...validate import Claim, TheoryReport
 from . import _model as mdl
 from . import _theory as th
@@ -83,32 +88,88 @@ def evaluate(run: mdl.Run, seed: SeedLike = 0) -> dict[str, float]:
     return out
 
 
+def grid_sweep_points(base: mdl.Config, eps_values, nsr_values, prune_rates, n_seeds: int,
+                      seed: SeedLike = 0) -> list[dict]:
+    """The points of the ``eps x NSR x prune_rate x replicate`` grid, in C order of
+    ``[n_eps, n_nsr, n_rate, n_seeds]`` (replicate fastest).
+
+    Replicate ``s`` trains with ``train_seed = spawn_seeds(seed, n_seeds)[s]`` at every eps, NSR and prune
+    rate, so a pruned and an unpruned run of the same configuration share features, initial weights and
+    the data stream up to the pruning step, and their evaluation samples (a paired design). ``config`` is the
+    whole base configuration as a plain dict, so stored points are only reused for the same settings.
+    """
+    eps_values, nsr_values, prune_rates = (np.asarray(x, dtype=np.float64).ravel()
+                                           for x in (eps_values, nsr_values, prune_rates))
+    check_int("n_seeds", n_seeds, 1)
+    conf = base.as_dict()
+    seeds = [int(s) for s in spawn_seeds(seed, n_seeds)]
+    return [{"eps_min": float(eps), "nsr": float(nsr), "prune_rate": float(rate), "replicate": s,
+             "train_seed": seeds[s], "config": conf}
+            for eps in eps_values for nsr in nsr_values for rate in prune_rates for s in range(n_seeds)]
+
+
+def grid_point(params: dict, seed: int) -> dict[str, float]:
+    """Train and evaluate one configuration (sweep point function, see :func:`grid_sweep_points`).
+
+    The run is seeded by ``params["train_seed"]`` (the replicate's seed, shared across prune rates) and
+    evaluated with ``train_seed + 1``; the sweep's per-point ``seed`` is not used, because pairing pruned
+    and unpruned runs needs the same seed for both. Returns the float metrics :data:`METRICS`.
+    """
+    del seed  # the pairing by replicate fixes all randomness, see above
+    cfg = mdl.Config(**params["config"]).with_(eps_min=float(params["eps_min"]), nsr=float(params["nsr"]),
+                                               prune_rate=float(params["prune_rate"]))
+    train_seed = int(params["train_seed"])
+    values = evaluate(mdl.train(cfg, train_seed), train_seed + 1)
+    return {k: float(values[k]) for k in METRICS}
+
+
+def collect_grid_sweep(result: SweepResult, eps_values, nsr_values, prune_rates, n_seeds: int,
+                       seeds: np.ndarray) -> dict[str, Any]:
+    """``{metric: float64[n_eps, n_nsr, n_rate, n_seeds]}`` from the points of :func:`grid_sweep_points`.
+
+    A failed point (exception or non-finite metric) leaves NaN in every metric at its place and one line
+    in ``failures`` (list of str).
+    """
+    axes = [np.asarray(x, dtype=np.float64).ravel() for x in (eps_values, nsr_values, prune_rates)]
+    shape = (*(a.size for a in axes), int(n_seeds))
+    if len(result.points) != int(np.prod(shape)):
+        raise InvalidParameterError(f"expected {int(np.prod(shape))} sweep points for a grid of shape {shape}, "
+                                    f"got {len(result.points)}")
+    out: dict[str, Any] = {k: np.full(shape, np.nan) for k in METRICS}
+    failures = []
+    for p in result.points:
+        where = np.unravel_index(p.index, shape)
+        if p.status != "ok":
+            failures.append(f"eps_min={p.params.get('eps_min'):g}, NSR={p.params.get('nsr'):g}, "
+                            f"prune rate {p.params.get('prune_rate'):g}, replicate {where[-1]}: "
+                            f"{p.status}: {p.error}")
+            continue
+        for k in METRICS:
+            out[k][where] = p.values[k]
+    out |= {"eps": axes[0], "nsr": axes[1], "prune_rates": axes[2], "seeds": np.asarray(seeds),
+            "failures": failures}
+    return out
+
+
 def sweep(base: mdl.Config, eps_values, nsr_values, prune_rates, n_seeds: int, seed: SeedLike = 0,
-          desc: str = "eps/NSR/pruning sweep") -> dict[str, np.ndarray]:
+          desc: str = "eps/NSR/pruning sweep", *, processes: int | None = 1, scheduler: Any = None,
+          store: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train and evaluate on the grid ``eps x NSR x prune_rate x seed``.
 
-    Runs with different prune rates share the seed (hence initial weights and data stream up to the
-    pruning step), so differences are paired. Returns ``{metric: float64[n_eps, n_nsr, n_rate, n_seeds]}``
-    plus the grid axes.
+    Runs :func:`grid_point` over :func:`grid_sweep_points` with :func:`theorykit.sweep.sweep`
+    (``processes``, ``scheduler`` and ``store`` are passed on: inline by default, a local pool, a dask
+    cluster; ``store`` keeps finished points for resuming). Runs with different prune rates share the
+    seed (hence initial weights and data stream up to the pruning step), so differences are paired.
+
+    Returns ``{metric: float64[n_eps, n_nsr, n_rate, n_seeds]}`` plus the grid axes ``eps``, ``nsr``,
+    ``prune_rates``, the replicates' training seeds ``seeds`` and ``failures`` (one line per failed point;
+    its entries are NaN).
     """
-    eps_values, nsr_values, prune_rates = (np.asarray(x, dtype=np.float64) for x in (eps_values, nsr_values,
-                                                                                     prune_rates))
-    shape = (eps_values.size, nsr_values.size, prune_rates.size, n_seeds)
-    out = {k: np.full(shape, np.nan) for k in METRICS}
-    seeds = spawn_seeds(seed, n_seeds)
-    with Progress(int(np.prod(shape)), desc) as bar:
-        for a, eps in enumerate(eps_values):
-            for b, nsr in enumerate(nsr_values):
-                for s, sd in enumerate(seeds):
-                    for c, rate in enumerate(prune_rates):
-                        cfg = base.with_(eps_min=float(eps), nsr=float(nsr), prune_rate=float(rate))
-                        run = mdl.train(cfg, int(sd))
-                        for k, v in evaluate(run, int(sd) + 1).items():
-                            if k in out:
-                                out[k][a, b, c, s] = v
-                        bar.update(1)
-    out |= {"eps": eps_values, "nsr": nsr_values, "prune_rates": prune_rates, "seeds": seeds}
-    return out
+    points = grid_sweep_points(base, eps_values, nsr_values, prune_rates, n_seeds, seed)
+    result = run_sweep(grid_point, points, seed=seed, processes=processes, scheduler=scheduler, store=store,
+                       desc=desc)
+    return collect_grid_sweep(result, eps_values, nsr_values, prune_rates, n_seeds,
+                              spawn_seeds(seed, n_seeds))
 
 
 def mc_gradient_check(cfg: mdl.Config, a: np.ndarray, r: float, n_batches: int, seed: SeedLike = 0
@@ -258,8 +319,25 @@ def _stat(x: np.ndarray) -> dict[str, float]:
             "std": float(np.std(x, ddof=1)) if x.size > 1 else 0.0, "n": int(x.size)}
 
 
-def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryReport:
-    """Derive, compile, simulate and compare; write figures to ``outdir`` and return the report."""
+def _nan_reduce(fn, x: np.ndarray, axis=None):
+    """``fn`` (np.nanmean / np.nanstd) over ``x`` ignoring failed (NaN) sweep points; NaN, without a
+    warning, where every point failed. Returns a float for ``axis=None``, else an array."""
+    x = np.asarray(x, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = fn(x, axis=axis)
+    return float(out) if axis is None else out
+
+
+def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int | None = 1,
+              scheduler: Any = None, store: str | os.PathLike | None = None) -> TheoryReport:
+    """Derive, compile, simulate and compare; write figures to ``outdir`` and return the report.
+
+    The eps_min x NSR x prune-rate x seed sweep (and the whole-neuron pruning runs) go through
+    :func:`theorykit.sweep.sweep`: ``processes`` (default 1: inline), ``scheduler`` (a dask.distributed
+    address or client) and ``store`` (a folder keeping finished points, for resuming) are passed on.
+    Failed or non-finite points are listed in the notes and left out of the means behind the claims.
+    """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -295,10 +373,15 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
 
     # sweep
     t1 = time.perf_counter()
-    sw = sweep(base, eps_values, nsr_values, (0.0, prune_rate), n_seeds, int(seeds[2]))
+    backend = {"processes": processes, "scheduler": scheduler}
+    sw = sweep(base, eps_values, nsr_values, (0.0, prune_rate), n_seeds, int(seeds[2]), **backend,
+               store=None if store is None else Path(store) / "grid")
     # the same runs with whole-neuron pruning (by ||w_i||), reported next to the default weight pruning
     sw_neuron = sweep(base.with_(prune_mode="neuron"), eps_values, (1.0,), (prune_rate,), n_seeds, int(seeds[2]),
-                      desc="neuron-pruning sweep")
+                      desc="neuron-pruning sweep", **backend,
+                      store=None if store is None else Path(store) / "neuron_pruning")
+    failures = [f"eps/NSR/pruning sweep: {line}" for line in sw.pop("failures")]
+    failures += [f"neuron-pruning sweep: {line}" for line in sw_neuron.pop("failures")]
     timings["sweep_s"] = time.perf_counter() - t1
 
     figs = _figures(outdir, run, st, sw)
@@ -369,23 +452,25 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
     un = 0  # index of prune rate 0
     ratio_mag = sw["magnitude_minor"][:, :, un, :] / sw["magnitude_major"][:, :, un, :]
     rare = sw["eps"] <= 0.1 + 1e-12
-    per_eps = np.mean(ratio_mag, axis=(1, 2))
+    per_eps = _nan_reduce(np.nanmean, ratio_mag, axis=(1, 2))
     claims.append(Claim(
         "minority_smaller_magnitude",
         "Rare minority features (eps_min <= 0.1) are learned with smaller magnitude: max_i |<w_i, M_j>| of "
         "minority features over that of majority features (mean over those eps_min, NSR and seeds, no pruning, "
         "at the end of training) is below 1. The per-eps_min ratios in the details show it rising towards and "
         "past 1 for more frequent minority features.",
-        measured=float(np.mean(ratio_mag[rare])), predicted=1.0, tolerance=0.0, kind="le",
-        details={"per_eps_mean": per_eps, "per_eps_std": np.std(ratio_mag, axis=(1, 2)), "eps": sw["eps"],
+        measured=_nan_reduce(np.nanmean, ratio_mag[rare]), predicted=1.0, tolerance=0.0, kind="le",
+        details={"per_eps_mean": per_eps, "per_eps_std": _nan_reduce(np.nanstd, ratio_mag, axis=(1, 2)),
+                 "eps": sw["eps"],
                  "eps_above_one": sw["eps"][per_eps > 1.0]}))
     dcount = sw["count_minor"][:, :, un, :] - sw["count_major"][:, :, un, :]
     claims.append(Claim(
         "minority_fewer_neurons",
         "Minority features are learned by fewer neurons: (#neurons with cos >= 0.3 per minority feature) - "
         "(same per majority feature), mean over eps_min, NSR and seeds without pruning, is negative.",
-        measured=float(np.mean(dcount)), predicted=0.0, tolerance=0.0, kind="le",
-        details={"per_eps_mean": np.mean(dcount, axis=(1, 2)), "per_eps_std": np.std(dcount, axis=(1, 2)),
+        measured=_nan_reduce(np.nanmean, dcount), predicted=0.0, tolerance=0.0, kind="le",
+        details={"per_eps_mean": _nan_reduce(np.nanmean, dcount, axis=(1, 2)),
+                 "per_eps_std": _nan_reduce(np.nanstd, dcount, axis=(1, 2)),
                  "count_major": _stat(sw["count_major"][:, :, un, :]),
                  "count_minor": _stat(sw["count_minor"][:, :, un, :])},
         figures=("neuron_counts.png",)))
@@ -395,8 +480,9 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         f"Magnitude pruning ({base.prune_mode}-level, rate {prune_rate:g}, at {base.prune_at:g} of training) "
         "increases the number of neurons with cos >= 0.3 per minority feature (paired difference, mean over "
         "eps_min, NSR and seeds).",
-        measured=float(np.mean(dprune)), predicted=0.0, tolerance=0.0, kind="ge",
-        details={"per_eps_mean": np.mean(dprune, axis=(1, 2)), "per_eps_std": np.std(dprune, axis=(1, 2)),
+        measured=_nan_reduce(np.nanmean, dprune), predicted=0.0, tolerance=0.0, kind="ge",
+        details={"per_eps_mean": _nan_reduce(np.nanmean, dprune, axis=(1, 2)),
+                 "per_eps_std": _nan_reduce(np.nanstd, dprune, axis=(1, 2)),
                  "pruned": _stat(sw["count_minor"][:, :, 1, :]), "unpruned": _stat(sw["count_minor"][:, :, un, :])},
         figures=("neuron_counts.png",)))
     dmse = sw["mse"][:, :, 1, :] - sw["mse"][:, :, un, :]
@@ -404,8 +490,9 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "pruning_lowers_downstream_error",
         "Magnitude pruning lowers the downstream regression test MSE on the learned representation (paired "
         "difference pruned - unpruned, mean over eps_min, NSR and seeds).",
-        measured=float(np.mean(dmse)), predicted=0.0, tolerance=0.0, kind="le",
-        details={"per_eps_mean": np.mean(dmse, axis=(1, 2)), "per_eps_std": np.std(dmse, axis=(1, 2)),
+        measured=_nan_reduce(np.nanmean, dmse), predicted=0.0, tolerance=0.0, kind="le",
+        details={"per_eps_mean": _nan_reduce(np.nanmean, dmse, axis=(1, 2)),
+                 "per_eps_std": _nan_reduce(np.nanstd, dmse, axis=(1, 2)),
                  "pruned": _stat(sw["mse"][:, :, 1, :]), "unpruned": _stat(sw["mse"][:, :, un, :])},
         figures=("downstream_mse.png",)))
     figs |= _stage_figure(outdir, st, st_half, scales, stage_cfg.eta)
@@ -424,16 +511,18 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0) -> TheoryRepor
         "The linearised flow has no saturation, so it predicts T1 and T2 but not the convergence time T3.",
         f"Pruning mode '{base.prune_mode}': entries of the MLP weight matrix with the smallest magnitudes are "
         "zeroed once. Removing whole neurons by norm instead ('neuron' mode, same rate, NSR 1) changes the "
-        f"minority-feature neuron count by {np.mean(d_neuron['count_minor']):+.2f} ± "
-        f"{np.std(d_neuron['count_minor']):.2f} and the downstream MSE by {np.mean(d_neuron['mse']):+.4f} ± "
-        f"{np.std(d_neuron['mse']):.4f} (paired, mean ± std over eps_min and seeds): the neurons with the "
-        "smallest norms are the not-yet-specialised ones that would later learn minority features.",
+        f"minority-feature neuron count by {_nan_reduce(np.nanmean, d_neuron['count_minor']):+.2f} ± "
+        f"{_nan_reduce(np.nanstd, d_neuron['count_minor']):.2f} and the downstream MSE by "
+        f"{_nan_reduce(np.nanmean, d_neuron['mse']):+.4f} ± {_nan_reduce(np.nanstd, d_neuron['mse']):.4f} "
+        "(paired, mean ± std over eps_min and seeds): the neurons with the smallest norms are the "
+        "not-yet-specialised ones that would later learn minority features.",
         "Minority magnitudes depend on eps_min and on the training horizon: the ratio of minority to majority "
         f"magnitudes is {', '.join(f'{r:.2f}' for r in per_eps)} at eps_min = "
         f"{', '.join(f'{e:g}' for e in sw['eps'])}; from about eps_min = 0.2 minority features reach or exceed "
         "the majority magnitude, because "
         "they rarely occur in the negatives and so are not pushed down by the InfoNCE denominator once learned.",
     ]
+    notes += [f"Sweep point failed (left out of the means and claims): {line}" for line in failures]
     return TheoryReport(theory=THEORY, title=TITLE, claims=claims, figures=figs, numbers=numbers,
                         parameters={"base": base.as_dict(), "stage_config": stage_cfg.as_dict(), "seed": seed,
                                     "quick": quick, "n_seeds": n_seeds, "prune_rate": prune_rate,
