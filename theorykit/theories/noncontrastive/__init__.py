@@ -61,11 +61,12 @@ def builtin_systems():
     }
 
 
-def reproduce(outdir, *, quick: bool = True, seed: int = 0):
-    """Derive, analyse, simulate and compare; see :func:`._reproduce.reproduce`."""
+def reproduce(outdir, *, quick: bool = True, seed: int = 0, **sweep_options):
+    """Derive, analyse, simulate and compare; see :func:`._reproduce.reproduce` (``sweep_options``:
+    ``processes``, ``scheduler``, ``store`` of the SGD studies)."""
     from ._reproduce import reproduce as _run
 
-    return _run(outdir, quick=quick, seed=seed)
+    return _run(outdir, quick=quick, seed=seed, **sweep_options)
 
 
 __all__ = ["TITLE", "LOSSES", "builtin_systems", "reproduce", "eigenmode_system", "mode_flow", "reduce_mode",
