@@ -85,3 +85,18 @@ def test_bad_cli_arguments_exit_nonzero_with_one_line(argv):
     proc = subprocess.run([sys.executable, "-m", "theorykit.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_reproduce_sweeps_resume_from_a_store(tmp_path):
+    """With --store the theory's sweep points are kept; a second run loads them and reports the same."""
+    store = tmp_path / "store"
+    first = main(["reproduce", "--only", "noncontrastive", "--out", str(tmp_path / "a"), "--store", str(store)])
+    files = sorted(p.name for p in (store / "noncontrastive").rglob("point-*.npz"))
+    assert first == 0 and len(files) > 10
+    mtimes = {p: p.stat().st_mtime_ns for p in (store / "noncontrastive").rglob("point-*.npz")}
+    second = main(["reproduce", "--only", "noncontrastive", "--out", str(tmp_path / "b"), "--store", str(store)])
+    assert second == 0
+    assert {p: p.stat().st_mtime_ns for p in (store / "noncontrastive").rglob("point-*.npz")} == mtimes
+    a, b = (json.loads((tmp_path / d / "results.json").read_text())["theories"]["noncontrastive"]["claims"]
+            for d in ("a", "b"))
+    assert [c["measured"] for c in a] == [c["measured"] for c in b]

@@ -91,8 +91,11 @@ def _cmd_reproduce(args) -> int:
     from .report import reproduce
 
     overrides = parse_assignments(args.tolerance, "--tolerance")
+    if args.processes is not None and args.processes < 1:
+        raise InvalidParameterError(f"--processes must be >= 1, got {args.processes}")
     reports, record = reproduce(args.out, only=args.only, quick=not args.full, seed=args.seed,
-                                tolerance_overrides=overrides)
+                                tolerance_overrides=overrides, processes=args.processes,
+                                scheduler=args.scheduler, store=args.store)
     n = sum(len(r.claims) for r in reports)
     failed = [(r.theory, c) for r in reports for c in r.claims if not c.passed]
     print(f"\n{n - len(failed)}/{n} claims pass; report: {args.out}/report.md, {args.out}/report.html, "
@@ -114,6 +117,12 @@ def register_reproduce(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
     p.add_argument("--tolerance", action="append", metavar="CLAIM=VALUE",
                    help="override a claim's tolerance, e.g. reference.fixed_point=1e-12")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="run the theories' sweeps on N local worker processes (default: in this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the sweeps on a dask.distributed scheduler (pip install 'theorykit[distributed]')")
+    p.add_argument("--store", default=None, metavar="DIR",
+                   help="keep finished sweep points in DIR; a re-run resumes, skipping them")
     p.set_defaults(func=_cmd_reproduce)
 
 

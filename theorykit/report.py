@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import inspect
 import sys
 import time
 import traceback
@@ -57,15 +58,28 @@ def _crashed(name: str, title: str, exc: BaseException) -> TheoryReport:
     return TheoryReport(theory=name, title=title, claims=[claim], notes=[f"crashed: {type(exc).__name__}: {exc}"])
 
 
+def _sweep_kwargs(fn, sweep_options: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The sweep options (processes, scheduler, store) that theory ``name``'s reproduce accepts;
+    ``store`` becomes a per-theory subfolder."""
+    accepted = inspect.signature(fn).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    out = {k: v for k, v in sweep_options.items() if v is not None and (takes_all or k in accepted)}
+    if "store" in out:
+        out["store"] = Path(out["store"]) / name
+    return out
+
+
 def run_theories(outdir: Path, names: list[str], *, quick: bool, seed: int,
-                 overrides: Mapping[str, float], stream: TextIO) -> list[TheoryReport]:
+                 overrides: Mapping[str, float], stream: TextIO,
+                 sweep_options: Mapping[str, Any] | None = None) -> list[TheoryReport]:
     reports = []
     for name in names:
         title = THEORIES[name][1] if name in THEORIES else "Pipeline on reference systems"
         print(f"== {name}: {title}", file=stream, flush=True)
         start = time.perf_counter()
         try:
-            report = _module(name).reproduce(outdir / name, quick=quick, seed=seed)
+            fn = _module(name).reproduce
+            report = fn(outdir / name, quick=quick, seed=seed, **_sweep_kwargs(fn, sweep_options or {}, name))
         except Exception as exc:  # reported as a failed claim; the other theories still run
             report = _crashed(name, title, exc)
         report.timings.setdefault("total_s", time.perf_counter() - start)
@@ -184,17 +198,25 @@ def render_html(reports: list[TheoryReport], record: Mapping[str, Any], outdir: 
 
 
 def reproduce(outdir: str | Path, *, only: Iterable[str] | None = None, quick: bool = True, seed: int = 0,
-              tolerance_overrides: Mapping[str, float] | None = None, stream: TextIO | None = None
+              tolerance_overrides: Mapping[str, float] | None = None, stream: TextIO | None = None,
+              processes: int | None = None, scheduler: Any = None, store: str | Path | None = None
               ) -> tuple[list[TheoryReport], dict[str, Any]]:
-    """Run the selected theories and write ``report.md``, ``report.html`` and ``results.json`` in ``outdir``."""
+    """Run the selected theories and write ``report.md``, ``report.html`` and ``results.json`` in ``outdir``.
+
+    ``processes``, ``scheduler`` (a dask.distributed address) and ``store`` (a folder of finished sweep
+    points, for resuming) go to the theories' sweeps (:func:`theorykit.sweep.sweep`); by default the
+    sweeps run inline in this process."""
     stream = stream or sys.stdout
     outdir = Path(outdir)
     names = _select(only)
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    reports = run_theories(outdir, names, quick=quick, seed=seed, overrides=tolerance_overrides or {}, stream=stream)
+    sweep_options = {"processes": processes, "scheduler": scheduler, "store": store}
+    reports = run_theories(outdir, names, quick=quick, seed=seed, overrides=tolerance_overrides or {}, stream=stream,
+                           sweep_options=sweep_options)
     settings = {"mode": "quick" if quick else "full", "seed": seed, "theories": names,
-                "tolerance_overrides": dict(tolerance_overrides or {})}
+                "tolerance_overrides": dict(tolerance_overrides or {}),
+                "sweep": {k: (str(v) if v is not None else None) for k, v in sweep_options.items()}}
     record = results_record(reports, settings, time.perf_counter() - start)
     write_json(outdir / "results.json", record)
     with atomic_path(outdir / "report.md") as tmp:

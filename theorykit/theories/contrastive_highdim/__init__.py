@@ -59,12 +59,12 @@ def builtin_systems():
     }
 
 
-def reproduce(outdir, *, quick: bool = True, seed: int = 0):
+def reproduce(outdir, *, quick: bool = True, seed: int = 0, **sweep_options):
     """Derive, compile, analyse, simulate and compare; write figures into ``outdir``. See
-    :func:`._reproduce.reproduce`."""
+    :func:`._reproduce.reproduce` (``sweep_options``: ``processes``, ``scheduler``, ``store``)."""
     from ._reproduce import reproduce as _r
 
-    return _r(outdir, quick=quick, seed=seed)
+    return _r(outdir, quick=quick, seed=seed, **sweep_options)
 
 
 __all__ = ["ContrastiveODE", "HiddenLaw", "Hyper", "Trajectory", "Uninformative", "simulate_sgd", "simulate_pde",
