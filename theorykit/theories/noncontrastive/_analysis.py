@@ -69,13 +69,16 @@ def pack(csys, values: Mapping[str, float]) -> np.ndarray:
 
 def integrate(csys, y0: np.ndarray, params: np.ndarray, t_eval: np.ndarray, *, rtol: float = 1e-8,
               atol: float = 1e-10) -> np.ndarray:
-    """States at ``t_eval`` (float64[n_t, n_states]) of the compiled system, from ``t_eval[0]``."""
+    """States at ``t_eval`` (float64[n_t, n_states]) of the compiled system, from ``t_eval[0]``.
+
+    LSODA: the flows become stiff as they settle on an equilibrium (dopri5 is then stability-limited).
+    """
     from ...solve import solve
 
     t_eval = np.asarray(t_eval, dtype=float)
     y0 = np.asarray(y0, dtype=float)
     sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), params, t_eval=t_eval, rtol=rtol,
-                atol=atol, method="dopri5", max_steps=1_000_000)
+                atol=atol, method="lsoda", max_steps=1_000_000)  # stiff near the equilibria
     return np.asarray(sol.y)
 
 
