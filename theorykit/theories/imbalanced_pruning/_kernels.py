@@ -64,7 +64,7 @@ def sample_tokens(M, cum_pi, sigma, X, Y, codes):
                     Y[n, r, c] = sigma * np.random.standard_normal()
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def attention(X, beta, U):
     """Single-head self-attention with fixed weights ``W_Q^T W_K = beta I``, ``W_V = I``.
 
@@ -94,7 +94,7 @@ def attention(X, beta, U):
                     U[n, r, c] += a * X[n, s, c]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def forward(U, W, bias, S, H):
     """MLP of bilateral-ReLU neurons summed over tokens.
 
@@ -119,7 +119,7 @@ def forward(U, W, bias, S, H):
                     H[n, i] += acc + bias[i]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def loss_grad(UX, UY, W, bias, Wsg, bias_sg, tau, lam, SX, HX, SY, HY, grad):
     """InfoNCE loss with a stop-gradient on the second view, plus ``lam/2 ||W||^2``, and its W-gradient.
 
@@ -205,7 +205,7 @@ def project(W, M, proj, noise):
         noise[i] = math.sqrt(max(tot - fe, 0.0))
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def train_chunk(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_steps, record_every,
                 rec_proj, rec_noise, rec_loss, rec_start):
     """Run ``n_steps`` of mini-batch SGD on fresh batches, recording every ``record_every`` steps.
