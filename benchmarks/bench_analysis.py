@@ -66,7 +66,7 @@ def main(argv=None) -> None:
         ("first calls (numba compile / cache load)", "2 tiny ensembles", t_warm, ""),
         (f"phase diagram {n}x{n}, eigenmode_cubic (2 states), t=200", f"{n * n} trajectories", t_pd,
          ", ".join(f"{k} {v:.3f}" for k, v in pd.fractions().items() if v)),
-        (f"basin map, double_well, t=30", f"{args.n_basin} initial conditions", t_bm,
+        ("basin map, double_well, t=30", f"{args.n_basin} initial conditions", t_bm,
          f"left {left:.4f} ± {se:.4f}"),
         ("find_fixed_points, double_well", "64 Newton starts", t_fp, f"{len(fps)} fixed points"),
         ("continue_branch, Hopf normal form", f"{len(br)} points", t_br,

@@ -26,7 +26,6 @@ def render() -> str:
     dH_dmu, dH_dv, slope_mu, slope_v = th._slopes()
     D = th.derive(2)
     sysK = D.system
-    z = th.Z
     lines = [
         "# Contrastive learning under imbalanced data and magnitude pruning",
         "",
@@ -68,7 +67,7 @@ def render() -> str:
         "",
         f"$$R(m, v) = \\mathbb E[\\mathrm{{ReLU}}(m + v g)] = {_tex(R(m, th.V))}$$",
         "",
-        f"$$H(\\mu, v, b) = \\mathbb E[\\mathrm{{BReLU}}_b(\\mu + v g)] = R(\\mu - b, v) - R(-\\mu - b, v)$$",
+        "$$H(\\mu, v, b) = \\mathbb E[\\mathrm{BReLU}_b(\\mu + v g)] = R(\\mu - b, v) - R(-\\mu - b, v)$$",
         "",
         f"$$\\partial_\\mu H = {_tex(dH_dmu)}$$",
         "",

@@ -14,7 +14,6 @@ interrupted run. Failed sweep points are printed and left out of the means.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from theorykit._io import provenance, write_json
 from theorykit.theories.imbalanced_pruning import reproduce

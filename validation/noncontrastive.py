@@ -14,7 +14,6 @@ and figures, and prints the fitted rates and agreement. Failed points are listed
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 

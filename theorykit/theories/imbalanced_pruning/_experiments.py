@@ -283,7 +283,7 @@ def _stage_figure(outdir: Path, st: StageSummary, st_half: StageSummary, scales:
     import matplotlib.pyplot as plt
 
     groups = [("SGD, majority", st.measured_major, "C0"), ("SGD, minority", st.measured_minor, "C3"),
-              (f"SGD, majority, eta/2", st_half.measured_major, "C2"),
+              ("SGD, majority, eta/2", st_half.measured_major, "C2"),
               ("population flow, majority", st.predicted_major, "C1")]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     width = 0.18
