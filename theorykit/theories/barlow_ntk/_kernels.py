@@ -128,15 +128,9 @@ def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
     K = V.shape[0]
     A = np.empty((n, M))
     dA = np.empty((n, M))
-    hidden(Z, W, act, A, dA)
+    F = np.empty((n, K))
+    forward(Z, W, V, act, A, dA, F)
     s = 1.0 / math.sqrt(M)
-    F = np.zeros((n, K))
-    for i in range(n):
-        for k in range(K):
-            acc = 0.0
-            for m in range(M):
-                acc += A[i, m] * V[k, m]
-            F[i, k] = acc * s
     gF = np.empty((n, K))
     L, C = dloss_dF(F, N, lam, gF)
     gV[:] = 0.0
@@ -154,13 +148,11 @@ def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
 
 
 @njit(cache=True)
-def outputs(Z, W, V, act, out):
-    """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
+def forward(Z, W, V, act, A, dA, out):
+    """Forward pass: hidden activations ``A`` and derivatives ``dA`` (n, M), outputs ``out = A Vᵀ / √M`` (n, K)."""
     n = Z.shape[0]
     M = W.shape[0]
     K = V.shape[0]
-    A = np.empty((n, M))
-    dA = np.empty((n, M))
     hidden(Z, W, act, A, dA)
     s = 1.0 / math.sqrt(M)
     for i in range(n):
@@ -169,6 +161,14 @@ def outputs(Z, W, V, act, out):
             for m in range(M):
                 acc += A[i, m] * V[k, m]
             out[i, k] = acc * s
+
+
+@njit(cache=True)
+def outputs(Z, W, V, act, out):
+    """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
+    n = Z.shape[0]
+    M = W.shape[0]
+    forward(Z, W, V, act, np.empty((n, M)), np.empty((n, M)), out)
 
 
 @njit(cache=True)
