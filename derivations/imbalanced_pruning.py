@@ -23,7 +23,8 @@ def render() -> str:
     """The Markdown text of the derivation (deterministic)."""
     R = th.relu_mean()
     m = sp.Symbol("m", real=True)
-    dH_dmu, dH_dv, slope_mu, slope_v = th._slopes()
+    dH_dmu, dH_dv, slope_mu, slope_v, _ = th._slopes()
+    q = th.saturation_factor()
     D = th.derive(2)
     sysK = D.system
     lines = [
@@ -103,7 +104,25 @@ def render() -> str:
         f"ODE system `{sysK.name}` with states {', '.join(f'${_tex(s)}$' for s in sysK.states)} and parameters "
         f"{', '.join(f'${_tex(s)}$' for s in sysK.params)}; $\\dot a_k = -\\eta g_k$, $\\dot r = -\\eta g_\\perp$.",
         "",
-        "## Stage time scales",
+        "## Softmax saturation and the coupled flow",
+        "",
+        "The linearised gradient never stops growing a learned feature. In InfoNCE the growth stops when the",
+        "positive logit dominates the softmax. Closing the softmax per token: a token carrying $sM_k$ adds",
+        "$e_k = \\sum_i H(a_{ik}, v_i, \\kappa v_i)^2/\\tau$ to the positive logit; of the $B-1$ negatives, on",
+        "average $n_s = (B-1)\\rho_k/2$ carry $sM_k$ (logit $+e_k$), as many carry $-sM_k$ (logit $-e_k$) and",
+        "$n_r = (B-1)(1-\\rho_k)$ carry neither (logit 0), with $\\rho_k = 1-(1-\\pi_k)^L$. With the stop-gradient",
+        "the feature's gradient is weighted by the positive plus same-sign minus opposite-sign derivatives of",
+        "$\\ell = -x_+ + \\log(e^{x_+} + n_s e^{x_s} + n_s e^{x_o} + n_r)$:",
+        "",
+        f"$$q(e) = {_tex(q)},$$",
+        "",
+        "which is $(B-1)/B$ (the linearised weight, $c$ above) at $e = 0$ and decays like $e^{-e}$. Replacing",
+        "$(1-1/B)$ by $q(e_k)$ per feature couples the neurons through $e_k$; `population_flow` integrates",
+        "the $m(K+1)$ projections with `theorykit.solve` (Dormand-Prince), the per-feature terms $s_\\mu, s_v, h$",
+        "and $q$ coming from the compiled SymPy expressions. The closure ignores the other tokens of a sample",
+        "and their matches among the negatives.",
+        "",
+        "## Stage times",
         "",
         "In stage 1 a feature projection grows at a rate $\\propto \\eta c \\pi_k$ and has to overtake the",
         "noise projection, a factor polynomial in $d$ larger at initialisation, so",
@@ -112,19 +131,20 @@ def render() -> str:
         "\\Theta\\Big(\\frac{d\\log d}{\\eta\\log\\log d}\\Big),$$",
         "",
         "the scale of Lemma 3.1; minority features ($\\pi = \\varepsilon_{\\min} p$) need $1/\\varepsilon_{\\min}$ times",
-        "longer. $T_2$ (separation: dominant projection $\\ge 3\\times$ the non-dominant and noise projections)",
-        "and $T_3$ (convergence: within 5% of the final value) share the $1/(\\eta\\pi)$ scaling; their",
-        "constants are not fixed by the Theta statements. `stage_time_scales(d, eta, eps)` evaluates them with",
-        "unit constants; `reproduce` compares the measured $T_1$ with the population flow started from each",
-        "neuron's initial projections, and checks $T_1\\propto 1/\\eta$.",
+        "longer. The flow depends on time only through $\\eta t$, so every stage time scales as $1/\\eta$.",
+        "The stage boundaries are detected the same way on SGD records and on the flow (`detect_stages`):",
+        "$T_1$ when the dominant projection overtakes the noise projection, $T_2$ when it reaches $3\\times$ the",
+        "non-dominant and noise projections, $T_3$ when its running median comes within 10% of its plateau.",
+        "The flow started from a run's initial projections thus predicts $T_1, T_2, T_3$ of every neuron as",
+        "functions of $d, \\eta, \\varepsilon_{\\min}$ and the other settings; `reproduce` compares them with SGD.",
         "",
         "## Where this model differs from the paper",
         "",
         "* Attention weights are fixed ($W_Q^\\top W_K = \\beta I$, $W_V = I$); only the MLP neurons are trained.",
         "* The population gradient is exact for one token (or identity attention); the simulator uses $L$",
         "  tokens with softmax attention.",
-        "* InfoNCE is linearised in the logits for the derivation, so the flow has no saturation and does not",
-        "  predict the convergence stage; the simulator uses the full loss.",
+        "* The softmax of InfoNCE enters the flow only through the token-level closure $q(e)$; the simulator",
+        "  uses the full loss. The closure overestimates the plateaus (about 1.3x), so it ends stage 3 later.",
         "* Each token carries at most one feature (a sparse-coding model with one active atom); minority",
         "  features occur with probability $\\varepsilon_{\\min} p$, majority features with $p$.",
         "* Positive pairs share the signed features token by token and differ in their noise draws.",

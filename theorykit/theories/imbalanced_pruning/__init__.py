@@ -6,7 +6,8 @@ with majority and minority features, a Transformer-MLP encoder (fixed single-hea
 neurons), InfoNCE with a stop-gradient, SGD, and magnitude pruning part-way through training.
 
 Modules: :mod:`._kernels` (numba), :mod:`._model` (data, encoder, training, pruning, metrics),
-:mod:`._theory` (SymPy population gradient, compiled flow, stage detection), :mod:`._experiments`
+:mod:`._theory` (SymPy population gradient and softmax saturation, compiled coupled flow, stage
+detection), :mod:`._experiments`
 (sweeps, claims, figures, :func:`reproduce`).
 """
 
@@ -17,12 +18,13 @@ from ._model import (COS_THRESHOLD as COS_THRESHOLD, Config as Config, Run as Ru
                      feature_metrics as feature_metrics, loss_and_grad as loss_and_grad,
                      magnitude_prune as magnitude_prune, positive_pair_cosine as positive_pair_cosine,
                      sample_pairs as sample_pairs, train as train)
-from ._theory import (derive as derive, detect_stages as detect_stages, population_flow as population_flow,
-                      projected_gradient as projected_gradient, slope_system as slope_system,
-                      stage_time_scales as stage_time_scales)
+from ._theory import (derive as derive, detect_stages as detect_stages, learned_neurons as learned_neurons,
+                      population_flow as population_flow, projected_gradient as projected_gradient,
+                      saturation_factor as saturation_factor, slope_system as slope_system,
+                      stage_time_scales as stage_time_scales, stage_times as stage_times)
 
 __all__ = ["reproduce", "default_config", "stage_summary", "sweep", "mc_gradient_check", "evaluate",
            "COS_THRESHOLD", "Config", "Run", "cosines", "downstream_mse", "encode", "feature_matrix",
            "feature_metrics", "loss_and_grad", "magnitude_prune", "positive_pair_cosine", "sample_pairs", "train",
-           "derive", "detect_stages", "population_flow", "projected_gradient", "slope_system",
-           "stage_time_scales"]
+           "derive", "detect_stages", "learned_neurons", "population_flow", "projected_gradient",
+           "saturation_factor", "slope_system", "stage_time_scales", "stage_times"]

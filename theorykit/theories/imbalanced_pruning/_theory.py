@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from ..._checks import check_int
 from ...compile import compile_system
 from ...derive import ODESystem
 from ...errors import InvalidParameterError
@@ -88,21 +89,21 @@ class Derivation:
 
 
 @functools.lru_cache(maxsize=1)
-def _slopes() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+def _slopes() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
     H = brelu_mean()
     dH_dmu = sp.simplify(sp.diff(H, MU))
     dH_dv = sp.simplify(sp.diff(H, V))
     # H is homogeneous of degree one in (mu, v, b): evaluate at v = 1, mu = z, b = kappa
     at = {MU: Z, V: 1, BIAS: KAPPA}
     h = H.subs(at)
-    return dH_dmu, dH_dv, 2 * h * dH_dmu.subs(at), 2 * h * dH_dv.subs(at)
+    return dH_dmu, dH_dv, 2 * h * dH_dmu.subs(at), 2 * h * dH_dv.subs(at), h
 
 
 @functools.lru_cache(maxsize=8)
 def derive(n_features: int) -> Derivation:
     """Derive the projected population gradient for ``n_features`` features (SymPy, cached)."""
     H = brelu_mean()
-    dH_dmu, dH_dv, slope_mu, slope_v = _slopes()
+    dH_dmu, dH_dv, slope_mu, slope_v, _ = _slopes()
     a = tuple(sp.Symbol(f"a{k + 1}", real=True) for k in range(n_features))
     pi = tuple(sp.Symbol(f"pi{k + 1}", positive=True) for k in range(n_features))
     r = sp.Symbol("r", nonnegative=True)
@@ -129,14 +130,14 @@ def slope_system() -> ODESystem:
     r"""The per-feature population terms as observables of a (static) system in :math:`z = a/v`.
 
     ``slope_mu`` is :math:`\partial_\mu(H^2)/v` and ``slope_v`` is :math:`\partial_v(H^2)/v`, both
-    at :math:`\mu = z v`, :math:`b = \kappa v`. The right-hand side is zero: the system only carries
+    at :math:`\mu = z v`, :math:`b = \kappa v`; ``h`` is :math:`H(z, 1, \kappa) = H(a, v, \kappa v)/v`. The right-hand side is zero: the system only carries
     the compiled observables, from which :func:`projected_gradient` assembles the ``K``-feature
     gradient in :math:`O(K)` per call (the fully symbolic ``K``-feature system of :func:`derive` has
     :math:`O(K^2)` terms and is kept for display and testing).
     """
-    _, _, slope_mu, slope_v = _slopes()
+    _, _, slope_mu, slope_v, h = _slopes()
     return ODESystem(t=T, states=(Z,), rhs=(sp.Integer(0),), params=(KAPPA,),
-                     observed={"slope_mu": slope_mu, "slope_v": slope_v},
+                     observed={"slope_mu": slope_mu, "slope_v": slope_v, "h": h},
                      provenance=("imbalanced_pruning: per-feature population terms of the BReLU neuron",),
                      name="imbalanced_pruning_slopes")
 
@@ -158,7 +159,7 @@ def flow_params(cfg: Config) -> dict[str, float]:
 def _slopes_at(z: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
     csys = compiled()
     p = np.array([kappa])
-    buf = np.empty(2)
+    buf = np.empty(3)
     sm, sv = np.empty(z.size), np.empty(z.size)
     y = np.empty(1)
     for k, zk in enumerate(z):
@@ -192,78 +193,275 @@ def projected_gradient(cfg: Config, a: np.ndarray, r: float) -> np.ndarray:
     return g
 
 
-def population_flow(cfg: Config, a0: np.ndarray, r0: float, t_eval: np.ndarray) -> np.ndarray:
-    """Integrate the population flow of one neuron; returns float64[n_t, K + 1] (``a_1..a_K, r``).
+# ------------------------------------------------------------------------------- saturating network flow
+LOGIT = sp.Symbol("e", real=True)
+N_SAME, N_REST = sp.symbols("n_s n_r", nonnegative=True)
 
-    Time is measured in SGD steps (the flow is the small-``eta`` limit of the SGD recursion).
+
+@functools.lru_cache(maxsize=1)
+def saturation_factor() -> sp.Expr:
+    r"""Token-level closure of the InfoNCE softmax: the weight :math:`q(e)` of a feature's gradient.
+
+    A token carrying :math:`sM_j` adds :math:`e_j = \sum_i H_{ij}^2/\tau` to the positive logit
+    (:math:`H_{ij} = H(a_{ij}, v_i, \kappa v_i)`). Among the :math:`B-1` negatives, on average
+    :math:`n_s = (B-1)\rho_j/2` carry the same signed feature (logit :math:`+e_j`), as many carry it with the
+    opposite sign (:math:`-e_j`) and :math:`n_r = (B-1)(1-\rho_j)` do not carry it (logit 0), with
+    :math:`\rho_j = 1-(1-\pi_j)^L`. With the stop-gradient, the gradient of
+    :math:`\ell = -x_+ + \log(e^{x_+} + n_s e^{x_s} + n_s e^{x_o} + n_r)` along the feature is the
+    positive minus the same-sign plus the opposite-sign logit derivative, so
+
+    .. math:: q(e) = -\Big(\frac{\partial\ell}{\partial x_+} + \frac{\partial\ell}{\partial x_s}
+              - \frac{\partial\ell}{\partial x_o}\Big)\Big|_{x_+ = x_s = e,\ x_o = -e},
+
+    which equals :math:`(B-1)/B` (the linearised weight) at :math:`e = 0` and decays like
+    :math:`e^{-e}` once the feature is learned: the saturation that ends the growth (stage 3).
     """
-    from scipy.integrate import solve_ivp
+    xp, xs, xo = sp.symbols("x_+ x_s x_o", real=True)
+    loss = -xp + sp.log(sp.exp(xp) + N_SAME * sp.exp(xs) + N_SAME * sp.exp(xo) + N_REST)
+    q = -(sp.diff(loss, xp) + sp.diff(loss, xs) - sp.diff(loss, xo))
+    return sp.simplify(q.subs({xp: LOGIT, xs: LOGIT, xo: -LOGIT}))
 
-    y0 = np.concatenate([np.asarray(a0, dtype=np.float64), [float(r0)]])
 
-    def f(t, y):
-        return -cfg.eta * projected_gradient(cfg, y[:-1], abs(y[-1]))
+@functools.lru_cache(maxsize=1)
+def saturation_system() -> ODESystem:
+    """:func:`saturation_factor` as the observable ``q`` of a static system in the logit ``e``."""
+    return ODESystem(t=T, states=(LOGIT,), rhs=(sp.Integer(0),), params=(N_SAME, N_REST),
+                     observed={"q": saturation_factor()},
+                     provenance=("imbalanced_pruning: token-level closure of the InfoNCE softmax",),
+                     name="imbalanced_pruning_saturation")
 
-    sol = solve_ivp(f, (float(t_eval[0]), float(t_eval[-1])), y0, t_eval=t_eval, method="LSODA",
-                    rtol=1e-6, atol=1e-10)
-    if not sol.success:  # pragma: no cover - smooth flow
-        raise RuntimeError(f"population flow integration failed: {sol.message}")
-    return sol.y.T
+
+def network_system(width: int, n_features: int) -> ODESystem:
+    r"""The coupled population flow of ``width`` neurons (states ``a_{i}_{k}``, ``r_{i}``), abstractly.
+
+    Neuron :math:`i` follows the projected population gradient of :func:`derive` with the linearised
+    weight :math:`(B-1)/B` replaced by the saturation :math:`q_k = q(e_k)` of :func:`saturation_factor`
+    per feature, :math:`e_k = \gamma\sum_i v_i^2 h(a_{ik}/v_i)^2` with :math:`\gamma = 1/\tau` (the logit
+    scale; :math:`\gamma = 0` gives the linearised flow), which couples the neurons:
+
+    .. math:: \dot a_{ik} = \eta\Big[\tfrac{L}{2\tau}\big(q_k\pi_k v_i s_\mu(z_{ik})
+              + \sigma^2 a_{ik} D_i\big) - \lambda a_{ik}\Big],\qquad
+              \dot r_i = \eta\Big[\tfrac{L}{2\tau}\sigma^2 r_i D_i - \lambda r_i\Big],
+              \qquad D_i = \sum_j q_j \pi_j s_v(z_{ij}).
+
+    The per-feature terms are functions ``G_*`` here; :func:`network_flow` evaluates them with the
+    compiled :func:`slope_system` and :func:`saturation_system`.
+    """
+    check_int("width", width, 1)
+    check_int("n_features", n_features, 1)
+    a = [sp.Symbol(f"a_{i + 1}_{k + 1}", real=True) for i in range(width) for k in range(n_features)]
+    r = [sp.Symbol(f"r_{i + 1}", nonnegative=True) for i in range(width)]
+    tau_, ell = sp.symbols("tau L", positive=True)
+    gamma = sp.Symbol("gamma", nonnegative=True)
+    pis = [sp.Symbol(f"pi{k + 1}", positive=True) for k in range(n_features)]
+    n_same = [sp.Symbol(f"n_s{k + 1}", nonnegative=True) for k in range(n_features)]
+    n_rest = [sp.Symbol(f"n_r{k + 1}", nonnegative=True) for k in range(n_features)]
+    rhs = [-ETA * sp.Function(f"G_{x.name}")(T) for x in (*a, *r)]
+    return ODESystem(t=T, states=(*a, *r), rhs=tuple(rhs),
+                     params=(ETA, ell, tau_, LAM, SIGMA, KAPPA, gamma, *pis, *n_same, *n_rest),
+                     provenance=("imbalanced_pruning: per-neuron projected population gradient (see derive)",
+                                 "InfoNCE softmax closed per feature by the token-level saturation q(e)"),
+                     name=f"imbalanced_pruning_network_m{width}_K{n_features}")
+
+
+def network_params(cfg: Config, *, saturation: bool = True) -> np.ndarray:
+    """float64: packed parameters of :func:`network_system` for ``cfg`` (``saturation=False`` gives the
+    linearised flow, ``gamma = 0``: every feature keeps the weight ``(B-1)/B``)."""
+    pis = cfg.feature_probs()
+    rho = 1.0 - (1.0 - pis) ** cfg.n_tokens
+    n_same = (cfg.batch - 1) * rho / 2
+    n_rest = (cfg.batch - 1) * (1.0 - rho)
+    gamma = 1.0 / cfg.tau if saturation else 0.0
+    return np.concatenate(([cfg.eta, cfg.n_tokens, cfg.tau, cfg.lam, cfg.sigma, cfg.kappa, gamma], pis, n_same,
+                           n_rest))
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_network(width: int, n_features: int):
+    """:func:`network_system` as a :class:`~theorykit.compile.CompiledSystem` for :func:`theorykit.solve.solve`.
+
+    The right-hand side is an njit closure over the compiled observables of :func:`slope_system` and
+    :func:`saturation_system` (numba compiles it once per process and shape).
+    """
+    from numba import njit
+
+    from ...compile import CompiledSystem
+
+    slopes = compile_system(slope_system(), backend="numba", jac=False).observed_into
+    sat = compile_system(saturation_system(), backend="numba", jac=False).observed_into
+    m, nk = width, n_features
+
+    @njit
+    def rhs_into(t, y, p, out):
+        eta, ell, tau, lam, sigma, kappa, gamma = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        pis = p[7:7 + nk]
+        n_same = p[7 + nk:7 + 2 * nk]
+        n_rest = p[7 + 2 * nk:7 + 3 * nk]
+        z = np.empty(1)
+        kap = np.empty(1)
+        kap[0] = kappa
+        buf = np.empty(3)
+        sm = np.empty((m, nk))
+        sv = np.empty((m, nk))
+        v = np.empty(m)
+        e = np.zeros(nk)
+        for i in range(m):
+            acc = y[m * nk + i] ** 2
+            for k in range(nk):
+                acc += y[i * nk + k] ** 2
+            v[i] = sigma * math.sqrt(acc)
+            for k in range(nk):
+                z[0] = y[i * nk + k] / v[i]
+                slopes(0.0, z, kap, buf)
+                sm[i, k], sv[i, k] = buf[0], buf[1]
+                e[k] += gamma * (v[i] * buf[2]) ** 2
+        q = np.empty(nk)
+        ps = np.empty(2)
+        for k in range(nk):
+            z[0] = min(e[k], 700.0)
+            ps[0], ps[1] = n_same[k], n_rest[k]
+            sat(0.0, z, ps, buf)
+            q[k] = buf[0]
+        c = ell / (2.0 * tau)
+        for i in range(m):
+            D = 0.0
+            for k in range(nk):
+                D += q[k] * pis[k] * sv[i, k]
+            for k in range(nk):
+                a = y[i * nk + k]
+                out[i * nk + k] = -eta * (-c * (q[k] * pis[k] * v[i] * sm[i, k] + sigma * sigma * a * D) + lam * a)
+            r = y[m * nk + i]
+            out[m * nk + i] = -eta * (-c * sigma * sigma * r * D + lam * r)
+
+    source = ("# coupled population flow: theorykit.theories.imbalanced_pruning._theory.compiled_network, an njit "
+              "closure over the compiled observables of 'imbalanced_pruning_slopes' and "
+              "'imbalanced_pruning_saturation'\n")
+    return CompiledSystem.from_functions(network_system(m, nk), rhs_into=rhs_into, source=source)
+
+
+def population_flow(cfg: Config, a0: np.ndarray, r0: np.ndarray, t_eval: np.ndarray, *,
+                    saturation: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate the coupled population flow of :func:`network_system` from the projections of the
+    neurons; time is measured in SGD steps (the flow is the small-``eta`` limit of the SGD recursion).
+
+    Parameters
+    ----------
+    cfg : Config
+        Settings (``nsr > 0``: the BReLU threshold scales with the noise).
+    a0 : float64[m, K]
+        Initial projections ``<w_i, M_k>`` (e.g. ``run.proj[0]``).
+    r0 : float64[m]
+        Initial norms outside span(M) (e.g. ``run.noise[0]``).
+    t_eval : float64[n_t]
+        Output times, increasing, starting at the initial time.
+    saturation : bool
+        Close the InfoNCE softmax with :func:`saturation_factor` (default); ``False`` integrates the
+        linearised flow (each neuron on its own, no convergence stage).
+
+    Returns
+    -------
+    proj : float64[n_t, m, K]
+    noise : float64[n_t, m]
+
+    Raises
+    ------
+    InvalidParameterError
+        On ``nsr = 0``, mismatched shapes or a non-increasing ``t_eval``.
+    SolveError
+        If the integration fails (non-finite values, blow-up, step underflow).
+    """
+    from ...solve import solve
+
+    if cfg.sigma <= 0:
+        raise InvalidParameterError("the population flow needs nsr > 0 (the BReLU threshold scales with the noise)")
+    a0 = np.asarray(a0, dtype=np.float64)
+    r0 = np.abs(np.asarray(r0, dtype=np.float64))
+    if a0.ndim != 2 or a0.shape[1] != cfg.n_features or r0.shape != (a0.shape[0],):
+        raise InvalidParameterError(f"a0 must have shape (m, {cfg.n_features}) and r0 shape (m,), "
+                                    f"got {a0.shape} and {r0.shape}")
+    t_eval = np.asarray(t_eval, dtype=np.float64)
+    if t_eval.ndim != 1 or t_eval.size < 2 or np.any(np.diff(t_eval) <= 0):
+        raise InvalidParameterError("t_eval must be an increasing 1-d array of at least two times")
+    m, nk = a0.shape
+    alive = (np.sum(a0**2, axis=1) + r0**2) > 0  # pruned neurons stay at zero
+    idx = np.flatnonzero(alive)
+    csys = compiled_network(idx.size, nk)
+    y0 = np.concatenate([a0[idx].ravel(), r0[idx]])
+    sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), network_params(cfg, saturation=saturation),
+                t_eval=t_eval, rtol=1e-7, atol=1e-10)
+    proj = np.zeros((t_eval.size, m, nk))
+    noise = np.zeros((t_eval.size, m))
+    proj[:, idx, :] = sol.y[:, : idx.size * nk].reshape(-1, idx.size, nk)
+    noise[:, idx] = np.abs(sol.y[:, idx.size * nk:])
+    return proj, noise
 
 
 def stage_time_scales(d: int, eta: float, eps: float, *, p: float | None = None, c: float = 1.0) -> dict[str, float]:
-    r"""The paper's stage time scales with unit constants.
+    r"""Lemma 3.1's stage-1 time scale with a unit constant.
 
     With per-token feature frequency :math:`\pi` the feature projections grow at rate
-    :math:`\propto \eta c \pi` and must grow by a factor polynomial in :math:`d`, so every stage lasts
+    :math:`\propto \eta c \pi` and must grow by a factor polynomial in :math:`d`, so stage 1 lasts
     :math:`\Theta(\log d / (\eta c \pi))`; with the paper's :math:`\pi = \log\log d / d` this is
-    Lemma 3.1's :math:`T_1 = \Theta(d\log d / (\eta\log\log d))`. Minority features
-    (:math:`\pi = \varepsilon p`) take :math:`1/\varepsilon` times longer.
+    :math:`T_1 = \Theta(d\log d / (\eta\log\log d))`. Minority features (:math:`\pi = \varepsilon p`) take
+    :math:`1/\varepsilon` times longer. The constants, and the times :math:`T_2, T_3`, come from the
+    population flow (:func:`flow_stage_times`).
 
-    Returns ``T1_major``, ``T1_minor``, ``T2_major``, ``T3_major`` (the last two share the
-    :math:`1/(\eta\pi)` scaling; their constants are not fixed by the Theta statements, here 2 and 3).
+    Returns ``T1_major`` and ``T1_minor``.
     """
     p = math.log(math.log(d)) / d if p is None else p
     t1 = math.log(d) / (eta * c * p)
-    return {"T1_major": t1, "T1_minor": t1 / eps, "T2_major": 2 * t1, "T3_major": 3 * t1}
+    return {"T1_major": t1, "T1_minor": t1 / eps}
 
 
 # -------------------------------------------------------------------------------------------- stages
 def detect_stages(t: np.ndarray, dom: np.ndarray, nondom: np.ndarray, noise: np.ndarray, *,
-                  sep: float = 3.0, tol: float = 0.05) -> tuple[float, float, float]:
+                  sep: float = 3.0, tol: float = 0.1, window: int = 5) -> tuple[float, float, float]:
     r"""Stage boundaries of one neuron from its projections over time.
 
     * :math:`T_1`: first time the dominant-feature projection exceeds the noise projection (end of the
       stage in which feature directions grow while noise is suppressed);
-    * :math:`T_2`: first time it exceeds ``sep`` times both the largest non-dominant projection and the
-      noise projection (clear separation);
-    * :math:`T_3`: first time after which it stays within ``tol`` (relative) of its final value
-      (convergence). ``nan`` where a criterion is never met; :math:`T_3` is ``nan`` when the final
-      10% of the record are not yet within tolerance.
+    * :math:`T_2`: first time after :math:`T_1` it exceeds ``sep`` times both the largest non-dominant
+      projection and the noise projection (clear separation);
+    * :math:`T_3`: first time after :math:`T_2` the dominant projection, smoothed by a running median over
+      ``window`` records (SGD fluctuates), comes within ``tol`` (relative) of its plateau, the median of
+      the last quarter of the record (convergence).
+
+    ``nan`` where a criterion is never met. :math:`T_3` is ``nan`` when the record has not converged:
+    the medians of its last two quarters differ by more than ``tol`` (relative).
 
     Parameters
     ----------
     t : float64[n_t]
     dom, nondom, noise : float64[n_t]
         ``|<w, M_dom>|``, ``max_{k != dom} |<w, M_k>|`` and the norm outside span(M).
+    sep, tol : float
+        Separation factor of :math:`T_2`, relative tolerance of :math:`T_3`.
+    window : int
+        Running-median window (records) of :math:`T_3`.
     """
     t = np.asarray(t, dtype=np.float64)
     dom, nondom, noise = (np.abs(np.asarray(x, dtype=np.float64)) for x in (dom, nondom, noise))
+    if not (t.shape == dom.shape == nondom.shape == noise.shape) or t.ndim != 1:
+        raise InvalidParameterError(f"t, dom, nondom and noise must be 1-d arrays of one length, got shapes "
+                                    f"{t.shape}, {dom.shape}, {nondom.shape}, {noise.shape}")
+    check_int("window", window, 1)
 
     def first(cond: np.ndarray, start: int = 0) -> int:
         idx = np.flatnonzero(cond[start:])
         return int(idx[0] + start) if idx.size else -1
 
     i1 = first(dom >= noise)
-    i2 = first((dom >= sep * nondom) & (dom >= sep * noise), max(i1, 0))
-    final = dom[-1]
-    out_tol = np.abs(dom - final) > tol * max(final, 1e-300)
-    bad = np.flatnonzero(out_tol)
-    i3 = 0 if bad.size == 0 else int(bad[-1] + 1)
-    if i3 >= int(0.9 * len(t)) or i2 < 0:
-        i3 = -1
-    else:
-        i3 = max(i3, i2)
+    i2 = first((dom >= sep * nondom) & (dom >= sep * noise), i1) if i1 >= 0 else -1
+    i3 = -1
+    quarter = t.size // 4
+    if i2 >= 0 and quarter >= 1:
+        plateau = float(np.median(dom[-quarter:]))
+        before = float(np.median(dom[-2 * quarter:-quarter]))
+        if abs(plateau - before) <= tol * plateau:
+            half = window // 2
+            padded = np.pad(dom, (half, window - 1 - half), mode="edge")
+            smooth = np.median(np.lib.stride_tricks.sliding_window_view(padded, window), axis=1)
+            i3 = first(np.abs(smooth - plateau) <= tol * plateau, i2)
     return tuple(float(t[i]) if i >= 0 else math.nan for i in (i1, i2, i3))  # type: ignore[return-value]
 
 
@@ -278,3 +476,46 @@ def neuron_trajectories(proj: np.ndarray, noise: np.ndarray, i: int, dom: int | 
     others = np.delete(P, j, axis=1)
     nd = others.max(axis=1) if others.shape[1] else np.zeros(P.shape[0])
     return P[:, j], nd, noise[:, i], j
+
+
+def learned_neurons(proj: np.ndarray, noise: np.ndarray, *, min_growth: float = 2.0, min_cos: float = 0.5
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Neurons that learned a feature, and which one.
+
+    A neuron learned its dominant feature ``j`` (largest final ``|<w_i, M_j>|``) when that projection ends
+    at least ``min_growth`` times the neuron's initial norm (it grew along the feature beyond the random
+    initialisation) and at cosine at least ``min_cos`` with ``M_j``. Pruned (zero) neurons never qualify.
+
+    Parameters
+    ----------
+    proj : float64[n_t, m, K]
+        Records of ``<w_i, M_k>``.
+    noise : float64[n_t, m]
+        Records of the norm outside span(M).
+
+    Returns
+    -------
+    neurons, features : int64[n]
+    """
+    proj = np.asarray(proj, dtype=np.float64)
+    noise = np.asarray(noise, dtype=np.float64)
+    norm0 = np.sqrt(np.sum(proj[0] ** 2, axis=1) + noise[0] ** 2)
+    norm1 = np.sqrt(np.sum(proj[-1] ** 2, axis=1) + noise[-1] ** 2)
+    final = np.abs(proj[-1])
+    feat = np.argmax(final, axis=1)
+    top = final[np.arange(final.shape[0]), feat]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (norm1 > 0) & (top >= min_growth * norm0) & (top >= min_cos * norm1)
+    idx = np.flatnonzero(ok)
+    return idx.astype(np.int64), feat[idx].astype(np.int64)
+
+
+def stage_times(t: np.ndarray, proj: np.ndarray, noise: np.ndarray, neurons: np.ndarray, features: np.ndarray,
+                **detect) -> np.ndarray:
+    """float64[n, 3]: :func:`detect_stages` (``T1, T2, T3``) of each neuron with its given dominant feature,
+    from records ``proj`` [n_t, m, K] and ``noise`` [n_t, m] (``detect`` is passed on)."""
+    out = np.empty((len(neurons), 3))
+    for n, (i, j) in enumerate(zip(neurons, features)):
+        dom, nd, nz, _ = neuron_trajectories(proj, noise, int(i), dom=int(j))
+        out[n] = detect_stages(t, dom, nd, nz, **detect)
+    return out
