@@ -95,6 +95,48 @@ def attention(X, beta, U):
 
 
 @njit(cache=True)
+def attention_general(X, A, U, P):
+    """Single-head self-attention with a general score matrix ``A = W_Q^T W_K`` and ``W_V = I``.
+
+    ``P[n, r, s] = softmax_s(<x_r, A x_s>)`` and ``U[n, r] = sum_s P[n, r, s] x_s``. ``X``, ``U``
+    float64[B, L, d], ``A`` float64[d, d], ``P`` float64[B, L, L] (kept for :func:`attention_grad`).
+    With ``A = beta I`` this equals :func:`attention` up to rounding; the fixed-attention runs keep
+    :func:`attention`, which is cheaper and whose numbers the stored results were made with.
+    """
+    B, L, d = X.shape
+    V = np.empty((L, d))
+    sc = np.empty(L)
+    for n in range(B):
+        # V[s] = A x_s once per sample: the L^2 scores then cost O(d) each instead of O(d^2)
+        for s in range(L):
+            for c in range(d):
+                acc = 0.0
+                for e in range(d):
+                    acc += A[c, e] * X[n, s, e]
+                V[s, c] = acc
+        for r in range(L):
+            mx = -1e300
+            for s in range(L):
+                acc = 0.0
+                for c in range(d):
+                    acc += X[n, r, c] * V[s, c]
+                sc[s] = acc
+                if acc > mx:
+                    mx = acc
+            tot = 0.0
+            for s in range(L):
+                sc[s] = math.exp(sc[s] - mx)
+                tot += sc[s]
+            for c in range(d):
+                U[n, r, c] = 0.0
+            for s in range(L):
+                a = sc[s] / tot
+                P[n, r, s] = a
+                for c in range(d):
+                    U[n, r, c] += a * X[n, s, c]
+
+
+@njit(cache=True)
 def forward(U, W, bias, S, H):
     """MLP of bilateral-ReLU neurons summed over tokens.
 
@@ -176,6 +218,80 @@ def loss_grad(UX, UY, W, bias, Wsg, bias_sg, tau, lam, SX, HX, SY, HY, grad):
 
 
 @njit(cache=True)
+def attention_grad(X, UX, P, W, bias, SX, HX, HY, tau, gradA):
+    r"""Gradient of the InfoNCE loss in the attention matrix ``A`` through the ``X`` branch.
+
+    Uses the forward state left by :func:`loss_grad` (``SX``, ``HX``, ``HY``) and by
+    :func:`attention_general` on ``X`` (``UX``, ``P``). The ``Y`` branch is under the stop-gradient
+    and the biases are constants, as for ``W``; there is no regularisation of ``A``. With
+    :math:`a_{rs} = P[n, r, s]`, the InfoNCE softmax :math:`p_{nk}`, :math:`G_n = \sum_k p_{nk} h(Y_k) - h(Y_n)`
+    and :math:`g_r = \partial\ell/\partial U_r = \sum_{i\ \mathrm{active}} G_{ni} w_i / (\tau B)`,
+
+    .. math:: \partial\ell/\partial A = \sum_{n,r,s} a_{rs}\,(x_s\cdot g_r - U_r\cdot g_r)\, x_r x_s^\top,
+
+    since :math:`U_r\cdot g_r = \sum_{s'} a_{rs'}\, x_{s'}\cdot g_r`. ``X``, ``UX`` float64[B, L, d],
+    ``P`` float64[B, L, L], ``W`` float64[m, d], ``bias`` float64[m], ``SX`` float64[B, L, m], ``HX``,
+    ``HY`` float64[B, m], output ``gradA`` float64[d, d].
+    """
+    B, L, d = X.shape
+    m = W.shape[0]
+    logits = np.empty(B)
+    G = np.empty(m)
+    g = np.empty(d)
+    v = np.empty(d)
+    for c in range(d):
+        for e in range(d):
+            gradA[c, e] = 0.0
+    for n in range(B):
+        # G = dl/dh(X_n) * (1 / (tau B)), recomputed from HX, HY as in loss_grad
+        mx = -1e300
+        for k in range(B):
+            acc = 0.0
+            for i in range(m):
+                acc += HX[n, i] * HY[k, i]
+            logits[k] = acc / tau
+            if logits[k] > mx:
+                mx = logits[k]
+        tot = 0.0
+        for k in range(B):
+            logits[k] = math.exp(logits[k] - mx)
+            tot += logits[k]
+        for i in range(m):
+            G[i] = -HY[n, i]
+        for k in range(B):
+            p = logits[k] / tot
+            for i in range(m):
+                G[i] += p * HY[k, i]
+        for i in range(m):
+            G[i] /= tau * B
+        for r in range(L):
+            for c in range(d):
+                g[c] = 0.0
+            for i in range(m):
+                s = SX[n, r, i]
+                if s > bias[i] or s < -bias[i]:
+                    for c in range(d):
+                        g[c] += G[i] * W[i, c]
+            ug = 0.0
+            for c in range(d):
+                ug += UX[n, r, c] * g[c]
+            # v = sum_s dl/dz_rs x_s with the softmax Jacobian dl/dz_rs = a_rs (x_s.g - U_r.g)
+            for c in range(d):
+                v[c] = 0.0
+            for s in range(L):
+                xg = 0.0
+                for c in range(d):
+                    xg += X[n, s, c] * g[c]
+                coef = P[n, r, s] * (xg - ug)
+                for c in range(d):
+                    v[c] += coef * X[n, s, c]
+            for c in range(d):
+                xr = X[n, r, c]
+                for e in range(d):
+                    gradA[c, e] += xr * v[e]
+
+
+@njit(cache=True)
 def neuron_bias(W, kappa_sigma, bias):
     """``bias[i] = kappa * sigma * ||w_i||``: the threshold sits ``kappa`` noise standard deviations out."""
     m, d = W.shape
@@ -251,6 +367,57 @@ def train_chunk(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_s
 
 
 @njit(cache=True)
+def train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, eta_A, kappa, B, L, n_steps, record_every,
+                          rec_proj, rec_noise, rec_loss, rec_start):
+    """:func:`train_chunk` with the attention matrix ``A`` float64[d, d] trained as well.
+
+    Both gradients are taken at the same point, then ``W <- (W - eta grad_W) * mask`` and
+    ``A <- A - eta_A grad_A`` (``A`` is never pruned). The data stream is the one of
+    :func:`train_chunk` for the same seed. ``A`` is updated in place; the records are as in
+    :func:`train_chunk`. Call :func:`seed_numba` first. Returns the number of rows written.
+    """
+    m, d = W.shape
+    K = M.shape[0]
+    X = np.empty((B, L, d))
+    Y = np.empty((B, L, d))
+    UX = np.empty((B, L, d))
+    UY = np.empty((B, L, d))
+    PX = np.empty((B, L, L))
+    PY = np.empty((B, L, L))
+    codes = np.empty((B, L), dtype=np.int64)
+    SX = np.empty((B, L, m))
+    SY = np.empty((B, L, m))
+    HX = np.empty((B, m))
+    HY = np.empty((B, m))
+    grad = np.empty((m, d))
+    gradA = np.empty((d, d))
+    bias = np.empty(m)
+    proj = np.empty((m, K))
+    noise = np.empty(m)
+    row = rec_start
+    for step in range(n_steps):
+        sample_tokens(M, cum_pi, sigma, X, Y, codes)
+        attention_general(X, A, UX, PX)
+        attention_general(Y, A, UY, PY)
+        neuron_bias(W, kappa * sigma, bias)
+        loss = loss_grad(UX, UY, W, bias, W, bias, tau, lam, SX, HX, SY, HY, grad)
+        attention_grad(X, UX, PX, W, bias, SX, HX, HY, tau, gradA)
+        if step % record_every == 0 and row < rec_proj.shape[0]:
+            project(W, M, proj, noise)
+            rec_proj[row] = proj
+            rec_noise[row] = noise
+            rec_loss[row] = loss
+            row += 1
+        for i in range(m):
+            for c in range(d):
+                W[i, c] = (W[i, c] - eta * grad[i, c]) * mask[i, c]
+        for c in range(d):
+            for e in range(d):
+                A[c, e] -= eta_A * gradA[c, e]
+    return row - rec_start
+
+
+@njit(cache=True)
 def encode(X, W, bias, beta, F):
     """Representations ``F[n] = f(X_n)`` (float64[N, m]) of inputs ``X`` float64[N, L, d]."""
     N, L, d = X.shape
@@ -258,4 +425,16 @@ def encode(X, W, bias, beta, F):
     U = np.empty((N, L, d))
     S = np.empty((N, L, m))
     attention(X, beta, U)
+    forward(U, W, bias, S, F)
+
+
+@njit(cache=True)
+def encode_attention(X, W, bias, A, F):
+    """:func:`encode` with the attention matrix ``A`` float64[d, d] (see :func:`attention_general`)."""
+    N, L, d = X.shape
+    m = W.shape[0]
+    U = np.empty((N, L, d))
+    P = np.empty((N, L, L))
+    S = np.empty((N, L, m))
+    attention_general(X, A, U, P)
     forward(U, W, bias, S, F)

@@ -43,7 +43,8 @@ class Config:
     width : int
         MLP neurons ``m``.
     beta : float
-        Attention inverse temperature (``W_Q^T W_K = beta I``, ``W_V = I``, fixed).
+        Attention inverse temperature: the score matrix is ``A = W_Q^T W_K = beta I`` (``W_V = I``), fixed
+        or, with ``attention="trained"``, the initial value of ``A``.
     tau : float
         InfoNCE temperature.
     lam : float
@@ -70,6 +71,14 @@ class Config:
         entries of the MLP weight matrix with the smallest magnitudes.
     basis : {"coordinate", "random"}
         Feature directions: the first ``K`` coordinate vectors, or ``K`` random orthonormal vectors.
+    attention : {"fixed", "trained"}
+        ``fixed``: the attention scores are :math:`\beta\,x_r^\top x_s` throughout (the paper's
+        setting). ``trained``: the score matrix :math:`A` in :math:`x_r^\top A x_s` (``d x d``, started at
+        :math:`\beta I`, ``W_V = I``) is trained by SGD together with the MLP, through the first view
+        only (stop-gradient on the second, biases held constant, no L2 term); pruning still acts on the
+        MLP weights only.
+    eta_attention : float or None
+        SGD step size of :math:`A` when ``attention="trained"``, > 0; ``None`` uses ``eta``.
     """
 
     d: int = 32
@@ -93,6 +102,8 @@ class Config:
     prune_at: float = 0.3
     prune_mode: Literal["neuron", "weight"] = "neuron"
     basis: Literal["coordinate", "random"] = "coordinate"
+    attention: Literal["fixed", "trained"] = "fixed"
+    eta_attention: float | None = None
 
     def __post_init__(self) -> None:
         check_int("d", self.d, 2)
@@ -121,6 +132,10 @@ class Config:
             raise InvalidParameterError(f"prune_mode must be 'neuron' or 'weight', got {self.prune_mode!r}")
         if self.basis not in ("coordinate", "random"):
             raise InvalidParameterError(f"basis must be 'coordinate' or 'random', got {self.basis!r}")
+        if self.attention not in ("fixed", "trained"):
+            raise InvalidParameterError(f"attention must be 'fixed' or 'trained', got {self.attention!r}")
+        if self.eta_attention is not None:
+            check_range("eta_attention", self.eta_attention, 0.0, math.inf, low_open=True, high_open=True)
         total = self.p * (self.n_major + self.eps_min * self.n_minor)
         if total > 1.0:
             raise InvalidParameterError(
@@ -134,6 +149,15 @@ class Config:
     def sigma(self) -> float:
         """Noise standard deviation per coordinate, ``nsr / sqrt(d)``."""
         return self.nsr / math.sqrt(self.d)
+
+    @property
+    def eta_A(self) -> float:
+        """Step size of the attention matrix: ``eta_attention``, or ``eta`` when that is ``None``."""
+        return self.eta if self.eta_attention is None else float(self.eta_attention)
+
+    def initial_attention(self) -> np.ndarray:
+        """float64[d, d]: the attention score matrix ``beta I`` (fixed, or the start of training)."""
+        return self.beta * np.eye(self.d)
 
     def feature_probs(self) -> np.ndarray:
         """float64[K]: per-token probability of each feature (majority first, then minority)."""
@@ -180,35 +204,101 @@ def bias_of(cfg: Config, W: np.ndarray) -> np.ndarray:
     return b
 
 
-def encode(cfg: Config, W: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Representations ``f(X)`` float64[N, m] of inputs ``X`` float64[N, L, d]."""
+def _attention_arg(cfg: Config, A: np.ndarray | None, name: str = "A") -> np.ndarray | None:
+    """``None`` (the fixed ``beta I`` kernels) or ``A`` as a C-contiguous float64[d, d] array."""
+    if A is None:
+        return None
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    if A.shape != (cfg.d, cfg.d):
+        raise InvalidParameterError(f"{name} must have shape {(cfg.d, cfg.d)}, got {A.shape}")
+    return A
+
+
+def encode(cfg: Config, W: np.ndarray, X: np.ndarray, A: np.ndarray | None = None) -> np.ndarray:
+    """Representations ``f(X)`` float64[N, m] of inputs ``X`` float64[N, L, d].
+
+    ``A`` float64[d, d] is the attention score matrix; ``None`` (default) means the fixed ``beta I``,
+    computed by the cheaper fixed-attention kernel.
+    """
     W = np.ascontiguousarray(W, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    A = _attention_arg(cfg, A)
     F = np.empty((X.shape[0], W.shape[0]))
-    K.encode(np.ascontiguousarray(X, dtype=np.float64), W, bias_of(cfg, W), cfg.beta, F)
+    if A is None:
+        K.encode(X, W, bias_of(cfg, W), cfg.beta, F)
+    else:
+        K.encode_attention(X, W, bias_of(cfg, W), A, F)
     return F
 
 
 def loss_and_grad(cfg: Config, W: np.ndarray, X: np.ndarray, Y: np.ndarray,
                   bias: np.ndarray | None = None, *, W_sg: np.ndarray | None = None,
-                  bias_sg: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                  bias_sg: np.ndarray | None = None, A: np.ndarray | None = None,
+                  A_sg: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """InfoNCE loss (stop-gradient on ``Y``, biases held fixed) and its gradient float64[m, d] in ``W``.
 
     ``W_sg`` / ``bias_sg`` (default ``W`` / ``bias``) are the frozen weights of the stop-gradient branch.
+    ``A`` / ``A_sg`` (float64[d, d]) are the attention score matrices of the two branches; ``A=None``
+    (default) means the fixed ``beta I`` for both, computed by the fixed-attention kernel, and ``A_sg``
+    defaults to ``A``. For the gradient in ``A`` as well see :func:`loss_and_attention_grad`.
     """
+    loss, grad, _ = _loss_grads(cfg, W, X, Y, bias, W_sg, bias_sg, A, A_sg, False)
+    return loss, grad
+
+
+def loss_and_attention_grad(cfg: Config, W: np.ndarray, A: np.ndarray, X: np.ndarray, Y: np.ndarray,
+                            bias: np.ndarray | None = None, *, W_sg: np.ndarray | None = None,
+                            bias_sg: np.ndarray | None = None, A_sg: np.ndarray | None = None
+                            ) -> tuple[float, np.ndarray, np.ndarray]:
+    r"""InfoNCE loss and its gradients in ``W`` (float64[m, d]) and in the attention matrix ``A`` (float64[d, d]).
+
+    The loss is the one of :func:`loss_and_grad` with scores :math:`x_r^\top A x_s`; the ``Y`` branch uses
+    the frozen ``W_sg`` / ``bias_sg`` / ``A_sg`` (default ``W`` / ``bias`` / ``A``), so with frozen copies the
+    returned gradients are the derivatives of the returned loss. This is the update of a trained-attention
+    run (``Config.attention="trained"``).
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``A`` or ``A_sg`` is not ``d x d``.
+    """
+    if A is None:
+        raise InvalidParameterError("A must be a (d, d) attention matrix, got None")
+    return _loss_grads(cfg, W, X, Y, bias, W_sg, bias_sg, A, A_sg, True)
+
+
+def _loss_grads(cfg, W, X, Y, bias, W_sg, bias_sg, A, A_sg, want_A):
+    """Shared body of :func:`loss_and_grad` and :func:`loss_and_attention_grad`: ``(loss, grad_W, grad_A)``,
+    ``grad_A`` None unless ``want_A``; ``A=None`` runs the fixed ``beta I`` kernels."""
     W = np.ascontiguousarray(W, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
     B, L, d = X.shape
     m = W.shape[0]
+    A = _attention_arg(cfg, A)
+    A_sg = A if A_sg is None else _attention_arg(cfg, A_sg, "A_sg")
+    if A is None and A_sg is not None:
+        raise InvalidParameterError("A_sg needs A (the attention matrix of the first branch)")
     bias = bias_of(cfg, W) if bias is None else np.ascontiguousarray(bias, dtype=np.float64)
     UX = np.empty_like(X)
     UY = np.empty_like(Y)
-    K.attention(np.ascontiguousarray(X), cfg.beta, UX)
-    K.attention(np.ascontiguousarray(Y), cfg.beta, UY)
+    PX = np.empty((B, L, L))
+    if A is None:
+        K.attention(X, cfg.beta, UX)
+        K.attention(Y, cfg.beta, UY)
+    else:
+        K.attention_general(X, A, UX, PX)
+        K.attention_general(Y, A_sg, UY, np.empty((Y.shape[0], L, L)))
     W_sg = W if W_sg is None else np.ascontiguousarray(W_sg, dtype=np.float64)
     bias_sg = bias if bias_sg is None else np.ascontiguousarray(bias_sg, dtype=np.float64)
     grad = np.empty_like(W)
-    loss = K.loss_grad(UX, UY, W, bias, W_sg, bias_sg, cfg.tau, cfg.lam, np.empty((B, L, m)), np.empty((B, m)),
-                       np.empty((B, L, m)), np.empty((B, m)), grad)
-    return float(loss), grad
+    SX, HX, SY, HY = np.empty((B, L, m)), np.empty((B, m)), np.empty((Y.shape[0], L, m)), np.empty((Y.shape[0], m))
+    loss = K.loss_grad(UX, UY, W, bias, W_sg, bias_sg, cfg.tau, cfg.lam, SX, HX, SY, HY, grad)
+    grad_A = None
+    if want_A:
+        grad_A = np.empty((d, d))
+        K.attention_grad(X, UX, PX, W, bias, SX, HX, HY, cfg.tau, grad_A)
+    return float(loss), grad, grad_A
 
 
 def magnitude_prune(W: np.ndarray, rate: float, mode: str = "neuron",
@@ -266,6 +356,10 @@ class Run:
         Feature directions.
     prune_step : int or None
         Step at which pruning happened.
+    seed : int
+        The integer seed of :func:`train` (``-1`` for a Generator).
+    attention_matrix : float64[d, d]
+        Final attention score matrix ``A`` (``beta I`` when ``config.attention == "fixed"``).
     """
 
     config: Config
@@ -278,11 +372,17 @@ class Run:
     M: np.ndarray
     prune_step: int | None
     seed: int
+    attention_matrix: np.ndarray
 
     @property
     def alive(self) -> np.ndarray:
         """bool[m]: neurons not removed by pruning."""
         return self.mask.any(axis=1)
+
+    @property
+    def attention(self) -> np.ndarray | None:
+        """The attention argument of :func:`encode`: ``None`` (fixed ``beta I``) or the trained ``A``."""
+        return self.attention_matrix if self.config.attention == "trained" else None
 
 
 def init_weights(cfg: Config, seed: SeedLike) -> np.ndarray:
@@ -306,6 +406,12 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     Returns
     -------
     Run
+
+    Notes
+    -----
+    With ``cfg.attention == "trained"`` the attention matrix ``A`` (from ``beta I``) takes SGD steps of
+    size ``cfg.eta_A`` on the same batches; the data stream is that of the fixed-attention run with the
+    same seed. Fixed attention runs the original kernel, so its numbers do not change.
     """
     seeds = spawn_seeds(seed, 4)
     M = feature_matrix(cfg, int(seeds[0]))
@@ -324,6 +430,8 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
         prune_step = max(cfg.record_every, int(round(cfg.prune_at * cfg.steps / cfg.record_every)) * cfg.record_every)
         prune_step = min(prune_step, cfg.steps)
     cum_pi = np.cumsum(cfg.feature_probs())
+    A = cfg.initial_attention()
+    trained = cfg.attention == "trained"
     K.seed_numba(int(seeds[2] % (2**32)))
     row = 0
     done = 0
@@ -332,7 +440,11 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
         if ci == 1:
             mask = magnitude_prune(W, cfg.prune_rate, cfg.prune_mode)
             W *= mask
-        if n > 0:
+        if n > 0 and trained:
+            row += K.train_chunk_attention(W, A, mask, M, cum_pi, cfg.sigma, cfg.tau, cfg.lam, cfg.eta, cfg.eta_A,
+                                           cfg.kappa, cfg.batch, cfg.n_tokens, n, cfg.record_every, rec_proj,
+                                           rec_noise, rec_loss, row)
+        elif n > 0:
             row += K.train_chunk(W, mask, M, cum_pi, cfg.sigma, cfg.beta, cfg.tau, cfg.lam, cfg.eta, cfg.kappa,
                                  cfg.batch, cfg.n_tokens, n, cfg.record_every, rec_proj, rec_noise, rec_loss, row)
         done += n
@@ -346,7 +458,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     steps = np.minimum(np.arange(row) * cfg.record_every, cfg.steps)
     steps[-1] = cfg.steps
     return Run(cfg, steps.astype(np.int64), rec_proj[:row], rec_noise[:row], rec_loss[:row], W, mask, M,
-               prune_step, int(seed) if isinstance(seed, (int, np.integer)) else -1)
+               prune_step, int(seed) if isinstance(seed, (int, np.integer)) else -1, A)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -382,9 +494,12 @@ def feature_metrics(run: Run, threshold: float = COS_THRESHOLD) -> dict[str, flo
 
 
 def positive_pair_cosine(run: Run, n: int = 512, seed: SeedLike = 1) -> float:
-    """Mean of ``cos(f(X_n), f(Y_n))`` over ``n`` fresh positive pairs from the training distribution."""
+    """Mean of ``cos(f(X_n), f(Y_n))`` over ``n`` fresh positive pairs from the training distribution.
+
+    The encoder uses the run's attention (``run.attention_matrix`` when it was trained).
+    """
     X, Y, _ = sample_pairs(run.config, n, seed, M=run.M)
-    FX, FY = encode(run.config, run.W, X), encode(run.config, run.W, Y)
+    FX, FY = encode(run.config, run.W, X, run.attention), encode(run.config, run.W, Y, run.attention)
     nx, ny = np.linalg.norm(FX, axis=1), np.linalg.norm(FY, axis=1)
     ok = (nx > 0) & (ny > 0)
     if not np.any(ok):
@@ -401,7 +516,8 @@ def downstream_mse(run: Run, n_train: int = 1000, n_test: int = 1000, ridge: flo
     The downstream task is balanced: every feature appears with the majority probability ``p``, and the
     target is :math:`y = \sum_r \sum_j \beta_j z_j^{(r)}` with fixed :math:`\beta_j \sim N(0,1)` so that
     every feature matters. Returns ``mean((y - yhat)^2) / var(y)`` on the test set (0 = perfect,
-    about 1 = nothing learned).
+    about 1 = nothing learned). The encoder uses the run's attention (``run.attention_matrix`` when it
+    was trained).
     """
     cfg = run.config
     rng = as_generator(seed)
@@ -415,7 +531,7 @@ def downstream_mse(run: Run, n_train: int = 1000, n_test: int = 1000, ridge: flo
         nz = codes != 0
         rows = np.nonzero(nz)[0]
         np.add.at(z, (rows, np.abs(codes[nz]) - 1), np.sign(codes[nz]).astype(np.float64))
-        F = encode(cfg, run.W, X)
+        F = encode(cfg, run.W, X, run.attention)
         return F, z @ beta
 
     Ftr, ytr = data(n_train, s[1])

@@ -1,0 +1,159 @@
+"""Trained attention in the imbalanced-data encoder: gradient in the attention matrix, the fixed path is
+unchanged, a trained run moves A, and the new settings are validated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from theorykit.errors import InvalidParameterError
+from theorykit.theories.imbalanced_pruning import _kernels as K
+from theorykit.theories.imbalanced_pruning import _model as mdl
+
+SMALL = dict(d=16, n_major=2, n_minor=2, p=0.15, width=16, n_tokens=3, batch=16, tau=1.0, lam=0.01, steps=300,
+             record_every=10)
+
+
+# ------------------------------------------------------------------------------------------ gradient
+@pytest.mark.numba
+def test_attention_gradient_matches_finite_differences():
+    cfg = mdl.Config(d=6, n_major=2, n_minor=2, p=0.15, width=10, n_tokens=3, batch=8, tau=0.7, lam=0.01, beta=2.0)
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((cfg.width, cfg.d)) * 0.7
+    X, Y, _ = mdl.sample_pairs(cfg, cfg.batch, 5)
+    bias = np.abs(rng.standard_normal(cfg.width)) * 0.05
+    # away from beta I, so that every entry of A (not only the diagonal) is exercised
+    A = cfg.initial_attention() + 0.5 * rng.standard_normal((cfg.d, cfg.d))
+    # the stop-gradient branch is frozen at (W, bias, A): the loss is then a function of A on the X branch
+    frozen = dict(bias=bias, W_sg=W.copy(), bias_sg=bias, A_sg=A.copy())
+    _, gW, gA = mdl.loss_and_attention_grad(cfg, W, A, X, Y, **frozen)
+    h = 1e-6
+    fd = np.empty_like(A)
+    for c in range(cfg.d):
+        for e in range(cfg.d):
+            Ap, Am = A.copy(), A.copy()
+            Ap[c, e] += h
+            Am[c, e] -= h
+            fd[c, e] = (mdl.loss_and_attention_grad(cfg, W, Ap, X, Y, **frozen)[0]
+                        - mdl.loss_and_attention_grad(cfg, W, Am, X, Y, **frozen)[0]) / (2 * h)
+    assert np.linalg.norm(gA) > 1e-3
+    assert np.linalg.norm(fd - gA) / np.linalg.norm(fd) < 1e-5
+    # the W-gradient of the general path is the one of loss_and_grad with the same attention
+    np.testing.assert_array_equal(gW, mdl.loss_and_grad(cfg, W, X, Y, A=A, **frozen)[1])
+    # differentiating through the Y branch as well gives a different result: the stop-gradient is in place
+    Ap, Am = A.copy(), A.copy()
+    Ap[0, 1] += h
+    Am[0, 1] -= h
+    both = (mdl.loss_and_attention_grad(cfg, W, Ap, X, Y, bias=bias, W_sg=W, bias_sg=bias)[0]
+            - mdl.loss_and_attention_grad(cfg, W, Am, X, Y, bias=bias, W_sg=W, bias_sg=bias)[0]) / (2 * h)
+    assert abs(both - gA[0, 1]) > 1e-4 * max(1.0, abs(gA[0, 1]))
+
+
+# ------------------------------------------------------------------------------------------ fixed path
+@pytest.mark.numba
+def test_general_attention_with_beta_identity_matches_fixed_attention():
+    cfg = mdl.Config(**{**SMALL, "beta": 2.5})  # not a power of two, so the two paths round differently
+    rng = np.random.default_rng(2)
+    W = rng.standard_normal((cfg.width, cfg.d)) * 0.5
+    X, Y, _ = mdl.sample_pairs(cfg, cfg.batch, 3)
+    A = cfg.initial_attention()
+    np.testing.assert_allclose(mdl.encode(cfg, W, X, A), mdl.encode(cfg, W, X), rtol=1e-12, atol=1e-12)
+    l0, g0 = mdl.loss_and_grad(cfg, W, X, Y)
+    l1, g1 = mdl.loss_and_grad(cfg, W, X, Y, A=A)
+    assert abs(l1 - l0) <= 1e-12 * abs(l0)
+    np.testing.assert_allclose(g1, g0, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.numba
+def test_fixed_run_equals_general_path_with_frozen_beta_identity(monkeypatch):
+    cfg = mdl.Config(**{**SMALL, "beta": 2.5, "prune_rate": 0.5, "prune_at": 0.5})
+    fixed = mdl.train(cfg, 4)
+    assert cfg.attention == "fixed" and fixed.attention is None
+    np.testing.assert_array_equal(fixed.attention_matrix, 2.5 * np.eye(cfg.d))
+
+    # the same run, every chunk through the trained-attention kernel with A = beta I and step size 0
+    def general(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_steps, record_every, *rec):
+        A = beta * np.eye(W.shape[1])
+        return K.train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, 0.0, kappa, B, L, n_steps,
+                                       record_every, *rec)
+
+    monkeypatch.setattr(K, "train_chunk", general)
+    via_general = mdl.train(cfg, 4)
+    assert via_general.prune_step == fixed.prune_step
+    for name in ("W", "proj", "noise", "loss"):
+        np.testing.assert_allclose(getattr(via_general, name), getattr(fixed, name), rtol=1e-12, atol=1e-12,
+                                   err_msg=name)
+    np.testing.assert_array_equal(via_general.mask, fixed.mask)
+
+
+@pytest.mark.numba
+def test_default_config_takes_the_fixed_path(monkeypatch):
+    def refuse(*args):
+        raise AssertionError("the trained-attention kernel ran for a fixed-attention config")
+
+    monkeypatch.setattr(K, "train_chunk_attention", refuse)
+    monkeypatch.setattr(K, "encode_attention", refuse)
+    monkeypatch.setattr(K, "attention_general", refuse)
+    cfg = mdl.Config(**{**SMALL, "steps": 40})
+    assert mdl.Config().attention == "fixed"
+    run = mdl.train(cfg, 0)
+    np.testing.assert_array_equal(run.attention_matrix, cfg.beta * np.eye(cfg.d))
+    assert np.isfinite(mdl.positive_pair_cosine(run, n=32)) and np.isfinite(mdl.downstream_mse(run, 64, 64))
+    X, Y, _ = mdl.sample_pairs(cfg, 8, 1)
+    mdl.loss_and_grad(cfg, run.W, X, Y)
+
+
+# ------------------------------------------------------------------------------------------ trained runs
+@pytest.mark.numba
+def test_trained_run_moves_attention_and_stays_finite():
+    cfg = mdl.Config(**{**SMALL, "attention": "trained", "eta_attention": 1.0, "prune_rate": 0.5})
+    run = mdl.train(cfg, 5)
+    fixed = mdl.train(cfg.with_(attention="fixed"), 5)
+    A0 = cfg.initial_attention()
+    A = run.attention_matrix
+    assert A.shape == (cfg.d, cfg.d) and np.all(np.isfinite(A))
+    assert np.linalg.norm(A - A0) > 1e-4 * np.linalg.norm(A0)
+    assert run.attention is A
+    for name in ("W", "proj", "noise", "loss"):
+        assert np.all(np.isfinite(getattr(run, name))), name
+    # same data stream and initial weights: the first batch loss is the fixed run's, later ones differ
+    assert run.loss[0] == fixed.loss[0]
+    assert not np.allclose(run.W, fixed.W)
+    # pruning acts on the MLP weights only, as in the fixed run
+    assert np.all(run.W[~run.alive] == 0) and (~run.alive).sum() == cfg.width // 2
+    # the metrics encode with the trained A
+    X, _, _ = mdl.sample_pairs(cfg, 16, 9)
+    assert not np.allclose(mdl.encode(cfg, run.W, X, run.attention), mdl.encode(cfg, run.W, X))
+    assert np.isfinite(mdl.positive_pair_cosine(run, n=64)) and np.isfinite(mdl.downstream_mse(run, 128, 128))
+
+
+@pytest.mark.numba
+def test_eta_attention_defaults_to_eta():
+    cfg = mdl.Config(**{**SMALL, "steps": 40, "attention": "trained"})
+    assert cfg.eta_A == cfg.eta
+    a = mdl.train(cfg, 6)
+    b = mdl.train(cfg.with_(eta_attention=cfg.eta), 6)
+    np.testing.assert_array_equal(a.attention_matrix, b.attention_matrix)
+    np.testing.assert_array_equal(a.W, b.W)
+
+
+# ------------------------------------------------------------------------------------------ validation
+@pytest.mark.parametrize("value", ["learned", "Fixed", None, 1])
+def test_invalid_attention_rejected(value):
+    with pytest.raises(InvalidParameterError, match="attention.*'fixed' or 'trained'"):
+        mdl.Config(attention=value)
+
+
+@pytest.mark.parametrize("value", [0.0, -0.1, float("nan"), float("inf"), "fast"])
+def test_invalid_eta_attention_rejected(value):
+    with pytest.raises(InvalidParameterError, match="eta_attention"):
+        mdl.Config(eta_attention=value)
+
+
+def test_attention_matrix_shape_checked():
+    cfg = mdl.Config(**SMALL)
+    X = np.zeros((2, cfg.n_tokens, cfg.d))
+    with pytest.raises(InvalidParameterError, match=r"A must have shape \(16, 16\)"):
+        mdl.encode(cfg, np.ones((cfg.width, cfg.d)), X, np.eye(cfg.d + 1))
+    with pytest.raises(InvalidParameterError, match="A must be"):
+        mdl.loss_and_attention_grad(cfg, np.ones((cfg.width, cfg.d)), None, X, X)
