@@ -130,7 +130,7 @@ def test_trained_run_moves_attention_and_stays_finite():
 @pytest.mark.numba
 def test_eta_attention_defaults_to_eta():
     cfg = mdl.Config(**{**SMALL, "steps": 40, "attention": "trained"})
-    assert cfg.eta_A == cfg.eta
+    assert cfg.attention_step == cfg.eta
     a = mdl.train(cfg, 6)
     b = mdl.train(cfg.with_(eta_attention=cfg.eta), 6)
     np.testing.assert_array_equal(a.attention_matrix, b.attention_matrix)

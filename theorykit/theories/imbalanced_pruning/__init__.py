@@ -2,8 +2,8 @@
 
 After Liao, Zhou, Zhang, Wang and Zhang, *Theoretical Analysis of Contrastive Learning under Imbalanced
 Data: From Training Dynamics to a Pruning Solution* (arXiv:2602.10357): tokens from a sparse-coding model
-with majority and minority features, a Transformer-MLP encoder (fixed single-head attention, BReLU
-neurons), InfoNCE with a stop-gradient, SGD, and magnitude pruning part-way through training.
+with majority and minority features, a Transformer-MLP encoder (single-head attention, fixed or trained, and
+BReLU neurons), InfoNCE with a stop-gradient, SGD, and magnitude pruning part-way through training.
 
 Modules: :mod:`._kernels` (numba), :mod:`._model` (data, encoder, training, pruning, metrics),
 :mod:`._theory` (SymPy population gradient and softmax saturation, compiled coupled flow, stage
@@ -15,7 +15,8 @@ from ._experiments import default_config as default_config, reproduce as reprodu
 from ._experiments import sweep as sweep, mc_gradient_check as mc_gradient_check, evaluate as evaluate
 from ._model import (COS_THRESHOLD as COS_THRESHOLD, Config as Config, Run as Run, cosines as cosines,
                      downstream_mse as downstream_mse, encode as encode, feature_matrix as feature_matrix,
-                     feature_metrics as feature_metrics, loss_and_grad as loss_and_grad,
+                     feature_metrics as feature_metrics, loss_and_attention_grad as loss_and_attention_grad,
+                     loss_and_grad as loss_and_grad,
                      magnitude_prune as magnitude_prune, positive_pair_cosine as positive_pair_cosine,
                      sample_pairs as sample_pairs, train as train)
 from ._theory import (derive as derive, detect_stages as detect_stages, learned_neurons as learned_neurons,
@@ -25,6 +26,7 @@ from ._theory import (derive as derive, detect_stages as detect_stages, learned_
 
 __all__ = ["reproduce", "default_config", "stage_summary", "sweep", "mc_gradient_check", "evaluate",
            "COS_THRESHOLD", "Config", "Run", "cosines", "downstream_mse", "encode", "feature_matrix",
-           "feature_metrics", "loss_and_grad", "magnitude_prune", "positive_pair_cosine", "sample_pairs", "train",
+           "feature_metrics", "loss_and_attention_grad", "loss_and_grad", "magnitude_prune",
+           "positive_pair_cosine", "sample_pairs", "train",
            "derive", "detect_stages", "learned_neurons", "population_flow", "projected_gradient",
            "saturation_factor", "slope_system", "stage_time_scales", "stage_times"]

@@ -72,11 +72,11 @@ class Config:
     basis : {"coordinate", "random"}
         Feature directions: the first ``K`` coordinate vectors, or ``K`` random orthonormal vectors.
     attention : {"fixed", "trained"}
-        ``fixed``: the attention scores are :math:`\beta\,x_r^\top x_s` throughout (the paper's
-        setting). ``trained``: the score matrix :math:`A` in :math:`x_r^\top A x_s` (``d x d``, started at
-        :math:`\beta I`, ``W_V = I``) is trained by SGD together with the MLP, through the first view
-        only (stop-gradient on the second, biases held constant, no L2 term); pruning still acts on the
-        MLP weights only.
+        ``fixed``: the attention scores are :math:`\beta\,x_r^\top x_s` throughout (the setting of
+        the population gradient). ``trained``: the score matrix :math:`A` in :math:`x_r^\top A x_s`
+        (``d x d``, started at :math:`\beta I`, ``W_V = I``) is trained by SGD together with the MLP,
+        through the first view only (stop-gradient on the second, biases held constant, no L2 term);
+        pruning still acts on the MLP weights only.
     eta_attention : float or None
         SGD step size of :math:`A` when ``attention="trained"``, > 0; ``None`` uses ``eta``.
     """
@@ -151,7 +151,7 @@ class Config:
         return self.nsr / math.sqrt(self.d)
 
     @property
-    def eta_A(self) -> float:
+    def attention_step(self) -> float:
         """Step size of the attention matrix: ``eta_attention``, or ``eta`` when that is ``None``."""
         return self.eta if self.eta_attention is None else float(self.eta_attention)
 
@@ -410,7 +410,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     Notes
     -----
     With ``cfg.attention == "trained"`` the attention matrix ``A`` (from ``beta I``) takes SGD steps of
-    size ``cfg.eta_A`` on the same batches; the data stream is that of the fixed-attention run with the
+    size ``cfg.attention_step`` on the same batches; the data stream is that of the fixed-attention run with the
     same seed. Fixed attention runs the original kernel, so its numbers do not change.
     """
     seeds = spawn_seeds(seed, 4)
@@ -441,9 +441,9 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
             mask = magnitude_prune(W, cfg.prune_rate, cfg.prune_mode)
             W *= mask
         if n > 0 and trained:
-            row += K.train_chunk_attention(W, A, mask, M, cum_pi, cfg.sigma, cfg.tau, cfg.lam, cfg.eta, cfg.eta_A,
-                                           cfg.kappa, cfg.batch, cfg.n_tokens, n, cfg.record_every, rec_proj,
-                                           rec_noise, rec_loss, row)
+            row += K.train_chunk_attention(W, A, mask, M, cum_pi, cfg.sigma, cfg.tau, cfg.lam, cfg.eta,
+                                           cfg.attention_step, cfg.kappa, cfg.batch, cfg.n_tokens, n,
+                                           cfg.record_every, rec_proj, rec_noise, rec_loss, row)
         elif n > 0:
             row += K.train_chunk(W, mask, M, cum_pi, cfg.sigma, cfg.beta, cfg.tau, cfg.lam, cfg.eta, cfg.kappa,
                                  cfg.batch, cfg.n_tokens, n, cfg.record_every, rec_proj, rec_noise, rec_loss, row)

@@ -130,9 +130,10 @@ def slope_system() -> ODESystem:
     r"""The per-feature population terms as observables of a (static) system in :math:`z = a/v`.
 
     ``slope_mu`` is :math:`\partial_\mu(H^2)/v` and ``slope_v`` is :math:`\partial_v(H^2)/v`, both
-    at :math:`\mu = z v`, :math:`b = \kappa v`; ``h`` is :math:`H(z, 1, \kappa) = H(a, v, \kappa v)/v`. The right-hand side is zero: the system only carries
-    the compiled observables, from which :func:`projected_gradient` assembles the ``K``-feature
-    gradient in :math:`O(K)` per call (the fully symbolic ``K``-feature system of :func:`derive` has
+    at :math:`\mu = z v`, :math:`b = \kappa v`; ``h`` is :math:`H(z, 1, \kappa) = H(a, v, \kappa v)/v`.
+    The right-hand side is zero: the system only carries the compiled observables, from which
+    :func:`projected_gradient` and :func:`population_flow` assemble the ``K``-feature gradient in
+    :math:`O(K)` per neuron (the fully symbolic ``K``-feature system of :func:`derive` has
     :math:`O(K^2)` terms and is kept for display and testing).
     """
     _, _, slope_mu, slope_v, h = _slopes()
