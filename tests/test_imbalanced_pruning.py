@@ -164,6 +164,36 @@ def test_pruning_does_not_reduce_minority_neuron_count_fixed_seed():
     assert c1 >= c0
 
 
+@pytest.mark.numba
+def test_weights_at_pruning_are_those_of_the_unpruned_twin():
+    cfg = ip.Config(**SMALL).with_(prune_rate=0.3, prune_mode="weight", prune_at=0.5)
+    pruned = ip.train(cfg, 5)
+    twin = ip.train(cfg.with_(prune_rate=0.0, steps=pruned.prune_step), 5)
+    np.testing.assert_array_equal(pruned.W_at_prune, twin.W)
+    assert ip.train(cfg.with_(prune_rate=0.0), 5).W_at_prune is None
+    # the metrics of a run equal those computed from its projections and norms
+    m = ip.feature_metrics(pruned)
+    m2 = ip.projection_metrics(pruned.W @ pruned.M.T, np.linalg.norm(pruned.W, axis=1), cfg.n_major)
+    assert m == pytest.approx(m2, rel=1e-12)
+
+
+@pytest.mark.numba
+def test_population_flow_predicts_pruning_raising_minority_cosine():
+    cfg = ip.default_config(quick=True).with_(eps_min=0.1, nsr=1.0, prune_rate=0.5)
+    plain, pruned = ip.train(cfg.with_(prune_rate=0.0), 1), ip.train(cfg, 1)
+    measured = ip.feature_metrics(pruned)["maxcos_minor"] - ip.feature_metrics(plain)["maxcos_minor"]
+    predicted = ip.pruning_flow_effect(pruned)["flow_delta_maxcos_minor"]
+    assert measured > 0.005 and predicted > 0.005
+    assert abs(predicted - measured) <= 0.5 * measured
+    assert ip.pruning_flow_effect(plain) == {"flow_delta_count_minor": 0.0, "flow_delta_maxcos_minor": 0.0}
+
+
+def test_pruning_flow_effect_rejects_weight_pruning_in_a_rotated_basis():
+    cfg = ip.Config(**SMALL).with_(basis="random", prune_rate=0.3, prune_mode="weight", steps=20)
+    with pytest.raises(InvalidParameterError, match="basis"):
+        ip.pruning_flow_effect(ip.train(cfg, 0))
+
+
 # ------------------------------------------------------------------------------------------ symbolic
 def test_brelu_mean_matches_quadrature():
     H = sp.lambdify((th.MU, th.V, th.BIAS), th.brelu_mean(), "mpmath")

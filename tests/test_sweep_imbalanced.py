@@ -79,7 +79,7 @@ def test_pruned_and_unpruned_runs_are_paired_by_seed(inline):
     for c, rate in enumerate((0.0, 0.5)):
         cfg = TINY.with_(eps_min=0.3, prune_rate=rate)
         run = mdl.train(cfg, seeds[1])
-        direct = ex.evaluate(run, seeds[1] + 1)
+        direct = ex.evaluate(run, seeds[1] + 1) | ex.pruning_flow_effect(run)
         assert all(inline[k][1, 0, c, 1] == direct[k] for k in ex.METRICS)
         if rate > 0:
             # the pruned run is the unpruned one up to the pruning step: same initial and pre-pruning records
@@ -157,10 +157,18 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     ok = ~np.isnan(failed["count_minor"][:, :, 1, :])
     dprune = (grid["count_minor"][:, :, 1, :] - grid["count_minor"][:, :, 0, :])[ok]
     claim = next(c for c in report.claims if c.name == "pruning_more_minority_neurons")
-    assert np.isfinite(claim.measured) and claim.measured == pytest.approx(np.mean(dprune))
+    assert np.isfinite(claim.measured) and claim.details["mean"] == pytest.approx(np.mean(dprune))
+    signs = claim.details
+    assert signs["n_positive"] + signs["n_negative"] + signs["n_ties"] == ok.sum()
+    assert signs["n_positive"] == np.sum(dprune > 0) and signs["n_negative"] == np.sum(dprune < 0)
     dmse = (grid["mse"][:, :, 1, :] - grid["mse"][:, :, 0, :])[ok]
     claim = next(c for c in report.claims if c.name == "pruning_lowers_downstream_error")
-    assert claim.measured == pytest.approx(np.mean(dmse))
+    assert claim.details["mean"] == pytest.approx(np.mean(dmse))
+    assert claim.details["n_negative"] == np.sum(dmse < 0)
+    # the sign test's p-value: P(at least that many decreases | no effect)
+    from scipy.stats import binom
+    n = int(np.sum(dmse != 0))
+    assert claim.measured == pytest.approx(binom.sf(int(np.sum(dmse < 0)) - 1, n, 0.5), rel=1e-9)
     # a claim on unpruned runs only sees no failure: its mean is over all points
     dcount = grid["count_minor"][:, :, 0, :] - grid["count_major"][:, :, 0, :]
     claim = next(c for c in report.claims if c.name == "minority_fewer_neurons")

@@ -22,7 +22,7 @@ from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_opt
 
 def main(argv: list[str] | None = None) -> int:
     ap = experiment_parser(__doc__.splitlines()[0], name="imbalanced_pruning",
-                           quick_help="small configuration, about two minutes on two cores",
+                           quick_help="small configuration, two to three minutes on two cores",
                            full_help="paper-scale sweep (more eps, NSR, seeds)")
     add_sweep_arguments(ap)
     args = ap.parse_args(argv)

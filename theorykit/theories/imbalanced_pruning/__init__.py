@@ -13,11 +13,13 @@ detection), :mod:`._experiments`
 
 from ._experiments import default_config as default_config, reproduce as reproduce, stage_summary as stage_summary
 from ._experiments import sweep as sweep, mc_gradient_check as mc_gradient_check, evaluate as evaluate
+from ._experiments import pruning_flow_effect as pruning_flow_effect
 from ._model import (COS_THRESHOLD as COS_THRESHOLD, Config as Config, Run as Run, cosines as cosines,
                      downstream_mse as downstream_mse, encode as encode, feature_matrix as feature_matrix,
                      feature_metrics as feature_metrics, loss_and_attention_grad as loss_and_attention_grad,
                      loss_and_grad as loss_and_grad,
                      magnitude_prune as magnitude_prune, positive_pair_cosine as positive_pair_cosine,
+                     projection_metrics as projection_metrics,
                      sample_pairs as sample_pairs, train as train)
 from ._theory import (derive as derive, detect_stages as detect_stages, learned_neurons as learned_neurons,
                       population_flow as population_flow, projected_gradient as projected_gradient,
@@ -25,6 +27,7 @@ from ._theory import (derive as derive, detect_stages as detect_stages, learned_
                       stage_time_scales as stage_time_scales, stage_times as stage_times)
 
 __all__ = ["reproduce", "default_config", "stage_summary", "sweep", "mc_gradient_check", "evaluate",
+           "pruning_flow_effect", "projection_metrics",
            "COS_THRESHOLD", "Config", "Run", "cosines", "downstream_mse", "encode", "feature_matrix",
            "feature_metrics", "loss_and_attention_grad", "loss_and_grad", "magnitude_prune",
            "positive_pair_cosine", "sample_pairs", "train",

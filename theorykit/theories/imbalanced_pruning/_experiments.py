@@ -17,6 +17,7 @@ from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
 from ...sweep import SweepResult, sweep as run_sweep
 from ...validate import Claim, TheoryReport
+from . import _kernels as K
 from . import _model as mdl
 from . import _theory as th
 
@@ -78,7 +79,36 @@ def stage_summary(run: mdl.Run, *, with_flow: bool = True) -> StageSummary:
 
 # ------------------------------------------------------------------------------------------ sweeps
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor", "magnitude_major", "magnitude_minor",
-           "pos_cosine", "mse")
+           "pos_cosine", "mse", "flow_delta_count_minor", "flow_delta_maxcos_minor")
+
+
+def pruning_flow_effect(run: mdl.Run) -> dict[str, float]:
+    """Pruning's effect on the minority features as the population flow predicts it.
+
+    The flow (:func:`._theory.population_flow`) is restarted from the run's weights at the pruning step
+    (``run.W_at_prune``) twice, without and with the run's pruning mask, and integrated to the end of
+    training; the differences (pruned - unpruned) of :func:`._model.projection_metrics` on its final
+    projections are ``flow_delta_count_minor`` and ``flow_delta_maxcos_minor``. A run without pruning gives 0.
+
+    Weight pruning zeroes coordinates, which the flow keeps at zero only when every feature is a coordinate
+    direction: with ``prune_mode="weight"`` the run needs ``basis="coordinate"``.
+    """
+    cfg = run.config
+    if run.W_at_prune is None:
+        return {"flow_delta_count_minor": 0.0, "flow_delta_maxcos_minor": 0.0}
+    if cfg.prune_mode == "weight" and cfg.basis != "coordinate":
+        raise InvalidParameterError("the flow follows weight pruning only for basis='coordinate' (a zeroed coordinate "
+                                    f"of a rotated feature basis is not a flow state), got basis={cfg.basis!r}")
+    t = np.linspace(float(run.prune_step), float(cfg.steps), 41)
+    metrics = []
+    for W in (run.W_at_prune, run.W_at_prune * run.mask):
+        proj, noise = np.empty((cfg.width, cfg.n_features)), np.empty(cfg.width)
+        K.project(np.ascontiguousarray(W), run.M, proj, noise)
+        if t[-1] > t[0]:
+            P, N = th.population_flow(cfg, proj, noise, t)
+            proj, noise = P[-1], N[-1]
+        metrics.append(mdl.projection_metrics(proj, np.sqrt(np.sum(proj**2, axis=1) + noise**2), cfg.n_major))
+    return {f"flow_delta_{k}": metrics[1][k] - metrics[0][k] for k in ("count_minor", "maxcos_minor")}
 
 
 def evaluate(run: mdl.Run, seed: SeedLike = 0) -> dict[str, float]:
@@ -115,13 +145,15 @@ def grid_point(params: dict, seed: int) -> dict[str, float]:
 
     The run is seeded by ``params["train_seed"]`` (the replicate's seed, shared across prune rates) and
     evaluated with ``train_seed + 1``; the sweep's per-point ``seed`` is not used, because pairing pruned
-    and unpruned runs needs the same seed for both. Returns the float metrics :data:`METRICS`.
+    and unpruned runs needs the same seed for both. Returns the float metrics :data:`METRICS`, including the
+    population flow's prediction of the pruning effect (:func:`pruning_flow_effect`, 0 without pruning).
     """
     del seed  # the pairing by replicate fixes all randomness, see above
     cfg = mdl.Config(**params["config"]).with_(eps_min=float(params["eps_min"]), nsr=float(params["nsr"]),
                                                prune_rate=float(params["prune_rate"]))
     train_seed = int(params["train_seed"])
-    values = evaluate(mdl.train(cfg, train_seed), train_seed + 1)
+    run = mdl.train(cfg, train_seed)
+    values = evaluate(run, train_seed + 1) | pruning_flow_effect(run)
     return {k: float(values[k]) for k in METRICS}
 
 
@@ -147,7 +179,7 @@ def collect_grid_sweep(result: SweepResult, eps_values, nsr_values, prune_rates,
                             f"{p.status}: {p.error}")
             continue
         for k in METRICS:
-            out[k][where] = p.values[k]
+            out[k][where] = p.values.get(k, np.nan)  # points stored before a metric existed lack it
     out |= {"eps": axes[0], "nsr": axes[1], "prune_rates": axes[2], "seeds": np.asarray(seeds),
             "failures": failures}
     return out
@@ -232,7 +264,8 @@ def _figures(outdir: Path, run: mdl.Run, stages: StageSummary, sw: dict[str, np.
     ax.set_xlabel("SGD step")
     ax.set_ylabel("projection of $w_i$")
     ax.set_title("Neuron projections (solid: SGD, dashed: population flow)")
-    ax.legend(fontsize=8)
+    if stages.neurons_major.size:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(outdir / "stages.png", dpi=110)
     plt.close(fig)
@@ -243,7 +276,7 @@ def _figures(outdir: Path, run: mdl.Run, stages: StageSummary, sw: dict[str, np.
     eps = sw["eps"]
     rates = sw["prune_rates"]
 
-    def panel(name: str, keys: tuple[str, ...], ylabel: str, caption: str) -> None:
+    def panel(name: str, keys: tuple[str, ...], ylabel: str, caption: str, flow: str | None = None) -> None:
         fig, axes = plt.subplots(1, sw["nsr"].size, figsize=(4.2 * sw["nsr"].size, 3.6), squeeze=False)
         for b, nsr in enumerate(sw["nsr"]):
             ax = axes[0, b]
@@ -253,6 +286,10 @@ def _figures(outdir: Path, run: mdl.Run, stages: StageSummary, sw: dict[str, np.
                     lab = f"{key.split('_')[-1] if key.count('_') else key}, prune {rate:g}"
                     ax.errorbar(eps, m, yerr=s, marker="o" if c == 0 else "s", ls="-" if c == 0 else "--",
                                 capsize=3, label=lab)
+            if flow is not None:  # unpruned value plus the flow's predicted pruning effect
+                for c, rate in enumerate(rates[1:], start=1):
+                    pred = np.nanmean(sw[flow][:, b, 0, :] + sw[f"flow_delta_{flow}"][:, b, c, :], axis=-1)
+                    ax.plot(eps, pred, "k:", marker="x", label=f"{flow.split('_')[-1]}, prune {rate:g}, flow")
             ax.set_xscale("log")
             ax.set_xlabel(r"$\varepsilon_{\min}$")
             ax.set_title(f"NSR = {nsr:g}")
@@ -267,7 +304,8 @@ def _figures(outdir: Path, run: mdl.Run, stages: StageSummary, sw: dict[str, np.
           "Number of neurons per feature with |cos(w_i, M_j)| >= 0.3 vs eps_min, majority and minority features, "
           "with and without magnitude pruning.")
     panel("max_cosine.png", ("maxcos_major", "maxcos_minor"), r"max$_i |\cos(w_i,M_j)|$",
-          "Largest |cos(w_i, M_j)| per feature vs eps_min.")
+          "Largest |cos(w_i, M_j)| per feature vs eps_min; dotted: the unpruned value plus the pruning effect the "
+          "population flow predicts from the weights at the pruning step.", flow="maxcos_minor")
     panel("positive_cosine.png", ("pos_cosine",), "mean cos(f(X), f(Y))",
           "Average cosine between the representations of positive pairs vs eps_min.")
     panel("downstream_mse.png", ("mse",), "relative test MSE",
@@ -325,12 +363,29 @@ def _attention_comparison(run: mdl.Run, st: StageSummary, run_attn: mdl.Run) -> 
     Frobenius change of the score matrix, the median stage times of both, and their largest relative change."""
     A0 = run_attn.config.initial_attention()
     st_attn = stage_summary(run_attn, with_flow=False)
-    med = np.array([np.nanmedian(st.measured_major[:, k]) if st.measured_major.size else math.nan for k in range(3)])
-    med_attn = np.array([np.nanmedian(st_attn.measured_major[:, k]) if st_attn.measured_major.size else math.nan
-                         for k in range(3)])
+    med = _nan_reduce(np.nanmedian, st.measured_major.reshape(-1, 3), axis=0)
+    med_attn = _nan_reduce(np.nanmedian, st_attn.measured_major.reshape(-1, 3), axis=0)
     return {"relative_change_A": float(np.linalg.norm(run_attn.attention_matrix - A0) / np.linalg.norm(A0)),
             "median_T_fixed": med, "median_T_trained": med_attn,
-            "max_relative_change_T": float(np.nanmax(np.abs(med_attn / med - 1.0)))}
+            "max_relative_change_T": _nan_reduce(np.nanmax, np.abs(med_attn / med - 1.0))}
+
+
+def _paired_sign_test(diff: np.ndarray, *, increase: bool) -> dict[str, float]:
+    """One-sided sign test of paired differences (NaN entries, from failed points, are left out; exact ties
+    carry no sign). ``increase``: the alternative is that positive differences are more likely.
+
+    Returns ``p_value``, ``n_positive``, ``n_negative``, ``n_ties``, ``mean`` and ``stderr`` of the differences.
+    """
+    from scipy.stats import binomtest
+
+    d = np.asarray(diff, dtype=np.float64).ravel()
+    d = d[np.isfinite(d)]
+    n_pos, n_neg = int(np.sum(d > 0)), int(np.sum(d < 0))
+    wins = n_pos if increase else n_neg
+    p = binomtest(wins, n_pos + n_neg, 0.5, alternative="greater").pvalue if n_pos + n_neg else 1.0
+    return {"p_value": float(p), "n_positive": n_pos, "n_negative": n_neg, "n_ties": int(d.size - n_pos - n_neg),
+            "mean": float(np.mean(d)) if d.size else math.nan,
+            "stderr": float(np.std(d, ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan}
 
 
 def _paired_medians(measured: np.ndarray, predicted: np.ndarray) -> tuple[float, float, int]:
@@ -371,9 +426,9 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     base = default_config(quick)
-    n_seeds = 2 if quick else 5
+    n_seeds = 3 if quick else 5
     eps_values = (0.05, 0.1, 0.2) if quick else (0.02, 0.05, 0.1, 0.2, 0.4)
-    nsr_values = (0.5, 1.0) if quick else (0.5, 1.0, 1.5)
+    nsr_values = (0.5, 1.0, 1.5) if quick else (0.5, 1.0, 1.5, 2.0)
     prune_rate = 0.5
     seeds = spawn_seeds(seed, 4)
 
@@ -519,27 +574,43 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int
                  "count_major": _stat(sw["count_major"][:, :, un, :]),
                  "count_minor": _stat(sw["count_minor"][:, :, un, :])},
         figures=("neuron_counts.png",)))
-    dprune = sw["count_minor"][:, :, 1, :] - sw["count_minor"][:, :, un, :]
+    pruning = f"Magnitude pruning ({base.prune_mode}-level, rate {prune_rate:g}, at {base.prune_at:g} of training)"
+    paired = ("in more paired runs (same seed, eps_min and NSR, pruned vs not) than it {opposite} it: one-sided "
+              "sign test over eps_min, NSR and seeds, p <= 0.05; mean and standard error of the differences in the "
+              "details.")
+    for name, key, up, what, fig in (
+            ("pruning_more_minority_neurons", "count_minor", True,
+             "increases the number of neurons with cos >= 0.3 per minority feature", "neuron_counts.png"),
+            ("pruning_raises_minority_max_cosine", "maxcos_minor", True,
+             "raises the largest |cos(w_i, M_j)| of minority features (sharper minority neurons)", "max_cosine.png"),
+            ("pruning_lowers_downstream_error", "mse", False,
+             "lowers the downstream regression test MSE on the learned representation", "downstream_mse.png")):
+        diff = sw[key][:, :, 1, :] - sw[key][:, :, un, :]
+        test = _paired_sign_test(diff, increase=up)
+        claims.append(Claim(
+            name, f"{pruning} {what} " + paired.format(opposite="lowers" if up else "raises"),
+            measured=test["p_value"], predicted=0.05, tolerance=0.0, kind="le",
+            details=test | {"per_eps_mean": _nan_reduce(np.nanmean, diff, axis=(1, 2)),
+                            "per_eps_std": _nan_reduce(np.nanstd, diff, axis=(1, 2)),
+                            "pruned": _stat(sw[key][:, :, 1, :]), "unpruned": _stat(sw[key][:, :, un, :])},
+            figures=(fig,)))
+    d_sgd = sw["maxcos_minor"][:, :, 1, :] - sw["maxcos_minor"][:, :, un, :]
+    d_flow = sw["flow_delta_maxcos_minor"][:, :, 1, :]
+    both = np.isfinite(d_sgd) & np.isfinite(d_flow)
     claims.append(Claim(
-        "pruning_more_minority_neurons",
-        f"Magnitude pruning ({base.prune_mode}-level, rate {prune_rate:g}, at {base.prune_at:g} of training) "
-        "increases the number of neurons with cos >= 0.3 per minority feature (paired difference, mean over "
-        "eps_min, NSR and seeds).",
-        measured=_nan_reduce(np.nanmean, dprune), predicted=0.0, tolerance=0.0, kind="ge",
-        details={"per_eps_mean": _nan_reduce(np.nanmean, dprune, axis=(1, 2)),
-                 "per_eps_std": _nan_reduce(np.nanstd, dprune, axis=(1, 2)),
-                 "pruned": _stat(sw["count_minor"][:, :, 1, :]), "unpruned": _stat(sw["count_minor"][:, :, un, :])},
-        figures=("neuron_counts.png",)))
-    dmse = sw["mse"][:, :, 1, :] - sw["mse"][:, :, un, :]
-    claims.append(Claim(
-        "pruning_lowers_downstream_error",
-        "Magnitude pruning lowers the downstream regression test MSE on the learned representation (paired "
-        "difference pruned - unpruned, mean over eps_min, NSR and seeds).",
-        measured=_nan_reduce(np.nanmean, dmse), predicted=0.0, tolerance=0.0, kind="le",
-        details={"per_eps_mean": _nan_reduce(np.nanmean, dmse, axis=(1, 2)),
-                 "per_eps_std": _nan_reduce(np.nanstd, dmse, axis=(1, 2)),
-                 "pruned": _stat(sw["mse"][:, :, 1, :]), "unpruned": _stat(sw["mse"][:, :, un, :])},
-        figures=("downstream_mse.png",)))
+        "pruning_effect_predicted_by_population_flow",
+        "The population flow restarted from each run's weights at the pruning step, with and without the pruning "
+        "mask, predicts how much pruning raises the largest cosine of minority features: mean paired difference "
+        "over eps_min, NSR and seeds, SGD against the flow.",
+        measured=_nan_reduce(np.nanmean, d_sgd[both]), predicted=_nan_reduce(np.nanmean, d_flow[both]),
+        tolerance=0.35, kind="rel",
+        details={"correlation_per_run": float(np.corrcoef(d_sgd[both], d_flow[both])[0, 1]) if both.sum() > 2
+                 else math.nan,
+                 "sgd_per_eps_mean": _nan_reduce(np.nanmean, d_sgd, axis=(1, 2)),
+                 "flow_per_eps_mean": _nan_reduce(np.nanmean, d_flow, axis=(1, 2)),
+                 "count_minor_sgd": _stat(sw["count_minor"][:, :, 1, :] - sw["count_minor"][:, :, un, :]),
+                 "count_minor_flow": _stat(sw["flow_delta_count_minor"][:, :, 1, :]), "n_runs": int(both.sum())},
+        figures=("max_cosine.png",)))
     figs |= _stage_figure(outdir, st, st_half, scales, stage_cfg.eta)
     timings["total_s"] = time.perf_counter() - t0
 

@@ -360,6 +360,9 @@ class Run:
         The integer seed of :func:`train` (``-1`` for a Generator).
     attention_matrix : float64[d, d]
         Final attention score matrix ``A`` (``beta I`` when ``config.attention == "fixed"``).
+    W_at_prune : float64[m, d] or None
+        The weights just before pruning (``None`` without pruning): the common state of a pruned run and
+        its unpruned twin of the same seed.
     """
 
     config: Config
@@ -373,6 +376,7 @@ class Run:
     prune_step: int | None
     seed: int
     attention_matrix: np.ndarray
+    W_at_prune: np.ndarray | None = None
 
     @property
     def alive(self) -> np.ndarray:
@@ -425,6 +429,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     rec_noise = np.zeros((n_rec, cfg.width))
     rec_loss = np.zeros(n_rec)
     prune_step = None
+    W_at_prune = None
     if cfg.prune_rate > 0:
         # prune on a recording boundary so the record grid is the same with and without pruning
         prune_step = max(cfg.record_every, int(round(cfg.prune_at * cfg.steps / cfg.record_every)) * cfg.record_every)
@@ -438,6 +443,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     chunks = [cfg.steps] if prune_step is None else [prune_step, cfg.steps - prune_step]
     for ci, n in enumerate(chunks):
         if ci == 1:
+            W_at_prune = W.copy()
             mask = magnitude_prune(W, cfg.prune_rate, cfg.prune_mode)
             W *= mask
         if n > 0 and trained:
@@ -458,7 +464,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     steps = np.minimum(np.arange(row) * cfg.record_every, cfg.steps)
     steps[-1] = cfg.steps
     return Run(cfg, steps.astype(np.int64), rec_proj[:row], rec_noise[:row], rec_loss[:row], W, mask, M,
-               prune_step, int(seed) if isinstance(seed, (int, np.integer)) else -1, A)
+               prune_step, int(seed) if isinstance(seed, (int, np.integer)) else -1, A, W_at_prune)
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -478,13 +484,22 @@ def feature_metrics(run: Run, threshold: float = COS_THRESHOLD) -> dict[str, flo
     cosine), ``magnitude_major`` / ``magnitude_minor`` (mean over features of the largest
     ``|<w_i, M_j>|``) and ``n_alive``.
     """
-    cfg = run.config
-    C = cosines(run.W, run.M)
-    P = np.abs(run.W @ run.M.T)
-    maj, mino = slice(0, cfg.n_major), slice(cfg.n_major, cfg.n_features)
+    return projection_metrics(run.W @ run.M.T, np.linalg.norm(run.W, axis=1), run.config.n_major, threshold)
+
+
+def projection_metrics(proj: np.ndarray, norms: np.ndarray, n_major: int, threshold: float = COS_THRESHOLD
+                       ) -> dict[str, float]:
+    """:func:`feature_metrics` from the projections ``proj`` float64[m, K] (``<w_i, M_j>``, unit ``M_j``, majority
+    features first) and the norms ``norms`` float64[m] of the neurons; zero neurons (pruned) are left out."""
+    proj = np.asarray(proj, dtype=np.float64)
+    norms = np.asarray(norms, dtype=np.float64)
+    keep = norms > 0
+    P = np.abs(proj[keep])
+    C = P / norms[keep, None]
+    maj, mino = slice(0, n_major), slice(n_major, proj.shape[1])
     out = {"n_alive": float(C.shape[0])}
     for name, sl in (("major", maj), ("minor", mino)):
-        if sl.stop - sl.start == 0 or C.shape[0] == 0:
+        if sl.stop - sl.start <= 0 or C.shape[0] == 0:
             out |= {f"count_{name}": 0.0, f"maxcos_{name}": 0.0, f"magnitude_{name}": 0.0}
             continue
         out[f"count_{name}"] = float(np.mean(np.sum(C[:, sl] >= threshold, axis=0)))
