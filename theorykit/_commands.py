@@ -74,8 +74,54 @@ def _cmd_derive(args) -> int:
     return 0
 
 
+def _parse_seeds(text: str) -> list[int]:
+    """``"10"`` -> seeds 0..9; ``"3:8"`` -> 3..7; ``"1,4,9"`` -> those seeds."""
+    try:
+        if "," in text:
+            return [int(x) for x in text.split(",") if x.strip()]
+        if ":" in text:
+            lo, hi = (int(x) for x in text.split(":"))
+            return list(range(lo, hi))
+        return list(range(int(text)))
+    except ValueError:
+        raise InvalidParameterError(f"--seeds must be N, START:STOP or a comma-separated list, got {text!r}") from None
+
+
+def _cmd_seed_study(args) -> int:
+    from .seed_study import seed_study
+
+    if args.processes < 1:
+        raise InvalidParameterError(f"--processes must be >= 1, got {args.processes}")
+    seeds = _parse_seeds(args.seeds)
+    rows = seed_study(args.out, seeds, only=args.only, quick=not args.full,
+                      tolerance_overrides=parse_assignments(args.tolerance, "--tolerance"), processes=args.processes)
+    fragile = [r for r in rows if r["n_passed"] < r["n_seeds"]]
+    print(f"\n{len(rows) - len(fragile)}/{len(rows)} claims pass at all {len(seeds)} seeds; "
+          f"table: {args.out}/pass_rates.md, {args.out}/pass_rates.json")
+    for r in sorted(fragile, key=lambda r: r["pass_rate"]):
+        print(f"  {r['theory']}.{r['claim']}: {r['n_passed']}/{r['n_seeds']} (failed at seeds "
+              f"{', '.join(map(str, r['failed_seeds']))})")
+    return 0
+
+
+def register_seed_study(sub) -> None:
+    p = sub.add_parser("seed-study", help="run reproduce at many seeds and tabulate how often each claim passes")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="small default settings (the default)")
+    mode.add_argument("--full", action="store_true", help="paper-scale settings (hours per seed on 2 cores)")
+    p.add_argument("--seeds", default="10", help="N (seeds 0..N-1), START:STOP or a list like 1,4,9 (default 10)")
+    p.add_argument("--only", action="append", metavar="THEORY", help="run only these theories (as in reproduce)")
+    p.add_argument("--out", default="theorykit-seed-study",
+                   help="folder for the per-seed reports and pass_rates.md (default: theorykit-seed-study); "
+                        "seeds already there with the same settings are reused")
+    p.add_argument("--tolerance", action="append", metavar="CLAIM=VALUE", help="override a claim's tolerance")
+    p.add_argument("--processes", type=int, default=1, metavar="N", help="seeds run at a time (default 1)")
+    p.set_defaults(func=_cmd_seed_study)
+
+
 def register(sub) -> None:
     register_reproduce(sub)
+    register_seed_study(sub)
     register_solve(sub)
 
     p = sub.add_parser("systems", help="list the built-in ODE systems")
