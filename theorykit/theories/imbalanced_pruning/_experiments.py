@@ -615,7 +615,7 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int
     timings["total_s"] = time.perf_counter() - t0
 
     b1 = int(np.flatnonzero(np.isclose(sw["nsr"], 1.0))[0]) if np.any(np.isclose(sw["nsr"], 1.0)) else 0
-    d_neuron = {k: sw_neuron[k][:, 0, 0, :] - sw[k][:, b1, un, :] for k in ("count_minor", "mse")}
+    d_neuron = {k: sw_neuron[k][:, 0, 0, :] - sw[k][:, b1, un, :] for k in ("count_minor", "maxcos_minor", "mse")}
     numbers = {k: sw[k] for k in (*METRICS, "eps", "nsr", "prune_rates", "seeds")}
     numbers |= {f"neuron_pruning_{k}": sw_neuron[k][:, 0, 0, :] for k in METRICS}
     numbers |= {f"neuron_pruning_delta_{k}": v for k, v in d_neuron.items()}
@@ -635,7 +635,10 @@ def reproduce(outdir: Path, *, quick: bool = True, seed: int = 0, processes: int
         f"{_nan_reduce(np.nanstd, d_neuron['count_minor']):.2f} and the downstream MSE by "
         f"{_nan_reduce(np.nanmean, d_neuron['mse']):+.4f} ± {_nan_reduce(np.nanstd, d_neuron['mse']):.4f} "
         "(paired, mean ± std over eps_min and seeds): the neurons with the smallest norms are the "
-        "not-yet-specialised ones that would later learn minority features.",
+        "not-yet-specialised ones that would later learn minority features. The population flow restarted at the "
+        "pruning step predicts a change of the minority max cosine of "
+        f"{_nan_reduce(np.nanmean, sw_neuron['flow_delta_maxcos_minor'][:, 0, 0, :]):+.4f} for neuron pruning "
+        f"(SGD: {_nan_reduce(np.nanmean, d_neuron['maxcos_minor']):+.4f}).",
         "Minority magnitudes depend on eps_min and on the training horizon: the ratio of minority to majority "
         f"magnitudes is {', '.join(f'{r:.2f}' for r in per_eps)} at eps_min = "
         f"{', '.join(f'{e:g}' for e in sw['eps'])}; from about eps_min = 0.2 minority features reach or exceed "

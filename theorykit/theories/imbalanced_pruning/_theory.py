@@ -405,7 +405,7 @@ def stage_time_scales(d: int, eta: float, eps: float, *, p: float | None = None,
     :math:`\Theta(\log d / (\eta c \pi))`; with the paper's :math:`\pi = \log\log d / d` this is
     :math:`T_1 = \Theta(d\log d / (\eta\log\log d))`. Minority features (:math:`\pi = \varepsilon p`) take
     :math:`1/\varepsilon` times longer. The constants, and the times :math:`T_2, T_3`, come from the
-    population flow (:func:`flow_stage_times`).
+    population flow (:func:`population_flow` with :func:`stage_times`).
 
     Returns ``T1_major`` and ``T1_minor``.
     """
