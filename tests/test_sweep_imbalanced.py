@@ -173,11 +173,3 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     dcount = grid["count_minor"][:, :, 0, :] - grid["count_major"][:, :, 0, :]
     claim = next(c for c in report.claims if c.name == "minority_fewer_neurons")
     assert claim.measured == pytest.approx(np.mean(dcount))
-
-
-def test_validation_script_offers_the_sweep_options():
-    proc = subprocess.run([sys.executable, str(ROOT / "validation" / "imbalanced_pruning.py"), "--help"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-500:]
-    for opt in ("--processes", "--scheduler", "--store"):
-        assert opt in proc.stdout

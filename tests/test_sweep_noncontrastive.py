@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +11,6 @@ from theorykit.theories.noncontrastive import _reproduce as nr
 from theorykit.theories.noncontrastive._analysis import ode_trajectory
 from theorykit.theories.noncontrastive._simulate import simulate_sgd
 
-ROOT = Path(__file__).resolve().parents[1]
 
 SIZES = ((8, 4, 0.05), (16, 8, 0.025))
 CONV = dict(t_end=1.0, n_record=5)
@@ -146,11 +142,3 @@ def test_report_lists_failed_points_and_keeps_its_claims(tmp_path, monkeypatch):
     assert np.isfinite(rate.details["errors"][1:]).all()
     assert np.isfinite(next(c for c in report.claims if c.name == "cosine_ode_vs_sgd_error").measured)
     assert (tmp_path / "error_scaling.png").exists()
-
-
-def test_validation_script_offers_the_sweep_options():
-    proc = subprocess.run([sys.executable, str(ROOT / "validation" / "noncontrastive.py"), "--help"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-500:]
-    for opt in ("--processes", "--scheduler", "--store"):
-        assert opt in proc.stdout

@@ -158,7 +158,8 @@ def test_sweep_arguments_parse_and_pass_through(tmp_path):
         ap.parse_args(["--processes", "0"])
 
 
-@pytest.mark.parametrize("script", ["barlow_ntk.py", "contrastive_highdim.py"])
+@pytest.mark.parametrize("script", ["barlow_ntk.py", "contrastive_highdim.py", "imbalanced_pruning.py",
+                                    "noncontrastive.py"])
 def test_validation_scripts_offer_the_sweep_options(script):
     proc = subprocess.run([sys.executable, str(ROOT / "validation" / script), "--help"], capture_output=True,
                           text=True)
