@@ -71,11 +71,13 @@ def test_fixed_run_equals_general_path_with_frozen_beta_identity(monkeypatch):
     assert cfg.attention == "fixed" and fixed.attention is None
     np.testing.assert_array_equal(fixed.attention_matrix, 2.5 * np.eye(cfg.d))
 
-    # the same run, every chunk through the trained-attention kernel with A = beta I and step size 0
-    def general(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_steps, record_every, *rec):
-        A = beta * np.eye(W.shape[1])
-        return K.train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, 0.0, kappa, B, L, n_steps,
-                                       record_every, *rec)
+    # the same run, every chunk through the trained-attention path with A = beta I and step size 0
+    kernel = K.train_chunk
+
+    def general(W, A, mask, M, cum_pi, sigma, beta, tau, lam, eta, eta_A, *rest):
+        assert rest[-1] is False  # a fixed config asks for fixed attention
+        return kernel(W, beta * np.eye(W.shape[1]), mask, M, cum_pi, sigma, beta, tau, lam, eta, 0.0, *rest[:-1],
+                      True)
 
     monkeypatch.setattr(K, "train_chunk", general)
     via_general = mdl.train(cfg, 4)
@@ -91,7 +93,14 @@ def test_default_config_takes_the_fixed_path(monkeypatch):
     def refuse(*args):
         raise AssertionError("the trained-attention kernel ran for a fixed-attention config")
 
-    monkeypatch.setattr(K, "train_chunk_attention", refuse)
+    kernel = K.train_chunk
+
+    def fixed_only(*args):
+        if args[-1]:
+            raise AssertionError("the trained-attention path ran for a fixed-attention config")
+        return kernel(*args)
+
+    monkeypatch.setattr(K, "train_chunk", fixed_only)
     monkeypatch.setattr(K, "encode_attention", refuse)
     monkeypatch.setattr(K, "attention_general", refuse)
     cfg = mdl.Config(**{**SMALL, "steps": 40})

@@ -322,59 +322,18 @@ def project(W, M, proj, noise):
 
 
 @njit(cache=True)
-def train_chunk(W, mask, M, cum_pi, sigma, beta, tau, lam, eta, kappa, B, L, n_steps, record_every,
-                rec_proj, rec_noise, rec_loss, rec_start):
+def train_chunk(W, A, mask, M, cum_pi, sigma, beta, tau, lam, eta, eta_A, kappa, B, L, n_steps, record_every,
+                rec_proj, rec_noise, rec_loss, rec_start, train_attention):
     """Run ``n_steps`` of mini-batch SGD on fresh batches, recording every ``record_every`` steps.
 
     ``W`` float64[m, d] is updated in place and multiplied by ``mask`` (float64[m, d], 0 for pruned
-    weights) after each step. Records at local steps ``0, record_every, ...`` go to rows
-    ``rec_start, rec_start + 1, ...`` of ``rec_proj`` float64[n_rec, m, K], ``rec_noise``
+    weights) after each step. With ``train_attention`` the attention score matrix ``A`` float64[d, d] is
+    trained as well (both gradients at the same point, ``A <- A - eta_A grad_A``, never pruned, updated
+    in place); otherwise the scores are ``beta <x_r, x_s>`` through :func:`attention` and ``A`` is not
+    used. The data stream is the same either way. Records at local steps ``0, record_every, ...`` go to
+    rows ``rec_start, rec_start + 1, ...`` of ``rec_proj`` float64[n_rec, m, K], ``rec_noise``
     float64[n_rec, m] and ``rec_loss`` float64[n_rec] (loss of the batch drawn at that step).
     Call :func:`seed_numba` first. Returns the number of rows written.
-    """
-    m, d = W.shape
-    K = M.shape[0]
-    X = np.empty((B, L, d))
-    Y = np.empty((B, L, d))
-    UX = np.empty((B, L, d))
-    UY = np.empty((B, L, d))
-    codes = np.empty((B, L), dtype=np.int64)
-    SX = np.empty((B, L, m))
-    SY = np.empty((B, L, m))
-    HX = np.empty((B, m))
-    HY = np.empty((B, m))
-    grad = np.empty((m, d))
-    bias = np.empty(m)
-    proj = np.empty((m, K))
-    noise = np.empty(m)
-    row = rec_start
-    for step in range(n_steps):
-        sample_tokens(M, cum_pi, sigma, X, Y, codes)
-        attention(X, beta, UX)
-        attention(Y, beta, UY)
-        neuron_bias(W, kappa * sigma, bias)
-        loss = loss_grad(UX, UY, W, bias, W, bias, tau, lam, SX, HX, SY, HY, grad)
-        if step % record_every == 0 and row < rec_proj.shape[0]:
-            project(W, M, proj, noise)
-            rec_proj[row] = proj
-            rec_noise[row] = noise
-            rec_loss[row] = loss
-            row += 1
-        for i in range(m):
-            for c in range(d):
-                W[i, c] = (W[i, c] - eta * grad[i, c]) * mask[i, c]
-    return row - rec_start
-
-
-@njit(cache=True)
-def train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, eta_A, kappa, B, L, n_steps, record_every,
-                          rec_proj, rec_noise, rec_loss, rec_start):
-    """:func:`train_chunk` with the attention matrix ``A`` float64[d, d] trained as well.
-
-    Both gradients are taken at the same point, then ``W <- (W - eta grad_W) * mask`` and
-    ``A <- A - eta_A grad_A`` (``A`` is never pruned). The data stream is the one of
-    :func:`train_chunk` for the same seed. ``A`` is updated in place; the records are as in
-    :func:`train_chunk`. Call :func:`seed_numba` first. Returns the number of rows written.
     """
     m, d = W.shape
     K = M.shape[0]
@@ -397,11 +356,16 @@ def train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, eta_A, ka
     row = rec_start
     for step in range(n_steps):
         sample_tokens(M, cum_pi, sigma, X, Y, codes)
-        attention_general(X, A, UX, PX)
-        attention_general(Y, A, UY, PY)
+        if train_attention:
+            attention_general(X, A, UX, PX)
+            attention_general(Y, A, UY, PY)
+        else:
+            attention(X, beta, UX)
+            attention(Y, beta, UY)
         neuron_bias(W, kappa * sigma, bias)
         loss = loss_grad(UX, UY, W, bias, W, bias, tau, lam, SX, HX, SY, HY, grad)
-        attention_grad(X, UX, PX, W, bias, SX, HX, HY, tau, gradA)
+        if train_attention:
+            attention_grad(X, UX, PX, W, bias, SX, HX, HY, tau, gradA)
         if step % record_every == 0 and row < rec_proj.shape[0]:
             project(W, M, proj, noise)
             rec_proj[row] = proj
@@ -411,9 +375,10 @@ def train_chunk_attention(W, A, mask, M, cum_pi, sigma, tau, lam, eta, eta_A, ka
         for i in range(m):
             for c in range(d):
                 W[i, c] = (W[i, c] - eta * grad[i, c]) * mask[i, c]
-        for c in range(d):
-            for e in range(d):
-                A[c, e] -= eta_A * gradA[c, e]
+        if train_attention:
+            for c in range(d):
+                for e in range(d):
+                    A[c, e] -= eta_A * gradA[c, e]
     return row - rec_start
 
 

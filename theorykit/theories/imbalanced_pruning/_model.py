@@ -415,7 +415,7 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     -----
     With ``cfg.attention == "trained"`` the attention matrix ``A`` (from ``beta I``) takes SGD steps of
     size ``cfg.attention_step`` on the same batches; the data stream is that of the fixed-attention run with the
-    same seed. Fixed attention runs the original kernel, so its numbers do not change.
+    same seed. Fixed attention computes the scores as ``beta <x_r, x_s>`` (no matrix product with ``A``).
     """
     seeds = spawn_seeds(seed, 4)
     M = feature_matrix(cfg, int(seeds[0]))
@@ -439,21 +439,16 @@ def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> R
     trained = cfg.attention == "trained"
     K.seed_numba(int(seeds[2] % (2**32)))
     row = 0
-    done = 0
     chunks = [cfg.steps] if prune_step is None else [prune_step, cfg.steps - prune_step]
     for ci, n in enumerate(chunks):
         if ci == 1:
             W_at_prune = W.copy()
             mask = magnitude_prune(W, cfg.prune_rate, cfg.prune_mode)
             W *= mask
-        if n > 0 and trained:
-            row += K.train_chunk_attention(W, A, mask, M, cum_pi, cfg.sigma, cfg.tau, cfg.lam, cfg.eta,
-                                           cfg.attention_step, cfg.kappa, cfg.batch, cfg.n_tokens, n,
-                                           cfg.record_every, rec_proj, rec_noise, rec_loss, row)
-        elif n > 0:
-            row += K.train_chunk(W, mask, M, cum_pi, cfg.sigma, cfg.beta, cfg.tau, cfg.lam, cfg.eta, cfg.kappa,
-                                 cfg.batch, cfg.n_tokens, n, cfg.record_every, rec_proj, rec_noise, rec_loss, row)
-        done += n
+        if n > 0:
+            row += K.train_chunk(W, A, mask, M, cum_pi, cfg.sigma, cfg.beta, cfg.tau, cfg.lam, cfg.eta,
+                                 cfg.attention_step, cfg.kappa, cfg.batch, cfg.n_tokens, n, cfg.record_every,
+                                 rec_proj, rec_noise, rec_loss, row, trained)
     # final state as the last record
     proj = np.empty((cfg.width, cfg.n_features))
     noise = np.empty(cfg.width)
