@@ -144,7 +144,7 @@ def slope_system() -> ODESystem:
 
 
 @functools.lru_cache(maxsize=2)
-def compiled(backend: str = "numpy"):
+def compiled(backend: str = "numba"):
     """:func:`slope_system` compiled by :func:`theorykit.compile.compile_system`."""
     return compile_system(slope_system(), backend=backend, jac=False)
 
@@ -157,41 +157,24 @@ def flow_params(cfg: Config) -> dict[str, float]:
     return out
 
 
-def _slopes_at(z: np.ndarray, kappa: float) -> tuple[np.ndarray, np.ndarray]:
-    csys = compiled()
-    p = np.array([kappa])
-    buf = np.empty(3)
-    sm, sv = np.empty(z.size), np.empty(z.size)
-    y = np.empty(1)
-    for k, zk in enumerate(z):
-        y[0] = zk
-        csys.observed_into(0.0, y, p, buf)
-        sm[k], sv[k] = buf[0], buf[1]
-    return sm, sv
-
-
 def projected_gradient(cfg: Config, a: np.ndarray, r: float) -> np.ndarray:
     r"""float64[K + 1]: population loss gradient projected on ``M_1..M_K`` and on the noise direction.
 
     .. math:: g_k = -\tfrac c2\big(\pi_k v\,s_\mu(a_k/v) + \sigma^2 a_k \textstyle\sum_j \pi_j s_v(a_j/v)\big)
               + \lambda a_k,\qquad g_r = -\tfrac c2 \sigma^2 r \textstyle\sum_j \pi_j s_v(a_j/v) + \lambda r,
 
-    with :math:`v = \sigma\|w\|` and the compiled slopes :math:`s_\mu, s_v` of :func:`slope_system`.
-    Requires ``nsr > 0``.
+    with :math:`v = \sigma\|w\|` and the compiled slopes :math:`s_\mu, s_v` of :func:`slope_system`: the
+    linearised (``saturation=False``) right-hand side of :func:`compiled_network` for one neuron, over
+    :math:`-\eta`. Requires ``nsr > 0``.
     """
     a = np.asarray(a, dtype=np.float64)
     if cfg.sigma <= 0:
         raise InvalidParameterError("the population gradient needs nsr > 0 (the BReLU threshold scales with the noise)")
-    pr = flow_params(cfg)
-    pis = cfg.feature_probs()
-    v = cfg.sigma * math.sqrt(float(a @ a) + float(r) ** 2)
-    sm, sv = _slopes_at(a / v, cfg.kappa)
-    D = float(pis @ sv)
-    c, lam, s2 = pr["c"], pr["lambda"], cfg.sigma**2
-    g = np.empty(a.size + 1)
-    g[:-1] = -c / 2 * (pis * v * sm + s2 * a * D) + lam * a
-    g[-1] = -c / 2 * s2 * float(r) * D + lam * float(r)
-    return g
+    if a.shape != (cfg.n_features,):
+        raise InvalidParameterError(f"a must have shape ({cfg.n_features},), got {a.shape}")
+    out = np.empty(a.size + 1)
+    compiled_network(1, a.size).rhs_into(0.0, np.append(a, float(r)), network_params(cfg, saturation=False), out)
+    return -out / cfg.eta
 
 
 # ------------------------------------------------------------------------------- saturating network flow
@@ -245,7 +228,7 @@ def network_system(width: int, n_features: int) -> ODESystem:
               \dot r_i = \eta\Big[\tfrac{L}{2\tau}\sigma^2 r_i D_i - \lambda r_i\Big],
               \qquad D_i = \sum_j q_j \pi_j s_v(z_{ij}).
 
-    The per-feature terms are functions ``G_*`` here; :func:`network_flow` evaluates them with the
+    The per-feature terms are functions ``G_*`` here; :func:`population_flow` evaluates them with the
     compiled :func:`slope_system` and :func:`saturation_system`.
     """
     check_int("width", width, 1)
@@ -288,7 +271,7 @@ def compiled_network(width: int, n_features: int):
 
     from ...compile import CompiledSystem
 
-    slopes = compile_system(slope_system(), backend="numba", jac=False).observed_into
+    slopes = compiled("numba").observed_into
     sat = compile_system(saturation_system(), backend="numba", jac=False).observed_into
     m, nk = width, n_features
 
