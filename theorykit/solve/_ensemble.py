@@ -1,23 +1,93 @@
-"""``solve_ensemble``: many trajectories on a common time grid, in parallel (numba ``prange``)."""
+"""``solve_ensemble``: many trajectories on a common time grid, in parallel over trajectories."""
 
 from __future__ import annotations
 
 import math
+import os
+import threading
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .._checks import check_int
+from .._checks import check_int, check_range
 from .._random import SeedLike, spawn_seeds
 from ..errors import InvalidParameterError
 from ..progress import Progress
-from . import _kernels
+from . import _layout as L
+from ._drivers import GENERIC, flavour, inline_rows
 from ._events import Event, pack_events
 from ._solution import EnsembleSolution
-from ._solve import (KERNEL_METHODS, check_method, check_options, check_t_eval,
-                     check_t_span, callables_for, kernels_for, pack_vector)
+from ._solve import (CALL_SECONDS, KERNEL_METHODS, QuietNumbaErrors, check_method, check_options, check_t_eval,
+                     check_t_span, pack_vector, system_functions)
 
 ENSEMBLE_METHODS = tuple(KERNEL_METHODS)
+#: Ensembles at least this large make ``inline="auto"`` compile the system's inlined driver (in the background).
+INLINE_MIN_TRAJECTORIES = 10_000
+#: Trajectories in each thread's first kernel call, before their cost has been measured.
+FIRST_ROWS = 16
+
+
+# ---------------------------------------------------------------------------------------------- memory
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the system's available memory, and the room left under an
+    address-space limit (``ulimit -v``); None if neither can be read."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            avail = None
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            used = 0
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+                        break
+            room = max(0, soft - used)
+            avail = room if avail is None else min(avail, room)
+    except (ImportError, OSError, ValueError):
+        pass
+    return avail
+
+
+def _format_bytes(b: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if b < 1024 or unit == "TiB":
+            return f"{b:.1f} {unit}" if unit != "B" else f"{int(b)} B"
+        b /= 1024
+    return f"{b:.1f} TiB"  # pragma: no cover
+
+
+def ensemble_bytes(n_traj: int, n_t: int, n_states: int, n_params: int) -> int:
+    """Bytes :func:`solve_ensemble` allocates for ``n_traj`` trajectories: the result (states at ``n_t``
+    times, final states, statuses, statistics, first events), the packed inputs and their copies in the result."""
+    per_traj = 8 * (n_t * n_states + 4 * n_states + 2 * n_params + 3 * L.N_STATS + 12)
+    return int(n_traj) * per_traj
+
+
+def check_memory(needed: int, max_memory: float | None, what: str, remedy: str) -> None:
+    """Raise :class:`InvalidParameterError` if ``needed`` bytes exceed ``max_memory`` (default: what is available)."""
+    if max_memory is not None:
+        limit, source = check_range("max_memory", max_memory, 0.0, math.inf, low_open=True), "max_memory"
+    else:
+        limit, source = available_memory(), "the memory available"
+        if limit is None:
+            return
+    if needed > limit:
+        raise InvalidParameterError(f"{what} needs about {_format_bytes(needed)}, more than {source} "
+                                    f"({_format_bytes(limit)}): {remedy}")
 
 
 def _stack(csys: Any, value: Any, kind: str) -> np.ndarray:
@@ -54,12 +124,13 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
                    first_step: float | None = None, max_step: float = math.inf, dt: float | None = None,
                    events: Sequence[Event] | np.ndarray = (), max_steps: int = 100_000, seed: SeedLike = None,
                    blow_up: float = 1e12, chunk_size: int | None = None,
-                   progress: bool | Callable[[int, int], None] = False) -> EnsembleSolution:
+                   progress: bool | Callable[[int, int], None] = False, max_memory: float | None = None,
+                   inline: bool | str = "auto") -> EnsembleSolution:
     """Integrate many trajectories (initial states and/or parameter sets) on a common output grid.
 
-    Runs :func:`~theorykit.solve.solve`'s kernel for every trajectory, in parallel over trajectories with
-    numba ``prange`` (numpy backend: the same kernel as plain Python, one trajectory after another).
-    Failures never raise: inspect ``status`` per trajectory.
+    Runs :func:`~theorykit.solve.solve`'s kernel for every trajectory, in parallel over trajectories on
+    ``NUMBA_NUM_THREADS`` threads (numpy backend: the same kernel as plain Python, one trajectory after
+    another). Failures never raise: inspect ``status`` per trajectory.
 
     Parameters
     ----------
@@ -76,88 +147,237 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         As in :func:`~theorykit.solve.solve`. Only each trajectory's first event is recorded.
     seed : int or Generator
         Euler–Maruyama: one independent stream per trajectory, reproducible from ``seed`` (also chunk by
-        chunk: trajectory ``i`` gets the same stream whatever the chunking).
+        chunk: trajectory ``i`` gets the same stream whatever the chunking or threading).
     chunk_size : int, optional
-        Integrate this many trajectories per kernel call (memory and progress granularity); default all
-        at once, or about 20 chunks when ``progress`` is requested.
+        Most trajectories per kernel call. By default each call is sized to take about 0.1 s, so that
+        progress is reported and Ctrl-C stops the integration within a fraction of a second.
     progress : bool or callable
         ``True`` draws a :class:`~theorykit.progress.Progress` bar; a callable is called as
-        ``progress(done, total)`` after every chunk.
+        ``progress(done, total)`` as trajectories complete (increasing ``done``, last with ``done == total``).
+    max_memory : float, optional
+        Bytes the ensemble may allocate (default: the memory available to this process). The result is
+        allocated at once (``y`` has ``n * n_t * n_state`` floats); beyond the limit an
+        :class:`InvalidParameterError` names the size instead.
+    inline : {"auto", True, False}
+        Use a driver compiled for this system with its right-hand side inlined (numba backend, systems from
+        ``compile_system``): faster per trajectory, but its first compilation takes about as long as the
+        generic driver's. ``"auto"`` uses it when it is in the disk cache, and for ensembles of at least
+        ``INLINE_MIN_TRAJECTORIES`` has it compiled in a background process for later calls; ``True``
+        compiles it now if needed; ``False`` never uses it. Results are the same.
 
     Returns
     -------
     EnsembleSolution
         ``y`` [n, n_t, n_state] (nan where a trajectory stopped early), per-trajectory ``status`` codes,
         step counts, ``t_final``, ``final`` states and first events.
+
+    Raises
+    ------
+    InvalidParameterError
+        For bad inputs, or when the result would not fit in memory (``max_memory``).
     """
     check_method(method, ENSEMBLE_METHODS)
     t0, t1 = check_t_span(t_span)
     te = check_t_eval(t_eval if t_eval is not None else (t0, t1), t0, t1)
     opts = check_options(method, t0, t1, rtol=rtol, atol=atol, first_step=first_step, max_step=max_step, dt=dt,
                          max_steps=max_steps, blow_up=blow_up)
-    K = kernels_for(csys, ensemble=True)
+    if inline not in ("auto", True, False):
+        raise InvalidParameterError(f"inline must be 'auto', True or False, got {inline!r}")
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, 1)
+    fns = system_functions(csys)
     Y0 = _stack(csys, y0s, "y0")
     P = _stack(csys, params, "params")
     if Y0.shape[0] != P.shape[0] and 1 not in (Y0.shape[0], P.shape[0]):
         raise InvalidParameterError(f"y0s has {Y0.shape[0]} rows and params {P.shape[0]}: give equal counts or one")
     n = max(Y0.shape[0], P.shape[0])
-    Y0 = np.array(np.broadcast_to(Y0, (n, Y0.shape[1])), order="C")  # writable C copies for the kernel
-    P = np.array(np.broadcast_to(P, (n, P.shape[1])), order="C")
-    ev = pack_events(events, csys.state_names)
-    rhs, diffusion, n_noise = callables_for(csys, K)
+    ns, n_t = fns.n, te.size
+    check_memory(ensemble_bytes(n, n_t, ns, fns.m), max_memory,
+                 f"solve_ensemble of {n} trajectories x {n_t} output times x {ns} states",
+                 "pass fewer output times (t_eval) or integrate the trajectories in several calls")
+    Y0 = np.array(np.broadcast_to(Y0, (n, ns)), order="C")  # writable C copies for the kernel
+    P = np.array(np.broadcast_to(P, (n, fns.m)), order="C")
+    ev = pack_events(events, fns.state_names)
     seeds = (spawn_seeds(seed, n) % (2**32 - 1)).astype(np.int64) if method == "euler_maruyama" \
         else np.full(n, -1, dtype=np.int64)
-
-    ns, n_t = Y0.shape[1], te.size
-    y = np.full((n, n_t, ns), np.nan)  # rows a trajectory never reaches stay nan (kernels leave them)
-    y_final = np.empty((n, ns))
-    t_final = np.empty(n)
-    status = np.empty(n, dtype=np.int64)
-    n_out = np.empty(n, dtype=np.int64)
-    ev_t = np.full((n, 1), np.nan)
-    ev_y = np.full((n, 1, ns), np.nan)
-    ev_which = np.full((n, 1), -1, dtype=np.int64)
-    stats = np.zeros((n, _kernels.N_STATS), dtype=np.int64)
-
-    if chunk_size is None:
-        chunk_size = max(1, -(-n // 20)) if progress else n
-    chunk_size = check_int("chunk_size", chunk_size, 1)
     o = opts
-    common = (rhs, diffusion, n_noise, KERNEL_METHODS[method], t0, t1)
-    tail = (te, o["rtol"], o["atol"], o["first_step"], o["max_step"], o["dt"], o["max_steps"], o["blow_up"], ev)
+    prob = L.Problem(np.array([t0, t1, o["rtol"], o["atol"], o["first_step"], o["max_step"], o["dt"], o["blow_up"]]),
+                     np.array([KERNEL_METHODS[method], fns.n_noise, o["max_steps"], o["max_steps"] + 1],
+                              dtype=np.int64), te, ev)
+    rows = L.Rows(Y0, P, seeds)
+    # rows a trajectory never reaches stay nan (the kernels leave them)
+    res = L.RowsOutput(np.full((n, n_t, ns), np.nan), np.empty((n, ns)), np.empty(n), np.empty(n, dtype=np.int64),
+                       np.full((n, 1), np.nan), np.full((n, 1, ns), np.nan), np.full((n, 1), -1, dtype=np.int64),
+                       np.zeros((n, L.N_STATS), dtype=np.int64))
+
     bar = Progress(n, f"solve_ensemble[{method}]", enabled=None if progress is True else False)
-    with bar, np.errstate(all="ignore"):
-        for a in range(0, n, chunk_size):
-            b = min(n, a + chunk_size)
-            if K is _kernels:
-                K.integrate_ensemble(*common, Y0[a:b], P[a:b], *tail, seeds[a:b], y[a:b], y_final[a:b],
-                                     t_final[a:b], status[a:b], n_out[a:b], ev_t[a:b], ev_y[a:b], ev_which[a:b],
-                                     stats[a:b])
-            else:
-                _python_ensemble(K, common, tail, a, b, Y0, P, seeds, y, y_final, t_final, status, n_out,
-                                 ev_t, ev_y, ev_which, stats)
-            bar.update(b - a)
-            if callable(progress):
-                progress(b, n)
+    runner = _EnsembleRun(fns, csys, prob, rows, res, chunk_size, inline,
+                          lambda done: (bar.update(done - bar.count), progress(done, n) if callable(progress) else None))
+    with bar:
+        runner.run()
+    stats = res.stats
     return EnsembleSolution(
-        t=te, y=y, y0=Y0, params=P, status=status, n_steps=stats[:, _kernels.ST_ACCEPTED].copy(),
-        n_rejected=stats[:, _kernels.ST_REJECTED].copy(), n_rhs_evals=stats[:, _kernels.ST_RHS].copy(),
-        t_final=t_final, final=y_final, event_t=ev_t[:, 0].copy(), event_which=ev_which[:, 0].copy(),
-        event_y=ev_y[:, 0].copy(), state_names=tuple(csys.state_names), param_names=tuple(csys.param_names),
-        method=method)
+        t=te, y=res.y, y0=Y0, params=P, status=res.status, n_steps=stats[:, L.C_ACCEPTED].copy(),
+        n_rejected=stats[:, L.C_REJECTED].copy(), n_rhs_evals=stats[:, L.C_RHS].copy(),
+        t_final=res.t_final, final=res.final, event_t=res.ev_t[:, 0].copy(), event_which=res.ev_which[:, 0].copy(),
+        event_y=res.ev_y[:, 0].copy(), state_names=fns.state_names, param_names=fns.param_names, method=method)
 
 
-def _python_ensemble(K, common, tail, a, b, Y0, P, seeds, y, y_final, t_final, status, n_out, ev_t, ev_y,
-                     ev_which, stats):
-    """The numpy backend: the plain-Python kernel, one trajectory after another."""
-    n_t, ns = y.shape[1], y.shape[2]
-    state = np.random.get_state()
-    try:
-        for i in range(a, b):
-            out_t = np.empty(n_t)
-            empty = np.empty(0)
-            s, m, _, tf, _ = K.integrate(*common, Y0[i], P[i], *tail, seeds[i], out_t, y[i], y_final[i], empty, empty,
-                                      np.empty((0, 5, ns)), ev_t[i], ev_y[i], ev_which[i], stats[i])
-            status[i], n_out[i], t_final[i] = s, m, tf
-    finally:
-        np.random.set_state(state)
+def _slice(record, a: int, b: int):
+    """The rows ``a:b`` of every array of a :class:`Rows` / :class:`RowsOutput` record (views)."""
+    return type(record)(*(x[a:b] for x in record))
+
+
+def thread_count() -> int:
+    """Threads the compiled ensemble uses: ``NUMBA_NUM_THREADS`` (by default the usable cores)."""
+    from numba import config
+
+    return max(1, int(config.NUMBA_NUM_THREADS))
+
+
+class _EnsembleRun:
+    """Integrates the rows of one ensemble with the best driver available, a chunk at a time.
+
+    Compiled drivers run on worker threads (they release the GIL); each call takes about
+    :data:`CALL_SECONDS`, so the main thread reports progress and a Ctrl-C stops the workers after
+    their current chunk. While the compiled drivers are still being compiled in the background, rows run
+    one by one in the plain-Python flavour and switch to compiled code as soon as it is there.
+    """
+
+    def __init__(self, fns, csys, prob, rows, res, chunk_size, inline, report):
+        self.fns, self.csys, self.prob, self.rows, self.res = fns, csys, prob, rows, res
+        self.n = rows.y0.shape[0]
+        self.max_rows = chunk_size or self.n
+        self.inline = inline
+        self.report = report
+        self.next = 0
+        self.done = 0
+        self.seconds_per_row: float | None = None
+        self.stop = False
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        if self.fns.backend == "numpy":
+            self._python_rows(compiled=False)
+            return
+        with QuietNumbaErrors():
+            if self._compiled_rows() is None:
+                self._python_rows(compiled=True)
+
+    def _rows_driver(self):
+        """A callable ``(prob, rows, res)`` running compiled rows, or None while none is compiled yet."""
+        generic = GENERIC.get("integrate_rows")
+        if generic is None:
+            return None
+        if self.inline is not False:
+            big = self.n >= INLINE_MIN_TRAJECTORIES
+            drv = inline_rows(self.csys, compile_now=self.inline is True, start_background=big)
+            if drv is not None:
+                return drv
+        rhs, diffusion = self.fns.rhs_fc, self.fns.diffusion_fc
+        return lambda prob, rows, res: generic(rhs, diffusion, prob, rows, res)
+
+    def _take(self, n_threads: int) -> tuple[int, int] | None:
+        """The next chunk of rows, sized to take about CALL_SECONDS and to balance the threads at the end."""
+        with self.lock:
+            if self.stop or self.next >= self.n:
+                return None
+            remaining = self.n - self.next
+            size = FIRST_ROWS if self.seconds_per_row is None else int(CALL_SECONDS / max(self.seconds_per_row, 1e-9))
+            size = max(1, min(size, self.max_rows, -(-remaining // (2 * n_threads)) if n_threads > 1 else remaining))
+            a = self.next
+            self.next = a + size
+            return a, a + size
+
+    def _finished(self, a: int, b: int, seconds: float) -> None:
+        with self.lock:
+            self.done += b - a
+            if b - a >= 4 or self.seconds_per_row is None:
+                self.seconds_per_row = seconds / (b - a)
+
+    def _compiled_rows(self):
+        driver = self._rows_driver()
+        if driver is None:
+            return None
+        n_threads = min(thread_count(), max(1, -(-(self.n - self.next) // FIRST_ROWS)))
+        errors: list[BaseException] = []
+
+        def work():
+            try:
+                while True:
+                    chunk = self._take(n_threads)
+                    if chunk is None:
+                        return
+                    a, b = chunk
+                    start = time.perf_counter()
+                    driver(self.prob, _slice(self.rows, a, b), _slice(self.res, a, b))
+                    self._finished(a, b, time.perf_counter() - start)
+            except BaseException as exc:  # pragma: no cover - re-raised in the main thread
+                errors.append(exc)
+                self.stop = True
+
+        if n_threads == 1:
+            while True:
+                chunk = self._take(1)
+                if chunk is None:
+                    break
+                start = time.perf_counter()
+                driver(self.prob, _slice(self.rows, *chunk), _slice(self.res, *chunk))
+                self._finished(*chunk, time.perf_counter() - start)
+                self.report(self.done)
+            return True
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(n_threads)]
+        for th in threads:
+            th.start()
+        reported = -1
+        try:
+            while any(th.is_alive() for th in threads):
+                for th in threads:
+                    th.join(timeout=0.05)
+                if self.done != reported:
+                    reported = self.done
+                    self.report(reported)
+        except BaseException:
+            self.stop = True  # Ctrl-C: the workers end after their current chunk
+            for th in threads:
+                th.join()
+            raise
+        if errors:
+            raise errors[0]
+        if reported != self.done:
+            self.report(self.done)
+        return True
+
+    def _python_rows(self, compiled: bool) -> None:
+        """Rows one by one with :func:`~theorykit.solve._kernels.integrate` (the plain-Python flavour, or the
+        compiled one once it is there); switches to the compiled row driver when that becomes available."""
+        fns, prob, res = self.fns, self.prob, self.res
+        K = flavour("python")
+        n = fns.n
+        k_ev = prob.events.shape[0]
+        st = L.State(np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), np.empty(n), np.empty((7, n)),
+                     np.empty(k_ev))
+        sc = K.new_scratch(n, fns.n_noise, k_ev)
+        out_t, none, none_r = np.empty(prob.t_eval.size), np.empty(0), np.empty((0, 5, n))
+        random_state = np.random.get_state()
+        try:
+            with np.errstate(all="ignore"):
+                while self.next < self.n and not self.stop:
+                    if compiled and self._compiled_rows() is not None:
+                        return
+                    entry = GENERIC.get("integrate") if compiled else None
+                    integrate, rhs, diffusion = (entry, fns.rhs_fc, fns.diffusion_fc) if entry is not None \
+                        else (K.integrate, fns.rhs_py, fns.diffusion_py)
+                    r = self.next
+                    K.reset_state(st, self.rows.y0[r], self.rows.seed[r])
+                    out = L.Output(out_t, res.y[r], none, none, none_r, res.ev_t[r], res.ev_y[r], res.ev_which[r])
+                    integrate(rhs, diffusion, prob, self.rows.p[r], st, sc, out)
+                    res.status[r], res.t_final[r] = st.i[L.C_STATUS], st.f[L.S_T]
+                    res.final[r] = st.y
+                    res.stats[r] = st.i[:L.N_STATS]
+                    self.next = r + 1
+                    self.done = r + 1
+                    if self.done == self.n or self.done % 64 == 0:
+                        self.report(self.done)
+        finally:
+            np.random.set_state(random_state)  # the plain-Python kernel seeds numpy's global generator

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._checks import check_range
 from ..errors import InvalidParameterError
-from . import _kernels as K
+from . import _layout as K
 
 
 def _direction(direction: int) -> float:

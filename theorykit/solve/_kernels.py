@@ -1,96 +1,66 @@
 """Integration kernels: Dormand–Prince 5(4), classical RK4 and Euler–Maruyama, with events and dense output.
 
-Every function here takes only arrays, scalars and (for the drivers) the compiled right-hand side
-``rhs(t, y, p, out)`` / diffusion ``diffusion(t, y, p, out)`` as arguments, and writes its results into
-``out`` arrays. All arrays are float64 unless stated otherwise; ``n`` is the number of states.
+The entry points :func:`integrate` (one trajectory) and :func:`integrate_rows` (many) take the compiled
+right-hand side ``rhs(t, y, p, out)`` / diffusion ``diffusion(t, y, p, out)`` and the records of
+:mod:`theorykit.solve._layout`; they write their results into the records' arrays. All arrays are
+float64 unless stated otherwise; ``n`` is the number of states.
 
-One implementation, two backends
---------------------------------
-This module is executed twice: once normally, where ``njit`` is numba's, and once by
-:func:`python_kernels`, which re-executes this same file with ``_PURE_PYTHON = True`` so that ``njit`` is
-the identity and ``prange`` is ``range``. The numpy backend uses that second copy, so every helper the
-drivers call is the plain-Python version as well (numba's ``.py_func`` alone would still call the
-compiled helpers, which cannot take a Python right-hand side).
+One source, three flavours
+--------------------------
+This file is executed as up to three modules (see :func:`flavour`):
 
-Compilation and caching (measured with numba 0.68, 2 busy cores)
------------------------------------------------------------------
-Left to itself, numba types a jitted function passed as an argument as that dispatcher object, so a
-driver taking ``rhs`` is specialised per compiled system and ``cache=True`` never hits in a new process:
-every process recompiled (10-20 s for :func:`integrate`, ~25 s more for the ``parallel=True``
-:func:`integrate_ensemble`) and appended a fresh entry to the on-disk index. Instead,
-:func:`ensure_compiled` compiles the drivers once for *first-class function* arguments of the fixed
-types ``RHS_TYPE`` / ``DIFFUSION_TYPE`` and freezes them. One machine-code driver then serves every
-system (the rhs is called through a function pointer, so it is not inlined), numba's cache works
-across processes, and a new system only costs compiling its own small ``rhs_into``. Measured: the
-first compilation ever takes ~30 s of CPU (45 s + 24 s wall on a loaded machine); afterwards a fresh
-process loads both drivers from the cache, and its first ``solve`` takes ~0.2 s, each further system
-~0.3 s (its rhs). Every function here is ``cache=True``. ``theorykit.solve._solve.callables_for`` passes
-the rhs as a first-class function object with a cached address (passing the dispatcher itself makes
-numba look the address up on every call, ~0.2 ms per ``solve``).
+* ``"numba"`` (this module): every function ``njit(cache=True)``; :func:`compile_drivers` compiles the two
+  entry points once for *first-class function* arguments of the fixed types :data:`RHS_TYPE` /
+  :data:`DIFFUSION_TYPE`, so one machine-code driver serves every system and numba's disk cache is
+  reused across processes.
+* ``"python"``: ``njit`` is the identity, so the same algorithm runs as plain Python: the numpy backend
+  uses it, and so does a numba-backend solve while the compiled drivers are not yet in the cache.
+* ``"inline"``: uncached ``njit`` functions that take the right-hand side as an ordinary jitted function;
+  a per-system module compiles :func:`integrate_rows` from them with the right-hand side inlined.
 
-The drivers keep ``rhs`` as their first argument, so a caller that wants the rhs inlined (a few
-per cent for tiny systems) can jit an unfrozen copy, ``numba.njit(integrate.py_func)``, and call it from a
-cached wrapper in its own module that refers to the compiled rhs as a global (a toy wrapper of this
-kind loaded from cache in 0.46 s in a second process). Numba only checks the wrapper's own file for
-staleness, so such a cache must be keyed on the theorykit version too.
+Arithmetic follows IEEE rules (``error_model="numpy"``): nothing here raises on division by zero, and
+every place where that could happen is guarded so that the plain-Python flavour does not raise either.
+A right-hand side is called through :func:`eval_rhs`, which fills its output with nan first, so a
+right-hand side that stops half-way (a Python exception, or an exception numba can only print when the
+function is called through a pointer) leaves nan behind and the step ends as ``NON_FINITE``.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import math
 
 import numpy as np
 
-from numba import types as _nt
+from ._layout import (BLOW_UP, BUFFER_FULL, C_ACCEPTED, C_ATTEMPTS, C_DENSE, C_EVENTS, C_LAST_REJECTED,
+                      C_NONFINITE_REJECTED, C_NONSTIFF_RUN, C_OUT, C_REJECTED, C_RHS, C_SEED, C_STATUS,
+                      C_STIFF, C_STIFF_RUN, DOPRI5, EULER_MARUYAMA, EV_STATE, EVENT, EVENT_COLUMNS, F_ATOL,
+                      F_BLOW_UP, F_DT, F_FIRST_STEP, F_MAX_STEP, F_RTOL, F_T0, F_T1, I_BUDGET, I_MAX_STEPS,
+                      I_METHOD, I_N_NOISE, MAX_STEPS, N_FOPT, N_IOPT, N_SF, N_SI, N_STATS, NON_FINITE,
+                      NOT_STARTED, PAUSED, RK4, RUNNING, S_FACOLD, S_H, S_T, STEP_SIZE_UNDERFLOW, SUCCESS,
+                      Output, Problem, Rows, RowsOutput, Scratch, State)
 
-if globals().get("_PURE_PYTHON", False):  # the plain-Python copy made by python_kernels()
+_FLAVOUR = globals().get("_FLAVOUR", "numba")  # set by flavour() before it executes a copy of this file
 
-    def njit(*args, **kwargs):
-        """Identity decorator standing in for ``numba.njit`` (with or without a signature)."""
-        if len(args) == 1 and inspect.isfunction(args[0]) and not kwargs:
-            return args[0]
-        return lambda f: f
+if _FLAVOUR == "python":
 
-    prange = range
+    def njit(fn):
+        """Identity decorator standing in for ``numba.njit``."""
+        return fn
+
+elif _FLAVOUR == "inline":
+    import numba
+
+    def njit(fn):
+        """``numba.njit`` without disk caching (the per-system module that uses these functions caches itself)."""
+        return numba.njit(error_model="numpy")(fn)
+
 else:
-    from numba import njit, prange
+    import numba
 
-# Types of the compiled callables the drivers receive. Declaring them as first-class function types
-# (rather than letting numba specialise on each dispatcher object) makes the drivers compile once,
-# for every system, and lets cache=True work across processes.
-_F8, _I8 = _nt.float64, _nt.int64
-_A1, _A2, _A3 = _nt.float64[::1], _nt.float64[:, ::1], _nt.float64[:, :, ::1]
-_I1, _I2 = _nt.int64[::1], _nt.int64[:, ::1]
-RHS_TYPE = _nt.FunctionType(_nt.void(_F8, _A1, _A1, _A1))
-DIFFUSION_TYPE = _nt.FunctionType(_nt.void(_F8, _A1, _A1, _A2))
-
-# Method codes (shared with theorykit.solve._solve).
-DOPRI5 = 0
-RK4 = 1
-EULER_MARUYAMA = 2
-
-# Status codes: the values of theorykit.solve.Status.
-SUCCESS = 0
-EVENT = 1
-MAX_STEPS = 2
-STEP_SIZE_UNDERFLOW = 3
-NON_FINITE = 4
-BLOW_UP = 5
-BUFFER_FULL = -2  # internal: the step-output or dense buffer is full; the caller resumes from t_final
-
-# Event kinds (column 0 of an event spec row (kind, index, value, direction, terminal)).
-EV_STATE = 0  # g = y[index] - value
-EV_NORM = 1   # g = ||y||_2 - value
-
-# Layout of the int64 ``stats`` array.
-ST_ACCEPTED = 0
-ST_REJECTED = 1
-ST_RHS = 2
-ST_EVENTS = 3
-ST_STIFF = 4  # accepted Dormand-Prince steps at which stiffness was detected (Hairer's test)
-N_STATS = 5
+    def njit(fn):
+        """``numba.njit`` with the kernels' options: cached, IEEE arithmetic, releasing the GIL."""
+        return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
 
 # Dormand–Prince 5(4) tableau, error weights and dense-output weights (Hairer, Nørsett & Wanner, DOPRI5).
 _C2, _C3, _C4, _C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -113,12 +83,13 @@ _EXPO1 = 0.2 - 0.75 * _BETA
 _FAC_MIN = 0.2   # step may shrink at most 5x per step ...
 _FAC_MAX = 10.0  # ... and grow at most 10x
 _EPS = 2.220446049250313e-16
+_TINY_STEP = 1e-300  # initial step when Hairer's estimate underflows (|f| beyond the float range)
 
 
 # ---------------------------------------------------------------------------------------------
-# Array-only helpers (cacheable).
+# Array helpers.
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit
 def all_finite(x):
     """Whether every entry of the float64 array ``x`` [n] is finite."""
     for i in range(x.shape[0]):
@@ -127,7 +98,7 @@ def all_finite(x):
     return True
 
 
-@njit(cache=True)
+@njit
 def max_abs(x):
     """Largest absolute entry of the float64 array ``x`` [n] (the infinity norm)."""
     m = 0.0
@@ -138,7 +109,31 @@ def max_abs(x):
     return m
 
 
-@njit(cache=True)
+@njit
+def copy_into(src, dst):
+    """``dst[:] = src`` for float64 [n] arrays (an explicit loop compiles much faster than a slice copy)."""
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit
+def scaled_square(v, scale):
+    """``(v / scale)**2`` for an error scale ``scale >= 0``; a zero scale gives 0 for ``v == 0``, else inf."""
+    if scale > 0.0:
+        q = v / scale
+        return q * q
+    return 0.0 if v == 0.0 else math.inf
+
+
+@njit
+def eval_rhs(rhs, t, y, p, out):
+    """``rhs(t, y, p, out)`` with ``out`` filled with nan first: entries a failing rhs leaves unwritten stay nan."""
+    for i in range(out.shape[0]):
+        out[i] = math.nan
+    rhs(t, y, p, out)
+
+
+@njit
 def interpolate(rcont, theta, out):
     """Evaluate a step's dense-output polynomial at ``theta`` in [0, 1], writing ``out`` [n].
 
@@ -151,7 +146,7 @@ def interpolate(rcont, theta, out):
         out[i] = rcont[0, i] + theta * (rcont[1, i] + th1 * (rcont[2, i] + theta * (rcont[3, i] + th1 * rcont[4, i])))
 
 
-@njit(cache=True)
+@njit
 def hermite_rcont(y0, y1, f0, f1, h, rcont):
     """Fill ``rcont`` [5, n] with the cubic Hermite interpolant through (y0, f0) and (y1, f1) over step h."""
     for i in range(y0.shape[0]):
@@ -164,7 +159,10 @@ def hermite_rcont(y0, y1, f0, f1, h, rcont):
         rcont[4, i] = 0.0
 
 
-@njit(cache=True)
+# ---------------------------------------------------------------------------------------------
+# Events.
+# ---------------------------------------------------------------------------------------------
+@njit
 def event_values(events, y, g):
     """Evaluate the event functions ``g`` [n_ev] at state ``y`` [n].
 
@@ -182,7 +180,7 @@ def event_values(events, y, g):
             g[e] = math.sqrt(s) - events[e, 2]
 
 
-@njit(cache=True)
+@njit
 def _crossed(direction, g0, g1):
     """Whether the event function went from g0 to g1 across zero in the allowed ``direction``."""
     rising = g0 < 0.0 and g1 >= 0.0
@@ -194,7 +192,7 @@ def _crossed(direction, g0, g1):
     return rising or falling
 
 
-@njit(cache=True)
+@njit
 def _root_theta(events, e, rcont, g0, work, gwork):
     """Bisect the event function ``e`` on the step's dense output: the crossing's theta in (0, 1]."""
     lo, hi = 0.0, 1.0
@@ -213,8 +211,8 @@ def _root_theta(events, e, rcont, g0, work, gwork):
     return hi
 
 
-@njit(cache=True)
-def locate_events(events, t_old, h, rcont, y_new, g_old, g_new, ev_t, ev_y, ev_which, n_ev, work):
+@njit
+def locate_events(events, t_old, h, rcont, y_new, g_old, out, n_ev, sc):
     """Find, order and record the events that fire during one accepted step.
 
     Parameters
@@ -229,48 +227,45 @@ def locate_events(events, t_old, h, rcont, y_new, g_old, g_new, ev_t, ev_y, ev_w
         State at the end of the step.
     g_old : float64 [n_ev_kinds]
         Event functions at the start of the step; overwritten with those at the end.
-    g_new : float64 [n_ev_kinds]
-        Work array.
-    ev_t, ev_y, ev_which : float64 [cap], float64 [cap, n], int64 [cap]
-        Event record buffers; entries beyond their capacity are counted but not stored.
+    out : Output
+        Its ``ev_t``, ``ev_y``, ``ev_which`` (capacity ``cap``) receive the events; events beyond the
+        capacity are counted but not stored.
     n_ev : int
         Number of events recorded so far.
-    work : float64 [n + n_ev_kinds]
-        Scratch space.
+    sc : Scratch
+        Uses ``g_new``, ``ywork`` and ``thetas``.
 
     Returns
     -------
     (theta_stop, n_ev) : (float, int)
         ``theta_stop`` < 0 when no terminal event fired, else the step fraction where integration stops.
     """
-    n = y_new.shape[0]
     k = events.shape[0]
+    g_new = sc.g_new
     event_values(events, y_new, g_new)
-    yw = work[:n]
-    gw = work[n:n + k]
-    # Thetas of the events that fired (inf for the others); handled in time order below.
-    thetas = np.full(k, np.inf)
+    thetas = sc.thetas  # thetas of the events that fired (inf for the others), handled in time order below
     for e in range(k):
+        thetas[e] = math.inf
         if _crossed(events[e, 3], g_old[e], g_new[e]):
-            thetas[e] = _root_theta(events, e, rcont, g_old[e], yw, gw)
+            thetas[e] = _root_theta(events, e, rcont, g_old[e], sc.ywork, sc.thetas[k:])
     theta_stop = -1.0
     while True:
         e = -1
-        best = np.inf
+        best = math.inf
         for j in range(k):
             if thetas[j] < best:
                 best = thetas[j]
                 e = j
         if e < 0:
             break
-        thetas[e] = np.inf
-        if n_ev < ev_t.shape[0]:
-            ev_t[n_ev] = t_old + best * h
+        thetas[e] = math.inf
+        if n_ev < out.ev_t.shape[0]:
+            out.ev_t[n_ev] = t_old + best * h
             if best >= 1.0:
-                ev_y[n_ev, :] = y_new
+                copy_into(y_new, out.ev_y[n_ev])
             else:
-                interpolate(rcont, best, ev_y[n_ev])
-            ev_which[n_ev] = e
+                interpolate(rcont, best, out.ev_y[n_ev])
+            out.ev_which[n_ev] = e
         n_ev += 1
         if events[e, 4] != 0.0:
             theta_stop = best
@@ -280,28 +275,32 @@ def locate_events(events, t_old, h, rcont, y_new, g_old, g_new, ev_t, ev_y, ev_w
     return theta_stop, n_ev
 
 
-@njit(cache=True)
-def save_outputs(t_eval, i_out, t_old, h, t_stop, rcont, y_stop, out_y):
+@njit
+def save_outputs(t_eval, i_out, t_old, h, t_stop, rcont, y_stop, out_t, out_y):
     """Write the requested output times in ``(t_old, t_stop]`` from one step; return the next index.
 
-    ``t_eval`` [n_t] sorted times, ``out_y`` [n_t, n]; ``y_stop`` [n] is the exact state at ``t_stop``
-    (the step end or a terminal event), used for output times at or beyond it.
+    ``t_eval`` [n_t] sorted times, ``out_t`` [n_t], ``out_y`` [n_t, n]; ``y_stop`` [n] is the exact state at
+    ``t_stop`` (the step end or a terminal event), used for output times at or beyond it.
     """
     n_t = t_eval.shape[0]
     while i_out < n_t and t_eval[i_out] <= t_stop:
+        out_t[i_out] = t_eval[i_out]
         if t_eval[i_out] >= t_stop:
-            out_y[i_out, :] = y_stop
+            copy_into(y_stop, out_y[i_out])
         else:
             interpolate(rcont, (t_eval[i_out] - t_old) / h, out_y[i_out])
         i_out += 1
     return i_out
 
 
-@njit(cache=True)
+# ---------------------------------------------------------------------------------------------
+# Initial step (Hairer's estimate) and steppers.
+# ---------------------------------------------------------------------------------------------
+@njit
 def initial_step(y0, f0, y1_probe, rtol, atol, max_step):
     """First half of Hairer's initial step guess: the probe step ``h`` and the probe state ``y1_probe``.
 
-    Returns ``h``; the caller evaluates ``f1 = f(t0 + h, y1_probe)`` and calls
+    Returns ``h > 0``; the caller evaluates ``f1 = f(t0 + h, y1_probe)`` and calls
     :func:`refine_initial_step`.
     """
     n = y0.shape[0]
@@ -309,21 +308,23 @@ def initial_step(y0, f0, y1_probe, rtol, atol, max_step):
     dny = 0.0
     for i in range(n):
         sk = atol + rtol * abs(y0[i])
-        dnf += (f0[i] / sk) ** 2
-        dny += (y0[i] / sk) ** 2
+        dnf += scaled_square(f0[i], sk)
+        dny += scaled_square(y0[i], sk)
     dnf /= n
     dny /= n
     if dnf <= 1e-10 or dny <= 1e-10:
         h = 1e-6
     else:
         h = 0.01 * math.sqrt(dny / dnf)
+    if not h > 0.0:  # |f| / scale overflowed: the solution moves on a time scale below any float step
+        h = _TINY_STEP
     h = min(h, max_step)
     for i in range(n):
         y1_probe[i] = y0[i] + h * f0[i]
     return h
 
 
-@njit(cache=True)
+@njit
 def refine_initial_step(h, y0, f0, f1, rtol, atol, max_step):
     """Second half of Hairer's initial step guess, using the second-derivative estimate (f1 - f0) / h."""
     n = y0.shape[0]
@@ -331,8 +332,8 @@ def refine_initial_step(h, y0, f0, f1, rtol, atol, max_step):
     dnf = 0.0
     for i in range(n):
         sk = atol + rtol * abs(y0[i])
-        der2 += ((f1[i] - f0[i]) / sk) ** 2
-        dnf += (f0[i] / sk) ** 2
+        der2 += scaled_square(f1[i] - f0[i], sk)
+        dnf += scaled_square(f0[i], sk)
     der2 = math.sqrt(der2 / n) / h
     der12 = max(abs(der2), math.sqrt(dnf / n))
     if not math.isfinite(der12):
@@ -344,44 +345,41 @@ def refine_initial_step(h, y0, f0, f1, rtol, atol, max_step):
     return min(100.0 * h, h1, max_step)
 
 
-# ---------------------------------------------------------------------------------------------
-# Steppers and drivers (take the compiled right-hand side; not cacheable, see the module docstring).
-# ---------------------------------------------------------------------------------------------
-@njit(cache=True)
-def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
+@njit
+def dopri5_step(rhs, t, y, h, p, k, sc, rtol, atol):
     """One Dormand–Prince 5(4) step from (t, y) of size h; returns the scaled RMS error estimate.
 
     ``k`` [7, n]: ``k[0]`` must hold f(t, y) on entry (FSAL); on exit ``k[6]`` = f(t + h, y_new).
-    Writes the 5th-order solution to ``y_new`` [n] and the dense-output coefficients to ``rcont`` [5, n].
-    Uses ``ytmp`` [n] as scratch. Six right-hand side evaluations.
+    Writes the 5th-order solution to ``sc.y_new`` [n] and the dense-output coefficients to ``sc.rcont``
+    [5, n]; ``sc.ytmp`` [n] keeps the last stage's argument. Six right-hand side evaluations.
     """
     n = y.shape[0]
+    ytmp, y_new, rcont = sc.ytmp, sc.y_new, sc.rcont
     for i in range(n):
         ytmp[i] = y[i] + h * _A21 * k[0, i]
-    rhs(t + _C2 * h, ytmp, p, k[1])
+    eval_rhs(rhs, t + _C2 * h, ytmp, p, k[1])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A31 * k[0, i] + _A32 * k[1, i])
-    rhs(t + _C3 * h, ytmp, p, k[2])
+    eval_rhs(rhs, t + _C3 * h, ytmp, p, k[2])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A41 * k[0, i] + _A42 * k[1, i] + _A43 * k[2, i])
-    rhs(t + _C4 * h, ytmp, p, k[3])
+    eval_rhs(rhs, t + _C4 * h, ytmp, p, k[3])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A51 * k[0, i] + _A52 * k[1, i] + _A53 * k[2, i] + _A54 * k[3, i])
-    rhs(t + _C5 * h, ytmp, p, k[4])
+    eval_rhs(rhs, t + _C5 * h, ytmp, p, k[4])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A61 * k[0, i] + _A62 * k[1, i] + _A63 * k[2, i] + _A64 * k[3, i]
                               + _A65 * k[4, i])
-    rhs(t + h, ytmp, p, k[5])
+    eval_rhs(rhs, t + h, ytmp, p, k[5])
     for i in range(n):
         y_new[i] = y[i] + h * (_A71 * k[0, i] + _A73 * k[2, i] + _A74 * k[3, i] + _A75 * k[4, i]
                                + _A76 * k[5, i])
-    rhs(t + h, y_new, p, k[6])
+    eval_rhs(rhs, t + h, y_new, p, k[6])
     err = 0.0
     for i in range(n):
         e = h * (_E1 * k[0, i] + _E3 * k[2, i] + _E4 * k[3, i] + _E5 * k[4, i] + _E6 * k[5, i]
                  + _E7 * k[6, i])
-        sk = atol + rtol * max(abs(y[i]), abs(y_new[i]))
-        err += (e / sk) ** 2
+        err += scaled_square(e, atol + rtol * max(abs(y[i]), abs(y_new[i])))
         d = y_new[i] - y[i]
         b = h * k[0, i] - d
         rcont[0, i] = y[i]
@@ -393,42 +391,47 @@ def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
     return math.sqrt(err / n)
 
 
-@njit(cache=True)
-def rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont):
+@njit
+def rk4_step(rhs, t, y, h, p, k, sc):
     """One classical RK4 step; ``k[0]`` = f(t, y) on entry, ``k[6]`` = f(t + h, y_new) on exit.
 
-    Writes ``y_new`` [n] and the cubic Hermite dense output to ``rcont`` [5, n]. Four new evaluations
-    (the end-point derivative is reused as the next step's first stage).
+    Writes ``sc.y_new`` [n] and the cubic Hermite dense output to ``sc.rcont`` [5, n]. Four new
+    evaluations (the end-point derivative is reused as the next step's first stage).
     """
     n = y.shape[0]
+    ytmp, y_new = sc.ytmp, sc.y_new
     for i in range(n):
         ytmp[i] = y[i] + 0.5 * h * k[0, i]
-    rhs(t + 0.5 * h, ytmp, p, k[1])
+    eval_rhs(rhs, t + 0.5 * h, ytmp, p, k[1])
     for i in range(n):
         ytmp[i] = y[i] + 0.5 * h * k[1, i]
-    rhs(t + 0.5 * h, ytmp, p, k[2])
+    eval_rhs(rhs, t + 0.5 * h, ytmp, p, k[2])
     for i in range(n):
         ytmp[i] = y[i] + h * k[2, i]
-    rhs(t + h, ytmp, p, k[3])
+    eval_rhs(rhs, t + h, ytmp, p, k[3])
     for i in range(n):
         y_new[i] = y[i] + h / 6.0 * (k[0, i] + 2.0 * k[1, i] + 2.0 * k[2, i] + k[3, i])
-    rhs(t + h, y_new, p, k[6])
-    hermite_rcont(y, y_new, k[0], k[6], h, rcont)
+    eval_rhs(rhs, t + h, y_new, p, k[6])
+    hermite_rcont(y, y_new, k[0], k[6], h, sc.rcont)
 
 
-@njit(cache=True)
-def euler_maruyama_step(rhs, diffusion, t, y, h, p, k, gmat, dw, y_new, rcont):
+@njit
+def euler_maruyama_step(rhs, diffusion, t, y, h, p, k, sc):
     """One Euler–Maruyama step ``y_new = y + f h + G dW`` with ``dW ~ N(0, h I)`` drawn from numpy's
     global (numba: per-thread) generator; ``k[0]`` = f(t, y) on entry, ``k[6]`` = f(t + h, y_new) on exit.
 
-    ``gmat`` [n, n_noise] and ``dw`` [n_noise] are scratch; ``rcont`` gets linear interpolation.
+    ``sc.gmat`` [n, n_noise] and ``sc.dw`` [n_noise] are scratch; ``sc.rcont`` gets linear interpolation.
     """
     n = y.shape[0]
+    gmat, dw, y_new, rcont = sc.gmat, sc.dw, sc.y_new, sc.rcont
     m = dw.shape[0]
     sq = math.sqrt(h)
     for j in range(m):
         dw[j] = sq * np.random.normal(0.0, 1.0)
     if m > 0:
+        for i in range(n):
+            for j in range(m):
+                gmat[i, j] = math.nan  # like eval_rhs: entries a failing diffusion leaves unwritten stay nan
         diffusion(t, y, p, gmat)
     for i in range(n):
         s = y[i] + h * k[0, i]
@@ -440,135 +443,116 @@ def euler_maruyama_step(rhs, diffusion, t, y, h, p, k, gmat, dw, y_new, rcont):
         rcont[2, i] = 0.0
         rcont[3, i] = 0.0
         rcont[4, i] = 0.0
-    rhs(t + h, y_new, p, k[6])
+    eval_rhs(rhs, t + h, y_new, p, k[6])
 
 
-@njit(cache=True)
-def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol, first_step, max_step, dt,
-              max_steps, blow_up, events, seed, out_t, out_y, y_final, dense_t, dense_h, dense_r,
-              ev_t, ev_y, ev_which, stats):
-    """Integrate one trajectory from ``t0`` to ``t1``.
+# ---------------------------------------------------------------------------------------------
+# Drivers.
+# ---------------------------------------------------------------------------------------------
+@njit
+def new_scratch(n, n_noise, n_events):
+    """A :class:`Scratch` for ``n`` states, ``n_noise`` Wiener processes and ``n_events`` event specs."""
+    return Scratch(np.empty(n), np.empty(n), np.zeros((5, n)), np.zeros((n, max(n_noise, 1))), np.empty(n_noise),
+                   np.empty(n_events), np.empty(n), np.empty(2 * n_events))
 
-    Parameters
-    ----------
-    rhs : callable
-        ``rhs(t, y, p, out)`` writes dy/dt into ``out`` [n].
-    diffusion : callable
-        ``diffusion(t, y, p, out)`` writes the Itô diffusion matrix into ``out`` [n, n_noise]
-        (only called by Euler–Maruyama with ``n_noise > 0``).
-    n_noise : int
-        Number of independent Wiener processes.
-    method : int
-        ``DOPRI5`` (adaptive; uses rtol, atol, first_step, max_step), ``RK4`` or ``EULER_MARUYAMA``
-        (fixed step ``dt``, shortened to land on ``t1``; Euler–Maruyama also lands on each ``t_eval``).
-    t0, t1 : float
-        Integration interval, ``t0 < t1``.
-    y0 : float64 [n]
-        Initial state.
-    p : float64 [m]
-        Packed parameters.
-    t_eval : float64 [n_t]
-        Sorted output times in [t0, t1]; if empty, every accepted step is saved instead.
-    first_step : float
-        Initial step for DOPRI5, or <= 0 to choose it automatically.
-    max_steps : int
-        Maximum number of attempted steps (accepted plus rejected).
-    blow_up : float
-        Stop with ``BLOW_UP`` once ``max|y|`` exceeds this bound (``inf`` disables it).
-    events : float64 [n_ev_kinds, 5]
-        Event specs, see :func:`locate_events`.
-    seed : int
-        Seeds the random generator when >= 0 (Euler–Maruyama only).
-    out_t : float64 [cap]
-        Output times (filled when ``t_eval`` is empty; else a copy of the reached ``t_eval``).
-    out_y : float64 [cap, n]
-        Output states; ``cap`` is ``n_t`` or, when saving every step, ``max_steps + 2``.
-    y_final : float64 [n]
-        Receives the state where integration stopped.
-    dense_t, dense_h, dense_r : float64 [cap_d], [cap_d], [cap_d, 5, n]
-        Per-step dense output (start time, step, coefficients); ``cap_d = 0`` disables it.
-    ev_t, ev_y, ev_which : float64 [cap_e], float64 [cap_e, n], int64 [cap_e]
-        Event record buffers.
-    stats : int64 [N_STATS]
-        Receives (accepted steps, rejected steps, rhs evaluations, events fired).
 
-    Returns
-    -------
-    (status, n_out, n_dense, t_final, h_next) : (int, int, int, float, float)
-        Status code, number of rows of ``out_t``/``out_y`` written, dense steps stored, the time where
-        integration stopped and the step size to continue with. Rows past ``n_out`` are never written.
-        ``BUFFER_FULL`` means that the per-step output (``t_eval`` empty) or dense buffer filled up
-        before ``t1``: the caller continues from ``(t_final, y_final)`` with ``first_step=h_next``.
-    """
-    n = y0.shape[0]
+@njit
+def reset_state(st, y0, seed):
+    """Prepare ``st`` to start a trajectory at ``y0`` [n]; ``seed >= 0`` seeds the random generator."""
+    for j in range(st.f.shape[0]):
+        st.f[j] = 0.0
+    for j in range(st.i.shape[0]):
+        st.i[j] = 0
+    st.i[C_STATUS] = NOT_STARTED
+    st.i[C_SEED] = seed
+    copy_into(y0, st.y)
+
+
+@njit
+def _start(rhs, prob, p, st, sc, out):
+    """First call on a trajectory: initial outputs, f(t0, y0), event functions and the first step."""
+    fopt, t_eval = prob.fopt, prob.t_eval
+    y, k = st.y, st.k
+    n = y.shape[0]
+    t0 = fopt[F_T0]
+    if st.i[C_SEED] >= 0:
+        np.random.seed(st.i[C_SEED])
+    i_out = 0
+    if t_eval.shape[0] == 0:  # saving every step: the start is the first row
+        out.t[0] = t0
+        copy_into(y, out.y[0])
+        i_out = 1
+    else:
+        while i_out < t_eval.shape[0] and t_eval[i_out] <= t0:
+            out.t[i_out] = t_eval[i_out]
+            copy_into(y, out.y[i_out])
+            i_out += 1
+    st.i[C_OUT] = i_out
+    event_values(prob.events, y, st.g)
+    eval_rhs(rhs, t0, y, p, k[0])
+    st.i[C_RHS] = 1
+    st.f[S_T] = t0
+    st.f[S_FACOLD] = 1e-4
+    st.f[S_H] = fopt[F_DT]
+    if not all_finite(k[0]):
+        st.i[C_STATUS] = NON_FINITE
+        return
+    st.i[C_STATUS] = RUNNING
+    if prob.iopt[I_METHOD] == DOPRI5:
+        rtol, atol, max_step = fopt[F_RTOL], fopt[F_ATOL], fopt[F_MAX_STEP]
+        if fopt[F_FIRST_STEP] > 0.0:
+            h = min(fopt[F_FIRST_STEP], max_step)
+        else:
+            h = initial_step(y, k[0], sc.ytmp, rtol, atol, max_step)
+            eval_rhs(rhs, t0 + h, sc.ytmp, p, k[1])
+            st.i[C_RHS] += 1
+            h = refine_initial_step(h, y, k[0], k[1], rtol, atol, max_step)
+        st.f[S_H] = h
+
+
+@njit
+def _integrate(rhs, diffusion, prob, p, st, sc, out):
+    """Advance one trajectory; see :func:`integrate` (this is the body that the ensemble also calls)."""
+    if st.i[C_STATUS] == NOT_STARTED:
+        _start(rhs, prob, p, st, sc, out)
+    if st.i[C_STATUS] >= 0:  # finished (also at the start, when f(t0, y0) is not finite)
+        return
+    fopt, iopt, t_eval, events = prob.fopt, prob.iopt, prob.t_eval, prob.events
+    fs, ist, y, k = st.f, st.i, st.y, st.k
+    y_new, rcont = sc.y_new, sc.rcont
+    n = y.shape[0]
     n_t = t_eval.shape[0]
     save_steps = n_t == 0
+    method = iopt[I_METHOD]
     adaptive = method == DOPRI5
     land_on_eval = method == EULER_MARUYAMA
     n_ev_kinds = events.shape[0]
-    cap_dense = dense_t.shape[0]
+    cap_out = out.t.shape[0]
+    cap_dense = out.dense_t.shape[0]
+    t1, rtol, atol = fopt[F_T1], fopt[F_RTOL], fopt[F_ATOL]
+    max_step, dt, blow_up = fopt[F_MAX_STEP], fopt[F_DT], fopt[F_BLOW_UP]
+    max_steps, budget = iopt[I_MAX_STEPS], iopt[I_BUDGET]
 
-    y = y0.copy()
-    y_new = np.empty(n)
-    ytmp = np.empty(n)
-    k = np.empty((7, n))
-    rcont = np.zeros((5, n))
-    gmat = np.zeros((n, max(n_noise, 1)))
-    dw = np.empty(n_noise)
-    g_old = np.empty(n_ev_kinds)
-    g_new = np.empty(n_ev_kinds)
-    work = np.empty(n + n_ev_kinds)
-    for i in range(stats.shape[0]):
-        stats[i] = 0
-    if seed >= 0:
-        np.random.seed(seed)
-
-    t = t0
-    i_out = 0
-    n_ev = 0
-    n_dense = 0
-    if save_steps:
-        out_t[0] = t0
-        out_y[0, :] = y0
-        i_out = 1
-    else:
-        while i_out < n_t and t_eval[i_out] <= t0:
-            out_t[i_out] = t_eval[i_out]
-            out_y[i_out, :] = y0
-            i_out += 1
-    event_values(events, y, g_old)
-
-    rhs(t, y, p, k[0])
-    n_rhs = 1
-    status = -1
-    if not all_finite(k[0]):
-        status = NON_FINITE
-
-    h = dt
-    if adaptive and status < 0:
-        if first_step > 0.0:
-            h = min(first_step, max_step)
-        else:
-            h = initial_step(y, k[0], ytmp, rtol, atol, max_step)
-            rhs(t + h, ytmp, p, k[1])
-            n_rhs += 1
-            h = refine_initial_step(h, y, k[0], k[1], rtol, atol, max_step)
-
-    facold = 1e-4
-    last_rejected = False
-    nonfinite_reject = False
-    n_stiff_run = 0  # consecutive-ish accepted steps with |h lambda| beyond the stability boundary
-    n_nonstiff_run = 0
-    n_stiff = 0
-    n_attempt = 0
-    n_acc = 0
-    n_rej = 0
-    while status < 0:
+    t, h, facold = fs[S_T], fs[S_H], fs[S_FACOLD]
+    i_out, n_dense, n_ev = ist[C_OUT], ist[C_DENSE], ist[C_EVENTS]
+    n_attempt, n_acc, n_rej, n_rhs = ist[C_ATTEMPTS], ist[C_ACCEPTED], ist[C_REJECTED], ist[C_RHS]
+    n_stiff, n_stiff_run, n_nonstiff_run = ist[C_STIFF], ist[C_STIFF_RUN], ist[C_NONSTIFF_RUN]
+    last_rejected = ist[C_LAST_REJECTED] != 0
+    nonfinite_reject = ist[C_NONFINITE_REJECTED] != 0
+    attempts_here = 0
+    status = RUNNING
+    while status == RUNNING:
         if t >= t1:
             status = SUCCESS
             break
         if n_attempt >= max_steps:
             status = MAX_STEPS
+            break
+        if attempts_here >= budget:
+            status = PAUSED
+            break
+        if (save_steps and i_out >= cap_out) or (cap_dense > 0 and n_dense >= cap_dense):
+            status = BUFFER_FULL
             break
         h = min(h, max_step)
         target = t1
@@ -584,20 +568,21 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
             status = NON_FINITE if nonfinite_reject else STEP_SIZE_UNDERFLOW
             break
         n_attempt += 1
+        attempts_here += 1
 
         h_next = dt
         if method == DOPRI5:
-            err = dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol)
+            err = dopri5_step(rhs, t, y, h, p, k, sc, rtol, atol)
             n_rhs += 6
             if not (err <= 1.0):  # rejected, also when err is nan
                 n_rej += 1
                 last_rejected = True
+                nonfinite_reject = not (all_finite(y_new) and all_finite(k[6]) and all_finite(k[5]))
                 if math.isfinite(err):
-                    nonfinite_reject = False
                     h = h / min(1.0 / _FAC_MIN, err ** _EXPO1 / _SAFE)
                 else:
-                    # Non-finite stages: shrink hard; if this persists to underflow, report NON_FINITE.
-                    nonfinite_reject = True
+                    # An infinite error estimate: shrink hard; if non-finite stages persist down to the
+                    # resolution of t, the status is NON_FINITE.
                     h = h * _FAC_MIN
                 continue
             fac11 = err ** _EXPO1
@@ -615,8 +600,10 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
             st_num = 0.0
             st_den = 0.0
             for i in range(n):
-                st_num += (k[6, i] - k[5, i]) ** 2
-                st_den += (y_new[i] - ytmp[i]) ** 2
+                dk = k[6, i] - k[5, i]
+                dy = y_new[i] - sc.ytmp[i]
+                st_num += dk * dk
+                st_den += dy * dy
             if st_den > 0.0 and h * h * st_num > 10.5625 * st_den:
                 n_nonstiff_run = 0
                 n_stiff_run += 1
@@ -627,10 +614,10 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
                 if n_nonstiff_run == 6:
                     n_stiff_run = 0
         elif method == RK4:
-            rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont)
+            rk4_step(rhs, t, y, h, p, k, sc)
             n_rhs += 4
         else:
-            euler_maruyama_step(rhs, diffusion, t, y, h, p, k, gmat, dw, y_new, rcont)
+            euler_maruyama_step(rhs, diffusion, t, y, h, p, k, sc)
             n_rhs += 1
         if not (all_finite(y_new) and all_finite(k[6])):
             status = NON_FINITE
@@ -638,124 +625,159 @@ def integrate(rhs, diffusion, n_noise, method, t0, t1, y0, p, t_eval, rtol, atol
         n_acc += 1
 
         if n_dense < cap_dense:
-            dense_t[n_dense] = t
-            dense_h[n_dense] = h
-            dense_r[n_dense] = rcont
+            out.dense_t[n_dense] = t
+            out.dense_h[n_dense] = h
+            for j in range(5):
+                copy_into(rcont[j], out.dense_r[n_dense, j])
             n_dense += 1
 
         theta_stop = -1.0
         if n_ev_kinds > 0:
-            theta_stop, n_ev = locate_events(events, t, h, rcont, y_new, g_old, g_new, ev_t, ev_y,
-                                             ev_which, n_ev, work)
+            theta_stop, n_ev = locate_events(events, t, h, rcont, y_new, st.g, out, n_ev, sc)
         if theta_stop >= 0.0:
             if theta_stop < 1.0:
                 t_new = t + theta_stop * h
                 interpolate(rcont, theta_stop, y_new)
             status = EVENT
         if save_steps:
-            out_t[i_out] = t_new
-            out_y[i_out, :] = y_new
+            out.t[i_out] = t_new
+            copy_into(y_new, out.y[i_out])
             i_out += 1
         else:
-            j = i_out
-            i_out = save_outputs(t_eval, i_out, t, h, t_new, rcont, y_new, out_y)
-            for jj in range(j, i_out):
-                out_t[jj] = t_eval[jj]
+            i_out = save_outputs(t_eval, i_out, t, h, t_new, rcont, y_new, out.t, out.y)
         t = t_new
         for i in range(n):
             y[i] = y_new[i]
             k[0, i] = k[6, i]  # first-same-as-last
-        if status >= 0:
+        if status != RUNNING:
             break
         if max_abs(y) > blow_up:
             status = BLOW_UP
             break
         h = h_next
-        if t < t1 and ((save_steps and i_out >= out_t.shape[0]) or (cap_dense > 0 and n_dense >= cap_dense)):
-            status = BUFFER_FULL
-            break
 
-    for i in range(n):
-        y_final[i] = y[i]
-    stats[ST_ACCEPTED] = n_acc
-    stats[ST_REJECTED] = n_rej
-    stats[ST_RHS] = n_rhs
-    stats[ST_EVENTS] = n_ev
-    stats[ST_STIFF] = n_stiff
-    return status, i_out, n_dense, t, h
+    fs[S_T], fs[S_H], fs[S_FACOLD] = t, h, facold
+    ist[C_OUT], ist[C_DENSE], ist[C_EVENTS] = i_out, n_dense, n_ev
+    ist[C_ATTEMPTS], ist[C_ACCEPTED], ist[C_REJECTED], ist[C_RHS] = n_attempt, n_acc, n_rej, n_rhs
+    ist[C_STIFF], ist[C_STIFF_RUN], ist[C_NONSTIFF_RUN] = n_stiff, n_stiff_run, n_nonstiff_run
+    ist[C_LAST_REJECTED] = 1 if last_rejected else 0
+    ist[C_NONFINITE_REJECTED] = 1 if nonfinite_reject else 0
+    ist[C_STATUS] = status
 
 
-@njit(cache=True, parallel=True)
-def integrate_ensemble(rhs, diffusion, n_noise, method, t0, t1, y0s, ps, t_eval, rtol, atol, first_step,
-                       max_step, dt, max_steps, blow_up, events, seeds, out_y, y_final, t_final, status,
-                       n_out, ev_t, ev_y, ev_which, stats):
-    """Integrate ``n_traj`` trajectories in parallel (``prange``), each with :func:`integrate`.
+@njit
+def integrate(rhs, diffusion, prob, p, st, sc, out):
+    """Integrate one trajectory from where ``st`` stands, until it finishes or must return early.
 
-    ``y0s`` [n_traj, n], ``ps`` [n_traj, m], ``seeds`` int64 [n_traj] (-1: do not seed);
-    outputs: ``out_y`` [n_traj, n_t, n] (rows past ``n_out[i]`` left untouched), ``y_final`` [n_traj, n],
-    ``t_final`` [n_traj], ``status`` / ``n_out`` int64 [n_traj], first event per trajectory in ``ev_t``
-    [n_traj, 1], ``ev_y`` [n_traj, 1, n], ``ev_which`` int64 [n_traj, 1], ``stats`` int64 [n_traj, N_STATS].
-    ``t_eval`` must be non-empty.
+    Parameters
+    ----------
+    rhs : callable
+        ``rhs(t, y, p, out)`` writes dy/dt into ``out`` [n].
+    diffusion : callable
+        ``diffusion(t, y, p, out)`` writes the Itô diffusion matrix into ``out`` [n, n_noise]
+        (only called by Euler–Maruyama with ``n_noise > 0``).
+    prob : Problem
+        ``fopt``: t0, t1 (``t0 < t1``), rtol, atol, first_step (<= 0: automatic), max_step, dt (fixed-step
+        methods; shortened to land on ``t1``, and for Euler–Maruyama on each output time), blow_up
+        (stop with ``BLOW_UP`` once ``max|y|`` exceeds it). ``iopt``: method (``DOPRI5``, ``RK4``,
+        ``EULER_MARUYAMA``), n_noise, max_steps (attempted steps, accepted plus rejected), budget.
+        ``t_eval`` [n_t]: sorted output times in [t0, t1]; if empty, every accepted step is saved.
+        ``events`` [n_ev_kinds, 5]: see :func:`locate_events`.
+    p : float64 [m]
+        Packed parameters.
+    st : State
+        Set up by :func:`reset_state` before the first call; carries the trajectory between calls.
+        ``st.i[C_STATUS]`` receives the status: a :class:`~theorykit.solve.Status` code when finished,
+        ``PAUSED`` when ``budget`` attempted steps were made in this call, or ``BUFFER_FULL`` when the
+        per-step outputs (``t_eval`` empty) or the dense buffer filled up before ``t1``. After these two
+        the caller may empty the buffers (setting ``st.i[C_OUT]`` / ``st.i[C_DENSE]`` back to 0) and call
+        again: the result is the same as that of one uninterrupted call.
+    sc : Scratch
+        Work arrays (:func:`new_scratch`).
+    out : Output
+        ``t`` [cap], ``y`` [cap, n]: output rows (``cap = n_t``, or when saving every step any capacity
+        >= 1); ``st.i[C_OUT]`` rows are written. ``dense_t``, ``dense_h``, ``dense_r`` [cap_d], [cap_d],
+        [cap_d, 5, n]: per-step dense output (``cap_d = 0`` disables it), ``st.i[C_DENSE]`` written.
+        ``ev_t``, ``ev_y``, ``ev_which`` [cap_e], [cap_e, n], int64 [cap_e]: the first ``cap_e`` events.
     """
-    n_traj = y0s.shape[0]
-    n = y0s.shape[1]
-    n_t = t_eval.shape[0]
-    for i in prange(n_traj):
-        out_t = np.empty(n_t)
-        dense_t = np.empty(0)
-        dense_h = np.empty(0)
-        dense_r = np.empty((0, 5, n))
-        s, m, nd, tf, hn = integrate(rhs, diffusion, n_noise, method, t0, t1, y0s[i], ps[i], t_eval, rtol, atol,
-                                 first_step, max_step, dt, max_steps, blow_up, events, seeds[i], out_t,
-                                 out_y[i], y_final[i], dense_t, dense_h, dense_r, ev_t[i], ev_y[i],
-                                 ev_which[i], stats[i])
-        status[i] = s
-        n_out[i] = m
-        t_final[i] = tf
+    _integrate(rhs, diffusion, prob, p, st, sc, out)
 
 
-@njit(_nt.void(_F8, _A1, _A1, _A2), cache=True)
+@njit
+def integrate_rows(rhs, diffusion, prob, rows, res):
+    """Integrate the trajectories ``rows`` one after another with :func:`integrate`, to their end.
+
+    ``rows``: :class:`Rows` with ``y0`` [n_rows, n], ``p`` [n_rows, m], ``seed`` int64 [n_rows] (-1: do
+    not seed). ``res``: :class:`RowsOutput` with ``y`` [n_rows, n_t, n] (rows a trajectory does not reach
+    are left untouched), ``final`` [n_rows, n], ``t_final`` [n_rows], ``status`` int64 [n_rows], the
+    first event per trajectory in ``ev_t`` [n_rows, 1], ``ev_y`` [n_rows, 1, n], ``ev_which`` int64
+    [n_rows, 1], and ``stats`` int64 [n_rows, N_STATS]. ``prob.t_eval`` must be non-empty and
+    ``prob.iopt[I_BUDGET]`` at least ``max_steps``.
+    """
+    n_rows, n = rows.y0.shape[0], rows.y0.shape[1]
+    n_t = prob.t_eval.shape[0]
+    st = State(np.zeros(N_SF), np.zeros(N_SI, dtype=np.int64), np.empty(n), np.empty((7, n)),
+               np.empty(prob.events.shape[0]))
+    sc = new_scratch(n, prob.iopt[I_N_NOISE], prob.events.shape[0])
+    out_t = np.empty(n_t)
+    no_dense = np.empty(0)
+    no_dense_r = np.empty((0, 5, n))
+    for r in range(n_rows):
+        reset_state(st, rows.y0[r], rows.seed[r])
+        out = Output(out_t, res.y[r], no_dense, no_dense, no_dense_r, res.ev_t[r], res.ev_y[r], res.ev_which[r])
+        _integrate(rhs, diffusion, prob, rows.p[r], st, sc, out)
+        res.status[r] = st.i[C_STATUS]
+        res.t_final[r] = st.f[S_T]
+        copy_into(st.y, res.final[r])
+        for j in range(N_STATS):
+            res.stats[r, j] = st.i[j]
+
+
+# ---------------------------------------------------------------------------------------------
+# Types, compilation and the other flavours (numba-flavour module functions).
+# ---------------------------------------------------------------------------------------------
+def _example_records(n_noise_dims: int = 1):
+    """Records with the array types (dtype, ndim, C layout) the drivers are compiled for."""
+    f1, f2, f3, i1 = np.empty(1), np.empty((1, 1)), np.empty((1, 1, 1)), np.empty(1, dtype=np.int64)
+    prob = Problem(np.empty(N_FOPT), np.empty(N_IOPT, dtype=np.int64), f1, np.empty((0, EVENT_COLUMNS)))
+    st = State(np.empty(N_SF), np.empty(N_SI, dtype=np.int64), f1, f2, f1)
+    sc = Scratch(f1, f1, f2, f2, f1, f1, f1, f1)
+    out = Output(f1, f2, f1, f1, f3, f1, f2, i1)
+    rows = Rows(f2, f2, i1)
+    res = RowsOutput(f3, f2, f1, i1, f2, f3, np.empty((1, 1), dtype=np.int64), np.empty((1, 1), dtype=np.int64))
+    return prob, st, sc, out, rows, res
+
+
+def signatures() -> dict:
+    """``{name: numba signature}`` of the two entry points, for first-class rhs/diffusion arguments."""
+    from numba import typeof, types as nt
+
+    f8, a1, a2 = nt.float64, nt.float64[::1], nt.float64[:, ::1]
+    rhs_type = nt.FunctionType(nt.void(f8, a1, a1, a1))
+    diffusion_type = nt.FunctionType(nt.void(f8, a1, a1, a2))
+    prob, st, sc, out, rows, res = (typeof(r) for r in _example_records())
+    return {"integrate": nt.void(rhs_type, diffusion_type, prob, a1, st, sc, out),
+            "integrate_rows": nt.void(rhs_type, diffusion_type, prob, rows, res)}
+
+
 def zero_diffusion(t, y, p, out):
-    """Diffusion of a deterministic system: writes nothing (``out`` has shape [n, 0] or is unused)."""
+    """Diffusion of a deterministic system: writes nothing (Euler–Maruyama never calls it with n_noise = 0)."""
     return None
 
 
-INTEGRATE_SIGNATURE = _nt.Tuple((_I8, _I8, _I8, _F8, _F8))(
-    RHS_TYPE, DIFFUSION_TYPE, _I8, _I8, _F8, _F8, _A1, _A1, _A1, _F8, _F8, _F8, _F8, _F8, _I8, _F8, _A2, _I8,
-    _A1, _A2, _A1, _A1, _A1, _A3, _A1, _A2, _I1, _I1)
-ENSEMBLE_SIGNATURE = _nt.void(
-    RHS_TYPE, DIFFUSION_TYPE, _I8, _I8, _F8, _F8, _A2, _A2, _A1, _F8, _F8, _F8, _F8, _F8, _I8, _F8, _A2, _I1,
-    _A3, _A2, _A1, _I1, _I1, _A2, _A3, _I2, _I2)
-_COMPILED: set = set()
+if _FLAVOUR == "numba":
+    zero_diffusion = numba.njit(cache=True)(zero_diffusion)
 
 
-def ensure_compiled(ensemble: bool = False):
-    """Compile (or load from numba's cache) :func:`integrate` (and, if ``ensemble``,
-    :func:`integrate_ensemble`) for first-class-function arguments, once per process.
-
-    Afterwards the drivers accept any compiled ``rhs``/``diffusion`` with the ``RHS_TYPE`` /
-    ``DIFFUSION_TYPE`` signatures without compiling again, and refuse argument types that would
-    trigger a per-system specialisation. Done lazily, not at import, so that importing theorykit stays
-    fast and single solves never wait for the parallel driver.
-    """
-    wanted = [(integrate, INTEGRATE_SIGNATURE)] + ([(integrate_ensemble, ENSEMBLE_SIGNATURE)] if ensemble else [])
-    for fn, sig in wanted:
-        if fn not in _COMPILED:
-            fn.compile(sig)
-            fn.disable_compile()
-            _COMPILED.add(fn)
-
-
-_PY_MODULE = None
-
-
-def python_kernels():
-    """This module's kernels as plain Python functions (numba bypassed), for the numpy backend."""
-    global _PY_MODULE
-    if _PY_MODULE is None:
-        spec = importlib.util.spec_from_file_location(__name__ + "_python", __file__)
+def flavour(name: str):
+    """This file executed as the ``"python"`` or ``"inline"`` flavour (see the module docstring), once per process."""
+    if name not in _FLAVOURS:
+        spec = importlib.util.spec_from_file_location(f"{__name__}_{name}", __file__)
         mod = importlib.util.module_from_spec(spec)
-        mod._PURE_PYTHON = True
+        mod._FLAVOUR = name
         spec.loader.exec_module(mod)
-        _PY_MODULE = mod
-    return _PY_MODULE
+        _FLAVOURS[name] = mod
+    return _FLAVOURS[name]
+
+
+_FLAVOURS: dict = {}

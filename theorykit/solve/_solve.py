@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 import warnings
 import weakref
 from typing import Any, Mapping, Sequence
@@ -12,12 +14,13 @@ import numpy as np
 from .._checks import check_int, check_range
 from .._random import SeedLike, as_generator
 from ..errors import InvalidParameterError, SolveError, StiffnessWarning
-from . import _kernels
+from . import _layout as L
+from ._drivers import GENERIC, flavour
 from ._events import Event, pack_events
 from ._solution import DenseOutput, EventRecord, Solution, Status
 
 #: Methods run by the theorykit kernels (numba, or the same code as plain Python for the numpy backend).
-KERNEL_METHODS = {"dopri5": _kernels.DOPRI5, "rk4": _kernels.RK4, "euler_maruyama": _kernels.EULER_MARUYAMA}
+KERNEL_METHODS = {"dopri5": L.DOPRI5, "rk4": L.RK4, "euler_maruyama": L.EULER_MARUYAMA}
 #: Fixed-step methods (need ``dt``).
 FIXED_STEP_METHODS = ("rk4", "euler_maruyama")
 #: Stiff methods delegated to scipy's ``OdeSolver`` classes, driven step by step with the compiled rhs/Jacobian.
@@ -26,17 +29,134 @@ METHODS = tuple(KERNEL_METHODS) + tuple(SCIPY_METHODS)
 
 #: Most events recorded per solve (further ones are counted in ``stats['n_events']`` only).
 EVENT_CAPACITY = 10_000
+#: Largest per-step output / dense buffer (bytes) allocated at once; longer runs continue in new buffers.
+BUFFER_BYTES = 1 << 26
+#: Rows of the first per-step output buffer of an adaptive method (buffers double when they fill up).
+FIRST_BUFFER_ROWS = 256
+#: Wall time one kernel call aims at before it returns to Python (where Ctrl-C takes effect).
+CALL_SECONDS = 0.1
+#: Attempted steps of a system's first kernel call, before its cost per step has been measured.
+FIRST_BUDGET = 100
+
+#: Arithmetic errors a right-hand side run as Python may raise; they end the step as non-finite values.
+ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
 
-def kernels_for(csys: Any, *, ensemble: bool = False):
-    """The kernel module for ``csys.backend``: numba-compiled, or the same code as plain Python."""
-    backend = getattr(csys, "backend", None)
-    if backend == "numba":
-        _kernels.ensure_compiled(ensemble=ensemble)
-        return _kernels
-    if backend == "numpy":
-        return _kernels.python_kernels()
-    raise InvalidParameterError(f"csys.backend must be 'numba' or 'numpy', got {backend!r}")
+def guarded(fn):
+    """``fn(t, y, p, out)`` that turns an arithmetic error into the nan entries it leaves in ``out``.
+
+    The kernels fill ``out`` with nan before each call, so a right-hand side that raises half-way (Python
+    float division by zero, ``math.sqrt`` of a negative number, a complex power) leaves nan behind and the
+    step ends as ``NON_FINITE``, as it does when numba computes the same expression with IEEE arithmetic.
+    """
+
+    def call(t, y, p, out):
+        try:
+            fn(t, y, p, out)
+        except ARITHMETIC_ERRORS:
+            pass
+        except TypeError as exc:  # a negative base to a fractional power gives a complex number in Python
+            if "complex" not in str(exc):
+                raise
+
+    return call
+
+
+def _quiet_numba_errors(unraisable) -> None:
+    """``sys.unraisablehook`` during compiled kernel calls: drop the arithmetic errors numba can only print
+    when a function called through a pointer raises (its unwritten outputs stay nan: see ``guarded``)."""
+    if issubclass(unraisable.exc_type, ARITHMETIC_ERRORS) and "numba" in repr(unraisable.object):
+        return
+    _PREVIOUS_HOOK[0](unraisable)
+
+
+_PREVIOUS_HOOK = [sys.unraisablehook]
+
+
+class QuietNumbaErrors:
+    """Context manager installing :func:`_quiet_numba_errors` (re-entrant, thread-safe enough for the GIL)."""
+
+    depth = 0
+
+    def __enter__(self):
+        if QuietNumbaErrors.depth == 0:
+            _PREVIOUS_HOOK[0] = sys.unraisablehook
+            sys.unraisablehook = _quiet_numba_errors
+        QuietNumbaErrors.depth += 1
+
+    def __exit__(self, *exc):
+        QuietNumbaErrors.depth -= 1
+        if QuietNumbaErrors.depth == 0:
+            sys.unraisablehook = _PREVIOUS_HOOK[0]
+
+
+class SystemFunctions:
+    """What the solvers need from one compiled system, checked once: sizes, names and its functions in
+    the two forms the kernels call them (first-class numba functions for the compiled drivers, guarded
+    Python callables for the plain-Python flavour), plus the measured cost of its steps."""
+
+    def __init__(self, csys: Any):
+        backend = getattr(csys, "backend", None)
+        if backend not in ("numba", "numpy"):
+            raise InvalidParameterError(f"csys.backend must be 'numba' or 'numpy', got {backend!r}")
+        self.backend = backend
+        self.rhs_into = csys.rhs_into
+        self.n = int(csys.n_states)
+        self.m = int(csys.n_params)
+        self.state_names = tuple(csys.state_names)
+        self.param_names = tuple(csys.param_names)
+        n_noise = int(getattr(csys, "n_noise", 0) or 0)
+        diffusion = getattr(csys, "diffusion_into", None)
+        if n_noise == 0 or diffusion is None:
+            diffusion, n_noise = None, 0
+        self.n_noise = n_noise
+        py = flavour("python")
+        self.rhs_py = guarded(csys.rhs_into)
+        self.diffusion_py = guarded(diffusion) if diffusion is not None else py.zero_diffusion
+        self.rhs_fc = self.diffusion_fc = None
+        if backend == "numba":
+            from . import _kernels
+
+            for name, fn in (("rhs_into", csys.rhs_into), ("diffusion_into", diffusion)):
+                if fn is not None and not hasattr(fn, "overloads"):
+                    raise InvalidParameterError(f"csys.backend is 'numba' but csys.{name} is not a numba.njit "
+                                                f"function ({type(fn).__name__}); compile with backend='numpy' instead")
+            sigs = _kernels.signatures()["integrate"].args
+            self.rhs_fc = _first_class(csys.rhs_into, sigs[0].signature.args)
+            self.diffusion_fc = _first_class(diffusion if diffusion is not None else _kernels.zero_diffusion,
+                                             sigs[1].signature.args)
+        #: seconds per attempted step, by driver ("compiled" / "python"), measured on earlier solves
+        self.seconds_per_attempt: dict[str, float] = {}
+        self.no_events = EventRecord(np.empty(0), np.empty((0, self.n)), np.empty(0, dtype=np.int64), 0)
+
+    def budget(self, driver: str, max_steps: int) -> int:
+        """Attempted steps for one kernel call to last about :data:`CALL_SECONDS`."""
+        spa = self.seconds_per_attempt.get(driver)
+        if spa is None:
+            return min(FIRST_BUDGET, max_steps + 1)
+        return int(min(max_steps + 1, max(FIRST_BUDGET, CALL_SECONDS / max(spa, 1e-9))))
+
+    def measured(self, driver: str, attempts: int, seconds: float) -> None:
+        if attempts >= 20:
+            self.seconds_per_attempt[driver] = seconds / attempts
+
+
+_SYSTEMS: dict[int, SystemFunctions] = {}
+
+
+def system_functions(csys: Any) -> SystemFunctions:
+    """The checked :class:`SystemFunctions` of ``csys``, built on first use and kept while ``csys`` lives."""
+    key = id(csys)
+    entry = _SYSTEMS.get(key)
+    if entry is not None and entry.rhs_into is csys.rhs_into and entry.backend == csys.backend:
+        return entry
+    entry = SystemFunctions(csys)
+    try:
+        weakref.finalize(csys, _SYSTEMS.pop, key, None)
+    except TypeError:  # not weak-referenceable: check it on every call
+        return entry
+    _SYSTEMS[key] = entry
+    return entry
 
 
 _FIRST_CLASS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
@@ -63,27 +183,6 @@ def _first_class(fn: Any, arg_types: tuple) -> Any:
         return wap
     except Exception:  # pragma: no cover - depends on numba internals
         return fn
-
-
-def callables_for(csys: Any, K) -> tuple[Any, Any, int]:
-    """``(rhs_into, diffusion_into, n_noise)`` of ``csys`` as the kernels ``K`` take them.
-
-    Deterministic systems get a no-op diffusion. For the numba kernels the compiled functions are
-    passed as first-class functions of the fixed types ``K.RHS_TYPE`` / ``K.DIFFUSION_TYPE``.
-    """
-    n_noise = int(getattr(csys, "n_noise", 0) or 0)
-    diffusion = getattr(csys, "diffusion_into", None)
-    if n_noise == 0 or diffusion is None:
-        diffusion, n_noise = K.zero_diffusion, 0
-    rhs = csys.rhs_into
-    if K is _kernels:
-        for name, fn in (("rhs_into", rhs), ("diffusion_into", diffusion)):
-            if not hasattr(fn, "overloads"):
-                raise InvalidParameterError(f"csys.backend is 'numba' but csys.{name} is not a numba.njit function "
-                                            f"({type(fn).__name__}); compile with backend='numpy' instead")
-        rhs = _first_class(rhs, K.RHS_TYPE.signature.args)
-        diffusion = _first_class(diffusion, K.DIFFUSION_TYPE.signature.args)
-    return rhs, diffusion, n_noise
 
 
 def check_method(method: str, allowed: Sequence[str]) -> str:
@@ -240,14 +339,14 @@ def solve(csys: Any, y0: Mapping[str, float] | np.ndarray, t_span: tuple[float, 
     te = check_t_eval(t_eval, t0, t1)
     opts = check_options(method, t0, t1, rtol=rtol, atol=atol, first_step=first_step, max_step=max_step, dt=dt,
                          max_steps=max_steps, blow_up=blow_up)
-    K = kernels_for(csys)
+    fns = system_functions(csys)
     y0a = pack_vector(csys, y0, "y0")
     p = pack_vector(csys, params, "params")
-    ev = pack_events(events, csys.state_names)
+    ev = pack_events(events, fns.state_names)
     if method in SCIPY_METHODS:
-        sol = _solve_scipy(csys, K, method, t0, t1, y0a, p, te, ev, dense=bool(dense), **opts)
+        sol = _solve_scipy(csys, fns, method, t0, t1, y0a, p, te, ev, dense=bool(dense), **opts)
     else:
-        sol = _solve_kernel(csys, K, method, t0, t1, y0a, p, te, ev, dense=bool(dense), seed=seed, **opts)
+        sol = _solve_kernel(csys, fns, method, t0, t1, y0a, p, te, ev, dense=bool(dense), seed=seed, **opts)
     # Near a stable equilibrium a few stability-limited steps are normal; warn when they cost real work.
     stiff = sol.stats.get("stiff_steps", 0)
     if stiff >= 100 and 2 * stiff >= sol.stats["n_steps"]:
@@ -264,79 +363,93 @@ def em_seed(seed: SeedLike) -> int:
     return int(as_generator(seed).integers(0, 2**32 - 1))
 
 
-#: Largest per-step output / dense buffer (bytes) allocated at once; longer runs continue in new buffers.
-BUFFER_BYTES = 1 << 26
+def _driver(fns: SystemFunctions):
+    """``(integrate, rhs, diffusion, name)``: the compiled driver if it is available, else the plain-Python one."""
+    if fns.backend == "numba":
+        entry = GENERIC.get("integrate")
+        if entry is not None:
+            return entry, fns.rhs_fc, fns.diffusion_fc, "compiled"
+    return flavour("python").integrate, fns.rhs_py, fns.diffusion_py, "python"
 
 
-def _solve_kernel(csys, K, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, atol, first_step, max_step, dt,
+def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, atol, first_step, max_step, dt,
                   max_steps, blow_up) -> Solution:
-    n = y0.shape[0]
-    code = KERNEL_METHODS[method]
-    rhs, diffusion, n_noise = callables_for(csys, K)
-    if method in FIXED_STEP_METHODS:
-        # Fixed steps: the number of steps is known, so size the buffers for it.
+    n = fns.n
+    integrate, rhs, diffusion, driver = _driver(fns)
+    # Per-step buffers start small and double when full (up to BUFFER_BYTES); the kernel stops with
+    # BUFFER_FULL, the filled part is kept and the same trajectory continues in new buffers.
+    rows_limit = max(2, BUFFER_BYTES // (8 * n * (6 if dense else 1)))
+    if method in FIXED_STEP_METHODS:  # the number of steps is known
         cap_steps = min(max_steps, int(math.ceil((t1 - t0) / dt)) + te.size + 1)
     else:
-        cap_steps = max_steps
-    # Buffers for every step are bounded in size; the kernel stops with BUFFER_FULL and is resumed.
-    cap_steps = max(2, min(cap_steps, BUFFER_BYTES // (8 * n * (6 if dense else 1))))
-    cap_out = te.size if te.size else cap_steps + 2
+        cap_steps = min(max_steps, FIRST_BUFFER_ROWS)
+    cap_steps = min(cap_steps + 1, rows_limit)
+    cap_out = te.size if te.size else cap_steps
     cap_d = cap_steps if dense else 0
     cap_e = EVENT_CAPACITY if ev.shape[0] else 0
-    stats = np.zeros(_kernels.N_STATS, dtype=np.int64)
-    total = np.zeros(_kernels.N_STATS, dtype=np.int64)
-    y_final = np.empty(n)
-    s = em_seed(seed) if method == "euler_maruyama" else -1
-    pieces_t, pieces_y, dense_parts, ev_parts = [], [], [], []
-    t_start, y_start, h_start, steps_left = t0, y0, first_step, max_steps
-    state = np.random.get_state() if (K is not _kernels and method == "euler_maruyama") else None
+    prob = L.Problem(np.array([t0, t1, rtol, atol, first_step, max_step, dt, blow_up]),
+                     np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps)],
+                              dtype=np.int64), te, ev)
+    st = L.State(np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), y0.copy(), np.empty((7, n)),
+                 np.empty(ev.shape[0]))
+    st.i[L.C_STATUS] = L.NOT_STARTED
+    st.i[L.C_SEED] = em_seed(seed) if method == "euler_maruyama" else -1
+    k_ev = ev.shape[0]
+    sc = L.Scratch(np.empty(n), np.empty(n), np.zeros((5, n)), np.zeros((n, max(fns.n_noise, 1))),
+                   np.empty(fns.n_noise), np.empty(k_ev), np.empty(n), np.empty(2 * k_ev))
+    out = L.Output(np.empty(cap_out), np.empty((cap_out, n)), np.empty(cap_d), np.empty(cap_d),
+                   np.empty((cap_d, 5, n)), np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64))
+    pieces, dense_pieces = [], []
+    python = driver == "python"
+    random_state = np.random.get_state() if python and method == "euler_maruyama" else None
+    seconds, attempts = 0.0, 0
     try:
-        while True:
-            te_cur, discard = te, False
-            if te.size and pieces_t:  # resumed: only the output times not yet written
-                te_cur = te[te > t_start]
-                if not te_cur.size:  # none left (only the dense output is still being filled)
-                    te_cur, discard = np.array([t1]), True
-                cap_out = te_cur.size
-            out_t, out_y = np.empty(cap_out), np.empty((cap_out, n))
-            dense_t, dense_h, dense_r = np.empty(cap_d), np.empty(cap_d), np.empty((cap_d, 5, n))
-            ev_t, ev_y, ev_which = np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)
-            args = (rhs, diffusion, n_noise, code, t_start, t1, y_start, p, te_cur, rtol, atol, h_start,
-                    max_step, dt, steps_left, blow_up, ev, s, out_t, out_y, y_final, dense_t, dense_h, dense_r,
-                    ev_t, ev_y, ev_which, stats)
-            if K is _kernels:
-                status, n_out, n_dense, t_final, h_next = K.integrate(*args)
-            else:
-                with np.errstate(all="ignore"):  # non-finite values are detected and reported as a status
-                    status, n_out, n_dense, t_final, h_next = K.integrate(*args)
-            skip = 1 if pieces_t and not te.size else 0  # a resumed run repeats its starting point
-            if discard:
-                skip = n_out
-            pieces_t.append(out_t[skip:n_out])
-            pieces_y.append(out_y[skip:n_out])
-            dense_parts.append((dense_t[:n_dense], dense_h[:n_dense], dense_r[:n_dense]))
-            k = min(int(stats[_kernels.ST_EVENTS]), cap_e)
-            ev_parts.append((ev_t[:k], ev_y[:k], ev_which[:k]))
-            total += stats
-            if status != _kernels.BUFFER_FULL:
-                break
-            # Continue where the full buffer stopped; the random stream continues unseeded.
-            t_start, y_start, h_start, s = t_final, y_final.copy(), h_next, -1
-            steps_left -= int(stats[_kernels.ST_ACCEPTED] + stats[_kernels.ST_REJECTED])
+        with (np.errstate(all="ignore") if python else QuietNumbaErrors()):
+            while True:
+                start, before = time.perf_counter(), st.i[L.C_ATTEMPTS]
+                integrate(rhs, diffusion, prob, p, st, sc, out)
+                seconds += time.perf_counter() - start
+                attempts += int(st.i[L.C_ATTEMPTS] - before)
+                status = int(st.i[L.C_STATUS])
+                if status >= 0:
+                    break
+                if status == L.PAUSED:  # back in Python for a moment (Ctrl-C works); aim at CALL_SECONDS
+                    fns.measured(driver, attempts, seconds)
+                    prob.iopt[L.I_BUDGET] = fns.budget(driver, max_steps)
+                    continue
+                # BUFFER_FULL: keep what was written, continue in buffers twice the size
+                cap_steps = min(2 * cap_steps, rows_limit)
+                if not te.size:
+                    pieces.append((out.t[:st.i[L.C_OUT]], out.y[:st.i[L.C_OUT]]))
+                    out = out._replace(t=np.empty(cap_steps), y=np.empty((cap_steps, n)))
+                    st.i[L.C_OUT] = 0
+                if dense:
+                    nd = st.i[L.C_DENSE]
+                    dense_pieces.append((out.dense_t[:nd], out.dense_h[:nd], out.dense_r[:nd]))
+                    out = out._replace(dense_t=np.empty(cap_steps), dense_h=np.empty(cap_steps),
+                                       dense_r=np.empty((cap_steps, 5, n)))
+                    st.i[L.C_DENSE] = 0
     finally:
-        if state is not None:  # the plain-Python kernel seeds numpy's global generator: restore it
-            np.random.set_state(state)
-    n_ev = int(total[_kernels.ST_EVENTS])
+        if random_state is not None:  # the plain-Python kernel seeds numpy's global generator: restore it
+            np.random.set_state(random_state)
+    fns.measured(driver, attempts, seconds)
+    n_out, nd, n_ev = int(st.i[L.C_OUT]), int(st.i[L.C_DENSE]), int(st.i[L.C_EVENTS])
+    pieces.append((out.t[:n_out], out.y[:n_out]))
+    t_out, y_out = pieces[0] if len(pieces) == 1 else (np.concatenate(x) for x in zip(*pieces))
+    dense_out = None
+    if dense:
+        dense_pieces.append((out.dense_t[:nd], out.dense_h[:nd], out.dense_r[:nd]))
+        if st.i[L.C_ACCEPTED]:
+            dense_out = DenseOutput(*(np.concatenate(x) for x in zip(*dense_pieces)))
+    k = min(n_ev, cap_e)
+    events_out = EventRecord(out.ev_t[:k], out.ev_y[:k], out.ev_which[:k], n_ev) if cap_e else fns.no_events
     return Solution(
-        t=np.concatenate(pieces_t), y=np.concatenate(pieces_y), params=p, status=Status(int(status)),
-        stats={"n_steps": int(total[_kernels.ST_ACCEPTED]), "n_rejected": int(total[_kernels.ST_REJECTED]),
-               "n_rhs_evals": int(total[_kernels.ST_RHS]), "n_jac_evals": 0, "n_events": n_ev,
-               "stiff_steps": int(total[_kernels.ST_STIFF])},
-        events=EventRecord(*(np.concatenate(parts) for parts in zip(*ev_parts)), n_ev),
-        state_names=tuple(csys.state_names), param_names=tuple(csys.param_names), method=method,
-        t_final=float(t_final), y_final=y_final,
-        dense=DenseOutput(*(np.concatenate(parts) for parts in zip(*dense_parts))) if dense and total[0] else None,
-        system=csys)
+        t=t_out, y=y_out, params=p, status=Status(status),
+        stats={"n_steps": int(st.i[L.C_ACCEPTED]), "n_rejected": int(st.i[L.C_REJECTED]),
+               "n_rhs_evals": int(st.i[L.C_RHS]), "n_jac_evals": 0, "n_events": n_ev,
+               "stiff_steps": int(st.i[L.C_STIFF])},
+        events=events_out, state_names=fns.state_names, param_names=fns.param_names, method=method,
+        t_final=float(st.f[L.S_T]), y_final=st.y, dense=dense_out, system=csys)
 
 
 # Quartic fit of a scipy step interpolant in the kernels' dense-output basis
@@ -346,24 +459,28 @@ _FIT_INV = np.linalg.inv(np.stack([np.ones(5), _FIT_THETA, _FIT_THETA * (1 - _FI
                                    _FIT_THETA**2 * (1 - _FIT_THETA), (_FIT_THETA * (1 - _FIT_THETA)) ** 2], axis=1))
 
 
-def _solve_scipy(csys, K, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, first_step, max_step, dt,
+def _solve_scipy(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, first_step, max_step, dt,
                  max_steps, blow_up) -> Solution:
     import scipy.integrate as si
 
     n = y0.shape[0]
-    rhs_into, jac_into = csys.rhs_into, getattr(csys, "jac_into", None)
-    bad = [False]  # set when the rhs returned nan/inf since the last accepted step
+    K = flavour("python")
+    jac_into = getattr(csys, "jac_into", None)
+    jac_py = guarded(jac_into) if jac_into is not None else None
+    bad = [False]  # set when the rhs or Jacobian gave nan/inf (or an arithmetic error) since the last step
 
     def fun(t, y):
-        out = np.empty(n)
-        rhs_into(float(t), np.ascontiguousarray(y, dtype=np.float64), p, out)
+        out = np.full(n, np.nan)
+        fns.rhs_py(float(t), np.ascontiguousarray(y, dtype=np.float64), p, out)
         if not np.all(np.isfinite(out)):
             bad[0] = True
         return out
 
     def jac(t, y):
-        out = np.empty((n, n))
-        jac_into(float(t), np.ascontiguousarray(y, dtype=np.float64), p, out)
+        out = np.full((n, n), np.nan)
+        jac_py(float(t), np.ascontiguousarray(y, dtype=np.float64), p, out)
+        if not np.all(np.isfinite(out)):
+            bad[0] = True
         return out
 
     kw = dict(rtol=rtol, atol=atol, max_step=max_step)
@@ -380,24 +497,30 @@ def _solve_scipy(csys, K, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, f
         i_out = int(np.searchsorted(te, t0, side="right"))
         ts.extend(te[:i_out])
         ys.extend([y0.copy()] * i_out)
-    g_old = np.empty(ev.shape[0])
-    g_new = np.empty(ev.shape[0])
+    k_ev = ev.shape[0]
+    g_old = np.empty(k_ev)
     K.event_values(ev, y0, g_old)
-    cap_e = EVENT_CAPACITY if ev.shape[0] else 0
-    ev_t, ev_y, ev_which = np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)
-    work = np.empty(n + ev.shape[0])
+    cap_e = EVENT_CAPACITY if k_ev else 0
+    ev_out = L.Output(None, None, None, None, None, np.empty(cap_e), np.empty((cap_e, n)),
+                      np.empty(cap_e, dtype=np.int64))
+    ev_work = L.Scratch(None, None, None, None, None, np.empty(k_ev), np.empty(n), np.empty(2 * k_ev))
     n_ev = 0
     dense_t, dense_h, dense_r = [], [], []
     t, y = t0, y0.copy()
     n_steps = 0
     status = None
     solver = None
-    if not np.all(np.isfinite(f0)):
-        status = Status.NON_FINITE
-    else:
-        jac_arg = jac if jac_into is not None else None
-        solver = getattr(si, SCIPY_METHODS[method])(fun, t0, y0.copy(), t1, jac=jac_arg, **kw)
     with np.errstate(all="ignore"):
+        if not np.all(np.isfinite(f0)):
+            status = Status.NON_FINITE
+        else:
+            try:
+                solver = getattr(si, SCIPY_METHODS[method])(fun, t0, y0.copy(), t1,
+                                                            jac=jac if jac_into is not None else None, **kw)
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                if not bad[0]:
+                    raise
+                status = Status.NON_FINITE  # scipy's set-up (LU of the Jacobian) met nan/inf
         while status is None:
             if solver.status == "finished":
                 status = Status.SUCCESS
@@ -406,7 +529,13 @@ def _solve_scipy(csys, K, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, f
                 status = Status.MAX_STEPS
                 break
             bad[0] = False
-            solver.step()
+            try:
+                solver.step()
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+                if not bad[0]:
+                    raise
+                status = Status.NON_FINITE  # e.g. an LU factorisation of a Jacobian with nan/inf entries
+                break
             n_steps += 1
             if solver.status == "failed" or not np.all(np.isfinite(solver.y)):
                 status = Status.NON_FINITE if (bad[0] or not np.all(np.isfinite(solver.y))) \
@@ -426,8 +555,7 @@ def _solve_scipy(csys, K, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, f
                 dense_r.append(rcont)
             t_stop, y_stop = t_new, y_new
             if ev.shape[0]:
-                theta, n_ev = K.locate_events(ev, t_old, h, rcont, y_new, g_old, g_new, ev_t, ev_y, ev_which,
-                                              n_ev, work)
+                theta, n_ev = K.locate_events(ev, t_old, h, rcont, y_new, g_old, ev_out, n_ev, ev_work)
                 if theta >= 0.0:
                     status = Status.EVENT
                     if theta < 1.0:
@@ -457,8 +585,8 @@ def _solve_scipy(csys, K, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol, f
         stats={"n_steps": n_steps, "n_rejected": -1,  # scipy does not report rejected steps
                "n_rhs_evals": int(solver.nfev) + 1 if solver else 1, "n_jac_evals": int(solver.njev) if solver else 0,
                "n_events": n_ev},
-        events=EventRecord(ev_t[:k].copy(), ev_y[:k].copy(), ev_which[:k].copy(), n_ev),
-        state_names=tuple(csys.state_names), param_names=tuple(csys.param_names), method=method,
+        events=EventRecord(ev_out.ev_t[:k], ev_out.ev_y[:k], ev_out.ev_which[:k], n_ev),
+        state_names=fns.state_names, param_names=fns.param_names, method=method,
         t_final=float(t), y_final=np.asarray(y, dtype=np.float64).copy(),
         dense=DenseOutput(np.array(dense_t), np.array(dense_h), np.array(dense_r)) if dense and dense_t else None,
         system=csys)

@@ -1,0 +1,381 @@
+"""Which integration kernels run a solve, and getting them compiled without making anyone wait.
+
+Three kinds of driver run the same algorithm (one source, :mod:`theorykit.solve._kernels`):
+
+* the **compiled** drivers, numba machine code compiled once for every system (the right-hand side
+  is called through a function pointer) and kept in numba's disk cache;
+* the **plain-Python** flavour of the same source. It runs a numpy-backend solve, and a numba-backend
+  solve while the compiled drivers are not yet in the disk cache (on a new installation compiling them
+  takes tens of seconds): the first solve is then answered at once, with the system's numba-compiled
+  right-hand side, while a background process compiles the drivers into the cache. Every later call,
+  in this process or another, loads them from the cache as soon as they are there. Both give the same
+  numbers: same operations in the same order, IEEE arithmetic in both.
+* **inlined** ensemble drivers, compiled per system with the right-hand side inlined (faster for large
+  ensembles of small systems), cached in a generated module next to the system's generated code.
+
+``THEORYKIT_COMPILE=foreground`` compiles in the calling process instead of in the background (and never
+runs the plain-Python flavour for a numba-backend system).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .._cache import cache_dir
+from ..errors import InvalidParameterError
+
+_KERNELS_FILE = Path(__file__).with_name("_kernels.py")
+_ENTRY_POINTS = ("integrate", "integrate_rows")
+#: seconds between two looks into the disk cache while a background compilation runs
+POLL_INTERVAL = 0.25
+#: a background compilation that has held its lock this long is presumed dead
+STALE_LOCK_SECONDS = 900.0
+
+_lock = threading.RLock()
+_flavours: dict[str, Any] = {}
+
+
+def flavour(name: str):
+    """The kernels as the ``"python"`` (numba-free) or ``"inline"`` flavour, executed once per process."""
+    with _lock:
+        if name not in _flavours:
+            spec = importlib.util.spec_from_file_location(f"theorykit.solve._kernels_{name}", _KERNELS_FILE)
+            mod = importlib.util.module_from_spec(spec)
+            mod._FLAVOUR = name
+            spec.loader.exec_module(mod)
+            _flavours[name] = mod
+        return _flavours[name]
+
+
+def foreground() -> bool:
+    """Whether drivers are compiled in the calling process (``THEORYKIT_COMPILE=foreground``)."""
+    return os.environ.get("THEORYKIT_COMPILE", "background").strip().lower() == "foreground"
+
+
+# ------------------------------------------------------------------------------------------------ numba cache
+def load_cached(dispatcher, sig) -> bool:
+    """Load ``dispatcher``'s machine code for ``sig`` from numba's disk cache without compiling.
+
+    Mirrors the cache branch of ``numba.core.dispatcher.Dispatcher.compile``; returns False when the
+    cache has no entry (or numba's internals differ from what this expects: then the caller compiles).
+    """
+    from numba.core import sigutils
+    from numba.core.compiler_lock import global_compiler_lock
+
+    try:
+        with global_compiler_lock:
+            args, _ = sigutils.normalize_signature(sig)
+            if tuple(args) in dispatcher.overloads:
+                return True
+            cres = dispatcher._cache.load_overload(sig, dispatcher.targetctx)
+            if cres is None:
+                return False
+            dispatcher._cache_hits[sig] += 1
+            if not cres.objectmode:
+                dispatcher.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            dispatcher.add_overload(cres)
+            return True
+    except Exception:  # pragma: no cover - depends on numba internals
+        return False
+
+
+def _entry(dispatcher, sig):
+    """The compiled Python-callable entry point of ``dispatcher`` for ``sig`` (skips argument-type dispatch)."""
+    from numba.core import sigutils
+
+    args, _ = sigutils.normalize_signature(sig)
+    return dispatcher.overloads[tuple(args)].entry_point
+
+
+class _Background:
+    """A compilation running in another process, guarded by a lock file so that one process compiles."""
+
+    def __init__(self, name: str, key: str, argv: list[str]):
+        self.lock = cache_dir("jit") / f"{name}-{key}.lock"
+        self.argv = argv
+        self.proc: subprocess.Popen | None = None
+        self.started = False
+
+    def busy(self) -> bool:
+        """Whether a compilation (this process's child or another process's) is under way."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                return True
+            self.proc = None
+        return self.lock.exists() and self._lock_alive()
+
+    def start(self) -> bool:
+        """Start the compilation in a child process (once); False if it cannot be started or already ran."""
+        if self.started:
+            return False
+        self.started = True
+        self.lock.unlink(missing_ok=True)  # stale (busy() said so)
+        try:
+            fd = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return True  # another process took it just now
+        except OSError:
+            return False  # no lock possible (read-only cache): compile in this process
+        try:
+            env = dict(os.environ, THEORYKIT_COMPILE="foreground")
+            self.proc = subprocess.Popen([sys.executable, "-c", *self.argv, str(self.lock)], env=env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+            os.write(fd, str(self.proc.pid).encode())
+        except OSError:
+            self.lock.unlink(missing_ok=True)
+            return False
+        finally:
+            os.close(fd)
+        return True
+
+    def _lock_alive(self) -> bool:
+        try:
+            pid = int(self.lock.read_text() or "0")
+            age = time.time() - self.lock.stat().st_mtime
+        except (OSError, ValueError):
+            return False
+        if age > STALE_LOCK_SECONDS or pid <= 0:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            pass
+        return True
+
+
+_last_look: dict = {}
+
+
+def _due(what) -> bool:
+    """Whether it is time to look into the disk cache for ``what`` again (every :data:`POLL_INTERVAL` s at most)."""
+    now = time.monotonic()
+    if now - _last_look.get(what, -POLL_INTERVAL) < POLL_INTERVAL:
+        return False
+    _last_look[what] = now
+    return True
+
+
+def _kernels_key() -> str:
+    import numba
+
+    text = "\n".join([_KERNELS_FILE.read_text(), numba.__version__, __version__, sys.version])
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def release_lock(path: str) -> None:
+    """Remove a background compilation's lock file (the compiling child calls this when done)."""
+    Path(path).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------------ generic drivers
+class _Generic:
+    """The compiled generic drivers of this process: loaded, being compiled in the background, or neither."""
+
+    def __init__(self):
+        self.kernels = None
+        self.sigs: dict[str, Any] = {}
+        self.entries: dict[str, Any] = {}
+        self.background: _Background | None = None
+
+    def get(self, name: str):
+        """The compiled entry point ``name`` (``"integrate"`` / ``"integrate_rows"``) as a Python-callable,
+        or None while a background process compiles it (the caller runs the plain-Python flavour)."""
+        entry = self.entries.get(name)
+        if entry is not None:
+            return entry
+        with _lock:
+            if name in self.entries:
+                return self.entries[name]
+            if self.kernels is None:
+                from . import _kernels
+
+                self.kernels, self.sigs = _kernels, _kernels.signatures()
+                self.background = _Background("solve-drivers", _kernels_key(),
+                                              ["from theorykit.solve import _drivers; import sys; "
+                                               "_drivers.compile_generic_main(sys.argv[1])"])
+            fn, sig = getattr(self.kernels, name), self.sigs[name]
+            if not foreground() and not _due(("generic", name)):
+                return None
+            if not load_cached(fn, sig):
+                if not foreground():
+                    if self.background.busy():
+                        return None
+                    if not load_cached(fn, sig) and self.background.start():
+                        return None
+                if not load_cached(fn, sig):
+                    fn.compile(sig)  # foreground, or no background process possible, or it failed
+            fn.disable_compile()  # any other argument types would compile a per-system copy: refuse them
+            self.entries[name] = _entry(fn, sig)
+            return self.entries[name]
+
+    def compile_all(self) -> None:
+        """Compile (or load) both entry points in this process."""
+        from . import _kernels
+
+        for name, sig in _kernels.signatures().items():
+            fn = getattr(_kernels, name)
+            if not load_cached(fn, sig):
+                fn.compile(sig)
+
+
+GENERIC = _Generic()
+
+
+def compile_generic_main(lock: str) -> None:
+    """Entry point of the background process: fill numba's cache with the generic drivers."""
+    try:
+        GENERIC.compile_all()
+    finally:
+        release_lock(lock)
+
+
+# ------------------------------------------------------------------------------------------------ inlined drivers
+_INLINE_SOURCE = '''"""Ensemble driver with the right-hand side of {module!r} inlined; generated by theorykit.solve.
+
+Compiled from theorykit.solve._kernels (the "inline" flavour) around the functions of the generated module
+{module!r} of the same folder; numba caches the machine code next to this file. Safe to delete.
+"""
+from numba import njit
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def integrate_rows(prob, rows, res):
+    kernels.integrate_rows(rhs_into, diffusion_into, prob, rows, res)
+'''
+
+
+class _Inline:
+    """One system's inlined ensemble driver: its generated module, signature and background compilation."""
+
+    def __init__(self, csys):
+        self.path = _inline_path(csys)
+        self.module = None
+        self.sig = None
+        self.entry = None
+        self.source_path = Path(csys.path)
+        self.background = _Background("rows", self.path.stem[len("theorykit_rows_"):],
+                                      ["from theorykit.solve import _drivers; import sys; "
+                                       "_drivers.compile_inline_main(sys.argv[1], sys.argv[2], sys.argv[3])",
+                                       str(self.source_path), str(csys.n_noise or 0)])
+
+    def load_module(self, rhs_into, diffusion_into):
+        import numba
+        from numba import typeof, types as nt
+
+        if self.module is None:
+            if not self.path.exists():
+                _write_once(self.path, _INLINE_SOURCE.format(module=self.source_path.stem))
+            spec = importlib.util.spec_from_file_location(self.path.stem, self.path)
+            mod = importlib.util.module_from_spec(spec)
+            kernels = flavour("inline")
+            mod.kernels = kernels
+            mod.rhs_into = rhs_into
+            mod.diffusion_into = diffusion_into if diffusion_into is not None else numba.njit(kernels.zero_diffusion)
+            spec.loader.exec_module(mod)
+            from . import _kernels
+
+            prob, _, _, _, rows, res = (typeof(r) for r in _kernels._example_records())
+            self.module, self.sig = mod, nt.void(prob, rows, res)
+        return self.module
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Create ``path`` with ``text`` unless it exists; never rewrites it (numba's cache is keyed on its mtime)."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+
+
+def _inline_path(csys) -> Path:
+    import numba
+
+    text = "\n".join([_KERNELS_FILE.read_text(), Path(csys.path).name, numba.__version__, __version__, sys.version])
+    return cache_dir("generated") / f"theorykit_rows_{hashlib.sha256(text.encode()).hexdigest()[:32]}.py"
+
+
+_inline: dict[str, _Inline] = {}
+
+
+def inline_supported(csys) -> bool:
+    """Whether ``csys`` can have an inlined driver: numba code generated by ``compile_system`` into the cache."""
+    return getattr(csys, "backend", None) == "numba" and getattr(csys, "path", None) is not None \
+        and getattr(csys, "options", None) is not None
+
+
+def inline_rows(csys, *, compile_now: bool, start_background: bool):
+    """The inlined ensemble driver of ``csys`` (callable ``(prob, rows, res)``), or None if not available.
+
+    Loads it from numba's cache if it is there; otherwise compiles it in this process when ``compile_now``,
+    or, when ``start_background``, has a background process compile it (returning None meanwhile).
+    """
+    if not inline_supported(csys):
+        if compile_now:
+            raise InvalidParameterError("inline=True needs a system compiled by compile_system(..., backend='numba', "
+                                        "cache=True); hand-written or uncached systems run the generic driver")
+        return None
+    with _lock:
+        drv = _inline.get(str(csys.path))
+        if drv is None:
+            drv = _inline[str(csys.path)] = _Inline(csys)
+        if drv.entry is not None:
+            return drv.entry
+        if not (compile_now or start_background or drv.path.exists()):
+            return None  # never generated: nothing can be in the cache
+        if not (compile_now or _due(("inline", str(csys.path)))):
+            return None
+        fn = drv.load_module(csys.rhs_into, getattr(csys, "diffusion_into", None) if csys.n_noise else None) \
+            .integrate_rows
+        if not load_cached(fn, drv.sig):
+            if not compile_now:
+                if start_background and not foreground() and not drv.background.busy():
+                    drv.background.start()
+                return None
+            fn.compile(drv.sig)
+        drv.entry = _entry(fn, drv.sig)
+        return drv.entry
+
+
+def compile_inline_main(source_path: str, n_noise: str, lock: str) -> None:
+    """Entry point of a background process: compile one system's inlined ensemble driver into the cache."""
+    try:
+        spec = importlib.util.spec_from_file_location(Path(source_path).stem, source_path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+        csys = _GeneratedStub(Path(source_path), mod, int(n_noise))
+        drv = _Inline(csys)
+        fn = drv.load_module(mod.rhs_into, getattr(mod, "diffusion_into", None) if csys.n_noise else None) \
+            .integrate_rows
+        if not load_cached(fn, drv.sig):
+            fn.compile(drv.sig)
+    finally:
+        release_lock(lock)
+
+
+class _GeneratedStub:
+    """What :class:`_Inline` reads from a compiled system, rebuilt from its generated module alone."""
+
+    def __init__(self, path: Path, module, n_noise: int):
+        self.path, self.rhs_into, self.n_noise = path, module.rhs_into, n_noise
