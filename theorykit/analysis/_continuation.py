@@ -317,6 +317,9 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
         eigs.append(eig)
 
     u = np.r_[y0, lam0]
+    if not np.all(np.isfinite(prob.Fu(u))):
+        raise InvalidParameterError(f"start: the Jacobian is not finite at the equilibrium {y0.tolist()} at "
+                                    f"{param}={lam0}; continuation needs a differentiable right-hand side there")
     t = prob.tangent(u, None, direction)
     psi, eig = prob.tests(u, t)
     record(u, eig)
@@ -327,7 +330,7 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
         w, iters, ok = prob.correct(u + h * t, t)
         t_new = prob.tangent(w, t) if ok else t
         # reject steps that jump (corrector far off the predictor, or a sharp turn of the tangent)
-        if ok and (np.linalg.norm(w - u) > 2.0 * h or t_new @ t < 0.9):
+        if ok and (not np.all(np.isfinite(t_new)) or np.linalg.norm(w - u) > 2.0 * h or t_new @ t < 0.9):
             ok = False
         if not ok:
             if h <= ds_min:
@@ -424,7 +427,9 @@ def _locate_between(prob: _Problem, u: np.ndarray, t: np.ndarray, w: np.ndarray,
         v = on_branch(s) if 0.0 < s < span else (u if s <= 0.0 else w)
         if exact_end and s >= span:
             v = w
-        eig = prob.tests(v, prob.tangent(v, t))[1]
+        psi_v, eig = prob.tests(v, prob.tangent(v, t))
+        if not abs(psi_v[idx]) <= min(abs(psi_a[idx]), abs(psi_b[idx])):
+            continue  # the sign changed through a pole of f_y (a singular point of f), not through a zero
         kind = SPECIAL_KINDS[idx]
         if kind == "hopf" and not _is_hopf(eig, eig_tol):
             continue  # a neutral saddle (real pair summing to zero) is not a bifurcation

@@ -10,6 +10,7 @@ import numpy as np
 from .._checks import check_finite_array, check_int, check_range
 from .._random import as_generator
 from ..errors import InvalidParameterError
+from ..solve._solve import guarded
 
 #: every value :attr:`FixedPoint.kind` can take
 KINDS = ("stable node", "stable focus", "saddle", "unstable node", "unstable focus", "center", "non-hyperbolic")
@@ -33,7 +34,8 @@ class FixedPoint:
         Eigenvalues of the Jacobian at ``y``, sorted by decreasing real part.
     kind : str
         One of :data:`KINDS`. ``"center"`` and ``"non-hyperbolic"`` mean some eigenvalue has
-        ``|Re| <= eig_tol`` (linear stability is then inconclusive).
+        ``|Re| <= eig_tol`` (linear stability is then inconclusive); ``"non-hyperbolic"`` with nan
+        eigenvalues means the Jacobian is not finite at ``y``.
     stable : bool
         Every eigenvalue has real part ``< -eig_tol`` (linearly asymptotically stable).
     residual : float
@@ -118,17 +120,25 @@ class _Evaluator:
         self.p = np.ascontiguousarray(csys.pack_params(params), dtype=np.float64)
         self._f = np.empty(self.n)
         self._J = np.empty((self.n, self.n))
+        self._rhs, self._jac = guarded(csys.rhs_into), guarded(csys.jac_into)
 
     def f(self, y: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
-        self.csys.rhs_into(0.0, np.ascontiguousarray(y, dtype=np.float64), self.p if p is None else p, self._f)
-        return self._f.copy()
+        return self._eval(self._rhs, y, p, self._f)
 
     def J(self, y: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
-        self.csys.jac_into(0.0, np.ascontiguousarray(y, dtype=np.float64), self.p if p is None else p, self._J)
-        return self._J.copy()
+        return self._eval(self._jac, y, p, self._J)
+
+    def _eval(self, fn, y, p, out) -> np.ndarray:
+        """``fn`` at ``y``; arithmetic errors (division by zero, ...) give nan/inf, which callers check."""
+        out.fill(np.nan)
+        with np.errstate(all="ignore"):
+            fn(0.0, np.ascontiguousarray(y, dtype=np.float64), self.p if p is None else p, out)
+        return out.copy()
 
 
 def _solve_linear(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not (np.all(np.isfinite(A)) and np.all(np.isfinite(b))):
+        return np.full(A.shape[1], np.nan)  # no usable step (LAPACK would fail, and print, on nan/inf)
     try:
         x = np.linalg.solve(A, b)
         if np.all(np.isfinite(x)):
@@ -195,8 +205,11 @@ def linearize(csys, y, params, *, eig_tol: float = 1e-8, _ev: _Evaluator | None 
     ev = _ev or _Evaluator(csys, params)
     y = csys.pack_state(y) if isinstance(y, Mapping) else check_finite_array("y", y, shape=(csys.n_states,))
     J = ev.J(y)
-    eig = _sorted_eigenvalues(J)
-    kind, stable = classify_eigenvalues(eig, eig_tol)
+    if np.all(np.isfinite(J)):
+        eig = _sorted_eigenvalues(J)
+        kind, stable = classify_eigenvalues(eig, eig_tol)
+    else:  # f is not differentiable here (e.g. sqrt at 0): no linearisation, stability undecided
+        eig, kind, stable = np.full(y.size, np.nan, dtype=np.complex128), "non-hyperbolic", False
     res = float(np.max(np.abs(ev.f(y))))
     return FixedPoint(_frozen(y), _frozen(eig, np.complex128), kind, stable, res, _frozen(J), csys.state_names)
 

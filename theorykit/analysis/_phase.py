@@ -27,7 +27,7 @@ def support_classifier(state_names: Sequence[str], *, tol: float = 1e-3, max_abs
     """Label final states by which states are non-negligible (``|y_i| > tol``).
 
     Labels: ``"collapse"`` (every ``|y_i| <= tol``), the ``+``-joined names of the non-negligible states
-    (``"p1"``, ``"p1+p2"``, ...), and ``"diverged"`` (non-finite or ``max |y| > max_abs``). With
+    (``"p1"``, ``"p1+p2"``, ...), and ``"diverged"`` (non-finite, ``max |y| > max_abs``, or a failed run). With
     ``coarse=True``, and always for more than 8 states, the labels are ``("collapse", "nonzero",
     "diverged")`` (use it for oscillating attractors, whose final state has a phase-dependent support).
 
@@ -73,7 +73,7 @@ def nearest_attractor_classifier(points: Any, names: Sequence[str] | None = None
         Their labels (default ``"A0"``, ``"A1"``, ...).
     tol : float
         A final state within ``tol * (1 + |point|)`` (max norm) of a point gets its label; otherwise
-        ``"other"`` (``"diverged"`` when non-finite or ``max |y| > max_abs``).
+        ``"other"`` (``"diverged"`` when non-finite, ``max |y| > max_abs``, or the run failed).
     """
     pts = check_finite_array("points", points, ndim=2)
     names = tuple(names) if names is not None else tuple(f"A{i}" for i in range(pts.shape[0]))
@@ -278,7 +278,7 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
          chunk_size: int | None, progress: bool, solve_options: Mapping[str, Any], scheduler: Any = None,
          processes: int | None = None):
     """Integrate the ensemble, classify its final states; returns (labels, names, final, status)."""
-    from ..solve import solve_ensemble
+    from ..solve import Status, solve_ensemble
 
     t_final = check_range("t_final", t_final, 0.0, low_open=True)
     if classify is None:
@@ -296,7 +296,10 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
         final, status = np.asarray(ens.final, dtype=np.float64), np.asarray(ens.status, dtype=np.int64)
     else:
         final, status = _run_distributed(csys, y0s, params, n, t_final, chunk_size, opts, scheduler, processes)
-    lab = np.asarray(classify(final))
+    # a run that failed (non-finite values, step-size underflow, ...) has no long-time state to classify:
+    # the classifiers see nan and label it "diverged"; ``status`` says what happened
+    failed = (status != Status.SUCCESS) & (status != Status.EVENT)
+    lab = np.asarray(classify(np.where(failed[:, None], np.nan, final)))
     if lab.shape != (final.shape[0],) or not np.issubdtype(lab.dtype, np.integer):
         raise InvalidParameterError(f"classify must return an int array of shape ({final.shape[0]},), "
                                     f"got dtype {lab.dtype} shape {lab.shape}")

@@ -102,19 +102,14 @@ class _Background:
     def __init__(self, name: str, key: str, argv: list[str]):
         self.lock = cache_dir("jit") / f"{name}-{key}.lock"
         self.argv = argv
-        self.proc: subprocess.Popen | None = None
         self.started = False
 
     def busy(self) -> bool:
-        """Whether a compilation (this process's child or another process's) is under way."""
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                return True
-            self.proc = None
+        """Whether a compilation (started by this process or another one) is under way."""
         return self.lock.exists() and self._lock_alive()
 
     def start(self) -> bool:
-        """Start the compilation in a child process (once); False if it cannot be started or already ran."""
+        """Start the compilation in a detached process (once); False if it cannot be started or already ran."""
         if self.started:
             return False
         self.started = True
@@ -126,12 +121,10 @@ class _Background:
         except OSError:
             return False  # no lock possible (read-only cache): compile in this process
         try:
-            env = dict(os.environ, THEORYKIT_COMPILE="foreground")
-            self.proc = subprocess.Popen([sys.executable, "-c", *self.argv, str(self.lock)], env=env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)
-            os.write(fd, str(self.proc.pid).encode())
-        except OSError:
+            pid = _spawn_detached([sys.executable, "-c", *self.argv, str(self.lock)],
+                                  dict(os.environ, THEORYKIT_COMPILE="foreground"))
+            os.write(fd, str(pid).encode())
+        except (OSError, ValueError):
             self.lock.unlink(missing_ok=True)
             return False
         finally:
@@ -153,6 +146,18 @@ class _Background:
         except OSError:
             pass
         return True
+
+
+def _spawn_detached(argv: list[str], env: dict) -> int:
+    """Start ``argv`` in a new session, not as a child of this process (it may outlive it, and it is never
+    left as a zombie); returns its pid."""
+    if os.name != "posix":  # pragma: no cover
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL).pid
+    sh = subprocess.run(["/bin/sh", "-c", '"$@" </dev/null >/dev/null 2>&1 & echo $!', "sh", *argv], env=env,
+                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                        start_new_session=True, check=True, timeout=30)
+    return int(sh.stdout.strip())
 
 
 _last_look: dict = {}

@@ -452,6 +452,11 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
         t_final=float(st.f[L.S_T]), y_final=st.y, dense=dense_out, system=csys)
 
 
+#: What scipy's stiff solvers raise when their linear algebra meets nan/inf: from the rhs or Jacobian
+#: (then NON_FINITE) or from a step size that underflowed (h -> 0 makes 1/h infinite: STEP_SIZE_UNDERFLOW).
+SCIPY_BREAKDOWN = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
 # Quartic fit of a scipy step interpolant in the kernels' dense-output basis
 # (1, th, th(1-th), th^2(1-th), th^2(1-th)^2), from samples at th = 0, 1/4, 1/2, 3/4, 1.
 _FIT_THETA = np.linspace(0.0, 1.0, 5)
@@ -517,10 +522,8 @@ def _solve_scipy(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol,
             try:
                 solver = getattr(si, SCIPY_METHODS[method])(fun, t0, y0.copy(), t1,
                                                             jac=jac if jac_into is not None else None, **kw)
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-                if not bad[0]:
-                    raise
-                status = Status.NON_FINITE  # scipy's set-up (LU of the Jacobian) met nan/inf
+            except SCIPY_BREAKDOWN:
+                status = Status.NON_FINITE if bad[0] else Status.STEP_SIZE_UNDERFLOW
         while status is None:
             if solver.status == "finished":
                 status = Status.SUCCESS
@@ -531,10 +534,8 @@ def _solve_scipy(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol,
             bad[0] = False
             try:
                 solver.step()
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-                if not bad[0]:
-                    raise
-                status = Status.NON_FINITE  # e.g. an LU factorisation of a Jacobian with nan/inf entries
+            except SCIPY_BREAKDOWN:
+                status = Status.NON_FINITE if bad[0] else Status.STEP_SIZE_UNDERFLOW
                 break
             n_steps += 1
             if solver.status == "failed" or not np.all(np.isfinite(solver.y)):

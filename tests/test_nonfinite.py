@@ -1,0 +1,154 @@
+"""Bad arithmetic is a status, never a result: division by zero, sqrt/log of negative numbers and overflow
+end every method on both backends as ``NON_FINITE`` (or another failure status), with nothing on stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from solve_helpers import BACKENDS, FakeCompiled
+from theorykit.compile import compile_system
+from theorykit.derive import make_system
+from theorykit.solve import Status, solve, solve_ensemble
+
+pytestmark = pytest.mark.numba
+
+METHODS = ("dopri5", "rk4", "euler_maruyama", "bdf", "radau", "lsoda")
+FIXED = ("rk4", "euler_maruyama")
+
+#: one-state right-hand sides that are not finite at the start x = 1 (with r = 0)
+BAD_AT_START = {
+    "division by zero": "-x/r",
+    "sqrt of a negative number": "sqrt(x - 2)",
+    "log of a negative number": "log(x - 2) + r",
+    "overflow": "exp(1000*x) + r",
+    "fractional power of a negative number": "(x - 2)**1.5 + r",
+}
+
+
+def _opts(method):
+    return {"dt": 0.01} if method in FIXED else {}
+
+
+@pytest.fixture(scope="module")
+def bad_systems():
+    systems = {(name, be): compile_system(make_system(["x"], [rhs], ["r"], name=f"bad_{i}"), backend=be)
+               for i, (name, rhs) in enumerate(BAD_AT_START.items()) for be in BACKENDS}
+    late = make_system(["y", "z"], ["1", "sqrt(1 - y)"], [], name="bad_late")  # nan once t = y > 1
+    systems.update({("late", be): compile_system(late, backend=be) for be in BACKENDS})
+    return systems
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", list(BAD_AT_START))
+def test_bad_arithmetic_at_the_start_is_non_finite(bad_systems, case, backend, capfd):
+    csys = bad_systems[(case, backend)]
+    for method in METHODS:
+        sol = solve(csys, {"x": 1.0}, (0.0, 2.0), {"r": 0.0}, method=method, throw=False, **_opts(method))
+        assert sol.status is Status.NON_FINITE, (method, sol)
+        np.testing.assert_array_equal(sol.t, [0.0])
+        np.testing.assert_array_equal(sol.y, [[1.0]])
+    for method in ("dopri5", "rk4"):
+        ens = solve_ensemble(csys, [[1.0], [1.0], [1.5]], (0.0, 2.0), {"r": 0.0}, method=method, **_opts(method))
+        assert ens.statuses == (Status.NON_FINITE,) * 3
+        assert np.all(np.isnan(ens.y[:, 1:])) and np.all(ens.t_final == 0.0)
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bad_arithmetic_midway_stops_before_it(bad_systems, backend, capfd):
+    csys = bad_systems[("late", backend)]
+    t_eval = np.linspace(0.0, 2.0, 21)
+    for method in METHODS:
+        sol = solve(csys, [0.0, 0.0], (0.0, 2.0), None, method=method, t_eval=t_eval, throw=False, **_opts(method))
+        assert sol.status is Status.NON_FINITE, (method, sol)
+        assert 0.9 <= sol.t_final <= 1.0 + 1e-9 and np.all(np.isfinite(sol.y)) and np.all(np.isfinite(sol.final))
+        np.testing.assert_array_equal(sol.t, t_eval[t_eval <= sol.t_final])
+    ens = solve_ensemble(csys, [[0.0, 0.0], [0.5, 0.0]], (0.0, 2.0), None, t_eval=t_eval)
+    assert ens.statuses == (Status.NON_FINITE,) * 2
+    assert np.all(np.isfinite(ens.final)) and np.all(np.isnan(ens.y[:, -1]))
+    assert capfd.readouterr().err == ""
+
+
+# --- hand-written numba functions keep numba's default error model: their ZeroDivisionError cannot
+# leave a function called through a pointer, numba only prints it; the solvers must not be fooled.
+def _divide_rhs(t, y, p, out):
+    out[0] = -y[0] / p[0]
+    out[1] = 1.0
+
+
+def _divide_jac(t, y, p, out):
+    out[0, 0] = -1.0 / p[0]
+    out[0, 1] = 0.0
+    out[1, 0] = 0.0
+    out[1, 1] = 0.0
+
+
+def _no_observed(t, y, p, out):
+    return None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hand_written_functions_that_raise(backend, capfd):
+    wrap = numba.njit if backend == "numba" else (lambda f: f)
+    csys = FakeCompiled(backend, ("x", "y"), ("r",), wrap(_divide_rhs), wrap(_divide_jac), wrap(_no_observed))
+    for method in METHODS:
+        sol = solve(csys, [1.0, 0.0], (0.0, 1.0), [0.0], method=method, throw=False, **_opts(method))
+        assert sol.status is Status.NON_FINITE, (method, sol)
+        ok = solve(csys, [1.0, 0.0], (0.0, 1.0), [2.0], method=method, throw=False, **_opts(method))
+        assert ok.status is Status.SUCCESS and abs(ok.final[0] - np.exp(-0.5)) < 1e-3
+    ens = solve_ensemble(csys, [1.0, 0.0], (0.0, 1.0), [[0.0], [2.0], [0.0], [1.0]] * 10)
+    assert ens.statuses == (Status.NON_FINITE, Status.SUCCESS, Status.NON_FINITE, Status.SUCCESS) * 10
+    np.testing.assert_allclose(ens.final[1::2, 0], np.exp(-1.0 / np.array([2.0, 1.0] * 10)), rtol=1e-7)
+    assert capfd.readouterr().err == ""
+
+
+def test_huge_parameter_gives_a_failure_status_not_an_exception(capfd):
+    from theorykit.theories.reference import saddle_node
+
+    csys = compile_system(saddle_node())
+    for method in ("dopri5", "rk4", "bdf", "radau", "lsoda"):
+        sol = solve(csys, {"x": -1.0}, (0.0, 50.0), {"r": -1e308}, method=method, throw=False, **_opts(method))
+        assert not sol.success and np.all(np.isfinite(sol.y)), (method, sol)
+    assert capfd.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------------------------- analysis
+def test_analysis_never_labels_bad_arithmetic_a_result(bad_systems, capfd):
+    from theorykit.analysis import basin_map, continue_branch, find_fixed_points, phase_diagram
+
+    for backend in BACKENDS:
+        div = bad_systems[("division by zero", backend)]
+        assert find_fixed_points(div, {"r": 0.0}) == ()  # f is nan everywhere
+        branch = continue_branch(div, [0.0], {"r": 1.0}, "r", (-1.0, 1.0), direction=-1)
+        assert branch.special_points == ()  # the test functions change sign through the pole at r = 0
+        assert np.all(np.isfinite(branch.states)) and np.all(np.isfinite(branch.eigenvalues))
+        assert np.all(branch.stable == (branch.param_values > 0))
+        basins = basin_map(div, {"r": 0.0}, np.array([[1.0], [2.0]]), t_final=1.0, progress=False)
+        assert np.all(basins.status == Status.NON_FINITE)
+        assert set(np.array(basins.label_names)[basins.labels]) == {"diverged"}
+        pd = phase_diagram(compile_system(make_system(["x"], ["-x/r + q"], ["r", "q"], name="bad_grid"), backend),
+                           {"r": [-1.0, 0.0, 1.0], "q": [0.0, 1.0]}, {"r": 1.0, "q": 0.0}, y0={"x": 1.0},
+                           t_final=1.0, progress=False)
+        np.testing.assert_array_equal(pd.status[1], [Status.NON_FINITE] * 2)
+        assert np.all(pd.labels[1] == pd.label_names.index("diverged"))
+        assert np.all(pd.status[[0, 2]] == Status.SUCCESS)
+        sq = bad_systems[("sqrt of a negative number", backend)]
+        assert find_fixed_points(sq, {"r": 0.0}) == ()
+    assert capfd.readouterr().err == ""
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+@pytest.mark.parametrize("argv", [["noncontrastive.cosine_reduced", "-p", "nu_u=0", "--t-final", "1"],
+                                  ["reference.saddle_node", "-p", "r=-1e308"],
+                                  ["reference.saddle_node", "-p", "r=-1e308", "--method", "radau"]])
+def test_cli_reports_a_failure_status(argv, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "theorykit.cli", "solve", *argv, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert "status NON_FINITE" in proc.stdout or "status STEP_SIZE_UNDERFLOW" in proc.stdout, proc.stdout
