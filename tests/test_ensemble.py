@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -203,3 +206,57 @@ def test_compiled_sde_through_compile_system(backend):
     ref = REFERENCES["ou"].compiled("numba")
     same = solve(ref, [1.0], (0.0, 1.0), [1.0, 0.5], method="euler_maruyama", dt=0.02, seed=9)
     np.testing.assert_allclose(single.y, same.y, rtol=1e-12)  # same seed, same path, any backend
+
+
+# ------------------------------------------------------------------------------------------------ memory
+def test_memory_limit_refuses_before_allocating():
+    ref = REFERENCES["decay"]
+    t_eval = np.linspace(0.0, 1.0, 1000)
+    with pytest.raises(InvalidParameterError, match=r"needs about 7\.7 GiB.*max_memory.*fewer output times"):
+        solve_ensemble(ref.compiled(), {"x": np.ones(10**6)}, (0.0, 1.0), [1.0], t_eval=t_eval, max_memory=2**30)
+    small = solve_ensemble(ref.compiled(), {"x": np.ones(100)}, (0.0, 1.0), [1.0], t_eval=t_eval, max_memory=2**30)
+    assert np.all(small.success)
+    with pytest.raises(InvalidParameterError, match="max_memory"):
+        solve_ensemble(ref.compiled(), [1.0], (0.0, 1.0), [1.0], max_memory=-1)
+
+
+_UNDER_RLIMIT = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from solve_helpers import REFERENCES
+from theorykit.errors import InvalidParameterError
+from theorykit.solve import solve_ensemble
+
+csys = REFERENCES["decay"].compiled()
+solve_ensemble(csys, [1.0], (0.0, 1.0), [1.0])  # compile and load everything first
+with open("/proc/self/status") as fh:
+    vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 29), resource.RLIM_INFINITY))  # 512 MiB to spare
+t_eval = np.linspace(0.0, 1.0, 100)
+try:  # 10^6 trajectories x 100 outputs: ~1 GiB of results
+    solve_ensemble(csys, {{"x": np.ones(10**6)}}, (0.0, 1.0), [1.0], t_eval=t_eval)
+except InvalidParameterError as exc:
+    print("refused:", exc)
+ens = solve_ensemble(csys, {{"x": np.ones(10**5)}}, (0.0, 1.0), [1.0], t_eval=t_eval, chunk_size=1000)
+print("ok", ens.counts())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="address-space limits as on Linux")
+def test_memory_refusal_under_an_address_space_limit():
+    code = _UNDER_RLIMIT.format(tests=os.path.dirname(__file__))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: solve_ensemble of 1000000 trajectories x 100 output times x 1 states needs about 1014.7 MiB, " \
+           "more than the memory available" in proc.stdout, proc.stdout
+    assert "ok {<Status.SUCCESS: 0>: 100000}" in proc.stdout
+
+
+def test_phase_diagram_checks_memory_first():
+    from theorykit.analysis import phase_diagram
+
+    ref = REFERENCES["logistic"]
+    grid = {"r": np.linspace(0.1, 1.0, 10**4), "K": np.linspace(1.0, 2.0, 10**4)}
+    with pytest.raises(InvalidParameterError, match="grid of 100000000 points"):
+        phase_diagram(ref.compiled(), grid, ref.p, ref.y0, t_final=1.0, max_memory=2**30)

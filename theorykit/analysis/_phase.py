@@ -342,6 +342,15 @@ def _run_distributed(csys, y0s, params, n: int, t_final: float, chunk_size: int,
             np.concatenate([p.values["status"] for p in res.points]))
 
 
+def _check_grid_memory(n: int, csys, solve_options: Mapping[str, Any]) -> None:
+    """Refuse a grid whose ensemble would not fit in memory before building its inputs."""
+    from ..solve import check_memory, ensemble_bytes
+
+    n_t = np.size(solve_options["t_eval"]) if solve_options.get("t_eval") is not None else 2
+    check_memory(ensemble_bytes(n, n_t, csys.n_states, csys.n_params), solve_options.get("max_memory"),
+                 f"a grid of {n} points", "use a coarser grid or split it into several calls")
+
+
 def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: Any = None, *, t_final: float,
                   classify: Classifier | None = None, labels: Sequence[str] | None = None,
                   chunk_size: int | None = None, progress: bool = True, scheduler: Any = None,
@@ -372,7 +381,8 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
         client) or a local pool of ``processes`` workers instead of in this process; same results.
     **solve_options
         Passed to :func:`~theorykit.solve.solve_ensemble` (``method``, ``rtol`` (default 1e-6), ``atol``
-        (default 1e-9), ``max_steps``, ``blow_up``, ...).
+        (default 1e-9), ``max_steps``, ``blow_up``, ``max_memory``, ...). A grid whose ensemble would not fit
+        in memory is refused before anything is allocated.
 
     Returns
     -------
@@ -384,6 +394,7 @@ def phase_diagram(csys, grid: Mapping[str, Any], base_params: Any = None, y0: An
     if y0 is None:
         raise InvalidParameterError("y0: give the initial state of the runs (mapping by state name or array)")
     y0v = csys.pack_state(y0)
+    _check_grid_memory(x.size * y.size, csys, solve_options)
     if isinstance(base_params, Mapping):
         base = {**{ax: float(x[0]), ay: float(y[0])}, **dict(base_params)}
         p0 = csys.pack_params(base)
@@ -435,6 +446,7 @@ def basin_map(csys, params: Any, grid: Any, *, t_final: float, classify: Classif
         if sa == sb:
             raise InvalidParameterError("grid needs two different states")
         base = np.zeros(csys.n_states) if base_y0 is None else csys.pack_state(base_y0)
+        _check_grid_memory(a.size * b.size, csys, solve_options)
         A, B = np.meshgrid(a, b, indexing="ij")
         Y0 = np.tile(base, (A.size, 1))
         Y0[:, csys.state_names.index(sa)] = A.reshape(-1)
