@@ -24,8 +24,8 @@ from ._solve import (CALL_SECONDS, KERNEL_METHODS, QuietNumbaErrors, check_metho
 ENSEMBLE_METHODS = tuple(KERNEL_METHODS)
 #: Ensembles at least this large make ``inline="auto"`` compile the system's inlined driver (in the background).
 INLINE_MIN_TRAJECTORIES = 10_000
-#: Trajectories in each thread's first kernel call, before their cost has been measured.
-FIRST_ROWS = 16
+#: Trajectories in the first kernel call of an ensemble, before their cost has been measured.
+FIRST_ROWS = 1
 
 
 # ---------------------------------------------------------------------------------------------- memory

@@ -1,0 +1,65 @@
+"""Ctrl-C works: a long ``solve`` or ``solve_ensemble`` returns to Python often enough that SIGINT stops it
+within a second or two (compiled drivers return about every 0.1 s of work; ensembles between chunks)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.numba
+
+_CHILD = """
+import sys, time
+import numpy as np
+sys.path.insert(0, {tests!r})
+from solve_helpers import REFERENCES
+from theorykit.solve import solve, solve_ensemble, _drivers
+
+ref = REFERENCES["oscillator"]
+csys = ref.compiled()
+while _drivers.GENERIC.get("integrate") is None or _drivers.GENERIC.get("integrate_rows") is None:
+    time.sleep(0.5)  # compiled drivers only (a cold cache fills in the background)
+solve(csys, ref.y0, (0.0, 1.0), ref.p)
+solve_ensemble(csys, ref.y0, (0.0, 1.0), ref.p)
+for what in ("solve", "ensemble"):
+    print(what, flush=True)
+    try:
+        if what == "solve":  # ~10^9 steps
+            solve(csys, ref.y0, (0.0, 1e8), ref.p, t_eval=[1e8], max_steps=10**10)
+        else:  # 4000 trajectories of ~10^5 steps each
+            solve_ensemble(csys, np.tile(ref.y0, (4000, 1)), (0.0, 1e4), ref.p, max_steps=10**7)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def _readline(proc, timeout: float) -> str:
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else "<timeout>"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery as on POSIX")
+def test_sigint_stops_long_solves_within_seconds():
+    code = _CHILD.format(tests=os.path.dirname(__file__))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for what in ("solve", "ensemble"):
+            assert _readline(proc, 600) == what
+            time.sleep(1.5)  # well into the integration
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            line = _readline(proc, 10)
+            waited = time.monotonic() - sent
+            assert line == "interrupted", (what, line)
+            assert waited < 2.0, (what, waited)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
