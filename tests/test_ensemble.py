@@ -142,7 +142,8 @@ def test_euler_maruyama_is_reproducible_and_chunking_invariant():
     d = solve_ensemble(ref.compiled(), np.repeat(ref.y0[None], 9, 0), (0.0, 1.0), ref.p, seed=7, chunk_size=4,
                        progress=lambda done, total: calls.append((done, total)), **kw)
     np.testing.assert_array_equal(c.y, d.y)
-    assert calls[1:] == [(4, 9), (8, 9), (9, 9)]
+    done = [d for d, total in calls[1:] if total == 9]  # chunks finish on several threads: reports may merge
+    assert len(done) == len(calls) - 1 and done == sorted(set(done)) and done[-1] == 9
     assert len(np.unique(c.final[:, 0])) == 9  # independent streams per trajectory
     e = solve_ensemble(ref.compiled(), np.repeat(ref.y0[None], 9, 0), (0.0, 1.0), ref.p, seed=8, **kw)
     assert not np.array_equal(c.y, e.y)

@@ -44,15 +44,25 @@ _lock = threading.RLock()
 _flavours: dict[str, Any] = {}
 
 
+def _execute_kernels(name: str, module_name: str | None = None, **module_globals):
+    """Execute the kernels' source file as a new module with ``_FLAVOUR = name`` and ``module_globals``;
+    with ``module_name`` it is registered in ``sys.modules`` (numba's cache looks functions' globals up there)."""
+    spec = importlib.util.spec_from_file_location(module_name or f"theorykit.solve._kernels_{name}", _KERNELS_FILE)
+    mod = importlib.util.module_from_spec(spec)
+    mod._FLAVOUR = name
+    for key, value in module_globals.items():
+        setattr(mod, key, value)
+    if module_name:
+        sys.modules[module_name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def flavour(name: str):
-    """The kernels as the ``"python"`` (numba-free) or ``"inline"`` flavour, executed once per process."""
+    """The kernels as the numba-free ``"python"`` flavour, executed once per process."""
     with _lock:
         if name not in _flavours:
-            spec = importlib.util.spec_from_file_location(f"theorykit.solve._kernels_{name}", _KERNELS_FILE)
-            mod = importlib.util.module_from_spec(spec)
-            mod._FLAVOUR = name
-            spec.loader.exec_module(mod)
-            _flavours[name] = mod
+            _flavours[name] = _execute_kernels(name)
         return _flavours[name]
 
 
@@ -257,7 +267,7 @@ from numba import njit
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def integrate_rows(prob, rows, res):
-    kernels.integrate_rows(rhs_into, diffusion_into, prob, rows, res)
+    kernels.integrate_rows(0, 0, prob, rows, res)  # kernels calls the system's functions as globals
 '''
 
 
@@ -276,7 +286,6 @@ class _Inline:
                                        str(self.source_path), str(csys.n_noise or 0)])
 
     def load_module(self, rhs_into, diffusion_into):
-        import numba
         from numba import typeof, types as nt
 
         if self.module is None:
@@ -284,10 +293,9 @@ class _Inline:
                 _write_once(self.path, _INLINE_SOURCE.format(module=self.source_path.stem))
             spec = importlib.util.spec_from_file_location(self.path.stem, self.path)
             mod = importlib.util.module_from_spec(spec)
-            kernels = flavour("inline")
-            mod.kernels = kernels
-            mod.rhs_into = rhs_into
-            mod.diffusion_into = diffusion_into if diffusion_into is not None else numba.njit(kernels.zero_diffusion)
+            mod.kernels = _execute_kernels("inline", f"theorykit.solve._kernels_{spec.name}", RHS=rhs_into,
+                                           DIFFUSION=diffusion_into)
+            sys.modules[spec.name] = mod  # numba's cache finds the function's globals through its module name
             spec.loader.exec_module(mod)
             from . import _kernels
 
@@ -316,7 +324,8 @@ def _write_once(path: Path, text: str) -> None:
 def _inline_path(csys) -> Path:
     import numba
 
-    text = "\n".join([_KERNELS_FILE.read_text(), Path(csys.path).name, numba.__version__, __version__, sys.version])
+    text = "\n".join([_KERNELS_FILE.read_text(), _INLINE_SOURCE, Path(csys.path).name, numba.__version__,
+                      __version__, sys.version])
     return cache_dir("generated") / f"theorykit_rows_{hashlib.sha256(text.encode()).hexdigest()[:32]}.py"
 
 

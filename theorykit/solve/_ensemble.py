@@ -266,15 +266,16 @@ class _EnsembleRun:
 
     def _rows_driver(self):
         """A callable ``(prob, rows, res)`` running compiled rows, or None while none is compiled yet."""
-        generic = GENERIC.get("integrate_rows")
-        if generic is None:
-            return None
         if self.inline is not False:
-            big = self.n >= INLINE_MIN_TRAJECTORIES
+            # "auto" compiles an inlined driver for a large ensemble only once the generic one is there
+            big = self.n >= INLINE_MIN_TRAJECTORIES and "integrate_rows" in GENERIC.entries
             drv = inline_rows(self.csys, compile_now=self.inline is True, start_background=big)
             if drv is not None:
                 return drv
-        rhs, diffusion = self.fns.rhs_fc, self.fns.diffusion_fc
+        generic = GENERIC.get("integrate_rows")
+        if generic is None:
+            return None
+        rhs, diffusion = self.fns.addresses
         return lambda prob, rows, res: generic(rhs, diffusion, prob, rows, res)
 
     def _take(self, n_threads: int) -> tuple[int, int] | None:
@@ -366,7 +367,7 @@ class _EnsembleRun:
                     if compiled and self._compiled_rows() is not None:
                         return
                     entry = GENERIC.get("integrate") if compiled else None
-                    integrate, rhs, diffusion = (entry, fns.rhs_fc, fns.diffusion_fc) if entry is not None \
+                    integrate, rhs, diffusion = (entry, *fns.addresses) if entry is not None \
                         else (K.integrate, fns.rhs_py, fns.diffusion_py)
                     r = self.next
                     K.reset_state(st, self.rows.y0[r], self.rows.seed[r])

@@ -15,8 +15,10 @@ This file is executed as up to three modules (see :func:`flavour`):
   reused across processes.
 * ``"python"``: ``njit`` is the identity, so the same algorithm runs as plain Python: the numpy backend
   uses it, and so does a numba-backend solve while the compiled drivers are not yet in the cache.
-* ``"inline"``: uncached ``njit`` functions that take the right-hand side as an ordinary jitted function;
-  a per-system module compiles :func:`integrate_rows` from them with the right-hand side inlined.
+* ``"inline"``: uncached ``njit`` functions whose right-hand side is the module global ``RHS`` (and
+  ``DIFFUSION``), one module per system, set before the file runs; their ``rhs`` / ``diffusion``
+  arguments are unused placeholders. A per-system module compiles :func:`integrate_rows` from them with
+  the right-hand side inlined, and caches it.
 
 Arithmetic follows IEEE rules (``error_model="numpy"``): nothing here raises on division by zero, and
 every place where that could happen is guarded so that the plain-Python flavour does not raise either.
@@ -57,10 +59,36 @@ elif _FLAVOUR == "inline":
 
 else:
     import numba
+    from numba import types as _nt
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
 
     def njit(fn):
         """``numba.njit`` with the kernels' options: cached, IEEE arithmetic, releasing the GIL."""
         return numba.njit(cache=True, error_model="numpy", nogil=True)(fn)
+
+    _A1, _A2 = _nt.float64[::1], _nt.float64[:, ::1]
+    #: The compiled drivers' right-hand side and diffusion: first-class functions of these types.
+    RHS_TYPE = _nt.FunctionType(_nt.void(_nt.float64, _A1, _A1, _A1))
+    DIFFUSION_TYPE = _nt.FunctionType(_nt.void(_nt.float64, _A1, _A1, _A2))
+
+    def _function_from_address(function_type):
+        @_intrinsic
+        def from_address(typingctx, address):
+            """A first-class function of ``function_type`` calling the C function at ``address`` (int64)."""
+            def codegen(context, builder, signature, args):
+                fn = _cgutils.create_struct_proxy(function_type)(context, builder)  # zero-filled
+                fn.c_addr = builder.inttoptr(args[0], _cgutils.voidptr_t)
+                return fn._getvalue()
+
+            return function_type(_nt.int64), codegen
+
+        return from_address
+
+    # The drivers receive the functions as addresses (plain integers): numba unboxes a first-class
+    # function argument through Python on every call, which costs more than a short integration.
+    rhs_from_address = _function_from_address(RHS_TYPE)
+    diffusion_from_address = _function_from_address(DIFFUSION_TYPE)
 
 # Dormand–Prince 5(4) tableau, error weights and dense-output weights (Hairer, Nørsett & Wanner, DOPRI5).
 _C2, _C3, _C4, _C5 = 0.2, 0.3, 0.8, 8.0 / 9.0
@@ -131,6 +159,31 @@ def eval_rhs(rhs, t, y, p, out):
     for i in range(out.shape[0]):
         out[i] = math.nan
     rhs(t, y, p, out)
+
+
+@njit
+def eval_diffusion(diffusion, t, y, p, out):
+    """``diffusion(t, y, p, out)`` with ``out`` [n, n_noise] filled with nan first (as :func:`eval_rhs`)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = math.nan
+    diffusion(t, y, p, out)
+
+
+if _FLAVOUR == "inline":  # the right-hand side is this module's global RHS, called directly (and inlined)
+
+    @njit
+    def eval_rhs(rhs, t, y, p, out):  # noqa: F811 - replaces the version that calls its argument
+        for i in range(out.shape[0]):
+            out[i] = math.nan
+        RHS(t, y, p, out)  # noqa: F821 - set by the loader before this file runs
+
+    @njit
+    def eval_diffusion(diffusion, t, y, p, out):  # noqa: F811
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = math.nan
+        DIFFUSION(t, y, p, out)  # noqa: F821
 
 
 @njit
@@ -429,10 +482,7 @@ def euler_maruyama_step(rhs, diffusion, t, y, h, p, k, sc):
     for j in range(m):
         dw[j] = sq * np.random.normal(0.0, 1.0)
     if m > 0:
-        for i in range(n):
-            for j in range(m):
-                gmat[i, j] = math.nan  # like eval_rhs: entries a failing diffusion leaves unwritten stay nan
-        diffusion(t, y, p, gmat)
+        eval_diffusion(diffusion, t, y, p, gmat)
     for i in range(n):
         s = y[i] + h * k[0, i]
         for j in range(m):
@@ -665,17 +715,27 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
     ist[C_STATUS] = status
 
 
+if _FLAVOUR != "numba":  # the plain-Python flavour gets the callables; the inline one, unused placeholders
+
+    def rhs_from_address(rhs):
+        return rhs
+
+    diffusion_from_address = njit(rhs_from_address)
+    rhs_from_address = njit(rhs_from_address)
+
+
 @njit
 def integrate(rhs, diffusion, prob, p, st, sc, out):
     """Integrate one trajectory from where ``st`` stands, until it finishes or must return early.
 
     Parameters
     ----------
-    rhs : callable
-        ``rhs(t, y, p, out)`` writes dy/dt into ``out`` [n].
-    diffusion : callable
+    rhs : int or callable
+        ``rhs(t, y, p, out)`` writes dy/dt into ``out`` [n]: for the compiled flavour the address of its
+        C wrapper (see :func:`function_address`), for the plain-Python flavour the callable itself.
+    diffusion : int or callable
         ``diffusion(t, y, p, out)`` writes the Itô diffusion matrix into ``out`` [n, n_noise]
-        (only called by Euler–Maruyama with ``n_noise > 0``).
+        (only called by Euler–Maruyama with ``n_noise > 0``), passed like ``rhs``.
     prob : Problem
         ``fopt``: t0, t1 (``t0 < t1``), rtol, atol, first_step (<= 0: automatic), max_step, dt (fixed-step
         methods; shortened to land on ``t1``, and for Euler–Maruyama on each output time), blow_up
@@ -700,7 +760,7 @@ def integrate(rhs, diffusion, prob, p, st, sc, out):
         [cap_d, 5, n]: per-step dense output (``cap_d = 0`` disables it), ``st.i[C_DENSE]`` written.
         ``ev_t``, ``ev_y``, ``ev_which`` [cap_e], [cap_e, n], int64 [cap_e]: the first ``cap_e`` events.
     """
-    _integrate(rhs, diffusion, prob, p, st, sc, out)
+    _integrate(rhs_from_address(rhs), diffusion_from_address(diffusion), prob, p, st, sc, out)
 
 
 @njit
@@ -714,6 +774,7 @@ def integrate_rows(rhs, diffusion, prob, rows, res):
     [n_rows, 1], and ``stats`` int64 [n_rows, N_STATS]. ``prob.t_eval`` must be non-empty and
     ``prob.iopt[I_BUDGET]`` at least ``max_steps``.
     """
+    rhs, diffusion = rhs_from_address(rhs), diffusion_from_address(diffusion)
     n_rows, n = rows.y0.shape[0], rows.y0.shape[1]
     n_t = prob.t_eval.shape[0]
     st = State(np.zeros(N_SF), np.zeros(N_SI, dtype=np.int64), np.empty(n), np.empty((7, n)),
@@ -749,15 +810,23 @@ def _example_records(n_noise_dims: int = 1):
 
 
 def signatures() -> dict:
-    """``{name: numba signature}`` of the two entry points, for first-class rhs/diffusion arguments."""
+    """``{name: numba signature}`` of the two compiled entry points (rhs and diffusion by address)."""
     from numba import typeof, types as nt
 
-    f8, a1, a2 = nt.float64, nt.float64[::1], nt.float64[:, ::1]
-    rhs_type = nt.FunctionType(nt.void(f8, a1, a1, a1))
-    diffusion_type = nt.FunctionType(nt.void(f8, a1, a1, a2))
     prob, st, sc, out, rows, res = (typeof(r) for r in _example_records())
-    return {"integrate": nt.void(rhs_type, diffusion_type, prob, a1, st, sc, out),
-            "integrate_rows": nt.void(rhs_type, diffusion_type, prob, rows, res)}
+    return {"integrate": nt.void(nt.int64, nt.int64, prob, nt.float64[::1], st, sc, out),
+            "integrate_rows": nt.void(nt.int64, nt.int64, prob, rows, res)}
+
+
+def function_address(fn, function_type) -> int:
+    """The address of the C wrapper of the numba dispatcher ``fn`` compiled for ``function_type``'s
+    signature (compiling it if needed). Valid while ``fn`` lives; the caller keeps ``fn`` alive."""
+    from numba.core.types.function_type import CompileResultWAP
+
+    args = function_type.signature.args
+    if args not in fn.overloads:
+        fn.compile(args)
+    return int(CompileResultWAP(fn.overloads[args]).__wrapper_address__())
 
 
 def zero_diffusion(t, y, p, out):
@@ -767,6 +836,10 @@ def zero_diffusion(t, y, p, out):
 
 if _FLAVOUR == "numba":
     zero_diffusion = numba.njit(cache=True)(zero_diffusion)
+elif _FLAVOUR == "inline":
+    zero_diffusion = numba.njit(zero_diffusion)
+    if DIFFUSION is None:  # noqa: F821 - set by the loader
+        DIFFUSION = zero_diffusion
 
 
 def flavour(name: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -110,24 +111,46 @@ class SystemFunctions:
         if n_noise == 0 or diffusion is None:
             diffusion, n_noise = None, 0
         self.n_noise = n_noise
-        py = flavour("python")
         self.rhs_py = guarded(csys.rhs_into)
-        self.diffusion_py = guarded(diffusion) if diffusion is not None else py.zero_diffusion
-        self.rhs_fc = self.diffusion_fc = None
+        self.diffusion_py = guarded(diffusion) if diffusion is not None else flavour("python").zero_diffusion
         if backend == "numba":
-            from . import _kernels
-
             for name, fn in (("rhs_into", csys.rhs_into), ("diffusion_into", diffusion)):
                 if fn is not None and not hasattr(fn, "overloads"):
                     raise InvalidParameterError(f"csys.backend is 'numba' but csys.{name} is not a numba.njit "
                                                 f"function ({type(fn).__name__}); compile with backend='numpy' instead")
-            sigs = _kernels.signatures()["integrate"].args
-            self.rhs_fc = _first_class(csys.rhs_into, sigs[0].signature.args)
-            self.diffusion_fc = _first_class(diffusion if diffusion is not None else _kernels.zero_diffusion,
-                                             sigs[1].signature.args)
+        self._diffusion = diffusion
+        self._addresses: tuple[int, int] | None = None
+        self._local = threading.local()
         #: seconds per attempted step, by driver ("compiled" / "python"), measured on earlier solves
         self.seconds_per_attempt: dict[str, float] = {}
         self.no_events = EventRecord(np.empty(0), np.empty((0, self.n)), np.empty(0, dtype=np.int64), 0)
+
+    @property
+    def addresses(self) -> tuple[int, int]:
+        """``(rhs, diffusion)`` as the addresses the compiled drivers call (made on first use: the
+        plain-Python flavour calls the dispatchers themselves). ``self`` keeps the functions alive."""
+        if self._addresses is None:
+            from . import _kernels
+
+            diffusion = self._diffusion if self._diffusion is not None else _kernels.zero_diffusion
+            self._keep = (self.rhs_into, diffusion)
+            self._addresses = (_kernels.function_address(self.rhs_into, _kernels.RHS_TYPE),
+                               _kernels.function_address(diffusion, _kernels.DIFFUSION_TYPE))
+        return self._addresses
+
+    def work(self, n_events: int) -> tuple:
+        """Arrays one solve uses but does not return, kept per thread for the next solve:
+        ``(f, i, k, g, scratch, no_dense, no_dense_r, no_events_y, no_events_which)``."""
+        cache = self._local.__dict__.setdefault("work", {})
+        work = cache.get(n_events)
+        if work is None or getattr(self._local, "busy", False):  # none yet, or in use (a nested solve)
+            n, m = self.n, self.n_noise
+            scratch = L.Scratch(np.empty(n), np.empty(n), np.zeros((5, n)), np.zeros((n, max(m, 1))), np.empty(m),
+                                np.empty(n_events), np.empty(n), np.empty(2 * n_events))
+            work = (np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), np.empty((7, n)), np.empty(n_events),
+                    scratch, np.empty(0), np.empty((0, 5, n)), np.empty((0, n)), np.empty(0, dtype=np.int64))
+            cache.setdefault(n_events, work)
+        return work
 
     def budget(self, driver: str, max_steps: int) -> int:
         """Attempted steps for one kernel call to last about :data:`CALL_SECONDS`."""
@@ -157,32 +180,6 @@ def system_functions(csys: Any) -> SystemFunctions:
         return entry
     _SYSTEMS[key] = entry
     return entry
-
-
-_FIRST_CLASS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
-
-
-def _first_class(fn: Any, arg_types: tuple) -> Any:
-    """A numba dispatcher as a first-class function object whose address is looked up once.
-
-    Passing the dispatcher itself works too, but numba then resolves its address on every call
-    (~0.2 ms each); numba's ``CompileResultWAP`` caches it. Falls back to the dispatcher if that
-    (semi-internal) route is unavailable.
-    """
-    try:
-        return _FIRST_CLASS[fn]
-    except (KeyError, TypeError):
-        pass
-    try:
-        from numba.core.types.function_type import CompileResultWAP
-
-        if arg_types not in fn.overloads:
-            fn.compile(arg_types)
-        wap = CompileResultWAP(fn.overloads[arg_types])
-        _FIRST_CLASS[fn] = wap
-        return wap
-    except Exception:  # pragma: no cover - depends on numba internals
-        return fn
 
 
 def check_method(method: str, allowed: Sequence[str]) -> str:
@@ -243,7 +240,23 @@ def check_options(method: str, t0: float, t1: float, *, rtol: float, atol: float
 
 
 def pack_vector(csys: Any, value: Any, kind: str) -> np.ndarray:
-    """Pack one state (``kind='y0'``) or parameter set (``'params'``) through the compiled system."""
+    """Pack one state (``kind='y0'``) or parameter set (``'params'``) through the compiled system.
+
+    Returns a private float64 copy (results freeze their arrays). A ``dict`` keyed by exactly the names,
+    or a float64 array of the right length, takes a fast path with the same checks.
+    """
+    names = csys.state_names if kind == "y0" else csys.param_names
+    if type(value) is dict and len(value) == len(names):
+        try:
+            packed = [float(value[k]) for k in names]
+        except (KeyError, TypeError, ValueError):
+            packed = None
+        if packed is not None and all(map(math.isfinite, packed)):
+            return np.array(packed)
+    elif type(value) is np.ndarray and value.shape == (len(names),) and value.dtype == np.float64:
+        arr = value.copy()
+        if np.isfinite(arr).all():
+            return arr
     n = csys.n_states if kind == "y0" else csys.n_params
     if kind == "params" and value is None and n == 0:
         value = np.empty(0)
@@ -368,7 +381,7 @@ def _driver(fns: SystemFunctions):
     if fns.backend == "numba":
         entry = GENERIC.get("integrate")
         if entry is not None:
-            return entry, fns.rhs_fc, fns.diffusion_fc, "compiled"
+            return (entry, *fns.addresses, "compiled")
     return flavour("python").integrate, fns.rhs_py, fns.diffusion_py, "python"
 
 
@@ -390,19 +403,22 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
     prob = L.Problem(np.array([t0, t1, rtol, atol, first_step, max_step, dt, blow_up]),
                      np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps)],
                               dtype=np.int64), te, ev)
-    st = L.State(np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), y0.copy(), np.empty((7, n)),
-                 np.empty(ev.shape[0]))
-    st.i[L.C_STATUS] = L.NOT_STARTED
-    st.i[L.C_SEED] = em_seed(seed) if method == "euler_maruyama" else -1
-    k_ev = ev.shape[0]
-    sc = L.Scratch(np.empty(n), np.empty(n), np.zeros((5, n)), np.zeros((n, max(fns.n_noise, 1))),
-                   np.empty(fns.n_noise), np.empty(k_ev), np.empty(n), np.empty(2 * k_ev))
-    out = L.Output(np.empty(cap_out), np.empty((cap_out, n)), np.empty(cap_d), np.empty(cap_d),
-                   np.empty((cap_d, 5, n)), np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64))
+    f, i, k, g, sc, no_dense, no_dense_r, no_ev_y, no_ev_which = fns.work(ev.shape[0])
+    f.fill(0.0)
+    i.fill(0)
+    i[L.C_STATUS] = L.NOT_STARTED
+    i[L.C_SEED] = em_seed(seed) if method == "euler_maruyama" else -1
+    st = L.State(f, i, y0, k, g)  # y0 is a private copy: it becomes the final state
+    out = L.Output(np.empty(cap_out), np.empty((cap_out, n)),
+                   *((np.empty(cap_d), np.empty(cap_d), np.empty((cap_d, 5, n))) if dense
+                     else (no_dense, no_dense, no_dense_r)),
+                   *((np.empty(cap_e), np.empty((cap_e, n)), np.empty(cap_e, dtype=np.int64)) if cap_e
+                     else (no_dense, no_ev_y, no_ev_which)))
     pieces, dense_pieces = [], []
     python = driver == "python"
     random_state = np.random.get_state() if python and method == "euler_maruyama" else None
     seconds, attempts = 0.0, 0
+    was_busy, fns._local.busy = getattr(fns._local, "busy", False), True  # a nested solve gets its own arrays
     try:
         with (np.errstate(all="ignore") if python else QuietNumbaErrors()):
             while True:
@@ -429,7 +445,9 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
                     out = out._replace(dense_t=np.empty(cap_steps), dense_h=np.empty(cap_steps),
                                        dense_r=np.empty((cap_steps, 5, n)))
                     st.i[L.C_DENSE] = 0
+        t_final = float(f[L.S_T])
     finally:
+        fns._local.busy = was_busy
         if random_state is not None:  # the plain-Python kernel seeds numpy's global generator: restore it
             np.random.set_state(random_state)
     fns.measured(driver, attempts, seconds)
@@ -449,7 +467,7 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
                "n_rhs_evals": int(st.i[L.C_RHS]), "n_jac_evals": 0, "n_events": n_ev,
                "stiff_steps": int(st.i[L.C_STIFF])},
         events=events_out, state_names=fns.state_names, param_names=fns.param_names, method=method,
-        t_final=float(st.f[L.S_T]), y_final=st.y, dense=dense_out, system=csys)
+        t_final=t_final, y_final=y0, dense=dense_out, system=csys)
 
 
 #: What scipy's stiff solvers raise when their linear algebra meets nan/inf: from the rhs or Jacobian
