@@ -12,16 +12,19 @@ NUMBA_CACHE_DIR and THEORYKIT_CACHE_DIR at first:
    (rtol 1e-8, atol 1e-10, t in [0, 50]), then solve it a second time in the same process;
 3. "second process": the same script once any background compilation has finished (caches warm).
 
-Each process is timed from launch to exit (wall); the script also reports its own breakdown. The machine
-load (os.getloadavg) is printed before and after. If jax and diffrax are importable here, the first jit
+Each process is timed from launch to exit (wall, and the CPU time of the process itself: a background
+compilation it starts is not its child and is not counted); the script also reports its own breakdown. The
+machine load (os.getloadavg) is printed before and after. If jax and diffrax are importable here, the first jit
 solve of the same system in a new process is timed as the peer (JAX compiles in memory on first use).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -78,13 +81,20 @@ print(json.dumps({"imports": t1 - t0, "first_solve": t2 - t1, "second_solve": t3
 
 
 def run_timed(python: str, code: str, env: dict) -> tuple[float, dict]:
+    """Run ``code`` in a new isolated process (-I: not importing from the current folder or PYTHONPATH);
+    returns its wall time and its report, with the CPU time the process itself used under ``"cpu"``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True)
+    proc = subprocess.run([python, "-I", "-c", code], env=env, capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    return wall, json.loads(lines[-1]) if lines else {}
+    report = json.loads(lines[-1]) if lines else {}
+    report["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, report
 
 
 def fresh_install(source: Path, workdir: Path) -> str:
@@ -105,8 +115,8 @@ def measure(label: str, source: Path, workdir: Path) -> list[dict]:
         env.pop(key, None)
     rows = []
     shutil.rmtree(caches, ignore_errors=True)
-    wall, _ = run_timed(python, "import theorykit.solve", env)
-    rows.append(dict(label=label, what="import theorykit.solve (new process)", wall=wall))
+    wall, inner = run_timed(python, "import theorykit.solve", env)
+    rows.append(dict(label=label, what="import theorykit.solve (new process)", wall=wall, **inner))
     shutil.rmtree(caches, ignore_errors=True)
     wall, inner = run_timed(python, _SCRIPT, env)
     rows.append(dict(label=label, what="first solve of a new system, empty caches (whole process)", wall=wall,
@@ -133,25 +143,20 @@ def main() -> None:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True)
         rows += measure(f"{args.baseline} (baseline)", src, work / "baseline")
-    try:
-        import diffrax  # noqa: F401
-        import jax  # noqa: F401
-
+    if importlib.util.find_spec("jax") and importlib.util.find_spec("diffrax"):
         wall, inner = run_timed(sys.executable, _DIFFRAX, dict(os.environ))
         rows.append(dict(label="diffrax (jax.jit)", what="first solve, new process (whole process)", wall=wall,
                          **inner))
-    except ImportError:
-        pass
     print(f"load average after: {os.getloadavg()}; {os.cpu_count()} cores\n")
-    print("| theorykit | what | process wall (s) | imports (s) | derive + compile_system (s) | first solve (s) "
-          "| second solve, same process (s) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| theorykit | what | process wall (s) | process CPU (s) | imports (s) | derive + compile_system (s) "
+          "| first solve (s) | second solve, same process (s) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
 
     def cell(row, key, fmt="{:.3f}"):
         return fmt.format(row[key]) if key in row else "—"
 
     for r in rows:
-        print(f"| {r['label']} | {r['what']} | {r['wall']:.2f} | {cell(r, 'imports', '{:.2f}')} | "
+        print(f"| {r['label']} | {r['what']} | {r['wall']:.2f} | {r['cpu']:.2f} | {cell(r, 'imports', '{:.2f}')} | "
               f"{cell(r, 'derive_compile', '{:.2f}')} | {cell(r, 'first_solve')} | {cell(r, 'second_solve', '{:.5f}')} |")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.numba
 KERNEL_METHODS = ("dopri5", "rk4")
 
 
-def test_import_does_not_load_sympy():
-    code = "import sys, theorykit.solve; assert 'sympy' not in sys.modules, 'solve imported sympy'"
+def test_import_does_not_load_sympy_or_numba():
+    code = ("import sys, theorykit.solve; assert 'sympy' not in sys.modules, 'solve imported sympy'; "
+            "assert 'numba' not in sys.modules, 'solve imported numba at import time'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

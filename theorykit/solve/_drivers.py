@@ -6,8 +6,9 @@ Three kinds of driver run the same algorithm (one source, :mod:`theorykit.solve.
   is called through a function pointer) and kept in numba's disk cache;
 * the **plain-Python** flavour of the same source. It runs a numpy-backend solve, and a numba-backend
   solve while the compiled drivers are not yet in the disk cache (on a new installation compiling them
-  takes tens of seconds): the first solve is then answered at once, with the system's numba-compiled
-  right-hand side, while a background process compiles the drivers into the cache. Every later call,
+  takes far longer than a solve, see BENCHMARKS.md): the first solve is then answered at once, with the
+  system's numba-compiled right-hand side, while a background process compiles the drivers into the
+  cache. Every later call,
   in this process or another, loads them from the cache as soon as they are there. Both give the same
   numbers: same operations in the same order, IEEE arithmetic in both.
 * **inlined** ensemble drivers, compiled per system with the right-hand side inlined (faster for large
@@ -34,7 +35,9 @@ from .._cache import cache_dir
 from ..errors import InvalidParameterError
 
 _KERNELS_FILE = Path(__file__).with_name("_kernels.py")
-_ENTRY_POINTS = ("integrate", "integrate_rows")
+#: the folder holding this theorykit package: background processes start there (``python -c`` imports
+#: from its working folder first), so that they compile this very copy of the kernels
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: seconds between two looks into the disk cache while a background compilation runs
 POLL_INTERVAL = 0.25
 #: a background compilation that has held its lock this long is presumed dead
@@ -58,12 +61,12 @@ def _execute_kernels(name: str, module_name: str | None = None, **module_globals
     return mod
 
 
-def flavour(name: str):
+def python_kernels():
     """The kernels as the numba-free ``"python"`` flavour, executed once per process."""
     with _lock:
-        if name not in _flavours:
-            _flavours[name] = _execute_kernels(name)
-        return _flavours[name]
+        if "python" not in _flavours:
+            _flavours["python"] = _execute_kernels("python")
+        return _flavours["python"]
 
 
 def foreground() -> bool:
@@ -163,10 +166,10 @@ def _spawn_detached(argv: list[str], env: dict) -> int:
     left as a zombie); returns its pid."""
     if os.name != "posix":  # pragma: no cover
         return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL).pid
+                                stderr=subprocess.DEVNULL, cwd=_PACKAGE_ROOT).pid
     sh = subprocess.run(["/bin/sh", "-c", '"$@" </dev/null >/dev/null 2>&1 & echo $!', "sh", *argv], env=env,
                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                        start_new_session=True, check=True, timeout=30)
+                        start_new_session=True, check=True, timeout=30, cwd=_PACKAGE_ROOT)
     return int(sh.stdout.strip())
 
 

@@ -15,7 +15,7 @@ from .._random import SeedLike, spawn_seeds
 from ..errors import InvalidParameterError
 from ..progress import Progress
 from . import _layout as L
-from ._drivers import GENERIC, flavour, inline_rows
+from ._drivers import GENERIC, inline_rows, python_kernels
 from ._events import Event, pack_events
 from ._solution import EnsembleSolution
 from ._solve import (CALL_SECONDS, KERNEL_METHODS, QuietNumbaErrors, check_method, check_options, check_t_eval,
@@ -353,7 +353,7 @@ class _EnsembleRun:
         """Rows one by one with :func:`~theorykit.solve._kernels.integrate` (the plain-Python flavour, or the
         compiled one once it is there); switches to the compiled row driver when that becomes available."""
         fns, prob, res = self.fns, self.prob, self.res
-        K = flavour("python")
+        K = python_kernels()
         n = fns.n
         k_ev = prob.events.shape[0]
         st = L.State(np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), np.empty(n), np.empty((7, n)),

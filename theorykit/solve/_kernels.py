@@ -7,7 +7,7 @@ float64 unless stated otherwise; ``n`` is the number of states.
 
 One source, three flavours
 --------------------------
-This file is executed as up to three modules (see :func:`flavour`):
+This file is executed as up to three kinds of module (see :mod:`theorykit.solve._drivers`):
 
 * ``"numba"`` (this module): every function ``njit(cache=True)``; :func:`compile_drivers` compiles the two
   entry points once for *first-class function* arguments of the fixed types :data:`RHS_TYPE` /
@@ -29,7 +29,6 @@ function is called through a pointer) leaves nan behind and the step ends as ``N
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
@@ -42,7 +41,7 @@ from ._layout import (BLOW_UP, BUFFER_FULL, C_ACCEPTED, C_ATTEMPTS, C_DENSE, C_E
                       NOT_STARTED, PAUSED, RK4, RUNNING, S_FACOLD, S_H, S_T, STEP_SIZE_UNDERFLOW, SUCCESS,
                       Output, Problem, Rows, RowsOutput, Scratch, State)
 
-_FLAVOUR = globals().get("_FLAVOUR", "numba")  # set by flavour() before it executes a copy of this file
+_FLAVOUR = globals().get("_FLAVOUR", "numba")  # set by _drivers before it executes a copy of this file
 
 if _FLAVOUR == "python":
 
@@ -523,7 +522,6 @@ def _start(rhs, prob, p, st, sc, out):
     """First call on a trajectory: initial outputs, f(t0, y0), event functions and the first step."""
     fopt, t_eval = prob.fopt, prob.t_eval
     y, k = st.y, st.k
-    n = y.shape[0]
     t0 = fopt[F_T0]
     if st.i[C_SEED] >= 0:
         np.random.seed(st.i[C_SEED])
@@ -840,17 +838,3 @@ elif _FLAVOUR == "inline":
     zero_diffusion = numba.njit(zero_diffusion)
     if DIFFUSION is None:  # noqa: F821 - set by the loader
         DIFFUSION = zero_diffusion
-
-
-def flavour(name: str):
-    """This file executed as the ``"python"`` or ``"inline"`` flavour (see the module docstring), once per process."""
-    if name not in _FLAVOURS:
-        spec = importlib.util.spec_from_file_location(f"{__name__}_{name}", __file__)
-        mod = importlib.util.module_from_spec(spec)
-        mod._FLAVOUR = name
-        spec.loader.exec_module(mod)
-        _FLAVOURS[name] = mod
-    return _FLAVOURS[name]
-
-
-_FLAVOURS: dict = {}

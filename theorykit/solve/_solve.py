@@ -16,7 +16,7 @@ from .._checks import check_int, check_range
 from .._random import SeedLike, as_generator
 from ..errors import InvalidParameterError, SolveError, StiffnessWarning
 from . import _layout as L
-from ._drivers import GENERIC, flavour
+from ._drivers import GENERIC, python_kernels
 from ._events import Event, pack_events
 from ._solution import DenseOutput, EventRecord, Solution, Status
 
@@ -112,7 +112,7 @@ class SystemFunctions:
             diffusion, n_noise = None, 0
         self.n_noise = n_noise
         self.rhs_py = guarded(csys.rhs_into)
-        self.diffusion_py = guarded(diffusion) if diffusion is not None else flavour("python").zero_diffusion
+        self.diffusion_py = guarded(diffusion) if diffusion is not None else python_kernels().zero_diffusion
         if backend == "numba":
             for name, fn in (("rhs_into", csys.rhs_into), ("diffusion_into", diffusion)):
                 if fn is not None and not hasattr(fn, "overloads"):
@@ -382,7 +382,7 @@ def _driver(fns: SystemFunctions):
         entry = GENERIC.get("integrate")
         if entry is not None:
             return (entry, *fns.addresses, "compiled")
-    return flavour("python").integrate, fns.rhs_py, fns.diffusion_py, "python"
+    return python_kernels().integrate, fns.rhs_py, fns.diffusion_py, "python"
 
 
 def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol, atol, first_step, max_step, dt,
@@ -487,7 +487,7 @@ def _solve_scipy(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, rtol, atol,
     import scipy.integrate as si
 
     n = y0.shape[0]
-    K = flavour("python")
+    K = python_kernels()
     jac_into = getattr(csys, "jac_into", None)
     jac_py = guarded(jac_into) if jac_into is not None else None
     bad = [False]  # set when the rhs or Jacobian gave nan/inf (or an arithmetic error) since the last step
