@@ -152,6 +152,14 @@ class SystemFunctions:
             cache.setdefault(n_events, work)
         return work
 
+    def nan_fill(self, driver: str) -> bool:
+        """Whether the kernels must fill outputs with nan before each call (see :func:`guarded`): not for
+        compiled functions with IEEE arithmetic (``error_model='numpy'``, as generated), which cannot raise."""
+        if driver == "python":
+            return True
+        return not all(getattr(fn, "targetoptions", {}).get("error_model") == "numpy"
+                       for fn in (self.rhs_into, self._diffusion) if fn is not None)
+
     def budget(self, driver: str, max_steps: int) -> int:
         """Attempted steps for one kernel call to last about :data:`CALL_SECONDS`."""
         spa = self.seconds_per_attempt.get(driver)
@@ -401,8 +409,8 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
     cap_d = cap_steps if dense else 0
     cap_e = EVENT_CAPACITY if ev.shape[0] else 0
     prob = L.Problem(np.array([t0, t1, rtol, atol, first_step, max_step, dt, blow_up]),
-                     np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps)],
-                              dtype=np.int64), te, ev)
+                     np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps),
+                               fns.nan_fill(driver)], dtype=np.int64), te, ev)
     f, i, k, g, sc, no_dense, no_dense_r, no_ev_y, no_ev_which = fns.work(ev.shape[0])
     f.fill(0.0)
     i.fill(0)
