@@ -4,10 +4,11 @@ within a second or two (compiled drivers return about every 0.1 s of work; ensem
 from __future__ import annotations
 
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -40,22 +41,37 @@ for what in ("solve", "ensemble"):
 """
 
 
-def _readline(proc, timeout: float) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline().strip() if ready else "<timeout>"
+def _line_reader(proc) -> queue.Queue:
+    """The child's output lines, read by a thread (select() on a buffered pipe can miss lines already read)."""
+    lines: queue.Queue = queue.Queue()
+
+    def read():
+        for line in proc.stdout:
+            lines.put(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _next_line(lines: queue.Queue, timeout: float) -> str:
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        return "<timeout>"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGINT delivery as on POSIX")
 def test_sigint_stops_long_solves_within_seconds():
     code = _CHILD.format(tests=os.path.dirname(__file__))
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = _line_reader(proc)
     try:
         for what in ("solve", "ensemble"):
-            assert _readline(proc, 600) == what
+            assert _next_line(lines, 600) == what
             time.sleep(1.5)  # well into the integration
             sent = time.monotonic()
             proc.send_signal(signal.SIGINT)
-            line = _readline(proc, 10)
+            line = _next_line(lines, 10)
             waited = time.monotonic() - sent
             assert line == "interrupted", (what, line)
             assert waited < 2.0, (what, waited)
