@@ -231,8 +231,7 @@ def bench_call_overhead() -> dict:
     y0v = csys.pack_state(y0)
     n = fns.n
     prob = L.Problem(np.array([*T_SPAN, RTOL, ATOL, 0.0, np.inf, 0.0, 1e12]),
-                     np.array([L.DOPRI5, 0, 100_000, 100_001, fns.nan_fill("compiled")], dtype=np.int64), np.empty(0),
-                     np.empty((0, 5)))
+                     np.array([L.DOPRI5, 0, 100_000, 100_001], dtype=np.int64), np.empty(0), np.empty((0, 5)))
     st = L.State(np.zeros(L.N_SF), np.zeros(L.N_SI, dtype=np.int64), y0v.copy(), np.empty((7, n)), np.empty(0))
     sc = L.Scratch(np.empty(n), np.empty(n), np.zeros((5, n)), np.zeros((n, 1)), np.empty(0), np.empty(0),
                    np.empty(n), np.empty(0))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -49,15 +50,21 @@ _flavours: dict[str, Any] = {}
 
 def _execute_kernels(name: str, module_name: str | None = None, **module_globals):
     """Execute the kernels' source file as a new module with ``_FLAVOUR = name`` and ``module_globals``;
-    with ``module_name`` it is registered in ``sys.modules`` (numba's cache looks functions' globals up there)."""
+    with ``module_name`` it is registered in ``sys.modules`` (numba's cache looks functions' globals up there).
+
+    The ``"inline"`` flavour calls the module globals ``RHS`` / ``DIFFUSION`` wherever the source calls
+    ``rhs(...)`` / ``diffusion(...)``: numba then compiles direct (inlinable) calls of the system's
+    functions, where passing them as arguments would make the compiled code uncacheable."""
     spec = importlib.util.spec_from_file_location(module_name or f"theorykit.solve._kernels_{name}", _KERNELS_FILE)
     mod = importlib.util.module_from_spec(spec)
     mod._FLAVOUR = name
-    for key, value in module_globals.items():
-        setattr(mod, key, value)
+    mod.__dict__.update(module_globals)
     if module_name:
         sys.modules[module_name] = mod
-    spec.loader.exec_module(mod)
+    source = _KERNELS_FILE.read_text()
+    if name == "inline":
+        source = re.sub(r"\brhs\(", "RHS(", re.sub(r"\bdiffusion\(", "DIFFUSION(", source))
+    exec(compile(source, str(_KERNELS_FILE), "exec"), mod.__dict__)
     return mod
 
 

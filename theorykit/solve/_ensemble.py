@@ -202,8 +202,8 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         else np.full(n, -1, dtype=np.int64)
     o = opts
     prob = L.Problem(np.array([t0, t1, o["rtol"], o["atol"], o["first_step"], o["max_step"], o["dt"], o["blow_up"]]),
-                     np.array([KERNEL_METHODS[method], fns.n_noise, o["max_steps"], o["max_steps"] + 1,
-                               fns.nan_fill("compiled")], dtype=np.int64), te, ev)
+                     np.array([KERNEL_METHODS[method], fns.n_noise, o["max_steps"], o["max_steps"] + 1],
+                              dtype=np.int64), te, ev)
     rows = L.Rows(Y0, P, seeds)
     # rows a trajectory never reaches stay nan (the kernels leave them)
     res = L.RowsOutput(np.full((n, n_t, ns), np.nan), np.empty((n, ns)), np.empty(n), np.empty(n, dtype=np.int64),
@@ -300,7 +300,6 @@ class _EnsembleRun:
         driver = self._rows_driver()
         if driver is None:
             return None
-        self.prob.iopt[L.I_NAN_FILL] = self.fns.nan_fill("compiled")
         n_threads = min(thread_count(), max(1, -(-(self.n - self.next) // FIRST_ROWS)))
         errors: list[BaseException] = []
 
@@ -370,7 +369,6 @@ class _EnsembleRun:
                     entry = GENERIC.get("integrate") if compiled else None
                     integrate, rhs, diffusion = (entry, *fns.addresses) if entry is not None \
                         else (K.integrate, fns.rhs_py, fns.diffusion_py)
-                    prob.iopt[L.I_NAN_FILL] = fns.nan_fill("compiled" if entry is not None else "python")
                     r = self.next
                     K.reset_state(st, self.rows.y0[r], self.rows.seed[r])
                     out = L.Output(out_t, res.y[r], none, none, none_r, res.ev_t[r], res.ev_y[r], res.ev_which[r])

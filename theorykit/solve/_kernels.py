@@ -15,17 +15,19 @@ This file is executed as up to three kinds of module (see :mod:`theorykit.solve.
   reused across processes.
 * ``"python"``: ``njit`` is the identity, so the same algorithm runs as plain Python: the numpy backend
   uses it, and so does a numba-backend solve while the compiled drivers are not yet in the cache.
-* ``"inline"``: uncached ``njit`` functions whose right-hand side is the module global ``RHS`` (and
-  ``DIFFUSION``), one module per system, set before the file runs; their ``rhs`` / ``diffusion``
-  arguments are unused placeholders. A per-system module compiles :func:`integrate_rows` from them with
-  the right-hand side inlined, and caches it.
+* ``"inline"``: uncached ``njit`` functions, one module per system, in which every call ``rhs(...)`` /
+  ``diffusion(...)`` reads ``RHS(...)`` / ``DIFFUSION(...)``, module globals holding the system's
+  functions (see ``theorykit.solve._drivers``); the ``rhs`` / ``diffusion`` arguments are then unused
+  placeholders. A per-system module compiles :func:`integrate_rows` from them with the right-hand side
+  inlined, and caches it.
 
 Arithmetic follows IEEE rules (``error_model="numpy"``): nothing here raises on division by zero, and
 every place where that could happen is guarded so that the plain-Python flavour does not raise either.
-A right-hand side is called through :func:`eval_rhs`, which (when ``iopt[I_NAN_FILL]`` says the function
-can raise) fills its output with nan first, so a right-hand side that stops half-way (a Python
-exception, or an exception numba can only print when the function is called through a pointer) leaves
-nan behind and the step ends as ``NON_FINITE``.
+Every right-hand side output is checked for finiteness. A right-hand side that can raise (plain Python,
+or a hand-written njit function with numba's default error model, whose exception numba can only print
+when it is called through a pointer) reaches the kernels wrapped so that it fills its output with nan
+before it runs (see ``theorykit.solve._solve``): one that stops half-way leaves nan behind and the
+step ends as ``NON_FINITE``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from ._layout import (BLOW_UP, BUFFER_FULL, C_ACCEPTED, C_ATTEMPTS, C_DENSE, C_E
                       C_NONFINITE_REJECTED, C_NONSTIFF_RUN, C_OUT, C_REJECTED, C_RHS, C_SEED, C_STATUS,
                       C_STIFF, C_STIFF_RUN, DOPRI5, EULER_MARUYAMA, EV_STATE, EVENT, EVENT_COLUMNS, F_ATOL,
                       F_BLOW_UP, F_DT, F_FIRST_STEP, F_MAX_STEP, F_RTOL, F_T0, F_T1, I_BUDGET, I_MAX_STEPS,
-                      I_METHOD, I_N_NOISE, I_NAN_FILL, MAX_STEPS, N_FOPT, N_IOPT, N_SF, N_SI, N_STATS, NON_FINITE,
+                      I_METHOD, I_N_NOISE, MAX_STEPS, N_FOPT, N_IOPT, N_SF, N_SI, N_STATS, NON_FINITE,
                       NOT_STARTED, PAUSED, RK4, RUNNING, S_FACOLD, S_H, S_T, STEP_SIZE_UNDERFLOW, SUCCESS,
                       Output, Problem, Rows, RowsOutput, Scratch, State)
 
@@ -112,6 +114,7 @@ _FAC_MIN = 0.2   # step may shrink at most 5x per step ...
 _FAC_MAX = 10.0  # ... and grow at most 10x
 _EPS = 2.220446049250313e-16
 _TINY_STEP = 1e-300  # initial step when Hairer's estimate underflows (|f| beyond the float range)
+_TINY_SCALE = 2.2250738585072014e-308  # the smallest normal float: floor of an error scale atol + rtol |y|
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,50 +149,10 @@ def copy_into(src, dst):
 
 @njit
 def scaled_square(v, scale):
-    """``(v / scale)**2`` for an error scale ``scale >= 0``; a zero scale gives 0 for ``v == 0``, else inf."""
-    if scale > 0.0:
-        q = v / scale
-        return q * q
-    return 0.0 if v == 0.0 else math.inf
-
-
-def eval_rhs(rhs, nan_fill, t, y, p, out):
-    """``rhs(t, y, p, out)``; with ``nan_fill``, ``out`` is filled with nan first, so that entries a failing
-    right-hand side leaves unwritten stay nan. (Inlined into its callers: a first-class function passed on
-    to another compiled function costs a noticeable share of a small system's step.)"""
-    if nan_fill:
-        for i in range(out.shape[0]):
-            out[i] = math.nan
-    rhs(t, y, p, out)
-
-
-def eval_diffusion(diffusion, nan_fill, t, y, p, out):
-    """``diffusion(t, y, p, out)`` with ``out`` [n, n_noise] filled with nan first (as :func:`eval_rhs`)."""
-    if nan_fill:
-        for i in range(out.shape[0]):
-            for j in range(out.shape[1]):
-                out[i, j] = math.nan
-    diffusion(t, y, p, out)
-
-
-if _FLAVOUR == "inline":  # the right-hand side is this module's global RHS, called directly (and inlined)
-
-    def eval_rhs(rhs, nan_fill, t, y, p, out):  # noqa: F811 - replaces the version that calls its argument
-        if nan_fill:
-            for i in range(out.shape[0]):
-                out[i] = math.nan
-        RHS(t, y, p, out)  # noqa: F821 - set by the loader before this file runs
-
-    def eval_diffusion(diffusion, nan_fill, t, y, p, out):  # noqa: F811
-        if nan_fill:
-            for i in range(out.shape[0]):
-                for j in range(out.shape[1]):
-                    out[i, j] = math.nan
-        DIFFUSION(t, y, p, out)  # noqa: F821
-
-
-eval_rhs = njit(eval_rhs, inline="always")
-eval_diffusion = njit(eval_diffusion, inline="always")
+    """``(v / scale)**2`` for an error scale ``scale >= 0``; a zero scale counts as the smallest normal
+    float, so ``v = 0`` gives 0 and any other ``v`` a huge error (no division by zero, no branch)."""
+    q = v / max(scale, _TINY_SCALE)
+    return q * q
 
 
 @njit
@@ -405,7 +368,7 @@ def refine_initial_step(h, y0, f0, f1, rtol, atol, max_step):
 
 
 @njit
-def dopri5_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
+def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
     """One Dormand–Prince 5(4) step from (t, y) of size h; returns the scaled RMS error estimate.
 
     ``k`` [7, n]: ``k[0]`` must hold f(t, y) on entry (FSAL); on exit ``k[6]`` = f(t + h, y_new).
@@ -416,24 +379,24 @@ def dopri5_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
     n = y.shape[0]
     for i in range(n):
         ytmp[i] = y[i] + h * _A21 * k[0, i]
-    eval_rhs(rhs, nan_fill, t + _C2 * h, ytmp, p, k[1])
+    rhs(t + _C2 * h, ytmp, p, k[1])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A31 * k[0, i] + _A32 * k[1, i])
-    eval_rhs(rhs, nan_fill, t + _C3 * h, ytmp, p, k[2])
+    rhs(t + _C3 * h, ytmp, p, k[2])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A41 * k[0, i] + _A42 * k[1, i] + _A43 * k[2, i])
-    eval_rhs(rhs, nan_fill, t + _C4 * h, ytmp, p, k[3])
+    rhs(t + _C4 * h, ytmp, p, k[3])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A51 * k[0, i] + _A52 * k[1, i] + _A53 * k[2, i] + _A54 * k[3, i])
-    eval_rhs(rhs, nan_fill, t + _C5 * h, ytmp, p, k[4])
+    rhs(t + _C5 * h, ytmp, p, k[4])
     for i in range(n):
         ytmp[i] = y[i] + h * (_A61 * k[0, i] + _A62 * k[1, i] + _A63 * k[2, i] + _A64 * k[3, i]
                               + _A65 * k[4, i])
-    eval_rhs(rhs, nan_fill, t + h, ytmp, p, k[5])
+    rhs(t + h, ytmp, p, k[5])
     for i in range(n):
         y_new[i] = y[i] + h * (_A71 * k[0, i] + _A73 * k[2, i] + _A74 * k[3, i] + _A75 * k[4, i]
                                + _A76 * k[5, i])
-    eval_rhs(rhs, nan_fill, t + h, y_new, p, k[6])
+    rhs(t + h, y_new, p, k[6])
     err = 0.0
     for i in range(n):
         e = h * (_E1 * k[0, i] + _E3 * k[2, i] + _E4 * k[3, i] + _E5 * k[4, i] + _E6 * k[5, i]
@@ -451,7 +414,7 @@ def dopri5_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
 
 
 @njit
-def rk4_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont):
+def rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont):
     """One classical RK4 step; ``k[0]`` = f(t, y) on entry, ``k[6]`` = f(t + h, y_new) on exit.
 
     Writes ``y_new`` [n] and the cubic Hermite dense output to ``rcont`` [5, n]. Four new evaluations
@@ -460,21 +423,21 @@ def rk4_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont):
     n = y.shape[0]
     for i in range(n):
         ytmp[i] = y[i] + 0.5 * h * k[0, i]
-    eval_rhs(rhs, nan_fill, t + 0.5 * h, ytmp, p, k[1])
+    rhs(t + 0.5 * h, ytmp, p, k[1])
     for i in range(n):
         ytmp[i] = y[i] + 0.5 * h * k[1, i]
-    eval_rhs(rhs, nan_fill, t + 0.5 * h, ytmp, p, k[2])
+    rhs(t + 0.5 * h, ytmp, p, k[2])
     for i in range(n):
         ytmp[i] = y[i] + h * k[2, i]
-    eval_rhs(rhs, nan_fill, t + h, ytmp, p, k[3])
+    rhs(t + h, ytmp, p, k[3])
     for i in range(n):
         y_new[i] = y[i] + h / 6.0 * (k[0, i] + 2.0 * k[1, i] + 2.0 * k[2, i] + k[3, i])
-    eval_rhs(rhs, nan_fill, t + h, y_new, p, k[6])
+    rhs(t + h, y_new, p, k[6])
     hermite_rcont(y, y_new, k[0], k[6], h, rcont)
 
 
 @njit
-def euler_maruyama_step(rhs, diffusion, nan_fill, t, y, h, p, k, gmat, dw, y_new, rcont):
+def euler_maruyama_step(rhs, diffusion, t, y, h, p, k, gmat, dw, y_new, rcont):
     """One Euler–Maruyama step ``y_new = y + f h + G dW`` with ``dW ~ N(0, h I)`` drawn from numpy's
     global (numba: per-thread) generator; ``k[0]`` = f(t, y) on entry, ``k[6]`` = f(t + h, y_new) on exit.
 
@@ -486,7 +449,7 @@ def euler_maruyama_step(rhs, diffusion, nan_fill, t, y, h, p, k, gmat, dw, y_new
     for j in range(m):
         dw[j] = sq * np.random.normal(0.0, 1.0)
     if m > 0:
-        eval_diffusion(diffusion, nan_fill, t, y, p, gmat)
+        diffusion(t, y, p, gmat)
     for i in range(n):
         s = y[i] + h * k[0, i]
         for j in range(m):
@@ -497,7 +460,7 @@ def euler_maruyama_step(rhs, diffusion, nan_fill, t, y, h, p, k, gmat, dw, y_new
         rcont[2, i] = 0.0
         rcont[3, i] = 0.0
         rcont[4, i] = 0.0
-    eval_rhs(rhs, nan_fill, t + h, y_new, p, k[6])
+    rhs(t + h, y_new, p, k[6])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,7 +489,6 @@ def reset_state(st, y0, seed):
 def _start(rhs, prob, p, st, sc, out):
     """First call on a trajectory: initial outputs, f(t0, y0), event functions and the first step."""
     fopt, t_eval = prob.fopt, prob.t_eval
-    nan_fill = prob.iopt[I_NAN_FILL] != 0
     y, k = st.y, st.k
     t0 = fopt[F_T0]
     if st.i[C_SEED] >= 0:
@@ -543,7 +505,7 @@ def _start(rhs, prob, p, st, sc, out):
             i_out += 1
     st.i[C_OUT] = i_out
     event_values(prob.events, y, st.g)
-    eval_rhs(rhs, nan_fill, t0, y, p, k[0])
+    rhs(t0, y, p, k[0])
     st.i[C_RHS] = 1
     st.f[S_T] = t0
     st.f[S_FACOLD] = 1e-4
@@ -558,7 +520,7 @@ def _start(rhs, prob, p, st, sc, out):
             h = min(fopt[F_FIRST_STEP], max_step)
         else:
             h = initial_step(y, k[0], sc.ytmp, rtol, atol, max_step)
-            eval_rhs(rhs, nan_fill, t0 + h, sc.ytmp, p, k[1])
+            rhs(t0 + h, sc.ytmp, p, k[1])
             st.i[C_RHS] += 1
             h = refine_initial_step(h, y, k[0], k[1], rtol, atol, max_step)
         st.f[S_H] = h
@@ -586,7 +548,6 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
     t1, rtol, atol = fopt[F_T1], fopt[F_RTOL], fopt[F_ATOL]
     max_step, dt, blow_up = fopt[F_MAX_STEP], fopt[F_DT], fopt[F_BLOW_UP]
     max_steps, budget = iopt[I_MAX_STEPS], iopt[I_BUDGET]
-    nan_fill = iopt[I_NAN_FILL] != 0
 
     t, h, facold = fs[S_T], fs[S_H], fs[S_FACOLD]
     i_out, n_dense, n_ev = ist[C_OUT], ist[C_DENSE], ist[C_EVENTS]
@@ -627,7 +588,7 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
 
         h_next = dt
         if method == DOPRI5:
-            err = dopri5_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol)
+            err = dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol)
             n_rhs += 6
             if not (err <= 1.0):  # rejected, also when err is nan
                 n_rej += 1
@@ -669,10 +630,10 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
                 if n_nonstiff_run == 6:
                     n_stiff_run = 0
         elif method == RK4:
-            rk4_step(rhs, nan_fill, t, y, h, p, k, ytmp, y_new, rcont)
+            rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont)
             n_rhs += 4
         else:
-            euler_maruyama_step(rhs, diffusion, nan_fill, t, y, h, p, k, gmat, dw, y_new, rcont)
+            euler_maruyama_step(rhs, diffusion, t, y, h, p, k, gmat, dw, y_new, rcont)
             n_rhs += 1
         if not (all_finite(y_new) and all_finite(k[6])):
             status = NON_FINITE
@@ -745,8 +706,7 @@ def integrate(rhs, diffusion, prob, p, st, sc, out):
         ``fopt``: t0, t1 (``t0 < t1``), rtol, atol, first_step (<= 0: automatic), max_step, dt (fixed-step
         methods; shortened to land on ``t1``, and for Euler–Maruyama on each output time), blow_up
         (stop with ``BLOW_UP`` once ``max|y|`` exceeds it). ``iopt``: method (``DOPRI5``, ``RK4``,
-        ``EULER_MARUYAMA``), n_noise, max_steps (attempted steps, accepted plus rejected), budget, and
-        nan_fill (non-zero unless rhs and diffusion are compiled with IEEE arithmetic and cannot raise).
+        ``EULER_MARUYAMA``), n_noise, max_steps (attempted steps, accepted plus rejected), budget.
         ``t_eval`` [n_t]: sorted output times in [t0, t1]; if empty, every accepted step is saved.
         ``events`` [n_ev_kinds, 5]: see :func:`locate_events`.
     p : float64 [m]
@@ -833,6 +793,24 @@ def function_address(fn, function_type) -> int:
     if args not in fn.overloads:
         fn.compile(args)
     return int(CompileResultWAP(fn.overloads[args]).__wrapper_address__())
+
+
+def nan_filled(fn, matrix: bool = False):
+    """An njit function calling ``fn(t, y, p, out)`` after filling ``out`` with nan (``matrix``: [n, m]),
+    for functions that can raise: numba only prints an exception of a function called through a pointer,
+    and the entries it leaves unwritten must not keep an old value. (A closure: compiled in each process.)"""
+    if matrix:
+        def filled(t, y, p, out):
+            for i in range(out.shape[0]):
+                for j in range(out.shape[1]):
+                    out[i, j] = math.nan
+            fn(t, y, p, out)
+    else:
+        def filled(t, y, p, out):
+            for i in range(out.shape[0]):
+                out[i] = math.nan
+            fn(t, y, p, out)
+    return numba.njit(error_model="numpy")(filled)
 
 
 def zero_diffusion(t, y, p, out):

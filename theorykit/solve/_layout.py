@@ -49,10 +49,9 @@ EVENT_COLUMNS = 5
 # Problem.fopt slots.
 F_T0, F_T1, F_RTOL, F_ATOL, F_FIRST_STEP, F_MAX_STEP, F_DT, F_BLOW_UP = range(8)
 N_FOPT = 8
-# Problem.iopt slots. I_BUDGET: most attempted steps per call before returning PAUSED. I_NAN_FILL:
-# fill a right-hand side's output with nan before each call (unless it cannot raise, see _kernels).
-I_METHOD, I_N_NOISE, I_MAX_STEPS, I_BUDGET, I_NAN_FILL = range(5)
-N_IOPT = 5
+# Problem.iopt slots. I_BUDGET: most attempted steps per call before returning PAUSED.
+I_METHOD, I_N_NOISE, I_MAX_STEPS, I_BUDGET = range(4)
+N_IOPT = 4
 
 # State.f slots: time, next step size, the step-size controller's memory.
 S_T, S_H, S_FACOLD = range(3)

@@ -46,12 +46,13 @@ ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 def guarded(fn):
     """``fn(t, y, p, out)`` that turns an arithmetic error into the nan entries it leaves in ``out``.
 
-    The kernels fill ``out`` with nan before each call, so a right-hand side that raises half-way (Python
-    float division by zero, ``math.sqrt`` of a negative number, a complex power) leaves nan behind and the
-    step ends as ``NON_FINITE``, as it does when numba computes the same expression with IEEE arithmetic.
+    ``out`` is filled with nan first, so a right-hand side that raises half-way (Python float division by
+    zero, ``math.sqrt`` of a negative number, a complex power) leaves nan behind and the step ends as
+    ``NON_FINITE``, as it does when numba computes the same expression with IEEE arithmetic.
     """
 
     def call(t, y, p, out):
+        out.fill(math.nan)
         try:
             fn(t, y, p, out)
         except ARITHMETIC_ERRORS:
@@ -128,13 +129,22 @@ class SystemFunctions:
     @property
     def addresses(self) -> tuple[int, int]:
         """``(rhs, diffusion)`` as the addresses the compiled drivers call (made on first use: the
-        plain-Python flavour calls the dispatchers themselves). ``self`` keeps the functions alive."""
+        plain-Python flavour calls the dispatchers themselves). ``self`` keeps the functions alive.
+
+        A function that can raise (numba's default error model: hand-written njit functions) is wrapped in
+        one that fills its output with nan first; generated functions use IEEE arithmetic and are called as
+        they are."""
         if self._addresses is None:
             from . import _kernels
 
+            rhs = self.rhs_into
             diffusion = self._diffusion if self._diffusion is not None else _kernels.zero_diffusion
-            self._keep = (self.rhs_into, diffusion)
-            self._addresses = (_kernels.function_address(self.rhs_into, _kernels.RHS_TYPE),
+            if not _ieee(rhs):
+                rhs = _kernels.nan_filled(rhs)
+            if self._diffusion is not None and not _ieee(diffusion):
+                diffusion = _kernels.nan_filled(diffusion, matrix=True)
+            self._keep = (rhs, diffusion)
+            self._addresses = (_kernels.function_address(rhs, _kernels.RHS_TYPE),
                                _kernels.function_address(diffusion, _kernels.DIFFUSION_TYPE))
         return self._addresses
 
@@ -152,14 +162,6 @@ class SystemFunctions:
             cache.setdefault(n_events, work)
         return work
 
-    def nan_fill(self, driver: str) -> bool:
-        """Whether the kernels must fill outputs with nan before each call (see :func:`guarded`): not for
-        compiled functions with IEEE arithmetic (``error_model='numpy'``, as generated), which cannot raise."""
-        if driver == "python":
-            return True
-        return not all(getattr(fn, "targetoptions", {}).get("error_model") == "numpy"
-                       for fn in (self.rhs_into, self._diffusion) if fn is not None)
-
     def budget(self, driver: str, max_steps: int) -> int:
         """Attempted steps for one kernel call to last about :data:`CALL_SECONDS`."""
         spa = self.seconds_per_attempt.get(driver)
@@ -170,6 +172,11 @@ class SystemFunctions:
     def measured(self, driver: str, attempts: int, seconds: float) -> None:
         if attempts >= 20:
             self.seconds_per_attempt[driver] = seconds / attempts
+
+
+def _ieee(fn) -> bool:
+    """Whether a numba dispatcher was compiled with IEEE arithmetic (cannot raise on bad arithmetic)."""
+    return getattr(fn, "targetoptions", {}).get("error_model") == "numpy"
 
 
 _SYSTEMS: dict[int, SystemFunctions] = {}
@@ -409,8 +416,8 @@ def _solve_kernel(csys, fns, method, t0, t1, y0, p, te, ev, *, dense, seed, rtol
     cap_d = cap_steps if dense else 0
     cap_e = EVENT_CAPACITY if ev.shape[0] else 0
     prob = L.Problem(np.array([t0, t1, rtol, atol, first_step, max_step, dt, blow_up]),
-                     np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps),
-                               fns.nan_fill(driver)], dtype=np.int64), te, ev)
+                     np.array([KERNEL_METHODS[method], fns.n_noise, max_steps, fns.budget(driver, max_steps)],
+                              dtype=np.int64), te, ev)
     f, i, k, g, sc, no_dense, no_dense_r, no_ev_y, no_ev_which = fns.work(ev.shape[0])
     f.fill(0.0)
     i.fill(0)
