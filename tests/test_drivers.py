@@ -84,7 +84,7 @@ def test_inlined_ensemble_driver_equals_generic(compiled_available):
     kw = dict(t_eval=np.linspace(0.0, 20.0, 9), events=[Threshold("p", 0.4, terminal=True)])
     generic = solve_ensemble(csys, y0s, (0.0, 20.0), params, inline=False, **kw)
     inlined = solve_ensemble(csys, y0s, (0.0, 20.0), params, inline=True, **kw)
-    assert _drivers.inline_rows(csys, compile_now=False, start_background=False) is not None
+    assert _drivers.inline_rows(csys, compile_now=False) is not None  # now in the cache
     for field in ("y", "status", "n_rhs_evals", "t_final", "event_t", "final"):
         np.testing.assert_array_equal(getattr(inlined, field), getattr(generic, field))
     for i in range(0, 500, 97):

@@ -11,8 +11,10 @@ Three kinds of driver run the same algorithm (one source, :mod:`theorykit.solve.
   cache. Every later call,
   in this process or another, loads them from the cache as soon as they are there. Both give the same
   numbers: same operations in the same order, IEEE arithmetic in both.
-* **inlined** ensemble drivers, compiled per system with the right-hand side inlined (faster for large
-  ensembles of small systems), cached in a generated module next to the system's generated code.
+* **inlined** ensemble drivers, compiled per system with the right-hand side inlined, cached in a
+  generated module next to the system's generated code: ``solve_ensemble(..., inline=True)``. (They were
+  faster while the generic drivers called the right-hand side through a helper; measured since, the two
+  are equal within noise, see BENCHMARKS.md, so nothing compiles them unasked.)
 
 ``THEORYKIT_COMPILE=foreground`` compiles in the calling process instead of in the background (and never
 runs the plain-Python flavour for a numba-backend system).
@@ -282,7 +284,7 @@ def integrate_rows(prob, rows, res):
 
 
 class _Inline:
-    """One system's inlined ensemble driver: its generated module, signature and background compilation."""
+    """One system's inlined ensemble driver: its generated module and signature."""
 
     def __init__(self, csys):
         self.path = _inline_path(csys)
@@ -290,10 +292,6 @@ class _Inline:
         self.sig = None
         self.entry = None
         self.source_path = Path(csys.path)
-        self.background = _Background("rows", self.path.stem[len("theorykit_rows_"):],
-                                      ["from theorykit.solve import _drivers; import sys; "
-                                       "_drivers.compile_inline_main(sys.argv[1], sys.argv[2], sys.argv[3])",
-                                       str(self.source_path), str(csys.n_noise or 0)])
 
     def load_module(self, rhs_into, diffusion_into):
         from numba import typeof, types as nt
@@ -348,11 +346,10 @@ def inline_supported(csys) -> bool:
         and getattr(csys, "options", None) is not None
 
 
-def inline_rows(csys, *, compile_now: bool, start_background: bool):
+def inline_rows(csys, *, compile_now: bool):
     """The inlined ensemble driver of ``csys`` (callable ``(prob, rows, res)``), or None if not available.
 
-    Loads it from numba's cache if it is there; otherwise compiles it in this process when ``compile_now``,
-    or, when ``start_background``, has a background process compile it (returning None meanwhile).
+    Loads it from numba's cache if it is there, else compiles it in this process when ``compile_now``.
     """
     if not inline_supported(csys):
         if compile_now:
@@ -365,41 +362,13 @@ def inline_rows(csys, *, compile_now: bool, start_background: bool):
             drv = _inline[str(csys.path)] = _Inline(csys)
         if drv.entry is not None:
             return drv.entry
-        if not (compile_now or start_background or drv.path.exists()):
-            return None  # never generated: nothing can be in the cache
-        if not (compile_now or _due(("inline", str(csys.path)))):
-            return None
+        if not compile_now and not (drv.path.exists() and _due(("inline", str(csys.path)))):
+            return None  # never generated (nothing can be in the cache), or looked just now
         fn = drv.load_module(csys.rhs_into, getattr(csys, "diffusion_into", None) if csys.n_noise else None) \
             .integrate_rows
         if not load_cached(fn, drv.sig):
             if not compile_now:
-                if start_background and not foreground() and not drv.background.busy():
-                    drv.background.start()
                 return None
             fn.compile(drv.sig)
         drv.entry = _entry(fn, drv.sig)
         return drv.entry
-
-
-def compile_inline_main(source_path: str, n_noise: str, lock: str) -> None:
-    """Entry point of a background process: compile one system's inlined ensemble driver into the cache."""
-    try:
-        spec = importlib.util.spec_from_file_location(Path(source_path).stem, source_path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-        csys = _GeneratedStub(Path(source_path), mod, int(n_noise))
-        drv = _Inline(csys)
-        fn = drv.load_module(mod.rhs_into, getattr(mod, "diffusion_into", None) if csys.n_noise else None) \
-            .integrate_rows
-        if not load_cached(fn, drv.sig):
-            fn.compile(drv.sig)
-    finally:
-        release_lock(lock)
-
-
-class _GeneratedStub:
-    """What :class:`_Inline` reads from a compiled system, rebuilt from its generated module alone."""
-
-    def __init__(self, path: Path, module, n_noise: int):
-        self.path, self.rhs_into, self.n_noise = path, module.rhs_into, n_noise

@@ -22,8 +22,6 @@ from ._solve import (CALL_SECONDS, KERNEL_METHODS, QuietNumbaErrors, check_metho
                      check_t_span, pack_vector, system_functions)
 
 ENSEMBLE_METHODS = tuple(KERNEL_METHODS)
-#: Ensembles at least this large make ``inline="auto"`` compile the system's inlined driver (in the background).
-INLINE_MIN_TRAJECTORIES = 10_000
 #: Trajectories in the first kernel call of an ensemble, before their cost has been measured.
 FIRST_ROWS = 1
 
@@ -160,10 +158,9 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         :class:`InvalidParameterError` names the size instead.
     inline : {"auto", True, False}
         Use a driver compiled for this system with its right-hand side inlined (numba backend, systems from
-        ``compile_system``): faster per trajectory, but its first compilation takes about as long as the
-        generic driver's. ``"auto"`` uses it when it is in the disk cache, and for ensembles of at least
-        ``INLINE_MIN_TRAJECTORIES`` has it compiled in a background process for later calls; ``True``
-        compiles it now if needed; ``False`` never uses it. Results are the same.
+        ``compile_system``); its first compilation takes about as long as the generic driver's, and it
+        then lives in the disk cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the
+        cache; ``False`` never does. Results are the same (see BENCHMARKS.md for the speed).
 
     Returns
     -------
@@ -267,9 +264,7 @@ class _EnsembleRun:
     def _rows_driver(self):
         """A callable ``(prob, rows, res)`` running compiled rows, or None while none is compiled yet."""
         if self.inline is not False:
-            # "auto" compiles an inlined driver for a large ensemble only once the generic one is there
-            big = self.n >= INLINE_MIN_TRAJECTORIES and "integrate_rows" in GENERIC.entries
-            drv = inline_rows(self.csys, compile_now=self.inline is True, start_background=big)
+            drv = inline_rows(self.csys, compile_now=self.inline is True)
             if drv is not None:
                 return drv
         generic = GENERIC.get("integrate_rows")
