@@ -314,6 +314,12 @@ class ODESystem:
     def __hash__(self) -> int:
         return hash(self.content_hash())
 
+    def _repr_latex_(self) -> str:
+        """The equations as LaTeX, so that Jupyter shows them typeset (as it does SymPy objects)."""
+        from .._display import system_latex
+
+        return system_latex(self)
+
 
 def make_system(states: Sequence[Any], rhs: Sequence[Any], params: Sequence[Any] | str = "infer", *,
                 t: Any = "t", **kwargs: Any) -> ODESystem:
