@@ -123,7 +123,7 @@ class PhaseDiagram:
     x : float64[n_x]
     y : float64[n_y]
     labels : int64[n_x, n_y]
-        Index into :attr:`label_names`.
+        Index into ``label_names``.
     label_names : tuple of str
     final_states : float64[n_x, n_y, n_states]
     status : int64[n_x, n_y]
@@ -170,7 +170,7 @@ class PhaseDiagram:
         return save_result(stem, arrays, meta)
 
     def to_xarray(self):
-        """An ``xarray.Dataset`` with dimensions named after :attr:`axes` (needs ``theorykit[labels]``).
+        """An ``xarray.Dataset`` with dimensions named after ``axes`` (needs ``theorykit[labels]``).
 
         Variables: ``label`` (index into the ``label_name`` coordinate), ``final_state`` (over ``state``),
         ``status``, ``fraction`` (per label) and ``y0``; attributes: ``base_params``, ``t_final`` and the

@@ -135,7 +135,7 @@ class ODESystem:
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
-        """Raise :class:`IncompleteSystemError` unless the system is complete and consistent."""
+        """Raise :class:`~theorykit.errors.IncompleteSystemError` unless the system is complete and consistent."""
         all_syms = [self.t, *self.states, *self.params]
         names = _names(all_syms)
         dup = sorted({n for n in names if names.count(n) > 1})

@@ -215,7 +215,7 @@ class Solution:
         return self.dense(t)
 
     def raise_for_status(self) -> "Solution":
-        """Raise :class:`SolveError` unless :attr:`success`; return ``self`` otherwise."""
+        """Raise :class:`~theorykit.errors.SolveError` unless :attr:`success`; return ``self`` otherwise."""
         if not self.success:
             raise SolveError(f"{self.status.name} at t={self.t_final:.6g} ({self.method}): {self.status.message}")
         return self
