@@ -53,6 +53,7 @@ def test_provenance_names_the_commit_of_this_copy():
 def test_installed_copy_reports_the_commit_recorded_at_build(monkeypatch):
     """Outside a checkout the record that setup.py wrote answers, whatever git says about the folder."""
     monkeypatch.setattr(_io, "_git", lambda cwd, *args: None)  # no checkout around the package
+    monkeypatch.delattr(theorykit, "_build_info", raising=False)  # a real record imported earlier
     monkeypatch.setitem(sys.modules, "theorykit._build_info", types.SimpleNamespace(commit="ab" * 20, dirty=False))
     assert _io.source_commit() == {"git_commit": "ab" * 20, "git_dirty": False, "git_commit_from": "build"}
     assert _io.version_text() == f"theorykit {theorykit.__version__} (commit {'ab' * 20}; recorded at build time)"
@@ -60,6 +61,7 @@ def test_installed_copy_reports_the_commit_recorded_at_build(monkeypatch):
 
 def test_unknown_commit_is_said_plainly(monkeypatch):
     monkeypatch.setattr(_io, "_git", lambda cwd, *args: None)
+    monkeypatch.delattr(theorykit, "_build_info", raising=False)
     monkeypatch.setitem(sys.modules, "theorykit._build_info", None)  # no record: import fails
     assert _io.source_commit()["git_commit"] is None
     assert _io.version_text().endswith("(commit unknown)")
