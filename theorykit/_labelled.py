@@ -3,8 +3,9 @@
 Dimensions and coordinates are named after the swept parameters (or gridded states), so a result can be
 selected by value (``ds.sel(eta=0.1)``), plotted with labelled axes and written to NetCDF
 (``ds.to_netcdf(path, engine="scipy")`` needs nothing beyond SciPy). Attributes carry the provenance
-record. Attributes that are not a string or a number (mappings, lists, ``None``, booleans) are stored as
-JSON text, which NetCDF accepts: ``json.loads(ds.attrs["provenance"])`` reads one back.
+record, taken when the Dataset is made (time, versions, git commit). Attributes that are not a string or
+a number (mappings, lists, ``None``, booleans) are stored as JSON text, which NetCDF accepts:
+``json.loads(ds.attrs["provenance"])`` reads one back.
 """
 
 from __future__ import annotations
