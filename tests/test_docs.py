@@ -27,6 +27,7 @@ def sphinx_build(source: Path, out: Path, **env: str) -> subprocess.CompletedPro
                            str(source), str(out)], env=environ, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow  # about 15-30 s on 2 cores; the broken-reference test below checks the same settings fast
 def test_docs_build_strictly_with_api_reference_and_tutorials(tmp_path):
     run = sphinx_build(DOCS, tmp_path / "html")
     assert run.returncode == 0, run.stderr[-5000:]

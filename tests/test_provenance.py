@@ -76,27 +76,54 @@ def test_version_flag_prints_version_and_commit(capsys):
     assert out.startswith(f"theorykit {theorykit.__version__} (commit ")
 
 
-@pytest.mark.slow
-@needs_checkout
-def test_non_editable_install_records_the_commit(tmp_path):
-    """``pip install .`` (not editable) from a clean clone: results and ``--version`` name its HEAD."""
+def _clone(tmp_path: Path) -> tuple[Path, str]:
     clone = tmp_path / "src"
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True, timeout=300)
-    head = _head(clone)
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(clone)],
-                   check=True, timeout=600)
-    assert not (site / "theorykit" / "__init__.py").resolve().is_relative_to(clone)
-    script = ("import json, theorykit._io as io, theorykit.report as r\n"
-              "rec = r.results_record([], {'mode': 'quick', 'seed': 0}, 0.0)\n"
-              "io.write_json('results.json', rec)\n"
+    return clone, _head(clone)
+
+
+def _installed_provenance(site: Path, tmp_path: Path) -> tuple[dict, str]:
+    """results.json's provenance and ``theorykit --version`` of the copy installed in ``site``."""
+    script = ("import theorykit._io as io, theorykit.report as r\n"
+              "io.write_json('results.json', r.results_record([], {'mode': 'quick', 'seed': 0}, 0.0))\n"
               "from theorykit.cli import main\n"
               "main(['--version'])\n")
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr
-    prov = json.loads((tmp_path / "results.json").read_text())["provenance"]
+    return json.loads((tmp_path / "results.json").read_text())["provenance"], run.stdout
+
+
+def _pip_install(target: Path, what: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(what)],
+                   check=True, timeout=600)
+    assert (target / "theorykit" / "__init__.py").exists()
+
+
+@pytest.mark.slow
+@needs_checkout
+def test_non_editable_install_records_the_commit(tmp_path):
+    """``pip install .`` (not editable) from a clean clone: results and ``--version`` name its HEAD."""
+    clone, head = _clone(tmp_path)
+    _pip_install(tmp_path / "site", clone)
+    prov, version = _installed_provenance(tmp_path / "site", tmp_path)
     assert prov["git_commit"] == head and prov["git_commit_from"] == "build" and prov["git_dirty"] is False
-    assert f"(commit {head}; recorded at build time)" in run.stdout
-    assert prov["versions"]["theorykit"] in run.stdout
+    assert f"(commit {head}; recorded at build time)" in version
+    assert prov["versions"]["theorykit"] in version
+
+
+@pytest.mark.slow
+@needs_checkout
+def test_install_from_an_sdist_keeps_the_commit(tmp_path):
+    """An sdist carries the record, so a wheel built from it (where there is no git) still names the commit."""
+    pytest.importorskip("build")
+    clone, head = _clone(tmp_path)
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "dist"), str(clone)],
+                   check=True, capture_output=True, timeout=600)
+    (sdist,) = (tmp_path / "dist").glob("theorykit-*.tar.gz")
+    shutil.rmtree(clone)  # nothing of the checkout is left to ask
+    _pip_install(tmp_path / "site", sdist)
+    prov, version = _installed_provenance(tmp_path / "site", tmp_path)
+    assert prov["git_commit"] == head and prov["git_commit_from"] == "build"
+    assert f"(commit {head}; recorded at build time)" in version
