@@ -12,7 +12,22 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+
+def _read_version() -> str:
+    """The version setuptools-scm wrote at build/install time (``_version.py``), else the installed metadata."""
+    try:
+        from ._version import version
+    except ImportError:  # the source folder used without installing it
+        from importlib.metadata import PackageNotFoundError, version as installed_version
+
+        try:
+            return installed_version("theorykit")
+        except PackageNotFoundError:
+            return "0+unknown"
+    return version
+
+
+__version__ = _read_version()
 
 _LAZY = {
     "ODESystem": "derive", "make_system": "derive", "gradient_flow": "derive", "expectation": "derive",

@@ -77,20 +77,69 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
     """The current git commit of ``cwd`` (default: this package's folder), or ``None`` outside a checkout."""
-    cwd = cwd or Path(__file__).resolve().parent
+    return _git(cwd or Path(__file__).resolve().parent, "rev-parse", "HEAD") or None
+
+
+def _git(cwd: str | os.PathLike, *args: str) -> str | None:
+    """Output of ``git ARGS`` in ``cwd`` (stripped), or ``None`` if git is missing or fails."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def source_commit() -> dict[str, Any]:
+    """Which commit this copy of theorykit is, and how that is known.
+
+    Imported from a git checkout (an editable install, or the source folder on ``sys.path``), the
+    checkout itself answers; an installed copy answers with the record its build wrote
+    (``theorykit/_build_info.py``, see ``setup.py``).
+
+    Returns
+    -------
+    dict
+        ``git_commit`` (full hash or ``None``), ``git_dirty`` (tracked files differed from that commit;
+        ``None`` if unknown) and ``git_commit_from`` (``"checkout"``, ``"build"`` or ``"unknown"``).
+    """
+    package = Path(__file__).resolve().parent
+    top = _git(package, "rev-parse", "--show-toplevel")
+    # the package must be the checkout's own source, not a copy installed in a folder inside some repository
+    if top is not None and Path(top).resolve() == package.parent:
+        changes = _git(package, "status", "--porcelain", "--untracked-files=no")
+        return {"git_commit": _git(package, "rev-parse", "HEAD") or None,
+                "git_dirty": None if changes is None else bool(changes), "git_commit_from": "checkout"}
+    try:
+        from . import _build_info
+    except ImportError:
+        return {"git_commit": None, "git_dirty": None, "git_commit_from": "unknown"}
+    return {"git_commit": _build_info.commit, "git_dirty": _build_info.dirty, "git_commit_from": "build"}
+
+
+def version_text() -> str:
+    """``theorykit VERSION (commit HASH[, modified])`` as ``theorykit --version`` prints it."""
+    from . import __version__
+
+    src = source_commit()
+    if src["git_commit"] is None:
+        return f"theorykit {__version__} (commit unknown)"
+    modified = " with uncommitted changes" if src["git_dirty"] else ""
+    how = {"checkout": "git checkout", "build": "recorded at build time"}[src["git_commit_from"]]
+    return f"theorykit {__version__} (commit {src['git_commit']}{modified}; {how})"
 
 
 def provenance(**extra: Any) -> dict[str, Any]:
-    """A provenance record: time, versions of Python and the scientific stack, platform, git commit."""
+    """A provenance record: time, versions of Python and the scientific stack, platform, git commit.
+
+    ``git_commit`` is known for every install path (see :func:`source_commit`); ``versions["theorykit"]``
+    is the version of the imported copy.
+    """
     import importlib.metadata as md
 
-    versions = {}
-    for pkg in ("theorykit", "numpy", "scipy", "sympy", "numba", "mpmath", "matplotlib"):
+    from . import __version__
+
+    versions = {"theorykit": __version__}
+    for pkg in ("numpy", "scipy", "sympy", "numba", "mpmath", "matplotlib"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -101,7 +150,7 @@ def provenance(**extra: Any) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "versions": versions,
-        "git_commit": git_commit(),
+        **source_commit(),
     }
     rec.update(extra)
     return rec

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from ._io import version_text
 from .errors import TheorykitError
 
 #: modules contributing subcommands, in the order ``--help`` lists them
@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="theorykit",
         description="Derive, compile, analyse and validate the learning dynamics of self-supervised learning.",
         epilog="Run 'theorykit COMMAND --help' for the options of one command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # prints --version on one line, unwrapped
     )
-    parser.add_argument("--version", action="version", version=f"theorykit {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:

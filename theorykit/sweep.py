@@ -77,6 +77,21 @@ class SweepResult:
         return "\n".join(f"point {p.index} {p.params}: {p.status}" + (f": {p.error}" if p.error else "")
                          for p in self.failed)
 
+    def to_xarray(self):
+        """The sweep as an ``xarray.Dataset`` (needs ``theorykit[labels]``).
+
+        Points that form a full grid (as :func:`grid_points` makes them) get one dimension per parameter,
+        named after it; any other set of points gets a ``point`` dimension with the parameters as
+        coordinates. Each value becomes a variable (extra dimensions of array values are named
+        ``<value>_dim<k>``); failed points and points without the value hold nan (strings: empty).
+        ``sweep_status``, ``sweep_error``, ``sweep_seed`` (decimal text: exact in NetCDF, which has no
+        64-bit integers) and ``sweep_seconds`` describe each point; the attributes hold the provenance
+        record as JSON text (``json.loads(ds.attrs["provenance"])``).
+        """
+        from ._labelled import sweep_dataset
+
+        return sweep_dataset(self)
+
 
 def point_seeds(seed: SeedLike, n: int) -> list[int]:
     """Independent per-point seeds from one sweep seed (the same for every backend)."""

@@ -68,6 +68,12 @@ class FixedPoint:
         ev = ", ".join(f"{e.real:.4g}{e.imag:+.4g}j" if e.imag else f"{e.real:.4g}" for e in self.eigenvalues)
         return f"FixedPoint({ys}; {self.kind}; eigenvalues [{ev}])"
 
+    def _repr_html_(self) -> str:
+        """Location, stability class and eigenvalues as HTML (Jupyter's rich display)."""
+        from .._display import fixed_point_html
+
+        return fixed_point_html(self)
+
 
 def classify_eigenvalues(eigenvalues: Sequence[complex], eig_tol: float = 1e-8) -> tuple[str, bool]:
     """Stability class of an equilibrium from its Jacobian eigenvalues.

@@ -123,7 +123,7 @@ class PhaseDiagram:
     x : float64[n_x]
     y : float64[n_y]
     labels : int64[n_x, n_y]
-        Index into :attr:`label_names`.
+        Index into ``label_names``.
     label_names : tuple of str
     final_states : float64[n_x, n_y, n_states]
     status : int64[n_x, n_y]
@@ -168,6 +168,17 @@ class PhaseDiagram:
                 "fractions": self.fractions(), "base_params": dict(self.base_params), "t_final": self.t_final,
                 "state_names": list(self.state_names)}
         return save_result(stem, arrays, meta)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dimensions named after ``axes`` (needs ``theorykit[labels]``).
+
+        Variables: ``label`` (index into the ``label_name`` coordinate), ``final_state`` (over ``state``),
+        ``status``, ``fraction`` (per label) and ``y0``; attributes: ``base_params``, ``t_final`` and the
+        provenance record (JSON text: ``json.loads(ds.attrs["provenance"])``).
+        """
+        from .._labelled import phase_diagram_dataset
+
+        return phase_diagram_dataset(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,6 +238,18 @@ class BasinMap:
                 "stderr": dict(zip(self.label_names, self.stderr.tolist())),
                 "params": dict(self.params), "t_final": self.t_final, "state_names": list(self.state_names)}
         return save_result(stem, arrays, meta)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` (needs ``theorykit[labels]``): over the initial values of the two gridded
+        states (dimensions named after them), or over ``sample`` for sampled initial conditions.
+
+        Variables: ``label`` (index into the ``label_name`` coordinate), ``y0`` and ``final_state`` (over
+        ``state``), ``status``, ``fraction`` and ``stderr`` (per label); attributes: ``params``,
+        ``t_final`` and the provenance record (JSON text).
+        """
+        from .._labelled import basin_map_dataset
+
+        return basin_map_dataset(self)
 
 
 def load_result(stem):

@@ -49,7 +49,7 @@ def _pack(kind: str, names: tuple[str, ...], values: Any) -> np.ndarray:
 
 
 class CompiledSystem:
-    """Fast numeric functions of one :class:`ODESystem`, the same for every backend.
+    """Fast numeric functions of one :class:`~theorykit.derive.ODESystem`, the same for every backend.
 
     All ``*_into`` functions have the signature ``(t: float, y: float64[n_states], p: float64[n_params],
     out)`` and write into ``out``: ``rhs_into`` (``out[n_states]``), ``jac_into`` (``out[n_states,

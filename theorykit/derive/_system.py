@@ -135,7 +135,7 @@ class ODESystem:
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
-        """Raise :class:`IncompleteSystemError` unless the system is complete and consistent."""
+        """Raise :class:`~theorykit.errors.IncompleteSystemError` unless the system is complete and consistent."""
         all_syms = [self.t, *self.states, *self.params]
         names = _names(all_syms)
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -313,6 +313,12 @@ class ODESystem:
 
     def __hash__(self) -> int:
         return hash(self.content_hash())
+
+    def _repr_latex_(self) -> str:
+        """The equations as LaTeX, so that Jupyter shows them typeset (as it does SymPy objects)."""
+        from .._display import system_latex
+
+        return system_latex(self)
 
 
 def make_system(states: Sequence[Any], rhs: Sequence[Any], params: Sequence[Any] | str = "infer", *,
