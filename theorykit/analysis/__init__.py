@@ -18,6 +18,7 @@ from ._fixed_points import (KINDS as KINDS, FixedPoint as FixedPoint, classify_e
 from ._phase import (BasinMap as BasinMap, PhaseDiagram as PhaseDiagram, basin_map as basin_map,
                      load_result as load_result, nearest_attractor_classifier as nearest_attractor_classifier,
                      phase_diagram as phase_diagram, support_classifier as support_classifier)
+from ._switching import switch_branch as switch_branch
 
 _LAZY = {
     "symbolic_fixed_points": "._symbolic",
@@ -47,7 +48,7 @@ def __dir__():
 
 __all__ = [
     "FixedPoint", "KINDS", "classify_eigenvalues", "find_fixed_points", "linearize",
-    "Branch", "SpecialPoint", "SPECIAL_KINDS", "continue_branch",
+    "Branch", "SpecialPoint", "SPECIAL_KINDS", "continue_branch", "switch_branch",
     "BifurcationCurve", "CurvePoint", "CURVE_KINDS", "CODIM2_KINDS", "continue_fold", "continue_hopf",
     "HopfNormalForm", "hopf_normal_form",
     "PhaseDiagram", "BasinMap", "phase_diagram", "basin_map", "load_result", "support_classifier",
