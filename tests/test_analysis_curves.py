@@ -175,3 +175,28 @@ def test_curve_bad_inputs(cusp, hopf_nf):
     with pytest.raises(CompileError, match="hand-written"):
         continue_fold(hand, [-0.57735], {"a": 0.3849, "b": 1.0}, ("a", "b"))
 
+
+def test_curves_are_drawn_over_a_phase_diagram(bogdanov_takens, tmp_path):
+    from theorykit.analysis import PhaseDiagram, plot_curves, plot_phase_diagram
+
+    c = bogdanov_takens
+    br = continue_branch(c, [(1 + 5 ** 0.5) / 2, 0.0], {"b1": -1.0, "b2": -1.0}, "b1", (-1.0, 1.0), direction=0)
+    box = {"b1": (-0.5, 0.5), "b2": (-1.0, 1.0)}
+    curves = [continue_fold(c, br, free=("b1", "b2"), bounds=box), continue_hopf(c, br, free=("b1", "b2"), bounds=box)]
+    # a labelled grid (which side of the fold: two equilibria or none) stands in for an ensemble of solves
+    b2g, b1g = np.linspace(-1, 1, 21), np.linspace(-0.5, 0.5, 11)
+    labels = (b1g[None, :] < b2g[:, None] ** 2 / 4).astype(np.int64)
+    pd = PhaseDiagram(("b2", "b1"), b2g, b1g, labels, ("none", "two equilibria"), np.zeros((21, 11, 2)),
+                      np.zeros((21, 11), np.int64))
+    fig = plot_phase_diagram(pd, curves=curves, path=tmp_path / "pd.png")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "b2" and ax.get_ylabel() == "b1"
+    # the fold curve is drawn with b2 on x: b1 = b2^2 / 4 along the plotted line
+    line = [ln for ln in ax.get_lines() if ln.get_linestyle() == "-"][0]
+    np.testing.assert_allclose(line.get_ydata(), line.get_xdata() ** 2 / 4, atol=1e-6)
+    assert (tmp_path / "pd.png").stat().st_size > 0
+    fig = plot_curves(curves, path=tmp_path / "curves.png")
+    assert fig.axes[0].get_xlabel() == "b1" and fig.axes[0].get_ylabel() == "b2"
+    with pytest.raises(InvalidParameterError, match="cannot be drawn"):
+        plot_phase_diagram(pd.__class__(("b1", "x"), pd.x, pd.y, pd.labels, pd.label_names, pd.final_states,
+                                         pd.status), curves=curves)

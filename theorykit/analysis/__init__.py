@@ -13,6 +13,8 @@ from ._continuation import (Branch as Branch, SPECIAL_KINDS as SPECIAL_KINDS, Sp
 from ._curves import (CODIM2_KINDS as CODIM2_KINDS, CURVE_KINDS as CURVE_KINDS, BifurcationCurve as BifurcationCurve,
                       CurvePoint as CurvePoint, HopfNormalForm as HopfNormalForm, continue_fold as continue_fold,
                       continue_hopf as continue_hopf, hopf_normal_form as hopf_normal_form)
+from ._cycles import (CYCLE_KINDS as CYCLE_KINDS, CycleBranch as CycleBranch, CyclePoint as CyclePoint,
+                      continue_cycles as continue_cycles)
 from ._fixed_points import (KINDS as KINDS, FixedPoint as FixedPoint, classify_eigenvalues as classify_eigenvalues,
                             find_fixed_points as find_fixed_points, linearize as linearize)
 from ._phase import (BasinMap as BasinMap, PhaseDiagram as PhaseDiagram, basin_map as basin_map,
@@ -29,6 +31,7 @@ _LAZY = {
     "plot_bifurcation": "._plots",
     "plot_phase_diagram": "._plots",
     "plot_basins": "._plots",
+    "plot_curves": "._plots",
 }
 
 
@@ -50,7 +53,7 @@ __all__ = [
     "FixedPoint", "KINDS", "classify_eigenvalues", "find_fixed_points", "linearize",
     "Branch", "SpecialPoint", "SPECIAL_KINDS", "continue_branch", "switch_branch",
     "BifurcationCurve", "CurvePoint", "CURVE_KINDS", "CODIM2_KINDS", "continue_fold", "continue_hopf",
-    "HopfNormalForm", "hopf_normal_form",
+    "HopfNormalForm", "hopf_normal_form", "CycleBranch", "CyclePoint", "CYCLE_KINDS", "continue_cycles",
     "PhaseDiagram", "BasinMap", "phase_diagram", "basin_map", "load_result", "support_classifier",
     "nearest_attractor_classifier",
     *_LAZY,
