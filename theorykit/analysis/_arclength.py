@@ -149,7 +149,7 @@ def trace(prob, u0: np.ndarray, t0: np.ndarray, *, ds: float, ds_min: float, ds_
         if crossed:
             # the first bound crossed along the step: place the last point on it (unless u is already there)
             k, b = min(crossed, key=lambda kb: (kb[1] - u[kb[0]]) / (w[kb[0]] - u[kb[0]]))
-            if u[k] == b:
+            if not bounds[k][0] < u[k] < bounds[k][1]:  # the start sits on the bound (to rounding)
                 out.stop_reason = "bounds"
                 break
             frac = (b - u[k]) / (w[k] - u[k])
@@ -240,6 +240,12 @@ def both_ways(run, u0: np.ndarray, t0: np.ndarray) -> Trace:
                    stop_reason=f"{back.stop_reason} / {fwd.stop_reason}")
     joined.specials = [(m - 1 - i, k) for i, k in back.specials[::-1]] + [(m - 1 + i, k) for i, k in fwd.specials]
     return joined
+
+
+def inside(value: float, lo: float, hi: float) -> bool:
+    """``lo <= value <= hi`` up to rounding (a start located by Newton on a bound may overshoot it by ulps)."""
+    slack = 1e-9 * (1.0 + abs(value))
+    return lo - slack <= value <= hi + slack
 
 
 def check_direction(direction: Any) -> int:

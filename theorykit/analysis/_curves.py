@@ -530,7 +530,7 @@ def _bounds(free: tuple[str, str], bounds, slots: tuple[int, int], start: np.nda
         except (TypeError, ValueError):
             raise InvalidParameterError(f"bounds[{name!r}] must be (lo, hi), got {b!r}") from None
         slot = slots[free.index(name)]
-        if not lo < hi or not lo <= start[slot] <= hi:
+        if not lo < hi or not A.inside(start[slot], lo, hi):
             raise InvalidParameterError(f"bounds[{name!r}] = ({lo}, {hi}) must have lo < hi and contain the "
                                         f"start value {start[slot]:.10g}")
         out[slot] = (lo, hi)

@@ -425,7 +425,7 @@ def continue_cycles(csys, start, params=None, param: str = "mu", bounds: tuple[f
     lo, hi = -np.inf, np.inf
     if bounds is not None:
         lo, hi = (check_range(f"bounds[{i}]", b) for i, b in enumerate(bounds))
-        if not lo < hi or not lo <= prm[k] <= hi:
+        if not lo < hi or not A.inside(prm[k], lo, hi):
             raise InvalidParameterError(f"bounds must have lo < hi and contain {param}={prm[k]:.10g}, got {bounds!r}")
     u0 = np.r_[np.tile(y, prob.npts), 2.0 * np.pi / omega, prm[k]]
     t0 = np.r_[np.real(np.outer(np.exp(2j * np.pi * prob.tau), q)).ravel(), 0.0, 0.0]
