@@ -28,18 +28,12 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..errors import InvalidParameterError
+from ._fixed_points import _solve_linear
 
 
 def dense_solve(DF: np.ndarray, row: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Solve ``[DF; row] x = rhs``; least squares if the matrix is singular to working precision."""
-    A = np.vstack([DF, row])
-    try:
-        x = np.linalg.solve(A, rhs)
-        if np.all(np.isfinite(x)):
-            return x
-    except np.linalg.LinAlgError:
-        pass
-    return np.linalg.lstsq(A, rhs, rcond=None)[0]
+    """Solve ``[DF; row] x = rhs`` (least squares if the matrix is singular to working precision)."""
+    return _solve_linear(np.vstack([DF, row]), rhs)
 
 
 @dataclass

@@ -149,15 +149,13 @@ def _cmd_continue(args) -> int:
     print(f"{args.system}: {len(branches)} branch(es) in {param} over [{lo:g}, {hi:g}]")
     written = []
     for i, br in enumerate(branches):
-        stem = out / f"branch_{i}"
-        br.save(stem)
-        written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+        _save(br, out / f"branch_{i}", written)
         print(f"  branch {i}: {len(br)} points from {_fmt_y(csys.state_names, br.states[0])} at "
               f"{param}={br.param_values[0]:g} (stop: {br.stop_reason})")
         for sp in br.special_points:
             print(f"    {sp.kind:13s} at {param} = {sp.param_value:.10g}, {_fmt_y(csys.state_names, sp.y)}")
     if args.switch:
-        written += _switched_branches(csys, branches, param, (lo, hi), opts, out)
+        _switched_branches(csys, branches, param, (lo, hi), opts, out, written)
     cycles = _cycle_branches(csys, branches, param, (lo, hi), opts, out, written) if args.from_hopf else []
     if two:
         rng2 = _pair(args.range2, "--range2") or builtin.ranges.get(two[1])
@@ -177,24 +175,25 @@ def _cmd_continue(args) -> int:
 
 def _two_params(args, csys) -> tuple[str, str]:
     """``--two-param P1,P2`` as two distinct parameter names (P1 is the continuation parameter)."""
-    names = tuple(s.strip() for s in args.two_param.split(",") if s.strip())
-    if len(names) != 2 or names[0] == names[1]:
-        raise InvalidParameterError(f"--two-param expects two different parameters P1,P2, got {args.two_param!r}")
-    unknown = [n for n in names if n not in csys.param_names]
-    if unknown:
-        raise InvalidParameterError(f"--two-param: {unknown} are not parameters of {args.system}; its parameters "
-                                    f"are {list(csys.param_names)}")
+    from ._curves import free_pair
+
+    names, _, _ = free_pair(csys, [s.strip() for s in args.two_param.split(",") if s.strip()], "--two-param")
     if args.continuation_param and args.continuation_param != names[0]:
         raise InvalidParameterError(f"--in {args.continuation_param} and --two-param {args.two_param}: the first "
                                     "of the two parameters is the continuation parameter; give one of them")
-    return names  # type: ignore[return-value]
+    return names
 
 
-def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path) -> list[Path]:
+def _save(result, stem: Path, written: list) -> None:
+    """``result.save(stem)`` and note the two files."""
+    result.save(stem)
+    written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+
+
+def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> None:
     """Switch onto the other branch at every branch point (``--switch``); new branches are appended."""
     from ._switching import switch_branch
 
-    written = []
     for br in list(branches):
         for i, bp in enumerate(br.special("branch_point")):
             try:
@@ -204,13 +203,10 @@ def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path
                 continue
             if any(_on_branch(b, new.param_values[0], new.states[0]) for b in branches):
                 continue  # the other branch was already continued from another start
-            stem = out / f"branch_{len(branches)}"
-            new.save(stem)
-            written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+            _save(new, out / f"branch_{len(branches)}", written)
             print(f"  branch {len(branches)}: switched at the branch point {param} = {bp.param_value:.10g}, "
                   f"{len(new)} points (stop: {new.stop_reason})")
             branches.append(new)
-    return written
 
 
 def _cycle_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> list:
@@ -230,9 +226,7 @@ def _cycle_branches(csys, branches: list, param: str, bounds, opts, out: Path, w
             except InvalidParameterError as exc:
                 print(f"  no cycles from the Hopf point {param} = {h.param_value:.10g}: {exc}")
                 continue
-            stem = out / f"cycles_{len(cycles)}"
-            cb.save(stem)
-            written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+            _save(cb, out / f"cycles_{len(cycles)}", written)
             print(f"  cycles {len(cycles)} from the Hopf point {param} = {h.param_value:.10g} ({nf.criticality}, "
                   f"l1 = {nf.l1:.6g}): {len(cb)} cycles to {param} = {cb.param_values[-1]:.6g}, period "
                   f"{cb.periods[0]:.6g} -> {cb.periods[-1]:.6g} (stop: {cb.stop_reason})")
@@ -261,9 +255,7 @@ def _two_parameter_curves(csys, branches: list, free: tuple[str, str], bounds, o
                 except InvalidParameterError as exc:
                     print(f"  no {kind} curve from {free[0]} = {sp.param_value:.10g}: {exc}")
                     continue
-                stem = out / f"{kind}_curve_{sum(c.kind == kind for c in curves)}"
-                cv.save(stem)
-                written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+                _save(cv, out / f"{kind}_curve_{sum(c.kind == kind for c in curves)}", written)
                 print(f"  {kind} curve in ({free[0]}, {free[1]}) from {free[0]} = {sp.param_value:.10g}: {len(cv)} "
                       f"points (stop: {cv.stop_reason})")
                 for cp in cv.special_points:

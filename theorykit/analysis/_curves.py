@@ -314,13 +314,15 @@ def start_from(csys, start, params, kind: str, index: int = 0) -> tuple[np.ndarr
     return _point_and_params(csys, start, params)
 
 
-def _free_slots(csys, free) -> tuple[tuple[str, str], int, int]:
+def free_pair(csys, free, what: str = "free") -> tuple[tuple[str, str], int, int]:
+    """``(free, index of free[0], index of free[1])`` for two distinct parameter names (``what`` names the
+    argument in errors)."""
     free = tuple(free)
     if len(free) != 2 or free[0] == free[1]:
-        raise InvalidParameterError(f"free must name two different parameters, got {free!r}")
+        raise InvalidParameterError(f"{what} must name two different parameters, got {free!r}")
     unknown = [k for k in free if k not in csys.param_names]
     if unknown:
-        raise InvalidParameterError(f"free: {unknown} are not parameters of {csys.system.name!r}; its parameters "
+        raise InvalidParameterError(f"{what}: {unknown} are not parameters of {csys.system.name!r}; its parameters "
                                     f"are {list(csys.param_names)}")
     return free, csys.param_names.index(free[0]), csys.param_names.index(free[1])  # type: ignore[return-value]
 
@@ -537,9 +539,10 @@ def _bounds(free: tuple[str, str], bounds, slots: tuple[int, int], start: np.nda
     return out
 
 
-def _continue_curve(kind: str, csys, start, params, free, bounds, *, index: int, ds: float, ds_min: float,
-                    ds_max: float, max_points: int, direction: int, tol: float, max_newton: int,
-                    detect: tuple[str, ...] | None, locate_tol: float, y_max: float) -> BifurcationCurve:
+def _continue_curve(kind: str, csys, start, params, free, bounds, *, index: int = 0, ds: float = 0.01,
+                    ds_min: float = 1e-7, ds_max: float = 0.1, max_points: int = 1000, direction: int = 0,
+                    tol: float = 1e-10, max_newton: int = 10, detect: tuple[str, ...] | None = None,
+                    locate_tol: float = 1e-12, y_max: float = 1e6) -> BifurcationCurve:
     from ..compile import compile_derivatives
 
     ds = check_range("ds", ds, 0.0, low_open=True)
@@ -554,7 +557,7 @@ def _continue_curve(kind: str, csys, start, params, free, bounds, *, index: int,
     if unknown:
         raise InvalidParameterError(f"detect: {unknown} are not detected on {kind} curves; choose from "
                                     f"{CODIM2_KINDS[kind]}")
-    free, k1, k2 = _free_slots(csys, free)
+    free, k1, k2 = free_pair(csys, free)
     y, prm = start_from(csys, start, params, kind, index)
     cls = _FoldProblem if kind == "fold" else _HopfProblem
     prob = cls(csys, compile_derivatives(csys), prm, k1, k2)
@@ -604,23 +607,26 @@ _DOC_COMMON = """
         The two parameters that vary along the curve.
     bounds : mapping name -> (lo, hi), optional
         Box in the free parameters; the curve ends with a point exactly on its boundary.
-    index : int
-        Which {kind} point of a Branch to start from.
-    ds, ds_min, ds_max : float
-        Initial, smallest and largest arclength step, in the joint (state, free parameters) space.
-    max_points : int
-        Maximum number of accepted steps (per direction).
-    direction : {{0, +1, -1}}
-        0: both ways from the start (joined in one curve); ±1: the first free parameter initially increases
-        (+1) or decreases (-1).
-    tol : float
-        Newton residual of the augmented system.
-    detect : tuple of str, optional
-        Codimension-two points to locate (default all of {codim2}).
-    locate_tol : float
-        Arclength tolerance of their location.
-    y_max : float
-        Stop when a state exceeds it in absolute value.
+    **options
+        Keyword-only options, with defaults:
+
+        ``index`` (0)
+            Which {kind} point of a Branch to start from.
+        ``ds``, ``ds_min``, ``ds_max`` (0.01, 1e-7, 0.1)
+            Initial, smallest and largest arclength step, in the joint (state, free parameters) space.
+        ``max_points`` (1000)
+            Maximum number of accepted steps (per direction).
+        ``direction`` (0)
+            0: both ways from the start (joined in one curve); ±1: the first free parameter initially
+            increases (+1) or decreases (-1).
+        ``tol`` (1e-10), ``max_newton`` (10)
+            Newton residual of the augmented system and iterations per step.
+        ``detect`` (all of {codim2})
+            Codimension-two points to locate.
+        ``locate_tol`` (1e-12)
+            Arclength tolerance of their location.
+        ``y_max`` (1e6)
+            Stop when a state exceeds it in absolute value.
 
     Returns
     -------
@@ -629,30 +635,20 @@ _DOC_COMMON = """
     Raises
     ------
     InvalidParameterError
-        On bad parameters or bounds, or when Newton finds no {kind} point near the start.
+        On bad parameters, options or bounds, or when Newton finds no {kind} point near the start.
     CompileError
         For systems whose derivatives cannot be generated (hand-written right-hand sides).
 """
 
 
-def continue_fold(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None, *, index: int = 0,
-                  ds: float = 0.01, ds_min: float = 1e-7, ds_max: float = 0.1, max_points: int = 1000,
-                  direction: int = 0, tol: float = 1e-10, max_newton: int = 10,
-                  detect: tuple[str, ...] | None = None, locate_tol: float = 1e-12,
-                  y_max: float = 1e6) -> BifurcationCurve:
-    return _continue_curve("fold", csys, start, params, free, bounds, index=index, ds=ds, ds_min=ds_min,
-                           ds_max=ds_max, max_points=max_points, direction=direction, tol=tol, max_newton=max_newton,
-                           detect=detect, locate_tol=locate_tol, y_max=y_max)
+def continue_fold(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None,
+                  **options) -> BifurcationCurve:
+    return _continue_curve("fold", csys, start, params, free, bounds, **options)
 
 
-def continue_hopf(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None, *, index: int = 0,
-                  ds: float = 0.01, ds_min: float = 1e-7, ds_max: float = 0.1, max_points: int = 1000,
-                  direction: int = 0, tol: float = 1e-10, max_newton: int = 10,
-                  detect: tuple[str, ...] | None = None, locate_tol: float = 1e-12,
-                  y_max: float = 1e6) -> BifurcationCurve:
-    return _continue_curve("hopf", csys, start, params, free, bounds, index=index, ds=ds, ds_min=ds_min,
-                           ds_max=ds_max, max_points=max_points, direction=direction, tol=tol, max_newton=max_newton,
-                           detect=detect, locate_tol=locate_tol, y_max=y_max)
+def continue_hopf(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None,
+                  **options) -> BifurcationCurve:
+    return _continue_curve("hopf", csys, start, params, free, bounds, **options)
 
 
 continue_fold.__doc__ = ("""Continue a fold (limit point) of equilibria in two parameters: the fold curve, with cusp
@@ -665,4 +661,4 @@ continue_hopf.__doc__ = ("""Continue a Hopf point in two parameters: the Hopf cu
 
 
 __all__ = ["BifurcationCurve", "CurvePoint", "HopfNormalForm", "CURVE_KINDS", "CODIM2_KINDS", "continue_fold",
-           "continue_hopf", "hopf_normal_form"]
+           "continue_hopf", "hopf_normal_form", "free_pair"]
