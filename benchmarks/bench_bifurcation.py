@@ -123,7 +123,8 @@ def main(argv=None) -> None:
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"load average (1 min) {load0[0]:.2f} before, {load1[0]:.2f} after; first calls {t_warm:.2f} s")
     print(f"Boundary at {args.rows} rows of sigma^2 in [{SIGMA2[0]}, {SIGMA2[1]}], best of {args.repeat}\n")
-    print("| method | target error | ODE solves or curve points | wall time (s) | max error of eta_c | time vs first fold curve |")
+    print("| method | target error | ODE solves or curve points | wall time (s) | max error of eta_c "
+          "| time vs first fold curve |")
     print("|---|---|---:|---:|---:|---:|")
     t_curve = table[0][3]
     for name, eps, n, t, err in table:

@@ -105,7 +105,8 @@ def test_bogdanov_takens_fold_and_hopf_curves(bogdanov_takens):
     np.testing.assert_allclose(hopf.coefficients["omega2"], -h2, atol=1e-6)
     (bt2,) = hopf.special_points
     assert bt2.kind == "bogdanov_takens" and abs(bt2.params["b1"]) < 1e-6 and abs(bt2.params["b2"]) < 1e-6
-    assert np.all(np.isnan(hopf.coefficients["l1"][~on])) and np.all(np.isfinite(hopf.coefficients["l1"][on & (h2 < -1e-3)]))
+    l1 = hopf.coefficients["l1"]
+    assert np.all(np.isnan(l1[~on])) and np.all(np.isfinite(l1[on & (h2 < -1e-3)]))
 
 
 def test_brusselator_hopf_curve_is_supercritical(brusselator):

@@ -110,7 +110,8 @@ def test_cycle_branch_save_load_and_plot(stuart_landau, tmp_path):
     fig = plot_bifurcation(br, "x", cycles=cb, path=tmp_path / "bif.png")
     ax = fig.axes[0]
     assert ax.get_xlabel() == "mu" and ax.get_ylabel() == "x"
-    assert any(np.allclose(ln.get_ydata(), cb.max_states[:, 0]) for ln in ax.get_lines() if len(ln.get_ydata()) == len(cb))
+    assert any(np.allclose(ln.get_ydata(), cb.max_states[:, 0]) for ln in ax.get_lines()
+               if len(ln.get_ydata()) == len(cb))
 
 
 def test_cycles_bad_inputs(stuart_landau):

@@ -175,12 +175,12 @@ def _lagrange(nodes: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray
     m = nodes.size
     L = np.ones((at.size, m))
     dL = np.zeros((at.size, m))
-    for l in range(m):
-        others = np.delete(nodes, l)
-        denom = np.prod(nodes[l] - others)
+    for b in range(m):
+        others = np.delete(nodes, b)
+        denom = np.prod(nodes[b] - others)
         for a, x in enumerate(at):
-            L[a, l] = np.prod(x - others) / denom
-            dL[a, l] = sum(np.prod(np.delete(x - others, r)) for r in range(m - 1)) / denom
+            L[a, b] = np.prod(x - others) / denom
+            dL[a, b] = sum(np.prod(np.delete(x - others, r)) for r in range(m - 1)) / denom
     return L, dL
 
 
@@ -227,9 +227,9 @@ class _CollocationProblem:
         for j in range(N):
             for c in range(m):
                 r0 = (j * m + c) * n
-                for l in range(m + 1):
+                for b in range(m + 1):
                     rows.append(r0 + ii.ravel())
-                    cols.append(self.idx[j, l] * n + jj.ravel())
+                    cols.append(self.idx[j, b] * n + jj.ravel())
         n_col = N * m * n
         tcol, lcol = self.dim - 2, self.dim - 1
         rows += [np.arange(n_col), np.arange(n_col)]
@@ -292,8 +292,9 @@ class _CollocationProblem:
             blk = np.zeros((m * n, (m + 1) * n))
             for c in range(m):
                 Jc = self.ev.J(xc[j, c], p)
-                for l in range(m + 1):
-                    blk[c * n:(c + 1) * n, l * n:(l + 1) * n] = self.D[c, l] / self.h * np.eye(n) - T * self.L[c, l] * Jc
+                for b in range(m + 1):
+                    blk[c * n:(c + 1) * n, b * n:(b + 1) * n] = (self.D[c, b] / self.h * np.eye(n)
+                                                                 - T * self.L[c, b] * Jc)
             try:
                 inner = np.linalg.solve(blk[:, n:], -blk[:, :n])
             except np.linalg.LinAlgError:

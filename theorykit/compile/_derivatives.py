@@ -44,7 +44,8 @@ def _function(name: str, args: tuple[str, ...], vectors: dict[str, tuple[sp.Symb
     """Source of one ``def name(t, y, p, <args>, out)`` writing ``entries`` into ``out``, with its own CSE."""
     printer = _Printer({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
     exprs = [e for _, e in entries]
-    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations="basic") if exprs else ([], [])
+    replacements, reduced = (sp.cse(exprs, symbols=sp.numbered_symbols("x"), optimizations="basic") if exprs
+                             else ([], []))
     used = set().union(set(), *(e.free_symbols for e in reduced), *(e.free_symbols for _, e in replacements))
     lines = [f"{decorator}def {name}(t, y, p, {', '.join(args + ('out',))}):"]
     for array, syms in vectors.items():
