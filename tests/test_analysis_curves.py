@@ -156,6 +156,8 @@ def test_curve_save_load_roundtrip(cusp, tmp_path):
 
 
 def test_curve_bad_inputs(cusp, hopf_nf):
+    with pytest.raises(InvalidParameterError, match="name the two parameters"):
+        continue_fold(cusp, [0.0], {"a": 0.0, "b": 0.0})
     with pytest.raises(InvalidParameterError, match="two different"):
         continue_fold(cusp, [0.0], {"a": 0.0, "b": 0.0}, ("a", "a"))
     with pytest.raises(InvalidParameterError, match="not parameters"):

@@ -317,6 +317,8 @@ def start_from(csys, start, params, kind: str, index: int = 0) -> tuple[np.ndarr
 def free_pair(csys, free, what: str = "free") -> tuple[tuple[str, str], int, int]:
     """``(free, index of free[0], index of free[1])`` for two distinct parameter names (``what`` names the
     argument in errors)."""
+    if free is None:
+        raise InvalidParameterError(f"{what}: name the two parameters that vary along the curve")
     free = tuple(free)
     if len(free) != 2 or free[0] == free[1]:
         raise InvalidParameterError(f"{what} must name two different parameters, got {free!r}")
@@ -604,7 +606,7 @@ _DOC_COMMON = """
     params : mapping or float64[n_params], optional
         Every parameter at the start (not needed for a Branch or a CurvePoint).
     free : (str, str)
-        The two parameters that vary along the curve.
+        The two parameters that vary along the curve (required).
     bounds : mapping name -> (lo, hi), optional
         Box in the free parameters; the curve ends with a point exactly on its boundary.
     **options
@@ -641,12 +643,12 @@ _DOC_COMMON = """
 """
 
 
-def continue_fold(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None,
+def continue_fold(csys, start, params=None, free: tuple[str, str] | None = None, bounds=None,
                   **options) -> BifurcationCurve:
     return _continue_curve("fold", csys, start, params, free, bounds, **options)
 
 
-def continue_hopf(csys, start, params=None, free: tuple[str, str] = ("a", "b"), bounds=None,
+def continue_hopf(csys, start, params=None, free: tuple[str, str] | None = None, bounds=None,
                   **options) -> BifurcationCurve:
     return _continue_curve("hopf", csys, start, params, free, bounds, **options)
 
