@@ -1,4 +1,5 @@
-"""CLI commands of the analysis stage: ``fixed-points``, ``continue``, ``phase-diagram`` and ``basins``.
+"""CLI commands of the analysis stage: ``fixed-points``, ``continue`` (with branch switching, limit cycles and
+two-parameter curves), ``phase-diagram`` and ``basins``.
 
 Each acts on a built-in system (``theorykit systems``), writes figures (PNG) and data (npz + json) into
 ``--out`` (default ``theorykit-out/<command>``) and prints a short summary.
@@ -116,7 +117,8 @@ def _cmd_continue(args) -> int:
     builtin, csys, params = system_and_params(args)
     if not csys.param_names:
         raise InvalidParameterError(f"{args.system} has no parameters to continue in")
-    param = args.continuation_param or next(iter(builtin.ranges), csys.param_names[0])
+    two = _two_params(args, csys) if args.two_param else None
+    param = two[0] if two else args.continuation_param or next(iter(builtin.ranges), csys.param_names[0])
     if param not in csys.param_names:
         raise InvalidParameterError(f"--in: {param!r} is not a parameter of {args.system}; "
                                     f"its parameters are {list(csys.param_names)}")
@@ -147,19 +149,122 @@ def _cmd_continue(args) -> int:
     print(f"{args.system}: {len(branches)} branch(es) in {param} over [{lo:g}, {hi:g}]")
     written = []
     for i, br in enumerate(branches):
-        stem = out / f"branch_{i}"
-        br.save(stem)
-        written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+        _save(br, out / f"branch_{i}", written)
         print(f"  branch {i}: {len(br)} points from {_fmt_y(csys.state_names, br.states[0])} at "
               f"{param}={br.param_values[0]:g} (stop: {br.stop_reason})")
         for sp in br.special_points:
             print(f"    {sp.kind:13s} at {param} = {sp.param_value:.10g}, {_fmt_y(csys.state_names, sp.y)}")
-    if branches:
+    if args.switch:
+        _switched_branches(csys, branches, param, (lo, hi), opts, out, written)
+    cycles = _cycle_branches(csys, branches, param, (lo, hi), opts, out, written) if args.from_hopf else []
+    if two:
+        rng2 = _pair(args.range2, "--range2") or builtin.ranges.get(two[1])
+        if rng2 is None:
+            raise InvalidParameterError(f"--range2: {args.system} has no default range for {two[1]!r}; give "
+                                        "--range2 LO,HI")
+        _two_parameter_curves(csys, branches, two, {param: (lo, hi), two[1]: tuple(map(float, rng2))}, opts, out,
+                              written, args.system)
+    if branches or cycles:
         state = args.state if args.state is not None else csys.state_names[0]
-        plot_bifurcation(branches, state, path=out / "bifurcation.png", title=f"{args.system}: continuation in {param}")
+        plot_bifurcation(branches, state, cycles=cycles, path=out / "bifurcation.png",
+                         title=f"{args.system}: continuation in {param}")
         written.append(out / "bifurcation.png")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _two_params(args, csys) -> tuple[str, str]:
+    """``--two-param P1,P2`` as two distinct parameter names (P1 is the continuation parameter)."""
+    from ._curves import free_pair
+
+    names, _, _ = free_pair(csys, [s.strip() for s in args.two_param.split(",") if s.strip()], "--two-param")
+    if args.continuation_param and args.continuation_param != names[0]:
+        raise InvalidParameterError(f"--in {args.continuation_param} and --two-param {args.two_param}: the first "
+                                    "of the two parameters is the continuation parameter; give one of them")
+    return names
+
+
+def _save(result, stem: Path, written: list) -> None:
+    """``result.save(stem)`` and note the two files."""
+    result.save(stem)
+    written += [stem.with_suffix(".npz"), stem.with_suffix(".json")]
+
+
+def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> None:
+    """Switch onto the other branch at every branch point (``--switch``); new branches are appended."""
+    from ._switching import switch_branch
+
+    for br in list(branches):
+        for i, bp in enumerate(br.special("branch_point")):
+            try:
+                new = switch_branch(csys, br, i, bounds, **opts)
+            except InvalidParameterError as exc:
+                print(f"  no switch at the branch point {param} = {bp.param_value:.10g}: {exc}")
+                continue
+            if any(_on_branch(b, new.param_values[0], new.states[0]) for b in branches):
+                continue  # the other branch was already continued from another start
+            _save(new, out / f"branch_{len(branches)}", written)
+            print(f"  branch {len(branches)}: switched at the branch point {param} = {bp.param_value:.10g}, "
+                  f"{len(new)} points (stop: {new.stop_reason})")
+            branches.append(new)
+
+
+def _cycle_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> list:
+    """Limit cycles from every Hopf point (``--from-hopf``)."""
+    from ._cycles import continue_cycles
+    from ._curves import hopf_normal_form
+
+    cycles = []
+    for br in branches:
+        for i, h in enumerate(br.special("hopf")):
+            if any(abs(cb.param_values[0] - h.param_value) < 1e-8 and np.allclose(cb.profiles[0, 0], h.y, atol=1e-6)
+                   for cb in cycles):
+                continue  # the same Hopf point on two joined halves
+            try:
+                nf = hopf_normal_form(csys, br, index=i)
+                cb = continue_cycles(csys, br, param=param, bounds=bounds, index=i, **opts)
+            except InvalidParameterError as exc:
+                print(f"  no cycles from the Hopf point {param} = {h.param_value:.10g}: {exc}")
+                continue
+            _save(cb, out / f"cycles_{len(cycles)}", written)
+            print(f"  cycles {len(cycles)} from the Hopf point {param} = {h.param_value:.10g} ({nf.criticality}, "
+                  f"l1 = {nf.l1:.6g}): {len(cb)} cycles to {param} = {cb.param_values[-1]:.6g}, period "
+                  f"{cb.periods[0]:.6g} -> {cb.periods[-1]:.6g} (stop: {cb.stop_reason})")
+            for sp in cb.special_points:
+                print(f"    {sp.kind:15s} at {param} = {sp.param_value:.10g}, period {sp.period:.8g}")
+            cycles.append(cb)
+    return cycles
+
+
+def _two_parameter_curves(csys, branches: list, free: tuple[str, str], bounds, opts, out: Path, written: list,
+                          system: str) -> None:
+    """Fold and Hopf curves in ``free`` from every fold and Hopf point (``--two-param``), with figure."""
+    from ._curves import continue_fold, continue_hopf
+    from ._plots import plot_curves
+
+    curves = []
+    for br in branches:
+        for kind, fn in (("fold", continue_fold), ("hopf", continue_hopf)):
+            for i, sp in enumerate(br.special(kind)):
+                if any(cv.kind == kind and np.min(np.abs(cv.param_of(free[0]) - sp.param_value)
+                                                  + np.max(np.abs(cv.states - sp.y), axis=1)) < 1e-6
+                       for cv in curves):
+                    continue  # on a curve already traced
+                try:
+                    cv = fn(csys, br, free=free, bounds=bounds, index=i, **opts)
+                except InvalidParameterError as exc:
+                    print(f"  no {kind} curve from {free[0]} = {sp.param_value:.10g}: {exc}")
+                    continue
+                _save(cv, out / f"{kind}_curve_{sum(c.kind == kind for c in curves)}", written)
+                print(f"  {kind} curve in ({free[0]}, {free[1]}) from {free[0]} = {sp.param_value:.10g}: {len(cv)} "
+                      f"points (stop: {cv.stop_reason})")
+                for cp in cv.special_points:
+                    where = ", ".join(f"{k} = {cp.params[k]:.10g}" for k in free)
+                    print(f"    {cp.kind:17s} at {where}")
+                curves.append(cv)
+    if curves:
+        plot_curves(curves, path=out / "curves.png", title=f"{system}: bifurcation curves")
+        written.append(out / "curves.png")
 
 
 # ------------------------------------------------------------------------------------------- phase-diagram
@@ -280,6 +385,15 @@ def register(sub) -> None:
     p.add_argument("--ds-max", type=float, default=0.05, help="largest arclength step")
     p.add_argument("--max-points", type=int, default=2000, help="maximum points per branch")
     p.add_argument("--state", default=None, help="state on the vertical axis of the figure")
+    p.add_argument("--switch", action="store_true", help="switch onto the other branch at every branch point")
+    p.add_argument("--from-hopf", action="store_true",
+                   help="continue the limit cycles born at every Hopf point (period, Floquet multipliers, folds of "
+                        "cycles, period doublings)")
+    p.add_argument("--two-param", default=None, metavar="P1,P2",
+                   help="continue every fold and Hopf point found in P1 in the plane (P1, P2): fold and Hopf "
+                        "curves with cusp, Bogdanov-Takens and generalized Hopf points")
+    p.add_argument("--range2", default=None, metavar="LO,HI",
+                   help="interval of P2 for --two-param (default: the system's range)")
     p.set_defaults(func=_cmd_continue)
 
     p = sub.add_parser("phase-diagram", help="long-time state over a grid of two parameters (ensemble integration)")

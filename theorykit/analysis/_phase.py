@@ -253,7 +253,9 @@ class BasinMap:
 
 
 def load_result(stem):
-    """Load a :class:`PhaseDiagram`, :class:`BasinMap` or :class:`~theorykit.analysis.Branch` saved with ``.save(stem)``."""
+    """Load a :class:`PhaseDiagram`, :class:`BasinMap`, :class:`~theorykit.analysis.Branch`,
+    :class:`~theorykit.analysis.BifurcationCurve` or :class:`~theorykit.analysis.CycleBranch` saved with
+    ``.save(stem)``."""
     stem = Path(stem)
     js = stem.with_suffix(".json")
     if not js.exists():
@@ -264,6 +266,14 @@ def load_result(stem):
         from ._continuation import Branch
 
         return Branch.load(stem)
+    if kind == "BifurcationCurve":
+        from ._curves import BifurcationCurve
+
+        return BifurcationCurve.load(stem)
+    if kind == "CycleBranch":
+        from ._cycles import CycleBranch
+
+        return CycleBranch.load(stem)
     with np.load(stem.with_suffix(".npz")) as z:
         a = {k: z[k] for k in z.files}
     if kind == "PhaseDiagram":
