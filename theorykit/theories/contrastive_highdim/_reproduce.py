@@ -1,5 +1,6 @@
 """``reproduce``: the report of the contrastive high-dimensional theory (claims (a)-(c), ODE vs SGD,
-PDE route), with figures."""
+PDE route), with figures. The claims are the paper's abstract's qualitative statements, checked on our
+reconstructed model (the paper's equations are not known here)."""
 
 from __future__ import annotations
 
@@ -284,9 +285,18 @@ def reproduce(outdir, *, quick: bool = True, seed: int = 0, processes: int | Non
         parameters={"quick": quick, "seed": seed, "base": BASE.__dict__, "learn": LEARN.__dict__, "d": 2,
                     "activation": "tanh", "gauss_hermite": 12},
         timings=timings,
-        notes=notes + ["Model reconstructed (the paper's full text was not reachable): scalar pair loss -f(z1) f(z2), "
-               "w with |w| = O(1), noise on all coordinates; see derivations/contrastive_highdim.md for the "
-               "differences from the paper's model as far as they are known.",
+        notes=notes + ["What is the paper's and what is ours: only the abstract and TL;DR of arXiv 2406.06909 could be "
+               "read. From them come the qualitative claims checked here (a McKean-Vlasov PDE and closed ODEs under "
+               "L2; learnability from an uninformative start decided by <c^2> alone; higher moments shaping the "
+               "basins, not the local stability; independent noise degrading and negatively correlated noise "
+               "helping). Everything else is our reconstruction, not the paper's: the data model x = U c + "
+               "sqrt(eta) a with noise correlation rho between the views, the scalar pair loss -f(z1) f(z2) (and "
+               "the optional negative pair), |w| = O(1) with step tau/n, the Stein-lemma terms A, B, D, the "
+               "per-coordinate SDE / PDE and the closed ODEs. The claims therefore test the abstract's statements "
+               "on this reconstruction (ODEs against finite-n SGD and a particle PDE), not against the paper's "
+               "equations or figures. A 'sphere model' and a loss -sum C_ii + lambda sum g(C_ij) once attributed "
+               "to the paper are an unverified description with no source found "
+               "(derivations/contrastive_highdim.md section 0).",
                "The benefit of rho < 0 holds for moderate sigma; at sigma = 1, rho = -1 the norm Q collapses to 0 "
                "in this unnormalised model (the rho = -1 shrinkage 2 kappa E[l12] > 0 in B), so the point plotted "
                "there is the direction at collapse, not a learned state."])
