@@ -240,12 +240,125 @@ def test_sgd_reduces_loss():
     assert r.loss[-1] < 0.5 * r.loss[0]
 
 
-def test_generalization_bound_is_above_measured_test_loss():
-    cfg = bn.SweepConfig(widths=(64, 256), n_train=10, n_population=100, t_end=3.0)
-    g = bn.generalization_check(cfg, seed=0)
-    assert g["test_loss"] <= g["bound"]
-    assert g["train_loss"] < g["test_loss"] + 1.0
-    assert g["kappa2"] > 0 and g["W_op2"] >= 1.0
+# ------------------------------------------------------------------------------------------ generalisation
+GEN_CFG = bn.SweepConfig(widths=(64, 256), n_train=10, n_population=60, t_end=3.0, n_moment=2000)
+
+
+@pytest.fixture(scope="module")
+def kernel_fit():
+    return bn.fit_kernel_model(GEN_CFG, seed=0)
+
+
+def _feature_gram(X, Y, fit, act="tanh"):
+    """Kernel of the feature map (phi_inf, f_0): Theta_inf(x, y) + f_0(x) . f_0(y), accurate quadrature."""
+    return (bn.infinite_width_ntk(X, Y, act, quadrature=128)
+            + bn.network_outputs(X, fit.W0, fit.V0, act) @ bn.network_outputs(Y, fit.W0, fit.V0, act).T)
+
+
+def test_rademacher_trace_term_against_random_signs(kernel_fit):
+    # empirical Rademacher complexity of the unit ball of the pair RKHS: E_sigma sqrt(sigma' K_pair sigma) / N,
+    # averaged over every sign vector (exact), against the trace bound sqrt(tr K_pair) / N of Lemma 6.2's form
+    tr = kernel_fit.train
+    N = tr.X.shape[0]
+    K_pair = _feature_gram(tr.X, tr.X, kernel_fit) * _feature_gram(tr.Xp, tr.Xp, kernel_fit)
+    signs = 1.0 - 2.0 * ((np.arange(2 ** N)[:, None] >> np.arange(N)) & 1)
+    quad = np.einsum("si,ij,sj->s", signs, K_pair, signs)
+    rademacher = float(np.mean(np.sqrt(quad)) / N)
+    diag_first = bn.feature_kernel_diag(tr.X, kernel_fit.W0, kernel_fit.V0, "tanh")
+    diag_second = bn.feature_kernel_diag(tr.Xp, kernel_fit.W0, kernel_fit.V0, "tanh")
+    np.testing.assert_allclose(diag_first * diag_second, np.diag(K_pair), rtol=1e-9)
+    trace_term = bn.pair_rademacher_trace(diag_first, diag_second)
+    assert np.mean(quad) == pytest.approx(np.trace(K_pair), rel=1e-12)  # E_sigma ||sum sigma_i xi_i||^2 = tr K
+    # Jensen above, the Khintchine-Kahane constant 1/sqrt(2) below
+    assert trace_term / np.sqrt(2) <= rademacher <= trace_term
+    # random signs: the Monte-Carlo estimate agrees with the exact average
+    rng = np.random.default_rng(1)
+    mc = rng.choice([-1.0, 1.0], size=(4000, N))
+    est = np.sqrt(np.einsum("si,ij,sj->s", mc, K_pair, mc)) / N
+    assert abs(est.mean() - rademacher) < 4 * est.std() / np.sqrt(mc.shape[0])
+
+
+def test_deviation_bound_step_on_the_trained_kernel_model(kernel_fit):
+    # ||C_S - C_P||_F <= lambda_max(G) ||E_S xi - E_P xi||_HS for the trained weights, with the empirical
+    # distributions of the training pairs S and the fresh pairs P (kernel trick for the HS norm)
+    tr, pop = kernel_fit.train, kernel_fit.population
+    N, n = tr.X.shape[0], pop.X.shape[0]
+    Ztr = np.vstack([tr.X, tr.Xp])
+
+    def outputs(X):
+        return (bn.network_outputs(X, kernel_fit.W0, kernel_fit.V0, "tanh")
+                + bn.infinite_width_ntk(X, Ztr, "tanh") @ kernel_fit.A)
+
+    C_S = outputs(tr.X).T @ outputs(tr.Xp) / N
+    np.testing.assert_allclose(C_S, kernel_fit.F_train[:N].T @ kernel_fit.F_train[N:] / N, atol=1e-9)
+    C_P = outputs(pop.X).T @ outputs(pop.Xp) / n
+
+    def pair_mean(P, Q):
+        return np.mean(_feature_gram(P.X, Q.X, kernel_fit) * _feature_gram(P.Xp, Q.Xp, kernel_fit))
+
+    hs = np.sqrt(pair_mean(tr, tr) - 2 * pair_mean(tr, pop) + pair_mean(pop, pop))
+    G = kernel_fit.A.T @ kernel_fit.theta @ kernel_fit.A + np.eye(2)
+    dev = np.linalg.norm(C_P - C_S)
+    assert dev <= np.linalg.eigvalsh(G).max() * hs * (1 + 1e-3)  # 1e-3: the 64-node quadrature of theta
+    assert dev > 0.05 * np.linalg.eigvalsh(G).max() * hs  # the inequality is not vacuous here
+
+
+def test_deviation_bound_confidence_by_simulation():
+    # explicit features psi(x) = x in R^p, positive pairs x+ = x + noise: E[x x+^T] = Sigma. Over many
+    # training sets, ||Delta||^2 has mean (E|x|^2|x+|^2 - ||Sigma||_F^2) / N (step 4) and the bound of
+    # deviation_bound (lambda_max(G) = 1) fails with frequency at most delta (step 5)
+    rng = np.random.default_rng(3)
+    p, N, reps = 5, 20, 4000
+    L = rng.standard_normal((p, p)) / np.sqrt(p)
+    Sigma = L @ L.T
+
+    def pairs(n):
+        x = rng.standard_normal((n, p)) @ L.T
+        return x, x + 0.5 * rng.standard_normal((n, p))
+
+    xb, xpb = pairs(400_000)
+    second_moment = float(np.mean(np.sum(xb ** 2, 1) * np.sum(xpb ** 2, 1)))
+    x, xp = pairs(N * reps)
+    Delta = np.einsum("rni,rnj->rij", x.reshape(reps, N, p), xp.reshape(reps, N, p)) / N - Sigma
+    sq = np.sum(Delta ** 2, axis=(1, 2))
+    expected = (second_moment - np.sum(Sigma ** 2)) / N
+    assert abs(sq.mean() - expected) < 4 * sq.std() / np.sqrt(reps)
+    for delta in (0.05, 0.2, 0.5):
+        eps = bn.deviation_bound(1.0, second_moment, N, delta)
+        assert np.mean(np.sqrt(sq) > eps) <= delta
+    # the largest deviation over weights with lambda_max(G) <= 1 is the top singular value block of Delta
+    top = np.linalg.svd(Delta[0], compute_uv=False)
+    assert np.sqrt(np.sum(top[:2] ** 2)) <= np.sqrt(sq[0]) + 1e-12
+    assert bn.deviation_bound(2.0, 4.0, 4, 0.25, lam=4.0) == pytest.approx(2 * 2.0 * np.sqrt(4.0 / (4 * 0.25)))
+
+
+def test_generalization_check_bound_holds_and_reports_its_margin():
+    g = bn.generalization_check(GEN_CFG, seed=0)
+    assert g["deviation"] <= g["deviation_bound"]
+    assert g["deviation_ratio"] == pytest.approx(g["deviation_bound"] / g["deviation"])
+    assert g["bound"] == pytest.approx((np.sqrt(g["train_loss"]) + g["deviation_bound"]) ** 2)
+    assert g["test_loss"] <= g["bound"] and g["bound_ratio"] == pytest.approx(g["bound"] / g["test_loss"])
+    # sqrt(L) is 1-Lipschitz in the Lambda norm (lambda = 1 here)
+    assert np.sqrt(g["test_loss"]) <= np.sqrt(g["train_loss"]) + g["deviation"] + 1e-12
+    assert g["W_op2"] >= 1.0 and g["rademacher_rms"] == pytest.approx(np.sqrt(g["second_moment"] / 10))
+
+
+def test_generalization_claims_fail_when_the_bound_is_violated_or_vacuous():
+    from theorykit.theories.barlow_ntk._reproduce import GENERALIZATION_FACTOR, generalization_claims
+
+    def claims(deviation, bound):
+        gen = {"deviation": deviation, "deviation_bound": bound, "deviation_ratio": bound / deviation,
+               "deviation_se": 0.01, "delta": 0.05}
+        return {c.name: c.passed for c in generalization_claims(gen)}
+
+    assert all(claims(0.5, 5.0).values())
+    assert claims(0.5, 0.4) == {"generalization_bound_holds": False, "generalization_bound_within_factor": True}
+    vacuous = claims(0.5, 0.5 * GENERALIZATION_FACTOR * 1.01)
+    assert vacuous == {"generalization_bound_holds": True, "generalization_bound_within_factor": False}
+    with pytest.raises(InvalidParameterError, match="delta"):
+        bn.deviation_bound(1.0, 1.0, 10, 1.0)
+    with pytest.raises(InvalidParameterError, match="same length"):
+        bn.pair_rademacher_trace(np.ones(3), np.ones(4))
 
 
 # ------------------------------------------------------------------------------------------ errors & data

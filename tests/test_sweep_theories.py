@@ -79,7 +79,9 @@ def test_barlow_failing_point_is_reported_and_left_out(barlow_inline, tmp_path, 
     fit = br._fit(res["widths"], res["weight_dist"])
     assert fit.n_points == 3
     # the report lists the failure in its notes and still evaluates its claims on the other points
-    gen = {"test_loss": 0.1, "bound": 1.0, "delta": 0.05}
+    gen = {"test_loss": 0.1, "bound": 1.0, "bound_ratio": 10.0, "deviation": 0.3, "deviation_bound": 0.9,
+           "deviation_ratio": 3.0, "deviation_se": 0.01, "second_moment": 2.0, "second_moment_se": 0.01,
+           "n_moment": 100, "delta": 0.05}
     monkeypatch.setattr(br, "run_width_sweep", lambda cfg, seed, **kw: bx.collect_width_sweep(TINY, result))
     monkeypatch.setattr(br, "generalization_check", lambda cfg, seed: gen)
     report = br.reproduce(tmp_path, quick=True, seed=3)

@@ -10,7 +10,8 @@ width-independent ball, the NTK stays constant during training and the network f
 * ``_kernels`` (numba): backpropagation, GD/SGD training, empirical NTK, arc-cosine and Gauss–Hermite
   kernels, function-space flows;
 * ``_model``: validated public wrappers and data (Gaussian mixture; scikit-learn digits optionally);
-* ``_experiment`` / ``_reproduce``: width sweeps, generalisation bound, claims and figures.
+* ``_experiment`` / ``_reproduce``: width sweeps, kernelised Barlow Twins and its generalisation bound
+  (our derivation, in the form of the paper's Theorem 6.1 / Lemma 6.2 as summarised), claims and figures.
 
 Example
 -------
@@ -29,12 +30,15 @@ from ._model import (KernelFlowResult as KernelFlowResult, PairData as PairData,
                      infinite_width_ntk_diag as infinite_width_ntk_diag, init_params as init_params,
                      kernel_flow as kernel_flow, kernel_gd as kernel_gd, loss_and_gradient as loss_and_gradient,
                      network_outputs as network_outputs, train_network as train_network)
-from ._experiment import (FULL as FULL, QUICK as QUICK, SweepConfig as SweepConfig,
+from ._experiment import (FULL as FULL, QUICK as QUICK, KernelModelFit as KernelModelFit,
+                          SweepConfig as SweepConfig, deviation_bound as deviation_bound,
+                          feature_kernel_diag as feature_kernel_diag, fit_kernel_model as fit_kernel_model,
                           generalization_check as generalization_check, make_data as make_data,
-                          run_width_sweep as run_width_sweep)
+                          pair_rademacher_trace as pair_rademacher_trace, run_width_sweep as run_width_sweep)
 from ._reproduce import reproduce as reproduce
 
 __all__ = ["reproduce", "SweepConfig", "QUICK", "FULL", "run_width_sweep", "generalization_check", "make_data",
+           "fit_kernel_model", "KernelModelFit", "feature_kernel_diag", "pair_rademacher_trace", "deviation_bound",
            "init_params", "network_outputs", "cross_correlation", "barlow_loss", "loss_and_gradient",
            "empirical_ntk", "infinite_width_ntk", "infinite_width_ntk_diag", "train_network", "TrainResult",
            "kernel_flow", "kernel_gd", "KernelFlowResult", "augment", "gaussian_pairs", "digits_pairs", "PairData"]

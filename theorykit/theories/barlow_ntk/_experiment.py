@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._checks import check_int, check_range
+from ..._checks import check_finite_array, check_int, check_range
 from ..._random import SeedLike, spawn_seeds
 from ...errors import InvalidParameterError
 from ...sweep import SweepResult, sweep
@@ -23,7 +23,10 @@ class SweepConfig:
 
     ``t_end`` is the gradient-flow time (``n_steps = t_end / lr``); NTKs are taken at ``n_checkpoints``
     equally spaced times; ``init_loss_below`` redraws an initialisation until ``L(0)`` is below it (the
-    theorem's condition ``L(0) < 1``), ``None`` to keep the first draw.
+    theorem's condition ``L(0) < 1``), ``None`` to keep the first draw. The generalisation check
+    (:func:`generalization_check`) trains on ``n_train`` pairs, measures the population cross-correlation
+    on ``n_population`` fresh pairs, estimates the second moment of its bound on ``n_moment`` fresh pairs
+    and states the bound at confidence ``1 - conf_delta``.
     """
 
     widths: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
@@ -46,6 +49,7 @@ class SweepConfig:
     delta: float = 1e-2
     init_loss_below: float | None = 1.0
     n_population: int = 500
+    n_moment: int = 10000
     batch_size: int | None = None
     conf_delta: float = 0.05
 
@@ -68,6 +72,9 @@ class SweepConfig:
         check_range("lam", self.lam, 0.0)
         check_range("lr", self.lr, 0.0, low_open=True)
         check_range("t_end", self.t_end, 0.0, low_open=True)
+        check_int("n_population", self.n_population, 2)
+        check_int("n_moment", self.n_moment, 2)
+        check_range("conf_delta", self.conf_delta, 0.0, 1.0, low_open=True, high_open=True)
         if self.data not in ("gaussian", "digits"):
             raise InvalidParameterError(f"data must be 'gaussian' or 'digits', got {self.data!r}")
         return self
@@ -222,67 +229,186 @@ def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0, *, processes: int |
     return collect_width_sweep(cfg, result)
 
 
-def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | None = None) -> dict[str, float]:
-    r"""Kernelised Barlow Twins: train the infinite-width kernel model, evaluate a uniform deviation bound.
+@dataclass(frozen=True)
+class KernelModelFit:
+    r"""The trained kernel model :math:`f(x) = f_0(x) + \Theta_\infty(x, Z)\,A` of :func:`fit_kernel_model`.
 
-    The model is :math:`f(x) = f_0(x) + \sum_j \Theta_\infty(x, z_j)\alpha_j` (``f_0`` the outputs of a
-    width-``M_init`` network at initialisation, :math:`\Theta_\infty` the infinite-width NTK), trained by the
-    coefficient flow :math:`\dot\alpha = -\partial L/\partial f` to ``t_end``. Writing
-    :math:`f = \tilde W \psi(x)` with :math:`\psi = (\phi_\infty(x), f_0(x))`, :math:`\tilde W = [W, I_K]`,
-    the cross-correlation is :math:`C = \tilde W \Sigma_\psi \tilde W^*`, so for every :math:`\tilde W`
-
-    .. math:: \sqrt{L_{pop}} \le \sqrt{\hat L} + \max(1,\sqrt\lambda)\,\|\tilde W\|_{op}^2\,
-              \|\hat\Sigma_\psi - \Sigma_\psi\|_{HS},\qquad
-              \|\hat\Sigma_\psi - \Sigma_\psi\|_{HS} \le \kappa^2\,\frac{1 + \sqrt{2\log(1/\delta)}}{\sqrt N}
-
-    with probability :math:`1-\delta` (McDiarmid), :math:`\kappa^2 \ge \sup_x \|\psi(x)\|^2`. ``kappa2`` is
-    taken as the maximum over all sampled inputs (train and the population sample). Returns the bound, the
-    training loss, the population loss measured on ``n_population`` fresh pairs, and the network's
-    population loss at width ``M_init`` for reference.
+    ``train`` / ``population`` the training pairs and fresh pairs from the same distribution; ``W0``, ``V0``
+    the width-M network whose outputs at initialisation are :math:`f_0`; ``theta`` (2N, 2N) the
+    infinite-width NTK on the training inputs :math:`Z` (first views, then second views); ``A`` (2N, K) the
+    trained coefficients; ``F_train`` (2N, K) the outputs on :math:`Z`; ``moment_seed`` the seed of the
+    fresh pairs used for the bound's second moment.
     """
+
+    train: PairData
+    population: PairData
+    W0: np.ndarray
+    V0: np.ndarray
+    theta: np.ndarray
+    A: np.ndarray
+    F_train: np.ndarray
+    moment_seed: int
+
+
+def fit_kernel_model(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | None = None) -> KernelModelFit:
+    r"""Train kernelised Barlow Twins: the coefficient flow :math:`\dot\alpha = -\partial L/\partial f` of
+    :math:`f = f_0 + \Theta_\infty(\cdot, Z)\alpha`, Euler steps of size ``lr`` to ``t_end`` (the network's
+    steps), ``f_0`` a width-``M_init`` network (default: the largest width) at initialisation."""
     cfg.check()
     M_init = M_init or max(cfg.widths)
-    data_seed, pop_seed, init_seed = spawn_seeds(seed, 3)
+    data_seed, pop_seed, init_seed, moment_seed = spawn_seeds(seed, 4)
     N = cfg.n_train
     tr = make_data(cfg, N, int(data_seed), "train")
     n_pop = cfg.n_population if cfg.data == "gaussian" else min(cfg.n_population, 590)
     pop = make_data(cfg, n_pop, int(pop_seed), "test")
     Ztr = np.vstack([tr.X, tr.Xp])
-    d = Ztr.shape[1]
-    W0, V0, F0, _ = _init(cfg, d, M_init, Ztr, N, int(init_seed))
+    W0, V0, F0, _ = _init(cfg, Ztr.shape[1], M_init, Ztr, N, int(init_seed))
     K = cfg.K
-    th = np.kron(infinite_width_ntk(Ztr, activation=cfg.activation), np.eye(K))
-    n_steps = cfg.n_steps
-    # the coefficient flow, integrated with the same small steps as the network (Euler on alpha)
+    theta = infinite_width_ntk(Ztr, activation=cfg.activation)
+    th = np.kron(theta, np.eye(K))
     a = np.zeros(2 * N * K)
     g = np.empty(2 * N * K)
-    for _ in range(n_steps):
+    for _ in range(cfg.n_steps):
         _k.kernel_coef_rhs(a, F0, th, N, K, cfg.lam, g)
         a += cfg.lr * g
-    Ftr = F0 + (th @ a).reshape(2 * N, K)
-    L_train = barlow_loss(Ftr[:N].T @ Ftr[N:] / N, cfg.lam)
-    A = a.reshape(2 * N, K)
+    return KernelModelFit(train=tr, population=pop, W0=W0, V0=V0, theta=theta, A=a.reshape(2 * N, K),
+                          F_train=F0 + (th @ a).reshape(2 * N, K), moment_seed=int(moment_seed))
+
+
+def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | None = None) -> dict[str, float]:
+    r"""Kernelised Barlow Twins: train the infinite-width kernel model and evaluate our generalisation bound.
+
+    The model is :math:`f(x) = f_0(x) + \sum_j \Theta_\infty(x, z_j)\alpha_j` (``f_0`` the outputs of a
+    width-``M_init`` network at initialisation, :math:`\Theta_\infty` the infinite-width NTK), trained by the
+    coefficient flow :math:`\dot\alpha = -\partial L/\partial f` to ``t_end``. It is linear in the feature map
+    :math:`\psi(x) = (\phi_\infty(x), f_0(x))` with kernel :math:`\kappa(x, y) = \Theta_\infty(x, y) +
+    f_0(x)\cdot f_0(y)`, with weights of Gram matrix :math:`G = A^\top\Theta_\infty(Z, Z)A + I_K`
+    (:math:`A` the (2N, K) coefficients). Our derivation (``derivations/barlow_ntk.md`` §5, following the
+    form of the paper's Theorem 6.1 and Lemma 6.2 as summarised) gives, with probability :math:`1-\delta`,
+
+    .. math:: \|C_{pop} - \hat C\|_\Lambda \le \varepsilon = \max(1,\sqrt\lambda)\,\lambda_{\max}(G)\,
+              \sqrt{\frac{E[\kappa(x,x)\,\kappa(x^+,x^+)]}{N\delta}},\qquad
+              \sqrt{L_{pop}} \le \sqrt{\hat L} + \varepsilon ,
+
+    uniformly over the weights, hence for the trained model (:math:`\|\cdot\|_\Lambda` the Frobenius norm
+    with weight :math:`\lambda` off the diagonal, so that :math:`L = \|C - I\|_\Lambda^2`). The second
+    moment is estimated on ``n_moment`` fresh pairs (independent of the training pairs).
+
+    Returns
+    -------
+    dict
+        ``deviation`` (measured :math:`\|C_{pop}-\hat C\|_\Lambda`, :math:`C_{pop}` on ``n_population``
+        fresh pairs; ``deviation_se`` its Monte-Carlo standard error), ``deviation_bound``
+        (:math:`\varepsilon`) and ``deviation_ratio`` (bound / measured); ``train_loss``, ``test_loss``
+        (:math:`L_{pop}`), ``bound`` (:math:`(\sqrt{\hat L}+\varepsilon)^2`) and ``bound_ratio``
+        (bound / ``test_loss``); the pieces ``W_op2`` (:math:`\lambda_{\max}(G)`), ``second_moment``
+        (with ``second_moment_se``), ``rademacher_rms`` (:math:`\sqrt{E[\kappa\kappa]/N}`, the
+        root-mean-square Rademacher average of the unit ball) and ``rademacher_trace`` (its empirical
+        form on the training pairs, :func:`pair_rademacher_trace`); the network's own train and population
+        losses at width ``M_init`` for reference; ``n_train``, ``n_population``, ``n_moment``, ``M_init``,
+        ``delta``.
+    """
+    fit = fit_kernel_model(cfg, seed, M_init)
+    N, K, n_pop = cfg.n_train, cfg.K, fit.population.X.shape[0]
+    tr, pop, A, theta, W0, V0 = fit.train, fit.population, fit.A, fit.theta, fit.W0, fit.V0
+    Ztr = np.vstack([tr.X, tr.Xp])
+    C_train = fit.F_train[:N].T @ fit.F_train[N:] / N
+    L_train = barlow_loss(C_train, cfg.lam)
     Zpop = np.vstack([pop.X, pop.Xp])
     kx = infinite_width_ntk(Zpop, Ztr, activation=cfg.activation)
     f0pop = network_outputs(Zpop, W0, V0, cfg.activation)
     Fpop = f0pop + kx @ A
-    L_pop = barlow_loss(Fpop[:n_pop].T @ Fpop[n_pop:] / n_pop, cfg.lam)
-    Wt2 = float(np.linalg.eigvalsh(A.T @ infinite_width_ntk(Ztr, activation=cfg.activation) @ A
-                                   + np.eye(K)).max())
-    diag_pop = infinite_width_ntk_diag(np.vstack([Zpop, Ztr]), activation=cfg.activation)
-    f0all = np.vstack([f0pop, F0])
-    kappa2 = float(np.max(diag_pop + np.sum(f0all ** 2, axis=1)))
-    eps = kappa2 * (1 + np.sqrt(2 * np.log(1 / cfg.conf_delta))) / np.sqrt(N)
-    bound = (np.sqrt(L_train) + max(1.0, np.sqrt(cfg.lam)) * Wt2 * eps) ** 2
+    prod = Fpop[:n_pop, :, None] * Fpop[n_pop:, None, :]  # f_k(x) f_l(x+) per population pair
+    C_pop = prod.mean(axis=0)
+    L_pop = barlow_loss(C_pop, cfg.lam)
+    weights = np.where(np.eye(K) > 0, 1.0, cfg.lam)
+    deviation = float(np.sqrt(np.sum(weights * (C_pop - C_train) ** 2)))
+    deviation_se = float(np.sqrt(np.sum(weights * prod.var(axis=0, ddof=1)) / n_pop))
+    W_op2 = float(np.linalg.eigvalsh(A.T @ theta @ A + np.eye(K)).max())
+    n_mom = cfg.n_moment if cfg.data == "gaussian" else min(cfg.n_moment, 590)
+    mom = make_data(cfg, n_mom, fit.moment_seed, "test")
+    kk = (feature_kernel_diag(mom.X, W0, V0, cfg.activation)
+          * feature_kernel_diag(mom.Xp, W0, V0, cfg.activation))
+    second_moment = float(kk.mean())
+    eps = deviation_bound(W_op2, second_moment, N, cfg.conf_delta, cfg.lam)
+    bound = (np.sqrt(L_train) + eps) ** 2
     # the network itself at width M_init, same data and initialisation
     r = train_network(tr.X, tr.Xp, W0, V0, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
-                      n_steps=n_steps, record_every=n_steps)
+                      n_steps=cfg.n_steps, record_every=cfg.n_steps)
     Fn = network_outputs(Zpop, r.W, r.V, cfg.activation)
     L_pop_net = barlow_loss(Fn[:n_pop].T @ Fn[n_pop:] / n_pop, cfg.lam)
-    return {"bound": float(bound), "train_loss": float(L_train), "test_loss": float(L_pop),
+    return {"deviation": deviation, "deviation_se": deviation_se, "deviation_bound": eps,
+            "deviation_ratio": eps / deviation if deviation > 0 else float("inf"),
+            "train_loss": float(L_train), "test_loss": float(L_pop),
+            "bound": float(bound), "bound_ratio": float(bound / L_pop) if L_pop > 0 else float("inf"),
             "test_loss_network": float(L_pop_net), "train_loss_network": float(r.loss[-1]),
-            "kappa2": kappa2, "W_op2": Wt2, "epsilon": float(eps), "n_train": N, "n_population": n_pop,
-            "M_init": M_init, "delta": cfg.conf_delta}
+            "W_op2": W_op2, "second_moment": second_moment,
+            "second_moment_se": float(kk.std(ddof=1) / np.sqrt(kk.size)),
+            "rademacher_rms": float(np.sqrt(second_moment / N)),
+            "rademacher_trace": pair_rademacher_trace(feature_kernel_diag(tr.X, W0, V0, cfg.activation),
+                                                      feature_kernel_diag(tr.Xp, W0, V0, cfg.activation)),
+            "n_train": N, "n_population": n_pop, "n_moment": n_mom, "M_init": fit.W0.shape[0],
+            "delta": cfg.conf_delta}
+
+
+def feature_kernel_diag(X, W0, V0, activation: str) -> np.ndarray:
+    r""":math:`\kappa(x, x) = \Theta_\infty(x, x) + \|f_0(x)\|^2` (n,) for inputs ``X`` (n, d): the diagonal of
+    the kernel of the feature map :math:`\psi(x) = (\phi_\infty(x), f_0(x))` of the kernel model, ``f_0`` the
+    outputs of the network ``(W0, V0)``."""
+    return infinite_width_ntk_diag(X, activation) + np.sum(network_outputs(X, W0, V0, activation) ** 2, axis=1)
+
+
+def pair_rademacher_trace(kdiag_first, kdiag_second) -> float:
+    r"""Trace bound on the empirical Rademacher complexity of the unit ball of the pair RKHS.
+
+    The pair kernel is :math:`k((x, x^+), (y, y^+)) = \kappa(x, y)\,\kappa(x^+, y^+)`; for N pairs
+
+    .. math:: \hat R_S = \frac1N E_\sigma \Big\|\sum_i \sigma_i\,\psi(x_i)\otimes\psi(x_i^+)\Big\|
+              \le \frac1N\sqrt{\sum_i \kappa(x_i, x_i)\,\kappa(x_i^+, x_i^+)} ,
+
+    the form :math:`B\sqrt{\mathrm{tr}\,K}/n` of Lemma 6.2 (as summarised) with B = 1.
+
+    Parameters
+    ----------
+    kdiag_first, kdiag_second : (N,)
+        :math:`\kappa(x_i, x_i)` and :math:`\kappa(x_i^+, x_i^+)`, non-negative.
+    """
+    ka = check_finite_array("kdiag_first", kdiag_first, ndim=1)
+    kb = check_finite_array("kdiag_second", kdiag_second, ndim=1)
+    if ka.shape != kb.shape or ka.size < 1:
+        raise InvalidParameterError(f"kdiag_first and kdiag_second must have the same length >= 1, got "
+                                    f"{ka.shape} and {kb.shape}")
+    if np.any(ka < 0) or np.any(kb < 0):
+        raise InvalidParameterError("kernel diagonals must be non-negative")
+    return float(np.sqrt(np.sum(ka * kb)) / ka.size)
+
+
+def deviation_bound(gram_max_eig: float, second_moment: float, n: int, delta: float, lam: float = 1.0) -> float:
+    r"""Our uniform bound on :math:`\|C_{pop} - \hat C\|_\Lambda` for kernelised Barlow Twins.
+
+    .. math:: \varepsilon = \max(1, \sqrt\lambda)\;\lambda_{\max}(G)\;
+              \sqrt{\frac{E[\kappa(x,x)\kappa(x^+,x^+)]}{n\,\delta}}
+
+    holds with probability at least :math:`1-\delta` over the n training pairs, for every weight operator
+    with Gram matrix G (derivation: ``derivations/barlow_ntk.md`` §5).
+
+    Parameters
+    ----------
+    gram_max_eig : float >= 0
+        :math:`\lambda_{\max}(G)`, G the Gram matrix of the K output weights.
+    second_moment : float >= 0
+        :math:`E[\kappa(x,x)\,\kappa(x^+,x^+)]` over positive pairs.
+    n : int >= 1
+    delta : float in (0, 1)
+    lam : float >= 0
+        Off-diagonal weight of the loss.
+    """
+    gram_max_eig = check_range("gram_max_eig", gram_max_eig, 0.0)
+    second_moment = check_range("second_moment", second_moment, 0.0)
+    n = check_int("n", n, 1)
+    delta = check_range("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
+    lam = check_range("lam", lam, 0.0)
+    return float(max(1.0, np.sqrt(lam)) * gram_max_eig * np.sqrt(second_moment / (n * delta)))
 
 
 def config_dict(cfg: SweepConfig) -> dict:
@@ -291,4 +417,5 @@ def config_dict(cfg: SweepConfig) -> dict:
 
 
 __all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "width_sweep_points", "width_point",
-           "collect_width_sweep", "generalization_check", "make_data"]
+           "collect_width_sweep", "generalization_check", "fit_kernel_model", "KernelModelFit",
+           "feature_kernel_diag", "pair_rademacher_trace", "deviation_bound", "make_data"]

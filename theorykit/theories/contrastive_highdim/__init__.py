@@ -1,5 +1,12 @@
 r"""Nonlinear contrastive learning in the high-dimensional limit (after Meng & Wang, arXiv 2406.06909).
 
+Only the paper's abstract and TL;DR could be read. They give the qualitative claims this theory checks (a
+McKean–Vlasov PDE and, under L2, closed ODEs for cosine similarities; learnability from an uninformative
+start decided by the second moment of the hidden variable alone; higher moments shaping the basins;
+independent augmentation noise hurting and negatively correlated noise helping). The model, the loss and
+every equation below are **our reconstruction**, not the paper's (``derivations/contrastive_highdim.md`` §0
+says what is the paper's and what is ours):
+
 Data :math:`x = U c + \sqrt\eta\,a` with orthonormal features :math:`U \in \mathbb R^{n\times d}`, two
 views :math:`x + \sigma\varepsilon^{(1,2)}` with noise correlation :math:`\rho`, a single-layer network
 with odd activation (``tanh``), the pair loss :math:`-f(w^\top x^{(1)}) f(w^\top x^{(2)})` summed over

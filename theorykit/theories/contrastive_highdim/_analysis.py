@@ -1,5 +1,6 @@
 """Analysis of the contrastive ODEs: the uninformative state and its stability (learnability threshold),
-basins of feature selection, final cosines against the augmentation noise, and ODE-vs-SGD errors."""
+basins of feature selection, final cosines against the augmentation noise, and ODE-vs-SGD errors (of our
+reconstructed model, see ``derivations/contrastive_highdim.md`` §0)."""
 
 from __future__ import annotations
 

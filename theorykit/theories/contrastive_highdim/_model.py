@@ -1,6 +1,7 @@
 """The contrastive model's numeric side: laws of the hidden variable, hyper-parameters, the compiled
 order-parameter ODEs (Gauss quadrature of the derived loss derivatives), finite-n SGD and the PDE
-particle method."""
+particle method. The model is our reconstruction of Meng & Wang's (arXiv 2406.06909; only the abstract
+could be read), see ``derivations/contrastive_highdim.md`` §0."""
 
 from __future__ import annotations
 

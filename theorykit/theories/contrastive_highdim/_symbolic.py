@@ -1,5 +1,7 @@
 r"""SymPy derivation of the high-dimensional contrastive model: loss derivatives, the per-coordinate SDE,
-the closed order-parameter ODEs, and their expansion around the uninformative state.
+the closed order-parameter ODEs, and their expansion around the uninformative state. All of it is our
+reconstruction of Meng & Wang's model (arXiv 2406.06909), whose equations are not known here: only the
+paper's abstract, with its qualitative claims, could be read.
 
 Notation (see ``derivations/contrastive_highdim.md``): pre-activations of the two views
 :math:`z_a = h + v_a` with the shared signal :math:`h = q^\top c` and the Gaussian noise parts
