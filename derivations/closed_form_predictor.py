@@ -2,8 +2,7 @@
 
 Run from the repository root::
 
-    python derivations/closed_form_predictor.py            # (re)write the Markdown file
-    python derivations/closed_form_predictor.py --check    # exit 1 if the committed file is out of date
+    python derivations/closed_form_predictor.py
 
 Every flow below is produced by SymPy from the per-sample losses
 (:mod:`theorykit.theories.closed_form_predictor._symbolic`); the papers' forms are quoted in the text and
@@ -12,8 +11,6 @@ compared numerically by the claims ``*_matches_*`` of the theory's studies.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import sympy as sp
@@ -116,19 +113,10 @@ def render() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="only compare with the committed file")
-    args = ap.parse_args(argv)
-    text = render()
-    if args.check:
-        same = OUT.exists() and OUT.read_text() == text
-        print("up to date" if same else f"{OUT} is out of date: run python derivations/closed_form_predictor.py")
-        return 0 if same else 1
-    OUT.write_text(text)
+def main() -> None:
+    OUT.write_text(render())
     print(f"wrote {OUT}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -155,7 +155,8 @@ def test_sgd_step_is_minus_lr_times_the_minibatch_gradient(code):
     for idx in np.ndindex(*W.shape):
         E = np.zeros_like(W)
         E[idx] = 1e-6
-        grad[idx] = (_minibatch_loss(code, W + E, W, P, X1, X2, M) - _minibatch_loss(code, W - E, W, P, X1, X2, M)) / 2e-6
+        grad[idx] = (_minibatch_loss(code, W + E, W, P, X1, X2, M)
+                     - _minibatch_loss(code, W - E, W, P, X1, X2, M)) / 2e-6
     np.testing.assert_allclose((W - Wn) / lr, grad, rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(Wt, Wn)  # SimSiam: the target follows W
 
@@ -211,14 +212,28 @@ def test_sgd_claims_pass_at_seed_0(study):
         assert Claim(**c).passed, Claim(**c).describe_failure()
 
 
+def test_builtin_systems_reach_their_fixed_points():
+    from theorykit.solve import solve
+
+    final = {}
+    for key, b in cfp.builtin_systems().items():
+        csys = compile_system(b.build(), backend="numpy")
+        final[key] = solve(csys, b.y0, (0.0, 150.0), b.params, method="lsoda").final
+    assert final["euclidean_lambda"][0] == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(final["euclidean_modes"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(final["cosine_modes"], 0.8, atol=1e-6)  # isotropic at the initial mean s
+    p_plus = St.tian_roots(0.1, 0.2)[1]
+    np.testing.assert_allclose(final["directpred_ema"], [p_plus ** 2 / 1.2, 1.0], atol=1e-4)
+
+
 def test_builtin_systems_solve_through_the_cli(tmp_path, capsys, monkeypatch):
     from theorykit.cli import main
 
     monkeypatch.setitem(theories.THEORIES, "closed_form_predictor", (cfp.__name__, cfp.TITLE))
-    for key in cfp.builtin_systems():
-        assert main(["solve", f"closed_form_predictor.{key}", "--t-final", "40", "--out", str(tmp_path / key)]) == 0
-    out = capsys.readouterr().out
-    assert "lambda = 0.99999" in out and "s1 = 0.8000000" in out  # isotropic at 1, cosine at the initial scale
+    assert {"closed_form_predictor.euclidean_lambda", "closed_form_predictor.directpred_modes"} <= set(
+        theories.builtin_systems())
+    assert main(["solve", "closed_form_predictor.iso_euclidean_lambda", "--out", str(tmp_path)]) == 0
+    assert "lambda = 0.99999" in capsys.readouterr().out
 
 
 def test_derivation_document_is_up_to_date():

@@ -1,13 +1,8 @@
 r"""Non-contrastive learning with a closed-form predictor: DirectPred (Tian, Chen & Ganguli 2021, §6,
 Eqs. 18-19) and the closed-form predictor with IsoLoss (Halvagal, Laborieux & Zenke 2023).
 
-A linear encoder ``W`` (M x N) and a predictor :math:`W_P = U\,\mathrm{diag}(|d|^\alpha)\,U^\top` computed
-from :math:`WW^\top = U\,\mathrm{diag}(d)\,U^\top` (DirectPred: :math:`\alpha = 1/2` plus
-:math:`\epsilon \max_j d_j`, from a running estimate of :math:`E[ff^\top]`); Euclidean and cosine losses
-with a stop-gradient target (SimSiam or EMA), their IsoLoss variants, weight decay. :mod:`._symbolic`
-derives the eigenvalue ODEs from the losses, :mod:`._kernels` / :mod:`._simulate` run SGD on the networks,
-:mod:`._studies` compares the two claim by claim, :mod:`._figures` draws them. See
-``derivations/closed_form_predictor.md`` for which equation comes from which source.
+:mod:`._symbolic` derives the eigenvalue ODEs from the losses, :mod:`._kernels` / :mod:`._simulate` run SGD
+on the networks, :mod:`._studies` compares the two claim by claim and :mod:`._figures` draws them.
 """
 
 from __future__ import annotations
@@ -30,27 +25,24 @@ def builtin_systems():
     return {
         "euclidean_lambda": BuiltinSystem(
             "euclidean_lambda", lambda: lambda_system("euclidean"), {"eta": 0.0, "sigma2_o": 0.0, "alpha": 1.0},
-            {"lambda": 0.1}, "one mode, Euclidean loss, lambda' = -2 alpha lambda^2 (lambda - 1) (Halvagal)",
-            {"alpha": (0.25, 2.0), "sigma2_o": (0.0, 2.0)}),
+            {"lambda": 0.1}, "one mode, Euclidean loss, lambda' = -2 alpha lambda^2 (lambda - 1) (Halvagal)"),
         "iso_euclidean_lambda": BuiltinSystem(
             "iso_euclidean_lambda", lambda: lambda_system("iso_euclidean"),
             {"eta": 0.0, "sigma2_o": 0.0, "alpha": 1.0}, {"lambda": 0.1},
-            "one mode, Euclidean IsoLoss, lambda' = -2 alpha lambda (lambda - 1)", {"alpha": (0.25, 2.0)}),
+            "one mode, Euclidean IsoLoss, lambda' = -2 alpha lambda (lambda - 1)"),
         **{f"{loss}_modes": BuiltinSystem(
             f"{loss}_modes", (lambda loss=loss: mode_system(loss, "closed_form", 2)),
             {"eta": 0.0, "sigma2_o": 0.0, "alpha": 0.5, "f1": 0.5, **({"sigma2_t": 0.5} if "cosine" in loss else {})},
-            two, f"two groups of eigenvalues s_k of W W^T, {loss} loss, closed-form predictor s^alpha",
-            {"eta": (0.0, 0.5), "alpha": (0.25, 2.0)}) for loss in LOSSES},
+            two, f"two groups of eigenvalues s_k of W W^T, {loss} loss, closed-form predictor s^alpha")
+          for loss in LOSSES},
         "directpred_modes": BuiltinSystem(
             "directpred_modes", lambda: mode_system("euclidean", "directpred", 2),
             {"eta": 0.1, "sigma2_o": 0.2, "epsilon": 0.4, "f1": 0.5}, {"s1": 0.21, "s2": 0.007},
-            "two groups, DirectPred p = sqrt(s_hat) + epsilon max s_hat (Tian Eq. 18), weight decay",
-            {"eta": (0.0, 0.3), "epsilon": (0.0, 1.0)}),
+            "two groups, DirectPred p = sqrt(s_hat) + epsilon max s_hat (Tian Eq. 18), weight decay"),
         "directpred_ema": BuiltinSystem(
             "directpred_ema", lambda: mode_system("euclidean", "directpred", 1, ema=True),
             {"eta": 0.1, "sigma2_o": 0.2, "epsilon": 0.0, "beta": 0.5}, {"s1": 0.21, "tau1": 0.0},
-            "one mode, DirectPred with an EMA target started at W_t = 0 (Tian Eqs. 12-13, 18)",
-            {"eta": (0.0, 0.3), "beta": (0.05, 5.0)}),
+            "one mode, DirectPred with an EMA target started at W_t = 0 (Tian Eqs. 12-13, 18)"),
     }
 
 

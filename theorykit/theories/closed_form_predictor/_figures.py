@@ -16,7 +16,13 @@ def _plt():
     return plt
 
 
-def trajectories(path: Path, study: dict, kind: str = "lambda", title: str = "") -> Path:
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
+def trajectories(path: Path, study: dict, kind: str = "lambda", title: str = "") -> None:
     """One panel per run of ``study`` (``runs`` and ``odes`` by the same key): group means of ``kind``
     (``s`` or ``lambda``) from SGD (dots) and the derived ODE (lines), and ``|W|_F^2/M`` (grey)."""
     plt = _plt()
@@ -30,17 +36,13 @@ def trajectories(path: Path, study: dict, kind: str = "lambda", title: str = "")
         ax.plot(run.t, ode["mean_s"], "-", color="0.6", lw=1, label="|W|^2/M (ODE)")
         ax.plot(run.t, run.observables["mean_s"], ".", color="0.6", ms=2, label="|W|^2/M (SGD)")
         ax.set_title(f"{key} (M={run.params['dim']}, batch={run.params['batch']})", fontsize=9)
-        ax.set_xlabel("t = lr x steps")
-        ax.set_ylabel(kind)
+        ax.set(xlabel="t = lr x steps", ylabel=kind)
         ax.legend(fontsize=6)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    _save(fig, path)
 
 
-def width_scaling(path: Path, study: dict) -> Path:
+def width_scaling(path: Path, study: dict) -> None:
     """Max |s_SGD - s_ODE| against the width with the fitted power laws, one colour per loss."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
@@ -50,13 +52,9 @@ def width_scaling(path: Path, study: dict) -> Path:
         ax.loglog(np.repeat(dims, errors.shape[1]), errors.ravel(), "o", color=f"C{k}", alpha=0.6)
         ax.loglog(dims, fit.predict(dims), "-", color=f"C{k}", label=f"{loss}: slope {fit.slope:.2f} "
                   f"[{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]")
-    ax.set_xlabel("width M (batch = M/2, lr = 0.64/M)")
-    ax.set_ylabel("max |s_SGD - s_ODE|")
+    ax.set(xlabel="width M (batch = M/2, lr = 0.64/M)", ylabel="max |s_SGD - s_ODE|")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    _save(fig, path)
 
 
 __all__ = ["trajectories", "width_scaling"]

@@ -65,21 +65,12 @@ def observe(W, Wt, F, U, group, n_groups, alpha, epsilon, out_s, out_lam, out_ta
     ``group`` (int64 (M,)); writes ``out_*`` ((n_groups,)); returns ``|W|_F^2 / M``."""
     P, _ = predictor(F, alpha, epsilon)
     A, C = U.T @ W, U.T @ Wt
-    PU = P @ U
-    counts = np.zeros(n_groups)
-    out_s[:] = 0.0
-    out_lam[:] = 0.0
-    out_tau[:] = 0.0
-    for j in range(U.shape[1]):
-        k = group[j]
-        sj = np.sum(A[j] ** 2)
-        out_s[k] += sj
-        out_lam[k] += np.sum(U[:, j] * PU[:, j])
-        out_tau[k] += np.sum(C[j] * A[j]) / sj if sj > 0.0 else 1.0
-        counts[k] += 1.0
-    out_s /= counts
-    out_lam /= counts
-    out_tau /= counts
+    s = np.sum(A ** 2, axis=1)
+    lam = np.sum(U * (P @ U), axis=0)
+    tau = np.sum(C * A, axis=1) / s
+    for k in range(n_groups):
+        m = group == k
+        out_s[k], out_lam[k], out_tau[k] = s[m].mean(), lam[m].mean(), tau[m].mean()
     return np.sum(W ** 2) / W.shape[0]
 
 

@@ -33,10 +33,7 @@ class Run:
 
     def group(self, kind: str) -> np.ndarray:
         """``s``, ``lambda`` or ``tau`` of every group as (n_rec, n_groups)."""
-        cols = sorted((k for k in self.observables if k.rstrip("0123456789") == kind), key=lambda k: int(k[len(kind):]))
-        if not cols:
-            raise KeyError(f"unknown observable kind {kind!r}: use s, lambda or tau")
-        return np.stack([self.observables[k] for k in cols], axis=1)
+        return np.stack([self.observables[f"{kind}{k + 1}"] for k in range(len(self.params["s0"]))], axis=1)
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -48,26 +45,14 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
              alpha: float = 1.0, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0, sigma2_o: float = 0.0,
              sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51, seed: SeedLike = 0) -> Run:
-    r"""SGD on ``W`` (``dim x n_in``) from ``W = U diag(sqrt(s0[group])) V^T`` (random orthogonal ``U``,
-    ``V``), target ``W_t = W``.
+    r"""SGD on ``W`` (``dim`` x ``n_in``, default square) from ``W = U diag(sqrt(s0[group])) V^T`` (random
+    orthogonal ``U``, ``V``; group ``k`` holds ``fractions[k]`` of the modes, default equal), ``W_t = W``.
 
-    Parameters
-    ----------
-    loss : one of ``LOSSES``; predictor : ``"closed_form"`` (``s**alpha`` from ``W W^T``) or
-        ``"directpred"`` (exponent 1/2 plus ``epsilon * max``, from the running estimate ``F`` with decay
-        ``rho``, started at its expectation ``(1 + sigma2_o) W W^T``).
-    dim, batch, n_in : int
-        Features M, minibatch size, input dimension N (default M).
-    lr, t_end : float
-        Learning rate and training time (``round(t_end / lr)`` steps, rounded to whole records).
-    s0, fractions : sequences
-        Start eigenvalue of each group of modes and the fraction of the M modes in it (default equal).
-    eta, sigma2_o, sigma2_t : float
-        Weight decay; augmentation variances of the online and target views.
-    ema_rate : float, optional
-        EMA target :math:`\dot W_t = \beta (W - W_t)` (keeps ``exp(-ema_rate * lr)`` per step); None: SimSiam.
-    seed : int or Generator
-        Draws the bases and the seed of the data stream (``Run.seed``).
+    ``predictor``: ``"closed_form"`` (``s**alpha`` from ``W W^T``) or ``"directpred"`` (exponent 1/2 plus
+    ``epsilon * max``, from the running estimate of :math:`E[z_1 z_1^\top]` with decay ``rho``, started at its
+    expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded ``n_record`` times;
+    ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate`` the EMA target
+    :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data stream.
     """
     check(loss, predictor)
     dim, batch = check_int("dim", dim, 1), check_int("batch", batch, 1)
@@ -76,8 +61,8 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     alpha = 0.5 if predictor == "directpred" else check_range("alpha", alpha, 0.0, low_open=True)
     epsilon = check_range("epsilon", epsilon, 0.0) if predictor == "directpred" else 0.0
     rho = check_range("rho", rho, 0.0, 1.0, high_open=True)
-    eta, sigma2_o, sigma2_t = (check_range(n, v, 0.0) for n, v in
-                               (("eta", eta), ("sigma2_o", sigma2_o), ("sigma2_t", sigma2_t)))
+    eta, sigma2_o, sigma2_t = (check_range(n, v, 0.0) for n, v in zip(("eta", "sigma2_o", "sigma2_t"),
+                                                                      (eta, sigma2_o, sigma2_t)))
     keep = 0.0 if ema_rate is None else float(np.exp(-check_range("ema_rate", ema_rate, 0.0, low_open=True) * lr))
     s0 = np.atleast_1d(np.asarray(s0, dtype=float))
     n_groups = s0.size

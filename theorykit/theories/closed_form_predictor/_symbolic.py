@@ -1,25 +1,15 @@
-r"""Symbolic layer (SymPy only): the per-sample losses of a linear encoder with a closed-form predictor,
-and the eigenvalue ODEs derived from them.
+r"""Symbolic layer (SymPy only): per-sample losses of a linear encoder with a closed-form predictor, and
+the eigenvalue ODEs derived from them (see ``derivations/closed_form_predictor.md`` for the sources).
 
-Model (Halvagal, Laborieux & Zenke 2023, toy notebook of ``fmi-basel/implicit-var-reg``; Tian, Chen &
-Ganguli 2021, §6). Input :math:`x \sim N(0, I_N)`, views :math:`x_1 = x + \xi_1`, :math:`x_2 = x + \xi_2`
-with :math:`\xi_i \sim N(0, \sigma_i^2 I_N)` (``sigma2_o`` online, ``sigma2_t`` target view), encoder
-:math:`W` (M x N), target :math:`W_t` behind a stop-gradient (SimSiam :math:`W_t = W`, or an EMA at rate
-``beta``: :math:`\dot W_t = \beta(W - W_t)`), features :math:`z_1 = W x_1`, :math:`z_2 = W_t x_2`. The
-predictor is not trained: :math:`W_P = U\,\mathrm{diag}(\lambda)\,U^\top` from :math:`W W^\top = U\,
-\mathrm{diag}(s)\,U^\top`, with ``closed_form`` :math:`\lambda = s^\alpha` (Halvagal) or ``directpred``
-:math:`\lambda_j = \sqrt{\hat s_j} + \epsilon \max_k \hat s_k` from the feature correlation
-:math:`\hat F = E[z_1 z_1^\top]`, :math:`\hat s = (1+\sigma_o^2) s` (Tian, Eqs. 18-19). No gradient flows
-through :math:`W_P`.
-
-In the eigenbasis every mode ``m`` of :math:`W = \sum_m w_m u_m v_m^\top` sees independent scalars
-:math:`g = v_m^\top x \sim N(0,1)`, :math:`e_i \sim N(0, \sigma_i^2)`: :math:`z_{1m} = w(g+e_1)`,
-:math:`z_{2m} = a(g+e_2)` (:math:`a = \tau w` the target's singular value) and :math:`p_m = \lambda z_{1m}`.
-Each loss is a function of overlaps (sums over the M modes of per-mode products). The flow is derived,
-not typed in: the surrogate :math:`\sum_X \mathrm{sg}(\partial\ell/\partial X)\,E[X]` (outer factors at
-the concentration values :math:`E[X]`, exact for the Euclidean losses, Bao's high-dimensional closure for
-the cosine ones) is averaged with :func:`theorykit.derive.expectation` and differentiated by
-:func:`theorykit.derive.gradient_flow` in the live singular values; stopped copies are then set equal.
+Input :math:`x \sim N(0, I_N)`, views :math:`x_i = x + \xi_i`, :math:`\xi_i \sim N(0, \sigma_i^2 I)` (``sigma2_o``
+online, ``sigma2_t`` target), encoder :math:`W` (M x N), target :math:`W_t` behind a stop-gradient (SimSiam
+or an EMA at rate ``beta``), predictor :math:`W_P = U\,\mathrm{diag}(\lambda)U^\top` from :math:`WW^\top =
+U\,\mathrm{diag}(s)U^\top` with no gradient through it. Mode ``m`` of :math:`W = \sum_m w_m u_m v_m^\top` sees
+:math:`g = v_m^\top x \sim N(0,1)`, :math:`e_i \sim N(0, \sigma_i^2)`: :math:`z_1 = w(g+e_1)`, :math:`z_2 =
+a(g+e_2)` (:math:`a = \tau w`), :math:`p = \lambda z_1`. The surrogate :math:`\sum_X \mathrm{sg}(\partial\ell/
+\partial X)\,E[X]` of the loss's overlaps ``X`` (outer factors at the concentration values: exact for the
+Euclidean losses, the high-dimensional closure for the cosine ones) is averaged with
+:func:`theorykit.derive.expectation` and differentiated by :func:`theorykit.derive.gradient_flow`.
 """
 
 from __future__ import annotations
@@ -148,7 +138,8 @@ def mode_system(loss: str, predictor: str = "closed_form", n_groups: int = 1, em
             "outer factors dl/dX at the concentration values E[X] (exact for Euclidean losses)",
             "Gaussian expectation of the per-mode overlap parts (theorykit.derive.expectation)",
             "gradient flow in the live singular values w_k with weight decay eta (theorykit.derive.gradient_flow)",
-            "stopped copies set equal; s = w^2, target a = tau w" + ("; EMA tau' = beta(1 - tau) - tau w'/w" if ema else ""))
+            "stopped copies set equal; s = w^2, target a = tau w"
+            + ("; EMA tau' = beta(1 - tau) - tau w'/w" if ema else ""))
     return ODESystem(t=t, states=tuple(states), rhs=tuple(rhs), params=tuple(params), observed=observed,
                      provenance=prov, name=f"{loss}_{predictor}_{len(s)}g" + ("_ema" if ema else ""))
 
