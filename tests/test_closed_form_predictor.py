@@ -190,7 +190,8 @@ def test_sgd_with_ema_target_follows_the_derived_ode():
     (dict(loss="hinge"), "loss"), (dict(predictor="learned"), "predictor"), (dict(lr=0.0), "lr"),
     (dict(s0=[1.0, -1.0]), "s0"), (dict(fractions=[0.3, 0.3]), "fractions"), (dict(rho=1.0), "rho"),
     (dict(predictor="directpred", epsilon=-0.1), "epsilon"), (dict(ema_rate=-1.0), "ema_rate"),
-    (dict(dim=1), "dim"), (dict(eta=-0.1), "eta"), (dict(n_in=1), "n_in")])
+    (dict(dim=1), "dim"), (dict(eta=-0.1), "eta"), (dict(n_in=1), "n_in"), (dict(epsilon=0.1), "epsilon"),
+    (dict(predictor="directpred", alpha=1.0), "alpha"), (dict(alpha=0.0), "alpha")])
 def test_bad_input_names_the_parameter(kwargs, name):
     base = dict(loss="euclidean", dim=4, batch=2, lr=0.1, t_end=0.2, s0=[1.0, 0.5])
     base.update(kwargs)

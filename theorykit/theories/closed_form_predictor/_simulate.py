@@ -43,14 +43,14 @@ def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
-             alpha: float = 1.0, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0, sigma2_o: float = 0.0,
+             alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0, sigma2_o: float = 0.0,
              sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51, seed: SeedLike = 0) -> Run:
     r"""SGD on ``W`` (``dim`` x ``n_in``, default square) from ``W = U diag(sqrt(s0[group])) V^T`` (random
     orthogonal ``U``, ``V``; group ``k`` holds ``fractions[k]`` of the modes, default equal), ``W_t = W``.
 
-    ``predictor``: ``"closed_form"`` (``s**alpha`` from ``W W^T``) or ``"directpred"`` (exponent 1/2 plus
-    ``epsilon * max``, from the running estimate of :math:`E[z_1 z_1^\top]` with decay ``rho``, started at its
-    expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded ``n_record`` times;
+    ``predictor``: ``"closed_form"`` (``s**alpha`` from ``W W^T``, default ``alpha`` 1) or ``"directpred"``
+    (exponent 1/2 plus ``epsilon * max``, from the running estimate of :math:`E[z_1 z_1^\top]` with decay
+    ``rho``, started at its expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded ``n_record`` times;
     ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate`` the EMA target
     :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data stream.
     """
@@ -58,8 +58,11 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     dim, batch = check_int("dim", dim, 1), check_int("batch", batch, 1)
     n_in = dim if n_in is None else check_int("n_in", n_in, dim)
     lr, t_end = check_range("lr", lr, 0.0, low_open=True), check_range("t_end", t_end, 0.0, low_open=True)
-    alpha = 0.5 if predictor == "directpred" else check_range("alpha", alpha, 0.0, low_open=True)
-    epsilon = check_range("epsilon", epsilon, 0.0) if predictor == "directpred" else 0.0
+    running = predictor == "directpred"
+    if (running and alpha is not None) or (not running and epsilon != 0.0):
+        raise InvalidParameterError(f"{'alpha' if running else 'epsilon'} does not apply to predictor={predictor!r}")
+    alpha = 0.5 if running else check_range("alpha", 1.0 if alpha is None else alpha, 0.0, low_open=True)
+    epsilon = check_range("epsilon", epsilon, 0.0)
     rho = check_range("rho", rho, 0.0, 1.0, high_open=True)
     eta, sigma2_o, sigma2_t = (check_range(n, v, 0.0) for n, v in zip(("eta", "sigma2_o", "sigma2_t"),
                                                                       (eta, sigma2_o, sigma2_t)))
@@ -80,7 +83,6 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     group = np.repeat(np.arange(n_groups), sizes).astype(np.int64)
     W = np.ascontiguousarray((U * np.sqrt(s0[group])) @ V)
     Wt, F = W.copy(), (1.0 + sigma2_o) * W @ W.T
-    running = predictor == "directpred"
     out = {k: np.zeros((n_record, n_groups)) for k in ("s", "lambda", "tau")}
     mean_s = np.zeros(n_record)
     mean_s[0] = _kernels.observe(W, Wt, F if running else W @ W.T, U, group, n_groups, alpha, epsilon,
