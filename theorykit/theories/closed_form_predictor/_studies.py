@@ -194,7 +194,7 @@ def cosine_study(seed: int = 0, quick: bool = True) -> dict:
     isotropic end point at the scale set by the initial norm."""
     dim = 32 if quick else 64
     s0, alpha = [1.2, 0.4], 0.5
-    r = simulate("cosine", dim=dim, batch=64, lr=0.005, t_end=6.0, s0=s0, alpha=alpha, sigma2_t=0.5, n_record=61,
+    r = simulate("cosine", dim=dim, batch=2 * dim, lr=0.005, t_end=6.0, s0=s0, alpha=alpha, sigma2_t=0.5, n_record=61,
                  seed=int(spawn_seeds(seed, 1)[0]))
     o = ode("cosine", "closed_form", s0, r.t, alpha=alpha, sigma2_t=0.5)
     lam_star = float(np.mean(s0)) ** alpha
