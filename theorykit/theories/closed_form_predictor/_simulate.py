@@ -43,16 +43,17 @@ def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
-             alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0, sigma2_o: float = 0.0,
-             sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51, seed: SeedLike = 0) -> Run:
+             alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0,
+             sigma2_o: float = 0.0, sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51,
+             seed: SeedLike = 0) -> Run:
     r"""SGD on ``W`` (``dim`` x ``n_in``, default square) from ``W = U diag(sqrt(s0[group])) V^T`` (random
     orthogonal ``U``, ``V``; group ``k`` holds ``fractions[k]`` of the modes, default equal), ``W_t = W``.
 
     ``predictor``: ``"closed_form"`` (``s**alpha`` from ``W W^T``, default ``alpha`` 1) or ``"directpred"``
     (exponent 1/2 plus ``epsilon * max``, from the running estimate of :math:`E[z_1 z_1^\top]` with decay
-    ``rho``, started at its expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded ``n_record`` times;
-    ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate`` the EMA target
-    :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data stream.
+    ``rho``, started at its expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded
+    ``n_record`` times; ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate``
+    the EMA target :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data.
     """
     check(loss, predictor)
     dim, batch = check_int("dim", dim, 1), check_int("batch", batch, 1)

@@ -131,8 +131,9 @@ def stability_study() -> dict:
         dp_dev = max(dp_dev, max(abs(g[0] - r[0]) for g, r in zip(got[1:], ref[1:])) if ok else np.inf)
     return {"claims": [
         claim("euclidean_fixed_points", "Euclidean lambda flow: lambda* = 1/(1+sigma2_o) stable at rate "
-              "2 alpha/(1+sigma2_o) (Halvagal: 2 alpha), lambda = 0 non-hyperbolic (eigenvalue 0: the lambda^2 multiplier); max deviation "
-              "of (position, eigenvalue) over alpha, sigma2_o (find_fixed_points)", dev["euclidean"], 0.0, 1e-8),
+              "2 alpha/(1+sigma2_o) (Halvagal: 2 alpha), lambda = 0 non-hyperbolic (eigenvalue 0: the lambda^2 "
+              "multiplier); max deviation of (position, eigenvalue) over alpha, sigma2_o (find_fixed_points)",
+              dev["euclidean"], 0.0, 1e-8),
         claim("iso_euclidean_fixed_points", "IsoLoss lambda flow: lambda* = 1/(1+sigma2_o) stable at rate 2 alpha, "
               "lambda = 0 unstable at rate 2 alpha (no multiplier); max deviation", dev["iso_euclidean"], 0.0, 1e-8),
         claim("cosine_isotropy_eigenvalues", "cosine flow at an isotropic point s: Jacobian eigenvalues 0 (conserved "
