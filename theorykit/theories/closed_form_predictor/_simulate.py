@@ -1,0 +1,110 @@
+"""Finite-width SGD on the linear encoder with a closed-form predictor, observed in a fixed eigenbasis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..._checks import check_int, check_range
+from ..._random import SeedLike, as_generator
+from ...errors import InvalidParameterError
+from . import _kernels
+from ._symbolic import LOSSES, check
+
+# Upper bound on the pre-drawn data held at once (bytes); the result does not depend on it.
+CHUNK_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Run:
+    """One SGD run: ``t`` (n_rec,) training time ``lr * step``; ``observables`` by name, each (n_rec,):
+    ``s<k>``, ``lambda<k>``, ``tau<k>`` (group means over the eigenbasis of the start, groups 1-based) and
+    ``mean_s`` (``|W|_F^2 / M``); ``spectrum`` the final eigenvalues of ``W W^T`` (ascending);
+    ``max_inner`` the largest ``|<grad, W>|/(|grad||W|)`` over the steps; ``seed`` of the data stream."""
+
+    t: np.ndarray
+    observables: dict[str, np.ndarray]
+    spectrum: np.ndarray
+    max_inner: float
+    seed: int
+    params: dict = field(default_factory=dict)
+
+    def group(self, kind: str) -> np.ndarray:
+        """``s``, ``lambda`` or ``tau`` of every group as (n_rec, n_groups)."""
+        return np.stack([self.observables[f"{kind}{k + 1}"] for k in range(len(self.params["s0"]))], axis=1)
+
+
+def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
+             s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
+             alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0,
+             sigma2_o: float = 0.0, sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51,
+             seed: SeedLike = 0) -> Run:
+    r"""SGD on ``W`` (``dim`` x ``n_in``, default square) from ``W = U diag(sqrt(s0[group])) V^T`` (random
+    orthogonal ``U``, ``V``; group ``k`` holds ``fractions[k]`` of the modes, default equal), ``W_t = W``.
+
+    ``predictor``: ``"closed_form"`` (``s**alpha`` from ``W W^T``, default ``alpha`` 1) or ``"directpred"``
+    (exponent 1/2 plus ``epsilon * max``, from the running estimate of :math:`E[z_1 z_1^\top]` with decay
+    ``rho``, started at its expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded
+    ``n_record`` times; ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate``
+    the EMA target :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data.
+    """
+    check(loss, predictor)
+    dim, batch = check_int("dim", dim, 1), check_int("batch", batch, 1)
+    n_in = dim if n_in is None else check_int("n_in", n_in, dim)
+    lr, t_end = check_range("lr", lr, 0.0, low_open=True), check_range("t_end", t_end, 0.0, low_open=True)
+    running = predictor == "directpred"
+    if (running and alpha is not None) or (not running and epsilon != 0.0):
+        raise InvalidParameterError(f"{'alpha' if running else 'epsilon'} does not apply to predictor={predictor!r}")
+    alpha = 0.5 if running else check_range("alpha", 1.0 if alpha is None else alpha, 0.0, low_open=True)
+    epsilon = check_range("epsilon", epsilon, 0.0)
+    rho = check_range("rho", rho, 0.0, 1.0, high_open=True)
+    eta, sigma2_o, sigma2_t = (check_range(n, v, 0.0) for n, v in zip(("eta", "sigma2_o", "sigma2_t"),
+                                                                      (eta, sigma2_o, sigma2_t)))
+    keep = 0.0 if ema_rate is None else float(np.exp(-check_range("ema_rate", ema_rate, 0.0, low_open=True) * lr))
+    s0 = np.atleast_1d(np.asarray(s0, dtype=float))
+    n_groups = s0.size
+    f = np.full(n_groups, 1.0 / n_groups) if fractions is None else np.asarray(fractions, dtype=float)
+    if f.shape != (n_groups,) or np.any(f <= 0) or abs(f.sum() - 1) > 1e-9 or np.any(s0 <= 0):
+        raise InvalidParameterError(f"s0 must be positive and fractions {n_groups} positive numbers summing to 1, "
+                                    f"got s0={s0.tolist()}, fractions={f.tolist()}")
+    sizes = np.diff(np.round(np.concatenate([[0.0], np.cumsum(f)]) * dim).astype(int))
+    if np.any(sizes == 0):
+        raise InvalidParameterError(f"dim={dim} is too small for fractions {f.tolist()}: a group would be empty")
+    n_record = check_int("n_record", n_record, 2)
+    every = max(int(round(t_end / lr)) // (n_record - 1), 1)
+    rng = as_generator(seed)
+    U, V = _orthogonal(rng, dim), _orthogonal(rng, n_in)[:dim]
+    group = np.repeat(np.arange(n_groups), sizes).astype(np.int64)
+    W = np.ascontiguousarray((U * np.sqrt(s0[group])) @ V)
+    Wt, F = W.copy(), (1.0 + sigma2_o) * W @ W.T
+    out = {k: np.zeros((n_record, n_groups)) for k in ("s", "lambda", "tau")}
+    mean_s = np.zeros(n_record)
+    mean_s[0] = _kernels.observe(W, Wt, F if running else W @ W.T, U, group, n_groups, alpha, epsilon,
+                                 out["s"][0], out["lambda"][0], out["tau"][0])
+    kseed = int(rng.integers(0, 2**31 - 1))
+    data = np.random.default_rng(kseed)
+    n_steps = every * (n_record - 1)
+    chunk = max(1, min(n_steps, CHUNK_BYTES // (8 * 3 * batch * n_in)))
+    worst = 0.0
+    code = LOSSES.index(loss)
+    for step0 in range(0, n_steps, chunk):
+        E = data.standard_normal((min(chunk, n_steps - step0), 3, batch, n_in))
+        worst = max(worst, _kernels.run_steps(W, Wt, F, E, np.sqrt(sigma2_o), np.sqrt(sigma2_t), code, alpha,
+                                              epsilon, rho, running, lr, eta, keep, float(dim), U, group, step0,
+                                              every, out["s"], out["lambda"], out["tau"], mean_s))
+    obs = {f"{k}{g + 1}": out[k][:, g] for k in out for g in range(n_groups)}
+    obs["mean_s"] = mean_s
+    params = dict(loss=loss, predictor=predictor, dim=dim, n_in=n_in, batch=batch, lr=lr, alpha=alpha,
+                  epsilon=epsilon, rho=rho, eta=eta, sigma2_o=sigma2_o, sigma2_t=sigma2_t, ema_rate=ema_rate,
+                  s0=s0.tolist(), fractions=f.tolist())
+    return Run(np.arange(n_record) * every * lr, obs, np.linalg.eigvalsh(W @ W.T), float(worst), kseed, params)
+
+
+__all__ = ["Run", "simulate"]
