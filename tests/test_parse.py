@@ -182,3 +182,11 @@ def test_a_parameter_named_like_a_constant_is_a_parameter_numerically():
     csys = compile_system(make_system(["x"], ["-E*x"], name="decay_E"), backend="numpy", cache=False)
     assert csys.param_names == ("E",)
     np.testing.assert_allclose(csys.rhs(0.0, [2.0], {"E": 0.5}), [-1.0])
+
+
+def test_sympy_objects_and_numbers_pass_through_unchanged():
+    x = sp.Symbol("x", real=True)
+    assert latex(sp.Matrix([[x, 1]])) == sp.latex(sp.Matrix([[x, 1]]))
+    assert make_system([x], [np.float64(0.5) * x]).rhs[0] == sp.Float(0.5) * x
+    with pytest.raises(IncompleteSystemError, match="must be a SymPy expression"):
+        make_system([x], [object()])

@@ -208,7 +208,7 @@ def as_expression(obj: Any, what: str, symbols: Mapping[str, sp.Symbol] | None =
     by :func:`parse_expression`); anything else is an :class:`IncompleteSystemError`."""
     if isinstance(obj, str):
         return parse_expression(obj, symbols, what=what)
-    if isinstance(obj, sp.Basic):
+    if isinstance(obj, (sp.Basic, sp.MatrixBase)):  # mutable matrices are not Basic
         return obj
     if isinstance(obj, (bool, np.bool_)) or not isinstance(obj, (Number, Fraction, np.number)):
         raise IncompleteSystemError(f"{what} must be a SymPy expression, a number or an expression string, "
