@@ -190,7 +190,7 @@ def _load_module(source: str, module_name: str, filename: str):
     return module
 
 
-def _cached_source(path: Path, system: ODESystem, generate) -> str:
+def _cached_source(path: Path, system: ODESystem, generate: Callable[[], str]) -> str:
     """The generated module stored at ``path`` if it is intact and belongs to ``system``; otherwise a
     freshly generated one, written there (an edited or corrupt file is replaced, with a warning)."""
     if path.exists():
@@ -199,11 +199,28 @@ def _cached_source(path: Path, system: ODESystem, generate) -> str:
         if body is not None and f"SYSTEM_HASH = {system.content_hash()!r}\n" in body:
             return text
         warnings.warn(f"cached generated module {path} was edited, truncated or belongs to another system; "
-                      "it is generated again", CacheWarning, stacklevel=3)
+                      "it is generated again", CacheWarning, stacklevel=4)
     source = generate()
     with atomic_path(path, private=True) as tmp:
         tmp.write_text(source, encoding="utf-8")
     return source
+
+
+def load_generated(module_name: str, system: ODESystem, generate: Callable[[bool], str],
+                   cache: bool) -> tuple[Any, str, Path | None]:
+    """``(module, source, path)`` of the generated module ``module_name`` of ``system``.
+
+    With ``cache`` and a usable cache folder, the module is the intact file there (see
+    :func:`_cached_source`), else ``generate(True)`` written there; otherwise ``generate(False)`` runs in
+    memory (``path`` is ``None``). ``generate(numba_cache)`` returns sealed source (:func:`seal`).
+    """
+    folder = usable_cache_dir("generated") if cache else None
+    if folder is None:
+        source = generate(False)
+        return _load_module(source, module_name, f"<theorykit generated {module_name}>"), source, None
+    path = folder / f"{module_name}.py"
+    source = _cached_source(path, system, lambda: generate(True))
+    return _load_module(source, module_name, str(path)), source, path
 
 
 def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = True, cse: bool = True,
@@ -246,16 +263,10 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
     with _lock:
         if cache and key in _memo:
             return _memo[key]
-        module_name = f"theorykit_generated_{key[:32]}"
-        folder = usable_cache_dir("generated") if cache else None
-        path = None
-        if folder is not None:
-            path = folder / f"{module_name}.py"
-            source = _cached_source(path, system, lambda: generate_source(system, backend=backend, jac=jac, cse=cse))
-            module = _load_module(source, module_name, str(path))
-        else:
-            source = generate_source(system, backend=backend, jac=jac, cse=cse, numba_cache=False)
-            module = _load_module(source, module_name, f"<theorykit generated {module_name}>")
+        module, source, path = load_generated(
+            f"theorykit_generated_{key[:32]}", system, cache=cache,
+            generate=lambda numba_cache: generate_source(system, backend=backend, jac=jac, cse=cse,
+                                                         numba_cache=numba_cache))
         csys = CompiledSystem(system, backend, module, source, path, {"jac": jac, "cse": cse})
         if cache:
             _memo[key] = csys
