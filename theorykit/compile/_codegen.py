@@ -137,7 +137,7 @@ def generate_source(system: ODESystem, *, backend: str, jac: bool = True, cse: b
     All functions share the signature ``(t, y, p, out)`` with float64 arrays ``y`` [n_states],
     ``p`` [n_params] and ``out`` of the quantity's shape; they write into ``out`` and return nothing.
     The module's constants ``STATES``, ``PARAMS`` and ``OBSERVABLES`` list the names in slot order. The
-    first line is a seal (:func:`seal`) over the rest.
+    first line holds the SHA-256 of the rest, so that an edited copy is detected.
 
     Raises
     ------
