@@ -75,7 +75,7 @@ def _cancelled(cancel: Any) -> bool:
 def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], None],
                   observe: Callable[[], Mapping[str, Any]], *, n_steps: int, record_steps: Sequence[int],
                   noise: Sequence[NoiseStream], seed: int, step_time: float, params: Mapping[str, Any] | None = None,
-                  step_values: Sequence[str] = (), chunk_bytes: int = CHUNK_BYTES, desc: str = "SGD steps",
+                  step_values: Sequence[str] = (), chunk_bytes: int | None = None, desc: str = "SGD steps",
                   cancel: Any = None) -> ParticleRun:
     """Run ``n_steps`` steps of a step kernel and record it (see the module docstring for the protocol).
 
@@ -98,8 +98,8 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
     step_values : sequence of str
         Names of the per-step values ``advance`` writes; each is recorded as its mean over the interval
         since the previous record (at step 0: the first step's value).
-    chunk_bytes : int
-        Upper bound on the noise drawn at once.
+    chunk_bytes : int, optional
+        Upper bound on the noise drawn at once (default :data:`CHUNK_BYTES`).
     desc : str
         Progress bar label.
     cancel : threading.Event or callable, optional
@@ -115,7 +115,8 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
         raise InvalidParameterError(f"record_steps must increase within [0, {n_steps}], got {steps[:5]}...")
     seed = check_int("seed", seed, 0)
     per_step = 8 * sum(s.size for s in noise)
-    chunk = max(1, min(n_steps, check_int("chunk_bytes", chunk_bytes, 1) // max(per_step, 1)))
+    limit = CHUNK_BYTES if chunk_bytes is None else check_int("chunk_bytes", chunk_bytes, 1)
+    chunk = max(1, min(n_steps, limit // max(per_step, 1)))
     generators = noise_generators(seed, len(noise)) if noise else []
     buffers = [np.empty((chunk, *s.shape)) for s in noise]
     n_values = len(step_values)

@@ -61,7 +61,7 @@ class Theory(Protocol):
 #: for an object inside a module)
 BUILTIN_THEORIES: dict[str, str] = {
     "reference": "theorykit.theories.reference",
-    "noncontrastive": "theorykit.theories._legacy:noncontrastive",
+    "noncontrastive": "theorykit.theories.noncontrastive",
     "contrastive_highdim": "theorykit.theories._legacy:contrastive_highdim",
     "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
     "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",

@@ -33,14 +33,6 @@ class LegacyTheory:
         study.absorb(report)
 
 
-noncontrastive = LegacyTheory(
-    "noncontrastive", "Non-contrastive (BYOL/SimSiam) eigenmode dynamics: Euclidean vs normalized cosine",
-    ("Tian, Chen & Ganguli 2021 (arXiv 2102.06810)", "Bao 2023 (arXiv 2309.16109)"),
-    ("euclidean_degree", "cosine_degree", "conserved_quantity", "euclidean_fixed_points", "euclidean_stability",
-     "euclidean_fold", "cosine_fold", "cosine_shape_stable", "byol_equilibrium", "euclidean_phase_ode",
-     "euclidean_ode_vs_sgd_rate", "euclidean_ode_vs_sgd_error", "euclidean_loss_ode_vs_sgd",
-     "cosine_ode_vs_sgd_rate", "cosine_ode_vs_sgd_error", "cosine_loss_ode_vs_sgd", "phase_agreement",
-     "normalization_prevents_collapse", "equilibrium_emerges", "emergence_time"))
 contrastive_highdim = LegacyTheory(
     "contrastive_highdim", "Nonlinear contrastive learning in the high-dimensional limit",
     ("Meng & Wang (arXiv 2406.06909)",),
