@@ -31,7 +31,7 @@ def select_theories(only: Iterable[str] | None) -> list[str]:
     chosen = [o for name in only for o in name.split(",") if o]
     unknown = [o for o in chosen if o not in order]
     if unknown:
-        raise InvalidParameterError(f"--only: unknown theory {unknown}; choose from {', '.join(order)}")
+        raise InvalidParameterError(f"only: unknown theory {unknown}; choose from {', '.join(order)}")
     return [o for o in order if o in chosen]
 
 

@@ -19,12 +19,13 @@ import numpy as np
 
 from theorykit._io import save_result
 from theorykit._random import spawn_seeds
+from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
 from theorykit.sweep import SweepOptions
 from theorykit.theories.noncontrastive import _analysis as A
 from theorykit.theories.noncontrastive import _figures as F
 from theorykit.theories.noncontrastive._studies import (SIZES_FULL, SIZES_QUICK, convergence_study, phase_agreement,
                                                         sample_phase_points)
-from theorykit.validate import add_sweep_arguments, experiment_parser, fit_power_law, report_figure, sweep_options
+from theorykit.validate import fit_power_law, report_figure
 
 
 def main(argv=None) -> int:
