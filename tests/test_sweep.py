@@ -11,6 +11,7 @@ from sweep_functions import count_calls, noisy_quadratic, sometimes_fails
 POINTS = grid_points(x=[0.0, 0.5, 1.0, 1.5, 2.0])
 
 
+@pytest.mark.slow
 def test_inline_and_process_pool_agree_bit_for_bit():
     a = sweep(noisy_quadratic, POINTS, seed=7, processes=1)
     b = sweep(noisy_quadratic, POINTS, seed=7, processes=2)
@@ -52,6 +53,7 @@ def test_grid_points_and_bad_input():
         sweep(noisy_quadratic, POINTS, processes=0)
 
 
+@pytest.mark.slow
 def test_dask_backend_equals_local_backend():
     distributed = pytest.importorskip("distributed")
     local = sweep(noisy_quadratic, POINTS, seed=3, processes=1)
@@ -62,6 +64,7 @@ def test_dask_backend_equals_local_backend():
     assert np.array_equal(local.values("path"), remote.values("path"))
 
 
+@pytest.mark.slow
 def test_phase_diagram_through_the_sweep_api_equals_in_process():
     """Phase diagrams split into chunks on a process pool (and a dask cluster) match the in-process run."""
     from theorykit.analysis import phase_diagram

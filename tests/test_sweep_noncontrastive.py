@@ -118,6 +118,7 @@ def test_failing_points_are_reported_and_left_out(conv_inline, monkeypatch):
     assert not np.isfinite(bad["euc_max_p"])
 
 
+@pytest.mark.slow
 def test_report_lists_failed_points_and_keeps_its_claims(tmp_path, monkeypatch):
     # the cosine runs of the smallest size fail; the report lists them and fits the other sizes
     real = X.simulate_sgd
