@@ -47,6 +47,7 @@ def test_sympy_in_a_numeric_stage_breaks_the_contract(tmp_path):
     proc = lint(planted_copy(tmp_path, "theorykit.simulate._run", "import sympy  # planted"))
     assert proc.returncode != 0
     assert "never import SymPy" in proc.stdout and "BROKEN" in proc.stdout
+    assert "theorykit.simulate is not allowed to import sympy" in proc.stdout
 
 
 def test_phase_diagram_workers_run_without_sympy(tmp_path):
