@@ -13,6 +13,7 @@ from sweep_functions import count_calls, dies_at_two, noisy_quadratic, segfaults
 POINTS = grid_points(x=[0.0, 0.5, 1.0, 1.5, 2.0])
 
 
+@pytest.mark.slow
 def test_inline_and_process_pool_agree_bit_for_bit():
     a = sweep(noisy_quadratic, POINTS, seed=7, processes=1)
     b = sweep(noisy_quadratic, POINTS, seed=7, processes=2)
@@ -54,6 +55,7 @@ def test_grid_points_and_bad_input():
         sweep(noisy_quadratic, POINTS, processes=0)
 
 
+@pytest.mark.slow
 def test_dask_backend_equals_local_backend():
     distributed = pytest.importorskip("distributed")
     local = sweep(noisy_quadratic, POINTS, seed=3, processes=1)
@@ -64,6 +66,7 @@ def test_dask_backend_equals_local_backend():
     assert np.array_equal(local.values("path"), remote.values("path"))
 
 
+@pytest.mark.slow
 def test_phase_diagram_through_the_sweep_api_equals_in_process():
     """Phase diagrams split into chunks on a process pool (and a dask cluster) match the in-process run."""
     from theorykit.analysis import phase_diagram
@@ -189,3 +192,19 @@ def test_killing_the_parent_of_a_pool_sweep_stops_its_workers(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+def test_results_reduce_to_labelled_grids_with_nan_for_failed_points():
+    pts = [{"x": x, "rep": r} for x in (1.0, 2.0, 3.0) for r in (0, 1)]
+    res = sweep(sometimes_fails, pts, processes=1)
+    g = res.grid(("x", "rep"), "y")
+    assert g.axes == ("x", "rep") and g.coords["x"].tolist() == [1.0, 2.0, 3.0] and g.coords["rep"].tolist() == [0, 1]
+    assert g.ok.tolist() == [[True, True], [False, False], [False, False]]
+    assert g.values[0].tolist() == [1.0, 1.0] and np.isnan(g.values[1:]).all()
+    assert len(g.failures) == 4 and g.failures[0].startswith("x=2 rep=0: error: RuntimeError: diverged")
+    assert res.grid(("x", "rep"), "y", describe=("x",)).failures[2].startswith("x=3: non_finite")
+    assert g.truth().tolist() == [[True, True], [False, False], [False, False]]
+    arrays = sweep(noisy_quadratic, POINTS, processes=1).grid(("x",), "path")
+    assert arrays.values.shape == (5, 3) and arrays.ok.all()
+    with pytest.raises(InvalidParameterError, match="tell the sweep points apart"):
+        res.grid(("x",), "y")
+    with pytest.raises(KeyError, match="no value named"):
+        res.grid(("x", "rep"), "z")

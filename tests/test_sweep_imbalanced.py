@@ -52,6 +52,7 @@ np.savez(args["out"], **{k: res[k] for k in ex.METRICS})
 """
 
 
+@pytest.mark.slow
 def test_inline_equals_process_pool_and_depends_on_seed(inline, tmp_path):
     res = inline
     assert res["failures"] == []

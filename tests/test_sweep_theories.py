@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,9 +10,7 @@ from theorykit.theories.barlow_ntk import _experiment as bx
 from theorykit.theories.barlow_ntk import _reproduce as br
 from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper
 from theorykit.theories.contrastive_highdim import _analysis as ca
-from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------------------------- Barlow Twins
 # minibatches of 4 of the 6 pairs, so each point's own sweep seed drives its SGD noise
@@ -35,6 +29,7 @@ def barlow_inline():
     return bx.run_width_sweep(TINY, seed=3, processes=1)
 
 
+@pytest.mark.slow
 def test_barlow_width_sweep_inline_equals_process_pool(barlow_inline):
     res = barlow_inline
     assert res["failures"] == []
@@ -116,6 +111,7 @@ def _same_sgd(a: dict, b: dict) -> bool:
     return runs and all(np.array_equal(a[k], b[k], equal_nan=True) for k in ("n", "err_m", "err_Q", "rms_m", "ok"))
 
 
+@pytest.mark.slow
 def test_sgd_error_sweep_inline_equals_process_pool(sgd_points, sgd_inline):
     res = sgd_inline
     assert res["failures"] == [] and res["ok"].all()
@@ -150,26 +146,7 @@ def test_sgd_error_failing_point_is_reported(sgd_points, sgd_inline):
     assert np.array_equal(res["rms_m"][keep], sgd_inline["rms_m"][keep])
 
 
-# ---------------------------------------------------------------------------------------------- command line
-def test_sweep_arguments_parse_and_pass_through(tmp_path):
-    ap = add_sweep_arguments(experiment_parser("x", name="x", quick_help="q", full_help="f"))
-    assert sweep_options(ap.parse_args([])) == {"processes": 1, "scheduler": None, "store": None}
-    args = ap.parse_args(["--processes", "3", "--scheduler", "tcp://127.0.0.1:8786", "--store", str(tmp_path)])
-    assert sweep_options(args) == {"processes": 3, "scheduler": "tcp://127.0.0.1:8786", "store": tmp_path}
-    with pytest.raises(SystemExit):
-        ap.parse_args(["--processes", "0"])
-
-
-@pytest.mark.parametrize("script", ["barlow_ntk.py", "contrastive_highdim.py", "imbalanced_pruning.py",
-                                    "noncontrastive.py"])
-def test_validation_scripts_offer_the_sweep_options(script):
-    proc = subprocess.run([sys.executable, str(ROOT / "validation" / script), "--help"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stderr[-500:]
-    for opt in ("--processes", "--scheduler", "--store"):
-        assert opt in proc.stdout
-
-
+@pytest.mark.slow
 def test_both_sweeps_on_a_dask_cluster_equal_inline(barlow_inline, sgd_points, sgd_inline):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",

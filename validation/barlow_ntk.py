@@ -22,7 +22,7 @@ import numpy as np
 from theorykit._io import save_result
 from theorykit.theories.barlow_ntk import FULL, QUICK, generalization_check, run_width_sweep
 from theorykit.theories.barlow_ntk._reproduce import _fit, plot_gap, plot_losses, plot_ntk_change
-from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
 
 
 def plot_ntk_over_time(res: dict, path: Path) -> None:

@@ -19,7 +19,8 @@ from theorykit._io import save_result
 from theorykit.sweep import sweep
 from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper
 from theorykit.theories.contrastive_highdim._analysis import collect_sgd_errors, sgd_error_point, sgd_error_points
-from theorykit.validate import add_sweep_arguments, experiment_parser, fit_power_law, sweep_options
+from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.validate import fit_power_law
 
 BASE = Hyper(tau=0.5, lam=0.5, sigma=0.5)
 

@@ -342,14 +342,75 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
     return lab.astype(np.int64), labels, final, status
 
 
+@dataclass(frozen=True)
+class _NumericSystem:
+    """The numeric interface of a compiled system, rebuilt in a worker from its generated module: no SymPy,
+    no derivation, only the functions :func:`~theorykit.solve.solve_ensemble` calls."""
+
+    backend: str
+    state_names: tuple[str, ...]
+    param_names: tuple[str, ...]
+    n_noise: int
+    rhs_into: Any
+    jac_into: Any
+    observed_into: Any
+    diffusion_into: Any
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+
+_loaded: dict[str, _NumericSystem] = {}
+
+
+def _numeric_recipe(csys) -> dict[str, Any]:
+    """What a worker needs to rebuild ``csys``'s numeric interface: its generated module (name and source)."""
+    if getattr(csys, "path", None) is None:
+        csys.rebuild_recipe()  # hand-written functions: raises the error that says to run in this process
+        raise InvalidParameterError(f"{csys!r} has no generated module to send to other processes")
+    return {"module": Path(csys.path).stem, "source": csys.source, "backend": csys.backend,
+            "state_names": tuple(csys.state_names), "param_names": tuple(csys.param_names),
+            "n_noise": int(getattr(csys, "n_noise", 0) or 0)}
+
+
+def _load_numeric(recipe: Mapping[str, Any]) -> _NumericSystem:
+    """Import the generated module of ``recipe`` from this process's code cache (writing the shipped source
+    there first if the file is missing or differs) and wrap its functions; memoised per process."""
+    import importlib.util
+    import sys
+
+    from .._cache import cache_dir
+    from .._io import atomic_path
+
+    name = recipe["module"]
+    if name not in _loaded:
+        path = cache_dir("generated") / f"{name}.py"
+        if not path.exists() or path.read_text() != recipe["source"]:
+            with atomic_path(path) as tmp:
+                tmp.write_text(recipe["source"])
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        _loaded[name] = _NumericSystem(recipe["backend"], recipe["state_names"], recipe["param_names"],
+                                       recipe["n_noise"], module.rhs_into, getattr(module, "jac_into", None),
+                                       module.observed_into, getattr(module, "diffusion_into", None))
+    return _loaded[name]
+
+
 def _ensemble_chunk(task: Mapping[str, Any], seed: int) -> dict[str, np.ndarray]:
-    """One chunk of a distributed ensemble (runs in a worker; the system is rebuilt from the disk cache)."""
-    from ..compile import compile_system
+    """One chunk of a distributed ensemble (runs in a worker, from the generated module; no SymPy there)."""
     from ..solve import solve_ensemble
 
-    csys = compile_system(task["system"], **task["compile"])
-    ens = solve_ensemble(csys, task["y0s"], (0.0, task["t_final"]), task["params"], progress=False,
-                         **task["options"])
+    ens = solve_ensemble(_load_numeric(task["recipe"]), task["y0s"], (0.0, task["t_final"]), task["params"],
+                         progress=False, **task["options"])
     return {"final": np.asarray(ens.final, dtype=np.float64), "status": np.asarray(ens.status, dtype=np.int64)}
 
 
@@ -359,12 +420,11 @@ def _run_distributed(csys, y0s, params, n: int, t_final: float, chunk_size: int,
     or dask cluster); results are identical to the single-process ensemble."""
     from ..sweep import sweep
 
-    system, compile_kwargs = csys.rebuild_recipe()
+    recipe = _numeric_recipe(csys)
     Y = np.broadcast_to(np.asarray(y0s, dtype=np.float64).reshape(-1, csys.n_states), (n, csys.n_states))
     P = np.broadcast_to(np.asarray(params, dtype=np.float64).reshape(-1, csys.n_params), (n, csys.n_params))
-    tasks = [{"system": system, "compile": compile_kwargs, "y0s": np.array(Y[i:i + chunk_size]),
-              "params": np.array(P[i:i + chunk_size]), "t_final": t_final, "options": dict(opts)}
-             for i in range(0, n, chunk_size)]
+    tasks = [{"recipe": recipe, "y0s": np.array(Y[i:i + chunk_size]), "params": np.array(P[i:i + chunk_size]),
+              "t_final": t_final, "options": dict(opts)} for i in range(0, n, chunk_size)]
     res = sweep(_ensemble_chunk, tasks, processes=processes, scheduler=scheduler, desc="ensemble chunks")
     if res.failed:
         raise InvalidParameterError("distributed ensemble failed: " + res.summary())

@@ -1,9 +1,11 @@
-"""The command-line options every validation experiment script shares."""
+"""The command-line options every validation experiment script (``validation/*.py``) shares."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ._args import non_negative_int, positive_int
 
 
 def experiment_parser(description: str, *, name: str, quick_help: str, full_help: str) -> argparse.ArgumentParser:
@@ -14,15 +16,8 @@ def experiment_parser(description: str, *, name: str, quick_help: str, full_help
     mode.add_argument("--quick", dest="quick", action="store_true", default=True, help=f"{quick_help} (default)")
     mode.add_argument("--full", dest="quick", action="store_false", help=full_help)
     ap.add_argument("--out", type=Path, default=Path("out") / name, help=f"output folder (default out/{name})")
-    ap.add_argument("--seed", type=int, default=0, help="base random seed (default 0)")
+    ap.add_argument("--seed", type=non_negative_int, default=0, help="base random seed, >= 0 (default 0)")
     return ap
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -30,9 +25,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     worker processes, default 1: inline), ``--scheduler ADDRESS`` (a ``dask.distributed`` scheduler, e.g.
     ``tcp://host:8786``) and ``--store DIR`` (keep each finished point there and resume from it).
 
-    Pass them on with ``sweep(..., **sweep_options(args))``."""
+    Read them back with :func:`sweep_options`."""
     group = parser.add_argument_group("sweep backend")
-    group.add_argument("--processes", type=_positive_int, default=1,
+    group.add_argument("--processes", type=positive_int, default=1,
                        help="local worker processes for the sweep (default 1: run inline)")
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run the sweep on a dask.distributed scheduler at ADDRESS (tcp://host:port) "
@@ -43,5 +38,6 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def sweep_options(args: argparse.Namespace) -> dict:
-    """``{"processes", "scheduler", "store"}`` from arguments parsed with :func:`add_sweep_arguments`."""
+    """``{"processes", "scheduler", "store"}`` from arguments parsed with :func:`add_sweep_arguments`;
+    ``SweepOptions(**sweep_options(args))`` is the options object."""
     return {"processes": args.processes, "scheduler": args.scheduler, "store": args.store}

@@ -1,23 +1,25 @@
-"""The ``theorykit`` command line. Subcommands live in small modules that each expose ``register(subparsers)``.
+"""The ``theorykit`` command line: the one place that parses arguments (stages never import it).
 
-Bad arguments and library errors print one line and exit non-zero; ``--traceback`` shows the full
-Python traceback for debugging.
+Subcommands live in small modules that each expose ``register(subparsers)``: :mod:`._systems` (``systems``,
+``derive``, ``solve``), :mod:`._reproduce` (``reproduce``, ``seed-study``) and :mod:`._analysis`
+(``fixed-points``, ``continue``, ``phase-diagram``, ``basins``). :mod:`._experiments` holds the options the
+scripts in ``validation/`` share. Every value is checked before any work starts; bad arguments and library
+errors print one line naming the flag and exit non-zero; ``--traceback`` shows the full Python traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from ._io import version_text
-from .errors import TheorykitError
+from .._io import version_text
+from ..errors import TheorykitError
+from . import _analysis, _reproduce, _systems
+from ._experiments import (add_sweep_arguments as add_sweep_arguments, experiment_parser as experiment_parser,
+                           sweep_options as sweep_options)
 
 #: modules contributing subcommands, in the order ``--help`` lists them
-COMMAND_MODULES = (
-    "theorykit._commands",
-    "theorykit.analysis._commands",
-)
+COMMAND_MODULES = (_reproduce, _systems, _analysis)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_text())
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that command group is not part of this installation
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
 
@@ -73,5 +69,4 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+__all__ = ["main", "build_parser", "experiment_parser", "add_sweep_arguments", "sweep_options"]

@@ -1,4 +1,4 @@
-"""CLI commands of the analysis stage: ``fixed-points``, ``continue`` (with branch switching, limit cycles and
+"""The analysis commands: ``fixed-points``, ``continue`` (with branch switching, limit cycles and
 two-parameter curves), ``phase-diagram`` and ``basins``.
 
 Each acts on a built-in system (``theorykit systems``), writes figures (PNG) and data (npz + json) into
@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._commands import add_system_arguments, system_and_params
 from ..errors import InvalidParameterError
+from ._args import int_at_least, non_negative_int, positive_float, positive_int, writable_folder
+from ._systems import add_system_arguments, system_and_params
 
 
 def _pair(text: str | None, what: str) -> tuple[float, float] | None:
@@ -31,9 +32,8 @@ def _pair(text: str | None, what: str) -> tuple[float, float] | None:
 
 
 def _out_dir(args, command: str) -> Path:
-    out = Path(args.out) if args.out else Path("theorykit-out") / command
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    """The output folder, checked before any work (created when the results are written)."""
+    return writable_folder(args.out if args.out else Path("theorykit-out") / command, "--out")
 
 
 def _fmt_y(names, y) -> str:
@@ -48,25 +48,17 @@ def _search_box(builtin, csys, scale: float | None) -> np.ndarray:
     return np.tile([-scale, scale], (csys.n_states, 1))
 
 
-def _positive(name: str, value: float) -> float:
-    if not (np.isfinite(value) and value > 0):
-        raise InvalidParameterError(f"{name} must be a positive number, got {value}")
-    return float(value)
-
-
 # ------------------------------------------------------------------------------------------- fixed-points
 def _cmd_fixed_points(args) -> int:
     from .._io import save_result
-    from ._fixed_points import find_fixed_points
-    from ._plots import plot_phase_portrait
+    from ..analysis import find_fixed_points, plot_phase_portrait
 
+    out = _out_dir(args, "fixed-points")
     builtin, csys, params = system_and_params(args)
-    if args.n_starts < 1:
-        raise InvalidParameterError(f"--n-starts must be >= 1, got {args.n_starts}")
-    box = _search_box(builtin, csys, _positive("--scale", args.scale) if args.scale is not None else None)
+    box = _search_box(builtin, csys, args.scale)
     fps = find_fixed_points(csys, params, n_starts=args.n_starts, bounds=box, seed=args.seed,
                             guesses=csys.pack_state(builtin.y0)[None, :] if builtin.y0 else None)
-    out = _out_dir(args, "fixed-points")
+    out.mkdir(parents=True, exist_ok=True)
     n = csys.n_states
     arrays = {"y": np.array([fp.y for fp in fps]).reshape(-1, n),
               "eigenvalues": np.array([fp.eigenvalues for fp in fps]).reshape(-1, n),
@@ -79,7 +71,7 @@ def _cmd_fixed_points(args) -> int:
         ev = ", ".join(f"{e.real:.4g}{e.imag:+.4g}j" if e.imag else f"{e.real:.4g}" for e in fp.eigenvalues)
         print(f"  {_fmt_y(csys.state_names, fp.y):40s} {fp.kind:16s} eigenvalues [{ev}]")
     if args.symbolic:
-        from ._symbolic import symbolic_fixed_points
+        from ..analysis import symbolic_fixed_points
 
         sym = symbolic_fixed_points(csys.system, params)
         meta["symbolic"] = {"polynomial": str(sym.polynomial), "variable": str(sym.variable), "degree": sym.degree,
@@ -110,10 +102,9 @@ def _on_branch(branch, value: float, y: np.ndarray, rtol: float = 1e-2) -> bool:
 
 
 def _cmd_continue(args) -> int:
-    from ._continuation import continue_branch
-    from ._fixed_points import find_fixed_points
-    from ._plots import plot_bifurcation
+    from ..analysis import continue_branch, find_fixed_points, plot_bifurcation
 
+    out = _out_dir(args, "continue")
     builtin, csys, params = system_and_params(args)
     if not csys.param_names:
         raise InvalidParameterError(f"{args.system} has no parameters to continue in")
@@ -127,11 +118,9 @@ def _cmd_continue(args) -> int:
         raise InvalidParameterError(f"--range: {args.system} has no default range for {param!r}; give --range LO,HI")
     lo, hi = map(float, rng)
     box = _search_box(builtin, csys, None)
-    opts = dict(ds=_positive("--ds", args.ds), ds_max=_positive("--ds-max", args.ds_max), max_points=args.max_points)
+    opts = dict(ds=args.ds, ds_max=args.ds_max, max_points=args.max_points)
     if opts["ds"] > opts["ds_max"]:
         raise InvalidParameterError(f"--ds ({args.ds}) must not exceed --ds-max ({args.ds_max})")
-    if args.max_points < 1:
-        raise InvalidParameterError(f"--max-points must be >= 1, got {args.max_points}")
     p0 = {**params, param: float(params[param])}
     if not lo <= p0[param] <= hi:
         p0[param] = 0.5 * (lo + hi)
@@ -145,7 +134,7 @@ def _cmd_continue(args) -> int:
             branches.append(continue_branch(csys, fp, p0, param, (lo, hi), direction=0, **opts))
         except InvalidParameterError as exc:
             print(f"  skipped the start {_fmt_y(csys.state_names, fp.y)}: {exc}")
-    out = _out_dir(args, "continue")
+    out.mkdir(parents=True, exist_ok=True)
     print(f"{args.system}: {len(branches)} branch(es) in {param} over [{lo:g}, {hi:g}]")
     written = []
     for i, br in enumerate(branches):
@@ -175,7 +164,7 @@ def _cmd_continue(args) -> int:
 
 def _two_params(args, csys) -> tuple[str, str]:
     """``--two-param P1,P2`` as two distinct parameter names (P1 is the continuation parameter)."""
-    from ._curves import free_pair
+    from ..analysis._curves import free_pair
 
     names, _, _ = free_pair(csys, [s.strip() for s in args.two_param.split(",") if s.strip()], "--two-param")
     if args.continuation_param and args.continuation_param != names[0]:
@@ -192,7 +181,7 @@ def _save(result, stem: Path, written: list) -> None:
 
 def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> None:
     """Switch onto the other branch at every branch point (``--switch``); new branches are appended."""
-    from ._switching import switch_branch
+    from ..analysis import switch_branch
 
     for br in list(branches):
         for i, bp in enumerate(br.special("branch_point")):
@@ -211,8 +200,7 @@ def _switched_branches(csys, branches: list, param: str, bounds, opts, out: Path
 
 def _cycle_branches(csys, branches: list, param: str, bounds, opts, out: Path, written: list) -> list:
     """Limit cycles from every Hopf point (``--from-hopf``)."""
-    from ._cycles import continue_cycles
-    from ._curves import hopf_normal_form
+    from ..analysis import continue_cycles, hopf_normal_form
 
     cycles = []
     for br in branches:
@@ -239,8 +227,7 @@ def _cycle_branches(csys, branches: list, param: str, bounds, opts, out: Path, w
 def _two_parameter_curves(csys, branches: list, free: tuple[str, str], bounds, opts, out: Path, written: list,
                           system: str) -> None:
     """Fold and Hopf curves in ``free`` from every fold and Hopf point (``--two-param``), with figure."""
-    from ._curves import continue_fold, continue_hopf
-    from ._plots import plot_curves
+    from ..analysis import continue_fold, continue_hopf, plot_curves
 
     curves = []
     for br in branches:
@@ -269,9 +256,9 @@ def _two_parameter_curves(csys, branches: list, free: tuple[str, str], bounds, o
 
 # ------------------------------------------------------------------------------------------- phase-diagram
 def _cmd_phase_diagram(args) -> int:
-    from ._phase import phase_diagram, support_classifier
-    from ._plots import plot_phase_diagram
+    from ..analysis import phase_diagram, plot_phase_diagram, support_classifier
 
+    out = _out_dir(args, "phase-diagram")
     builtin, csys, params = system_and_params(args)
     if csys.n_params < 2:
         raise InvalidParameterError(f"phase-diagram needs a system with two parameters; {args.system} has "
@@ -291,15 +278,12 @@ def _cmd_phase_diagram(args) -> int:
         if r is None:
             raise InvalidParameterError(f"{flag}: no default range for {name!r} in {args.system}; give {flag} LO,HI")
         ranges.append(r)
-    for flag, v in (("--nx", args.nx), ("--ny", args.ny)):
-        if v < 2:
-            raise InvalidParameterError(f"{flag} must be >= 2, got {v}")
-    t_final = _positive("--t-final", args.t_final)
-    classify, labels = support_classifier(csys.state_names, tol=_positive("--tol", args.tol), coarse=args.coarse)
+    t_final = args.t_final
+    classify, labels = support_classifier(csys.state_names, tol=args.tol, coarse=args.coarse)
     grid = {ax: np.linspace(*ranges[0], args.nx), ay: np.linspace(*ranges[1], args.ny)}
     pd = phase_diagram(csys, grid, params, builtin.y0 or np.zeros(csys.n_states), t_final=t_final,
                        classify=classify, labels=labels)
-    out = _out_dir(args, "phase-diagram")
+    out.mkdir(parents=True, exist_ok=True)
     pd.save(out / "phase_diagram")
     plot_phase_diagram(pd, path=out / "phase_diagram.png", title=f"{args.system}: phase diagram (t = {t_final:g})")
     print(f"{args.system}: {args.nx} x {args.ny} phase diagram over {ax} in [{ranges[0][0]:g}, {ranges[0][1]:g}], "
@@ -316,19 +300,16 @@ def _cmd_phase_diagram(args) -> int:
 
 # ------------------------------------------------------------------------------------------- basins
 def _cmd_basins(args) -> int:
-    from ._fixed_points import find_fixed_points
-    from ._phase import basin_map, nearest_attractor_classifier
-    from ._plots import plot_basins
+    from ..analysis import basin_map, find_fixed_points, nearest_attractor_classifier, plot_basins
 
+    out = _out_dir(args, "basins")
     builtin, csys, params = system_and_params(args)
     box = _search_box(builtin, csys, None)
     stable = [fp for fp in find_fixed_points(csys, params, bounds=box, seed=args.seed) if fp.stable]
     names = [f"fp{i} ({_fmt_y(csys.state_names, fp.y)})" for i, fp in enumerate(stable)]
     classify, labels = nearest_attractor_classifier(np.array([fp.y for fp in stable]).reshape(-1, csys.n_states),
-                                                    names, tol=_positive("--tol", args.tol))
-    if args.n < 2:
-        raise InvalidParameterError(f"--n must be >= 2, got {args.n}")
-    t_final = _positive("--t-final", args.t_final)
+                                                    names, tol=args.tol)
+    t_final = args.t_final
     lo_hi = [(float(b[0]), float(b[1])) for b in box]
     if csys.n_states == 1:
         r = _pair(args.x_range, "--x-range") or lo_hi[0]
@@ -347,7 +328,7 @@ def _cmd_basins(args) -> int:
         axes_txt = f"{sx} in [{rx[0]:g}, {rx[1]:g}], {sy} in [{ry[0]:g}, {ry[1]:g}]"
     bm = basin_map(csys, params, grid, t_final=t_final, classify=classify, labels=labels,
                    base_y0=builtin.y0 or None)
-    out = _out_dir(args, "basins")
+    out.mkdir(parents=True, exist_ok=True)
     bm.save(out / "basins")
     plot_basins(bm, path=out / "basins.png", title=f"{args.system}: basins (t = {t_final:g})")
     print(f"{args.system}: basins of {len(stable)} stable fixed point(s) over {axes_txt} "
@@ -362,15 +343,15 @@ def _cmd_basins(args) -> int:
 # ------------------------------------------------------------------------------------------- registration
 def _common(p: argparse.ArgumentParser) -> None:
     add_system_arguments(p)
-    p.add_argument("--out", default=None, help="output folder (default theorykit-out/<command>)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random Newton starts")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default theorykit-out/<command>)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random Newton starts, >= 0")
 
 
 def register(sub) -> None:
     p = sub.add_parser("fixed-points", help="find and classify the equilibria of a built-in system")
     _common(p)
-    p.add_argument("--n-starts", type=int, default=64, help="random Newton starts (default 64)")
-    p.add_argument("--scale", type=float, default=None, help="search box ±SCALE for every state")
+    p.add_argument("--n-starts", type=positive_int, default=64, help="random Newton starts (default 64)")
+    p.add_argument("--scale", type=positive_float, default=None, help="search box ±SCALE for every state")
     p.add_argument("--symbolic", action="store_true", help="also solve symbolically (polynomial systems)")
     p.add_argument("--states", default=None, help="two states to draw, comma-separated (systems with > 2 states)")
     p.set_defaults(func=_cmd_fixed_points)
@@ -381,9 +362,9 @@ def register(sub) -> None:
                    help="the continuation parameter (default: the system's first ranged parameter); every "
                         "equilibrium at its current value (-p) is continued both ways")
     p.add_argument("--range", default=None, metavar="LO,HI", help="parameter interval (default: the system's range)")
-    p.add_argument("--ds", type=float, default=0.01, help="initial arclength step")
-    p.add_argument("--ds-max", type=float, default=0.05, help="largest arclength step")
-    p.add_argument("--max-points", type=int, default=2000, help="maximum points per branch")
+    p.add_argument("--ds", type=positive_float, default=0.01, help="initial arclength step")
+    p.add_argument("--ds-max", type=positive_float, default=0.05, help="largest arclength step")
+    p.add_argument("--max-points", type=positive_int, default=2000, help="maximum points per branch")
     p.add_argument("--state", default=None, help="state on the vertical axis of the figure")
     p.add_argument("--switch", action="store_true", help="switch onto the other branch at every branch point")
     p.add_argument("--from-hopf", action="store_true",
@@ -402,10 +383,10 @@ def register(sub) -> None:
     p.add_argument("--y", default=None, help="parameter on the y axis")
     p.add_argument("--x-range", default=None, metavar="LO,HI")
     p.add_argument("--y-range", default=None, metavar="LO,HI")
-    p.add_argument("--nx", type=int, default=60, help="grid points along x")
-    p.add_argument("--ny", type=int, default=50, help="grid points along y")
-    p.add_argument("--t-final", type=float, default=200.0, help="integration time")
-    p.add_argument("--tol", type=float, default=1e-3, help="|y_i| above which a state counts as non-zero")
+    p.add_argument("--nx", type=int_at_least(2), default=60, help="grid points along x")
+    p.add_argument("--ny", type=int_at_least(2), default=50, help="grid points along y")
+    p.add_argument("--t-final", type=positive_float, default=200.0, help="integration time")
+    p.add_argument("--tol", type=positive_float, default=1e-3, help="|y_i| above which a state counts as non-zero")
     p.add_argument("--coarse", action="store_true",
                    help="labels collapse / nonzero / diverged only (for oscillating systems)")
     p.set_defaults(func=_cmd_phase_diagram)
@@ -416,7 +397,7 @@ def register(sub) -> None:
     p.add_argument("--y", default=None, help="state on the y axis")
     p.add_argument("--x-range", default=None, metavar="LO,HI")
     p.add_argument("--y-range", default=None, metavar="LO,HI")
-    p.add_argument("--n", type=int, default=101, help="grid points per axis")
-    p.add_argument("--t-final", type=float, default=100.0, help="integration time")
-    p.add_argument("--tol", type=float, default=1e-2, help="relative distance to a fixed point that counts as arrived")
+    p.add_argument("--n", type=int_at_least(2), default=101, help="grid points per axis")
+    p.add_argument("--t-final", type=positive_float, default=100.0, help="integration time")
+    p.add_argument("--tol", type=positive_float, default=1e-2, help="relative distance to a fixed point that counts as arrived")
     p.set_defaults(func=_cmd_basins)
