@@ -491,6 +491,12 @@ def test_derivation_markdown_is_up_to_date():
 @pytest.mark.slow
 def test_reproduce_quick(tmp_path):
     report = ip.reproduce(tmp_path, quick=True, seed=0)
-    assert {c.name for c in report.claims} >= {"minority_smaller_magnitude", "pruning_lowers_downstream_error"}
+    assert {c.name for c in report.claims} >= {
+        "minority_smaller_magnitude", "pruning_lowers_downstream_error", "minority_coefficient_independent_of_eps",
+        "specialised_neurons_scale_as_m_over_d", "stage1_d1_exponent_vs_population_flow",
+        "hard_pruning_effect_predicted_by_population_descent"}
+    for c in report.claims:  # no inequality without its margin, none 100x looser than what it bounds
+        if c.kind in ("le", "ge"):
+            assert c.details["bound_over_measured"] <= 100, (c.name, c.details["bound_over_measured"])
     for fig in report.figures:
         assert (tmp_path / fig).exists()

@@ -167,11 +167,18 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     claim = next(c for c in report.claims if c.name == "pruning_lowers_downstream_error")
     assert claim.details["mean"] == pytest.approx(np.mean(dmse))
     assert claim.details["n_negative"] == np.sum(dmse < 0)
-    # the sign test's p-value: P(at least that many decreases | no effect)
-    from scipy.stats import binom
-    n = int(np.sum(dmse != 0))
-    assert claim.details["p_value"] == pytest.approx(binom.sf(int(np.sum(dmse < 0)) - 1, n, 0.5), rel=1e-9)
-    assert claim.measured == pytest.approx(np.sum(dmse < 0) / n)
+    # the signed-rank statistic by hand: ranks of |d| (ties averaged), z = (E[W+] - W+) / sd for a decrease
+    from scipy.stats import norm, rankdata
+    nz = dmse[dmse != 0]
+    n = nz.size
+    ranks = rankdata(np.abs(nz))
+    _, counts = np.unique(np.abs(nz), return_counts=True)
+    var = n * (n + 1) * (2 * n + 1) / 24 - np.sum(counts**3 - counts) / 48
+    z = (n * (n + 1) / 4 - ranks[nz > 0].sum()) / np.sqrt(var)
+    assert claim.measured == pytest.approx(z, rel=1e-9)
+    assert claim.details["p_value"] == pytest.approx(norm.sf(z), rel=1e-9)
+    assert claim.predicted == pytest.approx(1.6448536, rel=1e-6) and claim.passed == (z >= claim.predicted)
+    assert claim.details["sign_fraction"] == pytest.approx(np.sum(dmse < 0) / n)
     # every inequality claim states its margin and how loose its bound is
     for c in report.claims:
         if c.kind in ("le", "ge"):

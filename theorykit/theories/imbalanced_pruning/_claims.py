@@ -1,9 +1,9 @@
 """The claims of ``reproduce``, built from the measured stages and sweeps.
 
 Every claim can fail: inequalities report their margin and how loose their bound is (``bound_over_measured``),
-sign tests compare the fraction of paired differences in the predicted direction with the fraction a fair
-coin reaches with probability 5%, and "does not depend on" claims require the whole 95% confidence interval
-of a fitted slope to lie within a stated tolerance of zero.
+paired comparisons give the signed-rank statistic as a z-score against the one-sided 5% critical value, and
+"does not depend on" claims require the whole 95% confidence interval of a fitted slope to lie within a stated
+tolerance of zero.
 """
 
 from __future__ import annotations
@@ -64,26 +64,30 @@ def with_margin(claim: Claim) -> Claim:
                                    "bound_over_measured": float(ratio)})
 
 
-def sign_test_claim(name: str, statement: str, diff: np.ndarray, *, increase: bool, figures=(),
-                    details=None) -> Claim:
-    """Paired differences move in the predicted direction more often than a fair coin would: the fraction of
-    non-tied differences with the predicted sign must reach the one-sided 5% critical fraction of
-    Binomial(n, 1/2). NaN entries (failed points) are left out; p-value, counts, mean and standard error are in
-    the details."""
-    from scipy.stats import binom, binomtest
+def signed_rank_claim(name: str, statement: str, diff: np.ndarray, *, increase: bool, figures=(),
+                      details=None) -> Claim:
+    """Paired differences move in the predicted direction: the Wilcoxon signed-rank statistic of the non-zero
+    differences, as a z-score signed so that positive is the predicted direction (normal approximation with the
+    tie correction), must reach the one-sided 5% critical value 1.645. NaN entries (failed points) are left out;
+    the p-value, the counts, the sign test's fraction, the mean and the standard error are in the details. The
+    signed-rank test uses the sizes of the differences, which the sign test throws away."""
+    from scipy.stats import norm, wilcoxon
 
     d = np.asarray(diff, dtype=np.float64).ravel()
     d = d[np.isfinite(d)]
     n_pos, n_neg = int(np.sum(d > 0)), int(np.sum(d < 0))
-    n, wins = n_pos + n_neg, (n_pos if increase else n_neg)
-    p = binomtest(wins, n, 0.5, alternative="greater").pvalue if n else 1.0
-    critical = (int(binom.isf(0.05, n, 0.5)) + 1) / n if n else 1.0  # smallest k/n with P(X >= k) <= 0.05
-    info = {"p_value": float(p), "n_positive": n_pos, "n_negative": n_neg, "n_ties": int(d.size - n),
+    n = n_pos + n_neg
+    z = math.nan
+    if n:
+        res = wilcoxon(d[d != 0], zero_method="wilcox", method="approx", alternative="greater" if increase else "less")
+        z = float(norm.isf(res.pvalue))
+    info = {"p_value": float(norm.sf(z)) if n else 1.0, "n_positive": n_pos, "n_negative": n_neg,
+            "n_ties": int(d.size - n), "sign_fraction": (n_pos if increase else n_neg) / n if n else math.nan,
             "mean": float(np.mean(d)) if d.size else math.nan,
             "stderr": float(np.std(d, ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan}
-    claim = Claim(name, statement + " Measured: the fraction of non-tied paired differences in the predicted "
-                  "direction; predicted: the fraction a fair coin reaches with probability 5% (one-sided sign test).",
-                  measured=wins / n if n else math.nan, predicted=critical, tolerance=0.0, kind="ge",
+    claim = Claim(name, statement + " Measured: the Wilcoxon signed-rank statistic of the paired differences as a "
+                  "z-score (positive in the predicted direction); predicted: the one-sided 5% critical value.",
+                  measured=z, predicted=float(norm.isf(0.05)), tolerance=0.0, kind="ge",
                   details=info | (details or {}), figures=tuple(figures))
     return with_margin(claim)
 
@@ -214,7 +218,7 @@ def imbalance_claims(sw: dict, rare_eps: float = 0.1) -> list[Claim]:
 
 
 def pruning_claims(sw: dict, pruning: str) -> list[Claim]:
-    """Paired sign tests of the pruning effects on the grid ``sw`` (prune rates 0 and the tested one)."""
+    """Paired signed-rank tests of the pruning effects on the grid ``sw`` (prune rates 0 and the tested one)."""
     claims = []
     for name, key, up, what, fig in (
             ("pruning_more_minority_neurons", "count_minor", True,
@@ -224,7 +228,7 @@ def pruning_claims(sw: dict, pruning: str) -> list[Claim]:
             ("pruning_lowers_downstream_error", "mse", False,
              "lowers the downstream regression test MSE on the learned representation", "downstream_mse.png")):
         diff = sw[key][:, :, 1, :] - sw[key][:, :, 0, :]
-        claims.append(sign_test_claim(
+        claims.append(signed_rank_claim(
             name, f"{pruning} {what} in paired runs (same seed, eps_min and NSR, pruned vs not).", diff, increase=up,
             figures=(fig,), details={"per_eps_mean": nan_reduce(np.nanmean, diff, axis=(1, 2)),
                                      "pruned": stat(sw[key][:, :, 1, :]), "unpruned": stat(sw[key][:, :, 0, :])}))

@@ -20,6 +20,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    """Lay out, write (110 dpi) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+
+
 def _mean_sd(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation over seeds, ignoring failed (NaN) points without warnings."""
     with warnings.catch_warnings():
@@ -58,9 +65,7 @@ def sweep_figures(outdir: Path, run: Run, stages: StageSummary, sw: dict[str, np
     ax.set_title("Neuron projections (solid: SGD, dashed: population flow)")
     if stages.neurons_major.size:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(outdir / "stages.png", dpi=110)
-    plt.close(fig)
+    _save(fig, outdir / "stages.png")
     figs["stages.png"] = ("Projection of one neuron on its dominant feature, the largest non-dominant feature and "
                           "the noise subspace; dotted lines: detected stage boundaries T1, T2, T3; dashed: the "
                           "population flow (with the softmax saturation) from the same initial projections.")
@@ -83,9 +88,7 @@ def sweep_figures(outdir: Path, run: Run, stages: StageSummary, sw: dict[str, np
             ax.set_title(f"NSR = {nsr:g}")
             ax.set_ylabel(ylabel)
         axes[0, 0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(outdir / name, dpi=110)
-        plt.close(fig)
+        _save(fig, outdir / name)
         figs[name] = caption + " Mean ± std over seeds."
 
     panel("neuron_counts.png", ("count_major", "count_minor"), r"neurons with $|\cos(w_i,M_j)|\geq 0.3$",
@@ -125,9 +128,7 @@ def stage_figure(outdir: Path, st: StageSummary, st_half: StageSummary, scales: 
     ax.set_ylabel("SGD steps (median, IQR over neurons)")
     ax.set_title(f"Stage times (eta = {eta:g})")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(outdir / "stage_times.png", dpi=110)
-    plt.close(fig)
+    _save(fig, outdir / "stage_times.png")
     return {"stage_times.png": "Measured stage times of majority- and minority-feature neurons (and at half the "
                                "step size) next to the population-flow predictions, and Lemma 3.1's scale "
                                "d1 log d/(eta log log d) of T1 with a unit constant."}
@@ -170,9 +171,7 @@ def scaling_figure(outdir: Path, conv: dict, widths: dict, d1s: dict, tau: float
     ax.set_xlabel(r"ambient dimension $d_1$")
     ax.set_ylabel(r"median $T_1$ (SGD steps)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(outdir / "scaling.png", dpi=110)
-    plt.close(fig)
+    _save(fig, outdir / "scaling.png")
     return {"scaling.png": "Left: coefficient of the most specialised neuron of each minority feature over tau vs "
                            "eps_min, trained to convergence, with and without Algorithm 1's pruning. Middle: "
                            "specialised neurons per minority feature vs the width m, pruned, with m/d. Right: "

@@ -20,7 +20,7 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ._kernels_attention import attention_general, attention_grad
+from ._kernels_attention import attention_general, attention_grad, attention_scaled
 
 #: pruning modes of :func:`train_chunk`
 PRUNE_NONE, PRUNE_FORWARD, PRUNE_HARD = 0, 1, 2
@@ -78,37 +78,6 @@ def tokens_from_draws(u, xi, M, pi, sigma, XY, Z):
                     XY[T + t, c] += s * M[j, c]
             else:
                 Z[t, j] = 0.0
-
-
-# ------------------------------------------------------------------------------------------- attention
-@njit(cache=True, nogil=True)
-def attention_scaled(X, L, beta, U):
-    """Self-attention with ``W_Q^T W_K = beta I`` and ``W_V = I`` (``beta = 1``: the identity initialisation).
-
-    ``U[nL + r] = sum_s softmax_s(beta <x_r, x_s>) x_s`` within each input; ``X``, ``U`` float64[T, d1],
-    ``T`` a multiple of ``L``.
-    """
-    T, d1 = X.shape
-    sc = np.empty(L)
-    for o in range(0, T, L):
-        for r in range(L):
-            mx = -1e300
-            for s in range(L):
-                acc = 0.0
-                for c in range(d1):
-                    acc += X[o + r, c] * X[o + s, c]
-                sc[s] = beta * acc
-                mx = max(mx, sc[s])
-            tot = 0.0
-            for s in range(L):
-                sc[s] = math.exp(sc[s] - mx)
-                tot += sc[s]
-            for c in range(d1):
-                U[o + r, c] = 0.0
-            for s in range(L):
-                a = sc[s] / tot
-                for c in range(d1):
-                    U[o + r, c] += a * X[o + s, c]
 
 
 # ------------------------------------------------------------------------------------------------ encoder

@@ -1,4 +1,5 @@
-"""Numba kernels of the trained attention score matrix (``attention="trained"``); layout as in :mod:`._kernels`."""
+"""Numba kernels of the self-attention layer: fixed scores ``beta <x_r, x_s>`` and a trained score matrix ``A``
+(``attention="trained"``) with its gradient; layout as in :mod:`._kernels`."""
 
 from __future__ import annotations
 
@@ -9,14 +10,10 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def attention_general(X, L, A, U, P):
-    """Self-attention with a general score matrix ``A = W_Q^T W_K`` and ``W_V = I``.
-
-    ``P[nL + r, s] = softmax_s(<x_r, A x_s>)`` (float64[T, L], kept for :func:`attention_grad`) and
-    ``U[nL + r] = sum_s P[nL + r, s] x_{nL+s}``; ``X``, ``U`` float64[T, d1], ``A`` float64[d1, d1].
-    """
+def softmax_mix(X, V, scale, L, U, P):
+    """``P[nL + r, s] = softmax_s(scale <x_r, v_s>)`` and ``U[nL + r] = sum_s P[nL + r, s] x_{nL+s}`` within each
+    input of ``L`` tokens; ``X``, ``V``, ``U`` float64[T, d1], ``P`` float64[T, L]."""
     T, d1 = X.shape
-    V = np.dot(X, A.T)  # V[t] = A x_t: the L^2 scores per input then cost O(d1) each
     for o in range(0, T, L):
         for r in range(L):
             mx = -1e300
@@ -24,8 +21,8 @@ def attention_general(X, L, A, U, P):
                 acc = 0.0
                 for c in range(d1):
                     acc += X[o + r, c] * V[o + s, c]
-                P[o + r, s] = acc
-                mx = max(mx, acc)
+                P[o + r, s] = scale * acc
+                mx = max(mx, P[o + r, s])
             tot = 0.0
             for s in range(L):
                 P[o + r, s] = math.exp(P[o + r, s] - mx)
@@ -36,6 +33,26 @@ def attention_general(X, L, A, U, P):
                 P[o + r, s] /= tot
                 for c in range(d1):
                     U[o + r, c] += P[o + r, s] * X[o + s, c]
+
+
+@njit(cache=True, nogil=True)
+def attention_scaled(X, L, beta, U):
+    """Self-attention with ``W_Q^T W_K = beta I`` and ``W_V = I`` (``beta = 1``: the identity initialisation).
+
+    ``U[nL + r] = sum_s softmax_s(beta <x_r, x_s>) x_s`` within each input; ``X``, ``U`` float64[T, d1],
+    ``T`` a multiple of ``L``.
+    """
+    softmax_mix(X, X, beta, L, U, np.empty((X.shape[0], L)))
+
+
+@njit(cache=True, nogil=True)
+def attention_general(X, L, A, U, P):
+    """Self-attention with a general score matrix ``A = W_Q^T W_K`` and ``W_V = I``.
+
+    ``P[nL + r, s] = softmax_s(<x_r, A x_s>)`` (float64[T, L], kept for :func:`attention_grad`) and
+    ``U[nL + r] = sum_s P[nL + r, s] x_{nL+s}``; ``X``, ``U`` float64[T, d1], ``A`` float64[d1, d1].
+    """
+    softmax_mix(X, np.dot(X, A.T), 1.0, L, U, P)  # A x_t once per token: the L^2 scores then cost O(d1) each
 
 
 @njit(cache=True, nogil=True)

@@ -148,16 +148,10 @@ def sweep(base: Config, axes: Mapping[str, Sequence[float]], n_seeds: int, seed:
 
 # ---------------------------------------------------------------------------------------------- d1 sweep
 def stage1_times(run: mdl.Run) -> dict[str, float]:
-    """Median T1 (:func:`._stages.detect_stages`) over the neurons that learned a majority feature, in SGD and
-    in the population flow (:func:`._flow.population_flow`) from the run's initial projections."""
-    cfg = run.config
-    t = run.steps.astype(np.float64)
-    neurons, features = stg.learned_neurons(run.proj, run.noise)
-    major = features < cfg.n_major
-    neurons, features = neurons[major], features[major]
-    sgd = stg.stage_times(t, run.proj, run.noise, neurons, features)[:, 0]
-    fp, fn = fl.population_flow(cfg, run.proj[0], run.noise[0], t)
-    flow = stg.stage_times(t, fp, fn, neurons, features)[:, 0]
+    """Median T1 over the neurons that learned a majority feature, in SGD and in the population flow from the
+    run's initial projections (:func:`._stages.stage_summary`), over the neurons where both are detected."""
+    st = stg.stage_summary(run)
+    sgd, flow = st.measured_major[:, 0], st.predicted_major[:, 0]
     both = np.isfinite(sgd) & np.isfinite(flow)
     nan = float("nan")
     return {"T1_sgd": float(np.median(sgd[both])) if both.any() else nan,
