@@ -53,4 +53,5 @@ imbalanced_pruning = LegacyTheory(
      "stage3_time_vs_population_flow", "three_stages_detected", "stage_times_scale_as_1_over_eta",
      "minority_stage1_later_as_predicted", "minority_smaller_magnitude", "minority_fewer_neurons",
      "pruning_more_minority_neurons", "pruning_raises_minority_max_cosine", "pruning_lowers_downstream_error",
-     "pruning_effect_predicted_by_population_flow"))
+     "hard_pruning_effect_predicted_by_population_descent", "minority_coefficient_independent_of_eps",
+     "specialised_neurons_scale_as_m_over_d", "stage1_d1_exponent_vs_population_flow"))
