@@ -90,7 +90,7 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
     noise : sequence of NoiseStream
         The per-step random inputs, drawn from :func:`noise_generators` ``(seed, len(noise))``.
     seed : int
-        Seed of the noise streams (kept as :attr:`ParticleRun.seed`).
+        Seed of the noise streams (kept as ``ParticleRun.seed``).
     step_time : float
         Training time per step; record times are ``record_steps * step_time``.
     params : mapping, optional
