@@ -119,7 +119,7 @@ def main() -> None:
             run = simulate_sgd("euclidean", dim=dim, batch=batch, lr=lr, t_end=steps * lr, p0=[p0], eta=eta,
                                sigma2=sigma2, n_record=2, seed=seed)
             t_nb += time.perf_counter() - t0
-            p_nb.append(run.p[-1, 0])
+            p_nb.append(run.observable("p1")[-1])
         n = len(seeds) * steps
         spread = float(np.std(p_np + p_nb))
         print(f"| {dim} | {batch} | {steps} | {t_np / n * 1e6:.1f} | {t_nb / n * 1e6:.1f} | {t_np / t_nb:.1f}x "

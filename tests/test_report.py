@@ -43,24 +43,41 @@ def test_broken_tolerance_shows_fail_and_nonzero_exit(tmp_path):
     assert "ensemble_equals_single" in failed
 
 
-def test_crashing_theory_is_reported_not_fatal(tmp_path, monkeypatch):
-    import theorykit.report as report
+class _Toy:
+    """A theory through the public protocol: ``boom`` crashes outside a section, ``fine`` passes."""
 
-    class Boom:
-        @staticmethod
-        def reproduce(outdir, quick=True, seed=0):
+    sources = ("test",)
+    claim_names = ("x",)
+
+    def __init__(self, name, crash):
+        self.name, self.title, self.crash = name, f"toy {name}", crash
+
+    def systems(self):
+        return {}
+
+    def reproduce(self, study):
+        if self.crash:
             raise RuntimeError("integrator blew up")
+        study.claim("x", "x is one", 1.0, 1.0, 0.0)
 
-    class Fine:
-        @staticmethod
-        def reproduce(outdir, quick=True, seed=0):
-            return TheoryReport("barlow_ntk", "fine", [Claim("x", "x is one", 1.0, 1.0, 0.0)])
 
-    monkeypatch.setattr(report, "_module", lambda name: Boom if name == "noncontrastive" else Fine)
-    reports, record = reproduce(tmp_path, only=["noncontrastive", "barlow_ntk"], stream=open("/dev/null", "w"))
+@pytest.fixture
+def toys():
+    from theorykit.theories import register_theory, unregister_theory
+
+    for name, crash in (("toy_boom", True), ("toy_fine", False)):
+        register_theory(_Toy(name, crash))
+    yield
+    for name in ("toy_boom", "toy_fine"):
+        unregister_theory(name)
+
+
+def test_crashing_theory_is_reported_not_fatal(tmp_path, toys):
+    reports, record = reproduce(tmp_path, only=["toy_boom", "toy_fine"], stream=open("/dev/null", "w"))
     assert [r.passed for r in reports] == [False, True]
-    crash = record["theories"]["noncontrastive"]["claims"][0]
-    assert "integrator blew up" in crash["details"]["error"]
+    crash = record["theories"]["toy_boom"]["claims"][0]
+    assert crash["name"] == "runs" and "integrator blew up" in crash["details"]["error"]
+    assert record["theories"]["toy_fine"]["title"] == "toy toy_fine"
     assert record["passed"] is False
 
 

@@ -82,3 +82,21 @@ def test_phase_diagram_through_the_sweep_api_equals_in_process():
         remote = phase_diagram(csys, grid, base, y0, t_final=100.0, progress=False, chunk_size=10,
                                scheduler=cluster.scheduler_address)
     assert np.array_equal(here.final_states, remote.final_states)
+
+
+def test_results_reduce_to_labelled_grids_with_nan_for_failed_points():
+    pts = [{"x": x, "rep": r} for x in (1.0, 2.0, 3.0) for r in (0, 1)]
+    res = sweep(sometimes_fails, pts, processes=1)
+    g = res.grid(("x", "rep"), "y")
+    assert g.axes == ("x", "rep") and g.coords["x"].tolist() == [1.0, 2.0, 3.0] and g.coords["rep"].tolist() == [0, 1]
+    assert g.ok.tolist() == [[True, True], [False, False], [False, False]]
+    assert g.values[0].tolist() == [1.0, 1.0] and np.isnan(g.values[1:]).all()
+    assert len(g.failures) == 4 and g.failures[0].startswith("x=2 rep=0: error: RuntimeError: diverged")
+    assert res.grid(("x", "rep"), "y", describe=("x",)).failures[2].startswith("x=3: non_finite")
+    assert g.truth().tolist() == [[True, True], [False, False], [False, False]]
+    arrays = sweep(noisy_quadratic, POINTS, processes=1).grid(("x",), "path")
+    assert arrays.values.shape == (5, 3) and arrays.ok.all()
+    with pytest.raises(InvalidParameterError, match="tell the sweep points apart"):
+        res.grid(("x",), "y")
+    with pytest.raises(KeyError, match="no value named"):
+        res.grid(("x", "rep"), "z")

@@ -139,9 +139,11 @@ def _cmd_reproduce(args) -> int:
     overrides = parse_assignments(args.tolerance, "--tolerance")
     if args.processes is not None and args.processes < 1:
         raise InvalidParameterError(f"--processes must be >= 1, got {args.processes}")
+    from .sweep import SweepOptions
+
+    options = SweepOptions(args.processes or 1, args.scheduler, args.store)
     reports, record = reproduce(args.out, only=args.only, quick=not args.full, seed=args.seed,
-                                tolerance_overrides=overrides, processes=args.processes,
-                                scheduler=args.scheduler, store=args.store)
+                                tolerance_overrides=overrides, sweep_options=options)
     n = sum(len(r.claims) for r in reports)
     failed = [(r.theory, c) for r in reports for c in r.claims if not c.passed]
     print(f"\n{n - len(failed)}/{n} claims pass; report: {args.out}/report.md, {args.out}/report.html, "

@@ -91,6 +91,139 @@ class SweepResult:
         from ._labelled import sweep_dataset
 
         return sweep_dataset(self)
+    def failure_lines(self, keys: Sequence[str] | None = None) -> tuple[str, ...]:
+        """One line per failed point: ``"dim=16 lr=0.04: error: ValueError: ..."``, naming the point by the
+        parameters ``keys`` (default: all of them) and giving its status and error."""
+        return tuple(f"{_describe(p.params, keys)}: {p.status}" + (f": {p.error}" if p.error else "")
+                     for p in self.failed)
+
+    def grid(self, axes: Sequence[str], key: str, *, describe: Sequence[str] | None = None) -> "Grid":
+        """Value ``key`` arranged on the grid of the point parameters ``axes``.
+
+        Each axis takes the distinct values of its parameter in the order the points first use them; every
+        point must sit at its own grid cell. Cells whose point failed (or that no point fills) are NaN.
+
+        Parameters
+        ----------
+        axes : sequence of str
+            Point parameters spanning the grid, e.g. ``("dim", "replicate")``.
+        key : str
+            A value the point function returns (scalar or array; arrays add trailing axes).
+        describe : sequence of str, optional
+            Parameters naming a failed point in :attr:`Grid.failures` (default: ``axes``).
+
+        Raises
+        ------
+        KeyError
+            If a successful point lacks ``key`` or an axis parameter.
+        InvalidParameterError
+            If two points share a grid cell.
+        """
+        axes = tuple(axes)
+        coords: dict[str, list] = {a: [] for a in axes}
+        cells = []
+        for p in self.points:
+            missing = [a for a in axes if a not in p.params]
+            if missing:
+                raise KeyError(f"sweep point {p.index} has no parameter {missing[0]!r} (grid axes {list(axes)})")
+            cell = []
+            for a in axes:
+                if p.params[a] not in coords[a]:
+                    coords[a].append(p.params[a])
+                cell.append(coords[a].index(p.params[a]))
+            cells.append(tuple(cell))
+        if len(set(cells)) != len(cells):
+            raise InvalidParameterError(f"the parameters {list(axes)} do not tell the sweep points apart")
+        ok_points = [p for p in self.points if p.status == "ok"]
+        lacking = [p.index for p in ok_points if key not in p.values]
+        if lacking:
+            raise KeyError(f"sweep point {lacking[0]} returned no value named {key!r}")
+        value_shape = np.shape(ok_points[0].values[key]) if ok_points else ()
+        shape = tuple(len(coords[a]) for a in axes)
+        values = np.full(shape + value_shape, np.nan)
+        ok = np.zeros(shape, dtype=bool)
+        for p, cell in zip(self.points, cells):
+            if p.status == "ok":
+                values[cell] = p.values[key]
+                ok[cell] = True
+        return Grid(axes, {a: np.asarray(coords[a]) for a in axes}, values, ok,
+                    self.failure_lines(axes if describe is None else describe))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """One sweep value on a grid of point parameters (see :meth:`SweepResult.grid`).
+
+    Attributes
+    ----------
+    axes : tuple of str
+        The parameters spanning the grid.
+    coords : dict of str -> ndarray
+        Each axis's values, in the order the points first use them.
+    values : float64 ndarray
+        Shape ``(len(coords[a]) for a in axes) + value shape``; NaN where the point failed.
+    ok : bool ndarray
+        Grid shape: the point there succeeded.
+    failures : tuple of str
+        One line per failed point of the sweep (all of them, not only this grid's cells).
+    """
+
+    axes: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    values: np.ndarray
+    ok: np.ndarray
+    failures: tuple[str, ...]
+
+    def truth(self) -> np.ndarray:
+        """The values as truth values: ``False`` where the point failed (NaN is not taken as true)."""
+        return self.ok.reshape(self.ok.shape + (1,) * (self.values.ndim - self.ok.ndim)) & (
+            np.nan_to_num(self.values) != 0)
+
+
+def _describe(params: Mapping[str, Any], keys: Sequence[str] | None) -> str:
+    """``"dim=16 lr=0.04"``: the parameters ``keys`` (default all) of a point, numbers in short form."""
+    def fmt(v: Any) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{k}={fmt(params[k])}" for k in (params if keys is None else keys) if k in params)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Where the points of :func:`sweep` run: one object instead of three keyword arguments.
+
+    Attributes
+    ----------
+    processes : int or None
+        Local worker processes (``1``: inline in this process; ``None``: one per CPU).
+    scheduler : str or distributed.Client, optional
+        A ``dask.distributed`` scheduler address or client (instead of local processes).
+    store : path, optional
+        Folder keeping every finished point, so that a re-run resumes.
+    """
+
+    processes: int | None = 1
+    scheduler: Any = None
+    store: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.processes is not None and (isinstance(self.processes, bool) or int(self.processes) < 1):
+            raise InvalidParameterError(f"processes must be >= 1, got {self.processes}")
+        if self.store is not None:
+            object.__setattr__(self, "store", Path(self.store))
+
+    def in_subfolder(self, name: str) -> "SweepOptions":
+        """The same options with ``store`` (if any) narrowed to its subfolder ``name``."""
+        return SweepOptions(self.processes, self.scheduler, None if self.store is None else self.store / name)
+
+    def kwargs(self) -> dict[str, Any]:
+        """``{"processes", "scheduler", "store"}`` for :func:`sweep`."""
+        return {"processes": self.processes, "scheduler": self.scheduler, "store": self.store}
+
+    def sweep(self, fn: PointFunction, points: Sequence[Mapping[str, Any]], *, seed: SeedLike = 0,
+              desc: str = "sweep") -> "SweepResult":
+        """:func:`sweep` with these options."""
+        return sweep(fn, points, seed=seed, desc=desc, **self.kwargs())
 
 
 def point_seeds(seed: SeedLike, n: int) -> list[int]:

@@ -36,7 +36,7 @@ _SYMBOLIC_DIGEST = hashlib.sha256(Path(S.__file__).read_bytes()).hexdigest()[:16
 
 
 @lru_cache(maxsize=None)
-def system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False):
+def ode_system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False):
     """The derived :class:`~theorykit.derive.ODESystem` (cached per process and on disk).
 
     ``reduced``: the one-dimensional per-mode flow; ``shape`` (cosine only): the normalised shape system.
@@ -56,30 +56,15 @@ def _derive(loss: str, n_groups: int, byol: bool, reduced: bool, shape: bool, di
 
 
 @lru_cache(maxsize=None)
-def compiled(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba",
-             shape: bool = False):
-    """``compile_system`` of :func:`system` (disk-cached by content hash)."""
-    return compile_system(system(loss, n_groups, byol, reduced, shape), backend=backend)
+def compiled_ode(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba",
+                 shape: bool = False):
+    """``compile_system`` of :func:`ode_system` (disk-cached by content hash)."""
+    return compile_system(ode_system(loss, n_groups, byol, reduced, shape), backend=backend)
 
 
 def pack(csys, values: Mapping[str, float]) -> np.ndarray:
     """Parameters by name, ignoring names the system does not use (e.g. ``dim`` for the Euclidean loss)."""
     return csys.pack_params({k: v for k, v in values.items() if k in csys.param_names})
-
-
-def integrate(csys, y0: np.ndarray, params: np.ndarray, t_eval: np.ndarray, *, rtol: float = 1e-8,
-              atol: float = 1e-10) -> np.ndarray:
-    """States at ``t_eval`` (float64[n_t, n_states]) of the compiled system, from ``t_eval[0]``.
-
-    LSODA: the flows become stiff as they settle on an equilibrium (dopri5 is then stability-limited).
-    """
-    from ...solve import solve
-
-    t_eval = np.asarray(t_eval, dtype=float)
-    y0 = np.asarray(y0, dtype=float)
-    sol = solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), params, t_eval=t_eval, rtol=rtol,
-                atol=atol, method="lsoda", max_steps=1_000_000)  # stiff near the equilibria
-    return np.asarray(sol.y)
 
 
 def hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0, dim: float = 1.0,
@@ -92,13 +77,18 @@ def hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0, di
     return out
 
 
-def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s0: Sequence[float] | None = None,
-                   eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0, beta: float = 0.0,
-                   dim: float = 1.0, fractions: Sequence[float] | None = None) -> dict[str, np.ndarray]:
-    """Integrate the eigenmode system of ``len(p0)`` mode groups (BYOL target if ``beta > 0``).
+def ode_solution(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s0: Sequence[float] | None = None,
+                 eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0, beta: float = 0.0, dim: float = 1.0,
+                 fractions: Sequence[float] | None = None):
+    """The eigenmode system of ``len(p0)`` mode groups (BYOL target if ``beta > 0``) solved at ``t_eval``.
 
-    Returns a dict with ``t`` (n_t,), ``p``, ``s``, ``tau`` (n_t, n_groups) and ``loss`` (n_t,).
+    Returns a :class:`theorykit.solve.Solution` with states ``p<k>``, ``s<k>`` (and ``tau<k>`` for BYOL) and
+    the observable ``loss`` — the names :func:`simulate_sgd` records, so :func:`theorykit.validate.compare`
+    pairs them. LSODA: the flows become stiff as they settle on an equilibrium (dopri5 is then
+    stability-limited).
     """
+    from ...solve import solve
+
     S.check_loss(loss)
     eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
     p0 = np.atleast_1d(np.asarray(p0, dtype=float))
@@ -106,7 +96,7 @@ def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s
     s0 = p0 ** 2 / alpha_p if s0 is None else np.atleast_1d(np.asarray(s0, dtype=float))
     fr = np.full(G, 1.0 / G) if fractions is None else np.asarray(fractions, dtype=float)
     byol = beta > 0
-    csys = compiled(loss, G, byol)
+    csys = compiled_ode(loss, G, byol)
     prm = pack(csys, hyper(eta, sigma2, alpha_p, beta, dim, fr if G > 1 else None))
     per = 3 if byol else 2
     y0 = np.empty(per * G)
@@ -114,10 +104,17 @@ def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s
     if byol:
         y0[2::per] = 1.0
     t_eval = np.asarray(t_eval, dtype=float)
-    y = integrate(csys, y0, prm, t_eval)
-    loss_v = csys.observed("loss", t_eval, y, prm)
-    tau = y[:, 2::per] if byol else np.ones((t_eval.size, G))
-    return {"t": t_eval, "p": y[:, 0::per], "s": y[:, 1::per], "tau": tau, "loss": np.asarray(loss_v)}
+    return solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), prm, t_eval=t_eval, rtol=1e-8, atol=1e-10,
+                 method="lsoda", max_steps=1_000_000)
+
+
+def ode_trajectory(loss: str, p0: Sequence[float], t_eval: Sequence[float], **settings) -> dict[str, np.ndarray]:
+    """:func:`ode_solution` as arrays: ``t`` (n_t,), ``p``, ``s``, ``tau`` (n_t, n_groups) and ``loss`` (n_t,)."""
+    sol = ode_solution(loss, p0, t_eval, **settings)
+    per = 3 if "tau1" in sol.state_names else 2
+    y = np.asarray(sol.y)
+    tau = y[:, 2::per] if per == 3 else np.ones((y.shape[0], y.shape[1] // 2))
+    return {"t": np.asarray(sol.t), "p": y[:, 0::per], "s": y[:, 1::per], "tau": tau, "loss": sol.observed("loss")}
 
 
 # ------------------------------------------------------------------------ equilibria, closed forms
@@ -214,7 +211,7 @@ def equilibria(loss: str, *, eta: float, sigma2: float, alpha_p: float = 1.0, be
     eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
     if loss == "euclidean":
         byol = beta > 0
-        csys = compiled("euclidean", 1, byol)
+        csys = compiled_ode("euclidean", 1, byol)
         prm = pack(csys, hyper(eta, sigma2, alpha_p, beta))
         ps = [0.0] + list(euclidean_fixed_points(eta, sigma2) or ())
         guesses = [[p, p * p / alpha_p] + ([1.0] if byol else []) for p in ps]
@@ -222,7 +219,7 @@ def equilibria(loss: str, *, eta: float, sigma2: float, alpha_p: float = 1.0, be
         S.check_loss(loss)
         if nu_u is None or nu_v is None:
             nu_u, nu_v = frozen_norms(1.0, sigma2, alpha_p)
-        csys = compiled("cosine", reduced=True)
+        csys = compiled_ode("cosine", reduced=True)
         prm = pack(csys, dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p, nu_u=nu_u, nu_v=nu_v, rho=rho))
         guesses = [[r] for r, _ in reduced_fixed_points("cosine", dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p,
                                                                         nu_u=nu_u, nu_v=nu_v, rho=rho))]
@@ -280,7 +277,7 @@ def phase_grid(etas: np.ndarray, sigma2s: np.ndarray, *, p0: Sequence[float] = (
         check_hyper(0.0, s2, alpha_p)
     pmax = float(np.max(p0))
     e_cf = np.array([[predicted_euclidean_collapse(e, s2, pmax) for e in etas] for s2 in sigma2s])
-    ce = compiled("euclidean", 1)
+    ce = compiled_ode("euclidean", 1)
     pd_e = phase_diagram(ce, {"eta": etas, "sigma2": sigma2s}, {"alpha_p": alpha_p}, [pmax, pmax ** 2 / alpha_p],
                          t_final=t_end, classify=_collapse_below(collapse_level), labels=("alive", "collapsed"),
                          progress=False)
@@ -289,7 +286,7 @@ def phase_grid(etas: np.ndarray, sigma2s: np.ndarray, *, p0: Sequence[float] = (
     if p0a.size != 2:
         raise InvalidParameterError("phase_grid compares two mode groups: p0 must have two entries")
     x0 = p0a[0] / np.sqrt(np.mean(p0a ** 2))
-    cs = compiled("cosine", shape=True)
+    cs = compiled_ode("cosine", shape=True)
 
     def ratio_classify(final):
         x1 = final[:, 0]
@@ -320,7 +317,7 @@ def continue_in_eta(loss: str, params: Mapping[str, float], eta_bounds: tuple[fl
     """
     from ...analysis import continue_branch
 
-    csys = compiled(loss, reduced=True)
+    csys = compiled_ode(loss, reduced=True)
     prm = {k: v for k, v in params.items() if k in csys.param_names}
     prm["eta"] = float(eta_bounds[0])
     if start_p is None:
@@ -334,6 +331,44 @@ def continue_in_eta(loss: str, params: Mapping[str, float], eta_bounds: tuple[fl
     return np.asarray(br.param_values), np.asarray(br.states[:, 0]), np.asarray(br.stable), folds
 
 
-__all__ = ["system", "compiled", "integrate", "hyper", "ode_trajectory", "equilibria", "euclidean_critical_eta",
+__all__ = ["ode_system", "compiled_ode", "hyper", "ode_solution", "ode_trajectory", "equilibria", "euclidean_critical_eta",
            "euclidean_fixed_points", "reduced_coefficients", "reduced_fixed_points", "cosine_fold_eta",
-           "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid", "continue_in_eta"]
+           "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid", "continue_in_eta",
+           "noncontrastive_systems"]
+
+
+def noncontrastive_systems():
+    """The systems this theory offers to the CLI (``theorykit systems``)."""
+    from .. import BuiltinSystem
+
+    nu_u, nu_v = frozen_norms(1.0, 0.5)
+    return {
+        "euclidean_mode": BuiltinSystem(
+            "euclidean_mode", lambda: ode_system("euclidean", 1), {"eta": 0.1, "sigma2": 0.5, "alpha_p": 1.0},
+            {"p1": 1.0, "s1": 1.0}, "one eigenmode (p, s) of the Euclidean loss, SimSiam target",
+            {"eta": (0.0, 0.3), "sigma2": (0.0, 2.0)}),
+        "euclidean_byol": BuiltinSystem(
+            "euclidean_byol", lambda: ode_system("euclidean", 1, True),
+            {"eta": 0.1, "sigma2": 0.5, "alpha_p": 1.0, "beta": 0.5},
+            {"p1": 1.0, "s1": 1.0, "tau1": 1.0}, "one eigenmode (p, s, tau) of the Euclidean loss, EMA target",
+            {"eta": (0.0, 0.3), "beta": (0.01, 0.99)}),
+        "euclidean_reduced": BuiltinSystem(
+            "euclidean_reduced", lambda: ode_system("euclidean", reduced=True), {"eta": 0.1, "sigma2": 0.5},
+            {"p": 1.0}, "cubic per-mode flow on the invariant manifold s = p^2/alpha_p",
+            {"eta": (0.0, 0.3), "sigma2": (0.0, 2.0)}),
+        "cosine_reduced": BuiltinSystem(
+            "cosine_reduced", lambda: ode_system("cosine", reduced=True),
+            {"eta": 0.1, "sigma2": 0.5, "alpha_p": 1.0, "nu_u": nu_u, "nu_v": nu_v, "rho": 0.0},
+            {"p": 1.0}, "sextic per-mode flow of the cosine loss with frozen feature norms",
+            {"eta": (0.0, 1.0), "sigma2": (0.0, 2.0)}),
+        "cosine_modes": BuiltinSystem(
+            "cosine_modes", lambda: ode_system("cosine", 2),
+            {"eta": 0.05, "sigma2": 0.5, "alpha_p": 1.0, "f1": 0.5, "f2": 0.5},
+            {"p1": 1.0, "s1": 1.0, "p2": 0.4, "s2": 0.16},
+            "two mode groups of the cosine loss coupled through the concentrated norms",
+            {"eta": (0.0, 0.3), "sigma2": (0.0, 2.0)}),
+        "cosine_shape": BuiltinSystem(
+            "cosine_shape", lambda: ode_system("cosine", shape=True), {"sigma2": 0.5, "alpha_p": 1.0, "f1": 0.5},
+            {"x": 1.2}, "normalised shape of two cosine mode groups in rescaled time (weight decay drops out)",
+            {"sigma2": (0.0, 2.0), "alpha_p": (0.2, 3.0)}),
+    }

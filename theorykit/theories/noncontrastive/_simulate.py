@@ -1,8 +1,11 @@
-"""Finite-width particle simulation: SGD on the actual linear networks, observed in the eigenbasis."""
+"""Finite-width particle simulation: SGD on the actual linear networks, observed in the eigenbasis.
+
+The numba step kernel (:func:`._kernels.sgd_steps`) runs inside :func:`theorykit.simulate.run_particles`,
+which draws the minibatch noise, records the group eigen-observables and averages the minibatch loss.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -10,7 +13,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...progress import Progress
+from ...simulate import NoiseStream, ParticleRun, run_particles
 from . import _kernels
 from ._symbolic import check_loss
 
@@ -29,37 +32,6 @@ def check_hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0
             check_range("beta (EMA momentum per unit time)", beta, 0.0, 1.0, high_open=True))
 
 
-@dataclass(frozen=True)
-class ParticleRun:
-    """One SGD run observed in the eigenbasis of its initialisation.
-
-    ``t``: (n_rec,) training time ``lr * step``; ``p, s, tau``: (n_rec, n_groups) group means of the
-    predictor eigenvalue, the eigenvalue of ``W W^T`` and the target ratio; ``loss``: (n_rec,) mean
-    minibatch loss per mode (cosine loss: minus the cosine similarity).
-    """
-
-    loss_kind: str
-    t: np.ndarray
-    p: np.ndarray
-    s: np.ndarray
-    tau: np.ndarray
-    loss: np.ndarray
-    dim: int
-    batch: int
-    lr: float
-    seed: int
-    params: dict[str, float] = field(default_factory=dict)
-
-    def observable(self, name: str) -> np.ndarray:
-        """``"p1"``, ``"s2"``, ``"tau1"`` (1-based group index) or ``"loss"``."""
-        if name == "loss":
-            return self.loss
-        kind, idx = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
-        if kind not in ("p", "s", "tau") or not idx:
-            raise KeyError(f"unknown observable {name!r}: use p<k>, s<k>, tau<k> or loss")
-        return getattr(self, kind)[:, int(idx) - 1]
-
-
 def _orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:
     q, r = np.linalg.qr(rng.standard_normal((d, d)))
     return np.ascontiguousarray(q * np.sign(np.diag(r)))
@@ -75,35 +47,6 @@ def group_sizes(dim: int, fractions: Sequence[float]) -> np.ndarray:
     if np.any(n == 0):
         raise InvalidParameterError(f"dim={dim} is too small for {len(f)} groups with fractions {list(f)}")
     return n
-
-# Upper bound on the pre-drawn noise held at once (bytes); a run draws it chunk by chunk of whole steps.
-CHUNK_BYTES = 32 * 2**20
-
-
-def _run_chunks(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, batch, n_steps, every,
-                kseed, out_p, out_s, out_tau, out_loss) -> None:
-    """Draw the minibatch noise with a ``Generator`` seeded by ``kseed`` in chunks of steps and run the kernel
-    on each chunk, carrying the weights, the loss accumulator and the record index across chunks.
-
-    Each step takes its samples from the stream in the same order, so the result does not depend on the
-    chunk size (only on ``kseed``).
-    """
-    d = W.shape[0]
-    n_draw = 3 if sigma > 0.0 else 1  # sigma = 0: both views are the clean sample
-    per_step = n_draw * batch * d
-    chunk = max(1, min(n_steps, CHUNK_BYTES // (8 * per_step)))
-    noise = np.random.default_rng(kseed)
-    buf = np.empty((chunk, n_draw, batch, d))
-    _kernels.project(W, Wp, Wt, U, group, n_groups, out_p[0], out_s[0], out_tau[0])
-    acc, n_acc, rec = 0.0, 0, 1
-    with Progress(n_steps, "SGD steps") as bar:
-        for step0 in range(0, n_steps, chunk):
-            E = buf[: min(chunk, n_steps - step0)]
-            noise.standard_normal(out=E)
-            acc, n_acc, rec = _kernels.sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p,
-                                                 keep, lr, E, step0, every, acc, n_acc, rec,
-                                                 out_p, out_s, out_tau, out_loss)
-            bar.update(E.shape[0])
 
 
 def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0: Sequence[float],
@@ -127,8 +70,14 @@ def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0
     n_record : int
         Number of recorded times (including 0), evenly spaced in steps.
     seed : int or Generator
-        Draws the eigenbases and the seed of the minibatch noise (``ParticleRun.seed``); the noise comes
-        from ``numpy.random.default_rng(ParticleRun.seed)``.
+        Draws the eigenbases and the seed of the minibatch noise (``ParticleRun.seed``).
+
+    Returns
+    -------
+    ParticleRun
+        Observables ``p<k>``, ``s<k>``, ``tau<k>`` (group ``k = 1..G`` means of the predictor eigenvalue, the
+        eigenvalue of ``W W^T`` and the target ratio) and ``loss`` (interval means of the minibatch loss per
+        mode; cosine loss: minus the cosine similarity); the names of the eigenmode ODE system.
     """
     check_loss(loss)
     eta, sigma2, alpha_p, beta = check_hyper(eta, sigma2, alpha_p, beta)
@@ -156,18 +105,31 @@ def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0
     W = np.ascontiguousarray((U * wv) @ V.T)
     Wp = np.ascontiguousarray((U * pv) @ U.T)
     Wt = W.copy()
-    out_p = np.zeros((n_record, G))
-    out_s = np.zeros((n_record, G))
-    out_tau = np.zeros((n_record, G))
-    out_loss = np.zeros(n_record)
     keep = 0.0 if beta == 0.0 else float(beta ** lr)
     kseed = int(rng.integers(0, 2**31 - 1))
     sigma = float(np.sqrt(sigma2))
-    _run_chunks(W, Wp, Wt, U, group, G, _kernels.EUCLIDEAN if loss == "euclidean" else _kernels.COSINE,
-                eta, sigma, alpha_p, keep, lr, batch, n_steps, every, kseed, out_p, out_s, out_tau, out_loss)
-    t = np.arange(n_record) * every * lr
-    return ParticleRun(loss, t, out_p, out_s, out_tau, out_loss, dim, batch, lr, kseed,
-                       dict(eta=eta, sigma2=sigma2, alpha_p=alpha_p, beta=beta))
+    code = _kernels.EUCLIDEAN if loss == "euclidean" else _kernels.COSINE
+    out_p, out_s, out_tau = np.zeros(G), np.zeros(G), np.zeros(G)
+
+    def advance(draws, step0, values):
+        _kernels.sgd_steps(W, Wp, Wt, code, eta, sigma, alpha_p, keep, lr, draws[0], values[0])
+
+    def observe():
+        _kernels.project(W, Wp, Wt, U, group, G, out_p, out_s, out_tau)
+        return {f"{kind}{k + 1}": float(v[k]) for kind, v in (("p", out_p), ("s", out_s), ("tau", out_tau))
+                for k in range(G)}
+
+    n_draw = 3 if sigma > 0.0 else 1  # sigma = 0: both views are the clean sample
+    return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
+                         noise=[NoiseStream((n_draw, batch, dim))], seed=kseed, step_time=lr,
+                         step_values=("loss",),
+                         params=dict(loss=loss, dim=dim, batch=batch, lr=lr, eta=eta, sigma2=sigma2,
+                                     alpha_p=alpha_p, beta=beta, n_groups=G))
 
 
-__all__ = ["ParticleRun", "simulate_sgd", "check_hyper", "group_sizes"]
+def group_series(run: ParticleRun, kind: str) -> np.ndarray:
+    """The group observables ``kind`` (``"p"``, ``"s"`` or ``"tau"``) of a run: float64[n_rec, n_groups]."""
+    return run.stack(*(f"{kind}{k + 1}" for k in range(int(run.params["n_groups"]))))
+
+
+__all__ = ["simulate_sgd", "group_series", "check_hyper", "group_sizes"]
