@@ -3,40 +3,105 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
+import re
+import secrets
+import socket
 import subprocess
 import sys
-import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+#: who writes a temporary file: a hash of the host name, so that only this host judges whether its writer lives
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMPORARY = re.compile(r"^\..+\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}\.tmp")
+STALE_AFTER_S = 24 * 3600  # a temporary file this old is a leftover whoever wrote it
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+
+def _create_temporary(path: Path, mode: int) -> Path:
+    """Create an empty file next to ``path`` named after this host and process. The kernel applies the
+    umask to ``mode`` as for any new file, so the process umask is never read or changed."""
+    while True:
+        tmp = path.parent / f".{path.name}.{_HOST}-{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+            return tmp
+        except FileExistsError:
+            continue
+
+
+def _fsync(path: Path, *, folder: bool = False) -> None:
+    """Flush a file's (or a folder's entries') data to disk; folders cannot be flushed on some systems."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if folder:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not folder:
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success rename it over ``path``, on error delete it."""
+def atomic_path(path: str | os.PathLike, *, private: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success flush it to disk and rename it over ``path``,
+    on error delete it.
+
+    The file gets the permissions of any new file (``0666`` less the umask), or ``0600`` if ``private``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; results get the usual permissions
+    tmp_path = _create_temporary(path, 0o600 if private else 0o666)
     try:
         yield tmp_path
+        _fsync(tmp_path)  # the data is on disk before the name points at it
         os.replace(tmp_path, path)
+        _fsync(path.parent, folder=True)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _process_gone(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files that :func:`atomic_path` left in ``folder`` when its process was killed:
+    those written on this host by a process that no longer runs, and any older than a day. Returns them."""
+    removed = []
+    now = time.time()
+    for entry in Path(folder).glob(".*.tmp*"):
+        match = _TEMPORARY.match(entry.name)
+        try:
+            old = now - entry.stat().st_mtime > STALE_AFTER_S
+        except FileNotFoundError:
+            continue
+        dead = match is not None and match["host"] == _HOST and _process_gone(int(match["pid"]))
+        if old or dead:
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def _jsonable(obj: Any) -> Any:

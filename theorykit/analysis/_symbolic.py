@@ -37,8 +37,10 @@ def _exact(value: Any) -> sp.Expr:
         return sp.Integer(int(value))
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
-    if isinstance(value, str):
-        return sp.nsimplify(sp.sympify(value), rational=True)
+    if isinstance(value, str):  # parsed, never evaluated
+        from ..derive import parse_expression
+
+        return sp.nsimplify(parse_expression(value, what="parameter value"), rational=True)
     x = float(value)
     if not np.isfinite(x):
         raise InvalidParameterError(f"parameter values must be finite, got {value!r}")
@@ -125,7 +127,7 @@ def symbolic_fixed_points(system, params: Mapping[str, Any] | None = None, *,
         raise InvalidParameterError(str(exc)) from exc
     nums, dens = [], []
     for e in eqs:
-        num, den = sp.together(sp.sympify(e)).as_numer_denom()
+        num, den = sp.together(sp.sympify(e, strict=True)).as_numer_denom()
         nums.append(sp.expand(num))
         dens.append(den)
     polynomial_ok = all(n.is_polynomial(*states) for n in nums)
