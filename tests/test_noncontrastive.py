@@ -168,7 +168,7 @@ def test_cosine_fold_and_emergence():
 def test_small_symbolic_matrices_stay_aligned_and_follow_the_eigenmode_flow(loss):
     """General 2x2 matrices: from diagonal (aligned) weights the off-diagonal drift vanishes and the
     diagonal drift equals the eigenmode system (two groups of one mode each)."""
-    dWp, dW, m = S.matrix_flow(loss, 2)
+    dWp, dW, m = nc.matrix_flow(loss, 2)
     rng = np.random.default_rng(5)
     p, w, a = rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2)
     vals = {S.eta: 0.07, S.sigma2: 0.4, S.alpha_p: 1.3}
@@ -259,7 +259,7 @@ def test_byol_target_and_collapse_outcomes():
     assert A.normalised_ratio(nc.group_series(c, "p")[-1:])[0] > 0.5
 
 
-def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr):
+def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr, symmetric=False):
     """Reference minibatch SGD written with numpy from the model's definition, on given noise E[step]."""
     d = W.shape[0]
     losses = []
@@ -278,15 +278,17 @@ def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr):
             losses.append(-np.mean(c / (nu * nv)))
         b = len(x1)
         g_wp, g_w = g.T @ z / b, (g @ Wp).T @ x1 / b
-        Wp = Wp - lr * (alpha_p * g_wp + eta * Wp)
-        W = W - lr * (g_w + eta * W)
+        if symmetric:
+            g_wp = (g_wp + g_wp.T) / 2
+        Wp = Wp - lr * (alpha_p * g_wp + eta_p * Wp)
+        W = W - lr * (g_w + eta_s * W)
         Wt = keep * Wt + (1 - keep) * W
     return W, Wp, Wt, losses
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss):
+@pytest.mark.parametrize("loss, symmetric", [("euclidean", False), ("cosine", False), ("euclidean", True)])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss, symmetric):
     """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates."""
     from theorykit.theories.noncontrastive import _kernels as K
 
@@ -294,12 +296,13 @@ def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss):
     d, batch, steps = 6, 5, 4
     W, Wp, Wt = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
     E = rng.standard_normal((steps, 3, batch, d))
-    sigma, eta, alpha_p, keep, lr = 0.7, 0.05, 1.5, 0.3, 0.1
-    ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr)
+    sigma, eta_p, eta_s, alpha_p, keep, lr = 0.7, 0.05, 0.02, 1.5, 0.3, 0.1
+    ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr,
+                                                       symmetric)
     Wk, Wpk, Wtk = W.copy(), Wp.copy(), Wt.copy()
     code = K.EUCLIDEAN if loss == "euclidean" else K.COSINE
     out_loss = np.zeros(steps)
-    K.sgd_steps(Wk, Wpk, Wtk, code, eta, sigma, alpha_p, keep, lr, E, out_loss)
+    K.sgd_steps(Wk, Wpk, Wtk, code, eta_p, eta_s, sigma, alpha_p, keep, lr, symmetric, E, out_loss)
     np.testing.assert_allclose(Wk, ref_W, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(Wpk, ref_Wp, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(Wtk, ref_Wt, rtol=1e-12, atol=1e-12)
