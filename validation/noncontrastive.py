@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     n = 14 if args.quick else 40
     grid = A.phase_grid(np.linspace(0.01, 0.5, n), np.linspace(0.0, 2.0, n))
     with report_figure(args.out / "phase_diagram.png", **F.PHASE_LAYOUT) as (fig, axes):
-        F.draw_phase(axes, grid, pa)
+        F.draw_phase(axes, grid, pa, A.euclidean_fold_curve((float(grid["sigma2"][0]), float(grid["sigma2"][-1]))))
 
     summary = {
         "ode_vs_sgd": {loss: {"slope_in_d": f.slope, "slope_ci": f.slope_ci,
