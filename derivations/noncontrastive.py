@@ -160,8 +160,9 @@ def _tian_sections() -> list[str]:
                "loss, since $p\\,\\partial_p\\ell = w\\,\\partial_w\\ell$):\n")
     out.append(_eq(r"\dot D", S.balance_drift("euclidean")))
     out.append("A mode whose predictor eigenvalue starts negative ($p < 0$, as half of a random symmetric $W_p$) "
-               "rises towards $p = 0$ while $s \\le p^2/\\alpha_p + D$. If $\\alpha_p \\le 1$ and $\\eta_p \\le \\eta_s$ "
-               "and it starts at the same scale as the network ($s_0 = p_0^2$, so $D_0 \\le 0$), $D$ stays $\\le 0$ and "
+               "rises towards $p = 0$ while $s \\le p^2/\\alpha_p + D$. If $\\alpha_p \\le 1$ and "
+               "$\\eta_p \\le \\eta_s$ and it starts at the same scale as the network ($s_0 = p_0^2$, so "
+               "$D_0 \\le 0$), $D$ stays $\\le 0$ and "
                "$s \\to 0$: the mode collapses. $\\alpha_p > 1$ ($D_0 > 0$) or $\\eta_p > \\eta_s$ (the source term) "
                "can lift it above the parabola; the claims map where this happens (with $\\eta_s = 0.01$: every "
                "$\\alpha_p > 1$, and at $\\alpha_p = 1$ a ratio $\\eta_p/\\eta_s$ between 1 and 2), the two remedies "
@@ -182,7 +183,8 @@ def _tian_sections() -> list[str]:
     out.append("## Weights that are not aligned [Tian Eq. 7, Theorem 3, Eq. 17]\n")
     out.append("The expected gradient flow of general $n \\times n$ matrices (SymPy, `_matrix.matrix_flow`), with "
                "$W_t = \\tau W$ and the predictor flow symmetrised; for $n = 2$, two of its entries:\n")
-    out += [_eq(r"\dot W_{00}", sp.collect(rhs["W_00"], S.sigma2)), _eq(r"\dot P_{01}", sp.collect(rhs["P_01"], S.sigma2))]
+    out += [_eq(r"\dot W_{00}", sp.collect(rhs["W_00"], S.sigma2)),
+            _eq(r"\dot P_{01}", sp.collect(rhs["P_01"], S.sigma2))]
     out.append("In $F = WW^\\top$ this is Eq. 7 with $\\eta_p$ on $W_p$ and $2\\eta_s$ on $F$, and the commutator "
                "$L = [F, W_p]$ obeys $\\dot L = -LK - KL$ with "
                "$K = (1+\\sigma^2)[\\tfrac{\\alpha_p}{2}F + W_p^2 - \\tfrac{\\tau}{1+\\sigma^2}W_p] + "

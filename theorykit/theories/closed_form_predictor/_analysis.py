@@ -48,7 +48,8 @@ def closed_form_predictor_systems():
         **{f"{loss}_modes": BuiltinSystem(
             f"{loss}_modes", (lambda loss=loss: S.mode_system(loss, "closed_form", 2)),
             {"eta": 0.0, "sigma2_o": 0.0, "alpha": 0.5, "f1": 0.5, **({"sigma2_t": 0.5} if "cosine" in loss else {})},
-            {"s1": 1.2, "s2": 0.4}, f"two groups of eigenvalues s_k of W W^T, {loss} loss, closed-form predictor s^alpha")
+            {"s1": 1.2, "s2": 0.4},
+            f"two groups of eigenvalues s_k of W W^T, {loss} loss, closed-form predictor s^alpha")
            for loss in S.LOSSES},
         "directpred_modes": BuiltinSystem(
             "directpred_modes", lambda: S.mode_system("euclidean", "directpred", 2),

@@ -177,7 +177,8 @@ def cosine_study(seed: int = 0, quick: bool = True) -> dict:
         claim("cosine_isotropic_scale", "cosine SGD ends isotropic at lambda* = (|W0|_F^2/M)^alpha: mean final "
               "predictor eigenvalue", float(np.mean(lam_end)), lam_star, 0.01, "rel"),
         claim("cosine_isotropic_groups", "cosine SGD: the groups, lambda ratio sqrt(3) at the start, end equal: "
-              "|lambda_1 - lambda_2| / lambda* at the end", float(abs(np.diff(group_series(r, "lambda")[-1])[0])) / lam_star,
+              "|lambda_1 - lambda_2| / lambda* at the end",
+              float(abs(np.diff(group_series(r, "lambda")[-1])[0])) / lam_star,
               0.0, 0.01, "le", max_spectrum_deviation=float(np.max(np.abs(lam_end / lam_star - 1))))]}
 
 
@@ -214,7 +215,8 @@ def width_study(seed: int = 0, quick: bool = True, losses=("euclidean", "cosine"
             for j in range(n_seeds):
                 r = simulate(loss, dim=d, batch=b, lr=lr, t_end=4.0, s0=s0, sigma2_t=0.5, n_record=21,
                              seed=int(seeds[i, j]))
-                errors[i, j] = compare(ode_solution(loss, "closed_form", s0, r.t, sigma2_t=0.5), r, ("s1", "s2")).max_error()
+                sol = ode_solution(loss, "closed_form", s0, r.t, sigma2_t=0.5)
+                errors[i, j] = compare(sol, r, ("s1", "s2")).max_error()
         fit = fit_power_law(out["sizes"][:, 0], errors, nan_policy="omit")
         out[loss] = {"errors": errors, "fit": fit}
         out["claims"].append(claim(f"{loss}_width_convergence", f"{loss}: max |s_SGD - s_ODE| shrinks with the width "

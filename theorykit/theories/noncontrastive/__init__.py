@@ -12,8 +12,8 @@ Files: :mod:`._symbolic` derives the eigenmode ODE systems from the per-sample l
 :mod:`._matrix` derives the flow of weights that are not aligned; :mod:`._analysis` and :mod:`._alignment`
 compile and analyse them; :mod:`._kernels` holds the numba SGD step and
 :mod:`._simulate` runs it on the actual networks as :class:`~theorykit.simulate.ParticleRun` s;
-:mod:`._studies` and :mod:`._studies_tian` are the experiments, :mod:`._figures` their figures and :mod:`._claims` the claims of
-``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
+:mod:`._studies` and :mod:`._studies_tian` are the experiments, :mod:`._figures` their figures and
+:mod:`._claims` the claims of ``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
 """
 
 from __future__ import annotations

@@ -75,7 +75,8 @@ def tian_K(Wp: np.ndarray, F: np.ndarray, *, eta_p: float, eta_s: float, sigma2:
            tau: float = 1.0) -> np.ndarray:
     r"""The symmetric matrix :math:`K` of Theorem 3 (with the separate weight decays, see the module docstring)."""
     n = F.shape[0]
-    return (1 + sigma2) * (0.5 * alpha_p * F + Wp @ Wp - tau * Wp / (1 + sigma2)) + 0.5 * (eta_p + 2 * eta_s) * np.eye(n)
+    return (1 + sigma2) * (0.5 * alpha_p * F + Wp @ Wp - tau * Wp / (1 + sigma2)) \
+        + 0.5 * (eta_p + 2 * eta_s) * np.eye(n)
 
 
 def tian_eq7(Wp: np.ndarray, F: np.ndarray, *, eta_p: float, eta_s: float, sigma2: float, alpha_p: float,
@@ -130,5 +131,5 @@ def commutator_record(t: np.ndarray, ys: np.ndarray, n: int, params: dict) -> di
                 lower=comm[0] * np.exp(-2 * cumulative_trapezoid(kmax, t, initial=0.0)))
 
 
-__all__ = ["alignment_ode_system", "compiled_alignment", "pack_weights", "unpack_weights", "alignment_solution", "tian_K", "tian_eq7",
-           "identity_residuals", "commutator_record"]
+__all__ = ["alignment_ode_system", "compiled_alignment", "pack_weights", "unpack_weights", "alignment_solution",
+           "tian_K", "tian_eq7", "identity_residuals", "commutator_record"]

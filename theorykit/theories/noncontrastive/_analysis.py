@@ -356,7 +356,8 @@ def _fold_branch(csys, params: Mapping[str, float], guess: Sequence[float], eta_
 def euclidean_fold_curve(sigma2_bounds: tuple[float, float] = (0.0, 2.0), alpha_p: float = 1.0):
     """The Euclidean collapse boundary as a fold curve in ``(eta, sigma2)``: the fold of the one-mode system
     ``(p, s)`` located by continuation in ``eta`` at ``sigma2 = 0.5`` and followed in both parameters by
-    :func:`theorykit.analysis.continue_fold` over ``sigma2_bounds`` (a :class:`~theorykit.analysis.BifurcationCurve`)."""
+    :func:`theorykit.analysis.continue_fold` over ``sigma2_bounds``; a
+    :class:`~theorykit.analysis.BifurcationCurve`."""
     from ...analysis import continue_fold
 
     csys = compiled_ode("euclidean", 1)

@@ -152,102 +152,118 @@ def reproduce(study: Study) -> None:
     _tian(study)
 
 
+
 def _fold_curves(study: Study, sig2: float) -> dict:
-    """The collapse boundaries as fold curves against their closed forms (the figures draw them later)."""
+    """The collapse boundaries as fold curves against their closed forms (the figures draw them later), and the
+    cosine drift with self-consistent norms."""
     curves: dict = {}
     with study.section("fold_curves"):
         fc = X.fold_curve_study(sig2)
         curves.update(euclidean=fc["euclidean"], cosine=fc["cosine"], eta_fold=fc["eta_fold"])
-        study.claim("euclidean_fold_curve", "the fold of the Euclidean mode followed in (eta, sigma2) by continue_fold "
-                    "over sigma2 in [0, 2] is Tian et al.'s tau^2 = 4 eta (1 + sigma2) (tau = 1): max |1 - 4 eta "
-                    "(1 + sigma2)| along the curve", fc["euclidean_dev"], 0.0, 1e-8, "abs", figures=("phase_diagram.png",),
+        study.claim("euclidean_fold_curve", "the fold of the Euclidean mode followed in (eta, sigma2) by "
+                    "continue_fold over sigma2 in [0, 2] is Tian et al.'s tau^2 = 4 eta (1 + sigma2) (tau = 1): "
+                    "max |1 - 4 eta (1 + sigma2)| along the curve", fc["euclidean_dev"], 0.0, 1e-8, "abs",
+                    figures=("phase_diagram.png",),
                     details={"n_points": len(fc["euclidean"]), "stop": fc["euclidean"].stop_reason})
         study.claim("cosine_fold_curve", "the fold of the frozen-norm cosine sextic (Bao 2023's constant-norm "
                     "approximation) followed in (nu_u, eta) over nu_u in [0.2, 3] equals the SymPy-derived "
                     "eta_fold(nu_u): max relative deviation", fc["cosine_dev"], 0.0, 1e-8, "abs",
-                    figures=("bifurcation.png",), details={"n_points": len(fc["cosine"]), "stop": fc["cosine"].stop_reason})
+                    figures=("bifurcation.png",),
+                    details={"n_points": len(fc["cosine"]), "stop": fc["cosine"].stop_reason})
     with study.section("self_consistent_norms"):
         worst, residuals = X.self_consistent_check(study.seed)
-        study.claim("cosine_self_consistent_drift", "cosine loss, one group of modes carrying the spectrum, feature "
-                    "norms at their self-consistent values: SymPy simplifies p' + eta p and s' + 2 eta s to 0 (no fold, "
-                    "every scale neutral, unlike the frozen-norm sextic); max residual of the compiled system at random "
-                    "points relative to the cancelling gradient terms", worst, 0.0, 1e-12, "abs",
-                    details={"sympy_residuals": residuals})
+        study.claim("cosine_self_consistent_drift", "cosine loss, one group of modes carrying the spectrum, "
+                    "feature norms at their self-consistent values: SymPy simplifies p' + eta p and s' + 2 eta s "
+                    "to 0 (no fold, every scale neutral, unlike the frozen-norm sextic); max residual of the "
+                    "compiled system at random points relative to the cancelling gradient terms", worst, 0.0,
+                    1e-12, "abs", details={"sympy_residuals": residuals})
     return curves
 
 
 def _tian(study: Study) -> None:
     """Tian et al. 2021 beyond the aligned SimSiam start: EMA from zero, alignment, separate weight decays."""
-    quick, seeds = study.quick, spawn_seeds(study.seed, 6)[3:]
+    seeds = spawn_seeds(study.seed, 6)[3:]  # the first three seed the sections above
     with study.section("byol_ema"):
-        b = T.byol_study(int(seeds[0]), dim=32 if quick else 64)
-        study.claim("byol_tau_closed_form", "BYOL, target started at W_a(0) = 0: the ODE's tau(t) equals Tian et al.'s "
-                    "Eq. 15 evaluated on the ODE's p(t) (trapezoid rule, dt = 0.01): max |difference|",
-                    b["eq15_error"], 0.0, 1e-5, "abs", figures=("byol_ema.png",))
-        study.claim("byol_ode_vs_sgd", "SGD started at W_a(0) = 0 against the (p, s, tau) ODE, strong and weak group: "
-                    "max |ODE - SGD| of p, s and the strong group's tau", max(b["errors"].values()), 0.0, 0.03, "abs",
-                    details=b["errors"], figures=("byol_ema.png",))
-        study.claim("byol_curriculum", "EMA as a curriculum: from tau(0) = 0 the collapse basin (start p0 on the "
-                    "parabola below which the BYOL ODE collapses) is larger than the late basin p*_-(tau = 1) of "
-                    "Eq. 16: relative enlargement", b["edge_early"] / b["edge_late"] - 1, 0.0, 0.0, "ge",
-                    details={"edge_early": b["edge_early"], "edge_late": b["edge_late"], **T.BYOL},
-                    figures=("byol_ema.png",))
-        o = b["outcome"]
-        study.claim("byol_curriculum_sgd", "SGD and ODE: the weak group (p0 between the two edges) collapses when the "
-                    "target starts at 0 and survives when it starts at W; the strong group survives both",
-                    float(o[0.0]["sgd"] == o[0.0]["ode"] == [True, False] and o[1.0]["sgd"] == o[1.0]["ode"] == [True, True]),
-                    None, 0, "true", details={str(k): v for k, v in o.items()}, figures=("byol_ema.png",))
-        with study.figure("byol_ema.png", "BYOL with the target started at W_a(0) = 0 (solid) and at W (dashed): "
-                          "strong and weak group, ODE and SGD; right: Eq. 15.", **F.BYOL_LAYOUT) as (fig, axes):
-            F.draw_byol(axes, b)
+        _byol(study, int(seeds[0]))
     with study.section("alignment"):
-        al = T.alignment_study(int(seeds[1]))
-        st, vi = al["stable"], al["violated"]
-        study.claim("alignment_theorem3", "3 x 3 matrices, derived flow: F = W W^T follows Tian et al.'s Eq. 7 and "
-                    "d[F, W_p]/dt = -[F, W_p]K - K[F, W_p] (Theorem 3, with eta_p, eta_s) at random states, and "
-                    "||[F, W_p]|| stays within the theorem's bounds along both trajectories: max relative residual",
-                    max(*al["identities"].values(), *(c["bound_slack"] - 1 for c in (st, vi))), 0.0, 1e-6, "abs",
-                    details={**al["identities"], "bound_slack": [st["bound_slack"], vi["bound_slack"]]},
-                    figures=("alignment.png",))
-        study.claim("alignment_decays", "unaligned start with lambda_min(K) > 0 along the trajectory: ||[F, W_p]|| "
-                    "decays (ODE, ratio to its start at t = 20); NaN if K is not positive definite throughout",
-                    st["ratio_ode"] if st["record"]["k_min"].min() > 0 else float("nan"), 0.0, 1e-4, "abs",
-                    details={"min_lambda_K": float(st["record"]["k_min"].min())}, figures=("alignment.png",))
-        study.claim("alignment_eq17_violated", "unaligned start violating Eq. 17 for every mode: ||[F, W_p]|| does not "
-                    "decay while lambda_min(K) < 0 (ODE, ratio to its start when K becomes positive definite); NaN "
-                    "unless Eq. 17 fails at the start", vi["ratio_ode"] if vi["record"]["eq17_margin"][0] < 0
-                    else float("nan"), 1.0, 0.0, "ge", figures=("alignment.png",),
-                    details={"peak_ratio": vi["peak_ode"], "t_end": float(vi["record"]["t"][vi["stop"]])})
-        study.claim("alignment_sgd", "SGD on the 3 x 3 networks (symmetric predictor): commutator ratio < 0.05 at "
-                    "the end from the first start and > 1 from the second, entries within 0.03 of the ODE",
-                    float(st["ratio_sgd"] < 0.05 and vi["ratio_sgd"] > 1 and max(st["sgd_error"], vi["sgd_error"]) < 0.03),
-                    None, 0, "true", figures=("alignment.png",),
-                    details={k: [st[k], vi[k]] for k in ("ratio_sgd", "sgd_error")})
-        with study.figure("alignment.png", "Eigenspace alignment from unaligned starts: ||[F, W_p]|| of the ODE within "
-                          "Theorem 3's bounds and of SGD; lambda_min(K) below.", **F.ALIGNMENT_LAYOUT) as (fig, axes):
-            F.draw_alignment(axes, al)
+        _alignment(study, int(seeds[1]))
     with study.section("symmetric_predictor"):
-        drift = {loss: S.balance_drift(loss) for loss in S.LOSSES}
-        D = [x for x in drift["euclidean"].free_symbols if x.name == "D"][0]
-        want = -2 * S.eta_s * D + 2 * (S.eta_p - S.eta_s) * S.p ** 2 / S.alpha_p
-        study.claim("separate_decay_balance", "separate weight decays from the loss: SymPy finds D' = -2 eta_s D + "
-                    "2 (eta_p - eta_s) p^2/alpha_p for D = s - p^2/alpha_p (both losses): eta_p > eta_s lifts modes "
-                    "above Tian's invariant parabola", float(all((e - want).expand() == 0 for e in drift.values())),
-                    None, 0, "true", details={k: str(v) for k, v in drift.items()})
-        sym = T.symmetric_study(int(seeds[2]), study, n_grid=9 if quick else 17, n_points=6 if quick else 16)
-        study.note(*(f"symmetric-predictor point failed (left out): {line}" for line in sym["failures"]))
-        study.claim("symmetric_predictor_quadrant", "symmetric predictor, no EMA, a mode started at p = -eps, s = eps^2: "
-                    "the ODE collapses it at every grid point with alpha_p <= 1 and eta_p <= eta_s (as D' above "
-                    "proves): fraction", sym["quadrant_collapsed"], 1.0, 0.0, "ge", figures=("symmetric_predictor.png",))
-        study.claim("symmetric_predictor_remedies", "Tian et al.'s remedies in the ODE: every grid point with alpha_p "
-                    "> 1 survives (Fig. 6), and at alpha_p = 1 the mode survives once eta_p/eta_s exceeds an edge "
-                    "between 1 and 2 (Table 5)", float(sym["above_one_survive"] == 1.0 and 1 < sym["edge_alpha_one"] < 2),
-                    None, 0, "true", figures=("symmetric_predictor.png",),
-                    details={"edge_eta_ratio_at_alpha_1": sym["edge_alpha_one"], **T.SYMMETRIC})
-        study.claim("symmetric_predictor_sgd", "SGD with a symmetric predictor at sampled (alpha_p, eta_p/eta_s) away "
-                    "from alpha_p = 1: the negative group collapses exactly where the ODE says (fraction)",
-                    sym["agreement"], 1.0, 0.0, "ge", figures=("symmetric_predictor.png",),
-                    details={"points": sym["points"], "sgd": sym["sgd_collapsed"], "ode": sym["ode_collapsed"]})
-        with study.figure("symmetric_predictor.png", "Symmetric predictor without EMA: collapse of a negative-predictor "
-                          "mode over alpha_p and eta_p/eta_s (ODE shading, SGD points).", **F.SYMMETRIC_LAYOUT) as (fig, ax):
-            F.draw_symmetric(ax, sym)
+        _symmetric(study, int(seeds[2]))
+
+
+def _byol(study: Study, seed: int) -> None:
+    b = T.byol_study(seed, dim=32 if study.quick else 64)
+    fig = ("byol_ema.png",)
+    study.claim("byol_tau_closed_form", "BYOL, target started at W_a(0) = 0: the ODE's tau(t) equals Tian et al.'s "
+                "Eq. 15 evaluated on the ODE's p(t) (trapezoid rule, dt = 0.01): max |difference|",
+                b["eq15_error"], 0.0, 1e-5, "abs", figures=fig)
+    study.claim("byol_ode_vs_sgd", "SGD started at W_a(0) = 0 against the (p, s, tau) ODE, strong and weak group: "
+                "max |ODE - SGD| of p, s and the strong group's tau", max(b["errors"].values()), 0.0, 0.03, "abs",
+                details=b["errors"], figures=fig)
+    study.claim("byol_curriculum", "EMA as a curriculum: from tau(0) = 0 the collapse basin (start p0 on the "
+                "parabola below which the BYOL ODE collapses) is larger than the late basin p*_-(tau = 1) of "
+                "Eq. 16: relative enlargement", b["edge_early"] / b["edge_late"] - 1, 0.0, 0.0, "ge",
+                details={"edge_early": b["edge_early"], "edge_late": b["edge_late"], **T.BYOL}, figures=fig)
+    o = b["outcome"]
+    as_predicted = o[0.0]["sgd"] == o[0.0]["ode"] == [True, False] and o[1.0]["sgd"] == o[1.0]["ode"] == [True, True]
+    study.claim("byol_curriculum_sgd", "SGD and ODE: the weak group (p0 between the two edges) collapses when the "
+                "target starts at 0 and survives when it starts at W; the strong group survives both",
+                float(as_predicted), None, 0, "true", details={str(k): v for k, v in o.items()}, figures=fig)
+    with study.figure(fig[0], "BYOL with the target started at W_a(0) = 0 (solid) and at W (dashed): strong and "
+                      "weak group, ODE and SGD; right: Eq. 15.", **F.BYOL_LAYOUT) as (_, axes):
+        F.draw_byol(axes, b)
+
+
+def _alignment(study: Study, seed: int) -> None:
+    al = T.alignment_study(seed)
+    st, vi, fig = al["stable"], al["violated"], ("alignment.png",)
+    study.claim("alignment_theorem3", "3 x 3 matrices, derived flow: F = W W^T follows Tian et al.'s Eq. 7 and "
+                "d[F, W_p]/dt = -[F, W_p]K - K[F, W_p] (Theorem 3, with eta_p, eta_s) at random states, and "
+                "||[F, W_p]|| stays within the theorem's bounds along both trajectories: max relative residual",
+                max(*al["identities"].values(), *(c["bound_slack"] - 1 for c in (st, vi))), 0.0, 1e-6, "abs",
+                details={**al["identities"], "bound_slack": [st["bound_slack"], vi["bound_slack"]]}, figures=fig)
+    study.claim("alignment_decays", "unaligned start with lambda_min(K) > 0 along the trajectory: ||[F, W_p]|| "
+                "decays (ODE, ratio to its start at t = 20); NaN if K is not positive definite throughout",
+                st["ratio_ode"] if st["record"]["k_min"].min() > 0 else float("nan"), 0.0, 1e-4, "abs",
+                details={"min_lambda_K": float(st["record"]["k_min"].min())}, figures=fig)
+    study.claim("alignment_eq17_violated", "unaligned start violating Eq. 17 for every mode: ||[F, W_p]|| does not "
+                "decay while lambda_min(K) < 0 (ODE, ratio to its start when K becomes positive definite); NaN "
+                "unless Eq. 17 fails at the start",
+                vi["ratio_ode"] if vi["record"]["eq17_margin"][0] < 0 else float("nan"), 1.0, 0.0, "ge",
+                details={"peak_ratio": vi["peak_ode"], "t_end": float(vi["record"]["t"][vi["stop"]])}, figures=fig)
+    as_predicted = st["ratio_sgd"] < 0.05 and vi["ratio_sgd"] > 1 and max(st["sgd_error"], vi["sgd_error"]) < 0.03
+    study.claim("alignment_sgd", "SGD on the 3 x 3 networks (symmetric predictor): commutator ratio < 0.05 at "
+                "the end from the first start and > 1 from the second, entries within 0.03 of the ODE",
+                float(as_predicted), None, 0, "true", details={k: [st[k], vi[k]] for k in ("ratio_sgd", "sgd_error")},
+                figures=fig)
+    with study.figure(fig[0], "Eigenspace alignment from unaligned starts: ||[F, W_p]|| of the ODE within "
+                      "Theorem 3's bounds and of SGD; lambda_min(K) below.", **F.ALIGNMENT_LAYOUT) as (_, axes):
+        F.draw_alignment(axes, al)
+
+
+def _symmetric(study: Study, seed: int) -> None:
+    drift = {loss: S.balance_drift(loss) for loss in S.LOSSES}
+    D = [x for x in drift["euclidean"].free_symbols if x.name == "D"][0]
+    want = -2 * S.eta_s * D + 2 * (S.eta_p - S.eta_s) * S.p ** 2 / S.alpha_p
+    study.claim("separate_decay_balance", "separate weight decays from the loss: SymPy finds D' = -2 eta_s D + "
+                "2 (eta_p - eta_s) p^2/alpha_p for D = s - p^2/alpha_p (both losses): eta_p > eta_s lifts modes "
+                "above Tian's invariant parabola", float(all((e - want).expand() == 0 for e in drift.values())),
+                None, 0, "true", details={k: str(v) for k, v in drift.items()})
+    sym = T.symmetric_study(seed, study, n_grid=9 if study.quick else 17, n_points=6 if study.quick else 16)
+    study.note(*(f"symmetric-predictor point failed (left out): {line}" for line in sym["failures"]))
+    fig = ("symmetric_predictor.png",)
+    study.claim("symmetric_predictor_quadrant", "symmetric predictor, no EMA, a mode started at p = -eps, "
+                "s = eps^2: the ODE collapses it at every grid point with alpha_p <= 1 and eta_p <= eta_s (as D' "
+                "above proves): fraction", sym["quadrant_collapsed"], 1.0, 0.0, "ge", figures=fig)
+    study.claim("symmetric_predictor_remedies", "Tian et al.'s remedies in the ODE: every grid point with "
+                "alpha_p > 1 survives (Fig. 6), and at alpha_p = 1 the mode survives once eta_p/eta_s exceeds an "
+                "edge between 1 and 2 (Table 5)",
+                float(sym["above_one_survive"] == 1.0 and 1 < sym["edge_alpha_one"] < 2), None, 0, "true",
+                details={"edge_eta_ratio_at_alpha_1": sym["edge_alpha_one"], **T.SYMMETRIC}, figures=fig)
+    study.claim("symmetric_predictor_sgd", "SGD with a symmetric predictor at sampled (alpha_p, eta_p/eta_s) away "
+                "from alpha_p = 1: the negative group collapses exactly where the ODE says (fraction)",
+                sym["agreement"], 1.0, 0.0, "ge", figures=fig,
+                details={"points": sym["points"], "sgd": sym["sgd_collapsed"], "ode": sym["ode_collapsed"]})
+    with study.figure(fig[0], "Symmetric predictor without EMA: collapse of a negative-predictor mode over "
+                      "alpha_p and eta_p/eta_s (ODE shading, SGD points).", **F.SYMMETRIC_LAYOUT) as (_, ax):
+        F.draw_symmetric(ax, sym)

@@ -179,7 +179,8 @@ def symmetric_study(seed: int, sweeps: Any, *, n_grid: int = 9, n_points: int = 
     agree = (on["sgd_collapsed"].truth() == on["ode_collapsed"].truth())[ok]
     return dict(alphas=alphas, ratios=ratios, collapsed=collapsed, diagram=grid,
                 quadrant_collapsed=float(np.mean(collapsed[quadrant])),
-                above_one_survive=float(np.mean(~collapsed[alphas > 1.0])), edge_alpha_one=symmetric_edge_at_alpha_one(),
+                above_one_survive=float(np.mean(~collapsed[alphas > 1.0])),
+                edge_alpha_one=symmetric_edge_at_alpha_one(),
                 points=pts, sgd_collapsed=on["sgd_collapsed"].truth(), ode_collapsed=on["ode_collapsed"].truth(), ok=ok,
                 agreement=float(np.mean(agree)) if agree.size else float("nan"),
                 failures=list(on["sgd_collapsed"].failures))
