@@ -164,8 +164,9 @@ def _tian_sections() -> list[str]:
                "$\\eta_p \\le \\eta_s$ and it starts at the same scale as the network ($s_0 = p_0^2$, so "
                "$D_0 \\le 0$), $D$ stays $\\le 0$ and "
                "$s \\to 0$: the mode collapses. $\\alpha_p > 1$ ($D_0 > 0$) or $\\eta_p > \\eta_s$ (the source term) "
-               "can lift it above the parabola; the claims map where this happens (with $\\eta_s = 0.01$: every "
-               "$\\alpha_p > 1$, and at $\\alpha_p = 1$ a ratio $\\eta_p/\\eta_s$ between 1 and 2), the two remedies "
+               "can lift it above the parabola; the claims map where this happens (with $\\eta_s = 0.01$: at "
+               "$\\eta_p = \\eta_s$ from an $\\alpha_p$ between 1 and 1.1, at $\\alpha_p = 1$ from a ratio "
+               "$\\eta_p/\\eta_s$ between 1 and 2), the two remedies "
                "of Tian et al.'s Fig. 6 and Table 5 for a symmetric predictor without EMA. Tian et al. explain the "
                "remedies by the alignment condition (Theorem 3); in the eigenmode flow the balance law decides.\n")
     out.append("## EMA target started at zero [Tian Eq. 15]\n")

@@ -255,11 +255,12 @@ def _symmetric(study: Study, seed: int) -> None:
     study.claim("symmetric_predictor_quadrant", "symmetric predictor, no EMA, a mode started at p = -eps, "
                 "s = eps^2: the ODE collapses it at every grid point with alpha_p <= 1 and eta_p <= eta_s (as D' "
                 "above proves): fraction", sym["quadrant_collapsed"], 1.0, 0.0, "ge", figures=fig)
-    study.claim("symmetric_predictor_remedies", "Tian et al.'s remedies in the ODE: every grid point with "
-                "alpha_p > 1 survives (Fig. 6), and at alpha_p = 1 the mode survives once eta_p/eta_s exceeds an "
-                "edge between 1 and 2 (Table 5)",
-                float(sym["above_one_survive"] == 1.0 and 1 < sym["edge_alpha_one"] < 2), None, 0, "true",
-                details={"edge_eta_ratio_at_alpha_1": sym["edge_alpha_one"], **T.SYMMETRIC}, figures=fig)
+    study.claim("symmetric_predictor_remedies", "Tian et al.'s remedies in the ODE: with eta_p = eta_s (Fig. 6) "
+                "the mode survives once alpha_p exceeds an edge in (1, 1.1); with alpha_p = 1 (Table 5) once "
+                "eta_p/eta_s exceeds an edge in (1, 2) (bisection on the ODE)",
+                float(1 < sym["edge_alpha"] < 1.1 and 1 < sym["edge_ratio"] < 2), None, 0, "true",
+                details={"edge_alpha_at_equal_decays": sym["edge_alpha"], "edge_ratio_at_alpha_1": sym["edge_ratio"],
+                         **T.SYMMETRIC}, figures=fig)
     study.claim("symmetric_predictor_sgd", "SGD with a symmetric predictor at sampled (alpha_p, eta_p/eta_s) away "
                 "from alpha_p = 1: the negative group collapses exactly where the ODE says (fraction)",
                 sym["agreement"], 1.0, 0.0, "ge", figures=fig,

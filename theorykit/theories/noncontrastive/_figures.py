@@ -187,6 +187,7 @@ def draw_symmetric(ax, sym: dict) -> None:
     ax.scatter(pts[~col & ok, 0], pts[~col & ok, 1], facecolors="none", edgecolors="g", s=22, label="SGD: survives")
     ax.axvline(1.0, color="r", ls=":", lw=1, label="alpha_p = 1")
     ax.axhline(1.0, color="b", ls=":", lw=1, label="eta_p = eta_s")
+    ax.plot([sym["edge_alpha"], 1.0], [1.0, sym["edge_ratio"]], "m^", ms=7, label="edges on these lines (ODE)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("predictor learning-rate ratio alpha_p")

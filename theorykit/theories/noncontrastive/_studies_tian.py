@@ -129,12 +129,18 @@ def symmetric_label(alpha_p: float, eta_p: float) -> bool:
                                                                                          "t_end")})
 
 
-def symmetric_edge_at_alpha_one(lo: float = 0.5, hi: float = 3.0, steps: int = 14) -> float:
-    """At :math:`\\alpha_p = 1`: the ratio :math:`\\eta_p/\\eta_s` above which the negative-predictor mode
-    survives (bisection on the ODE label)."""
+def symmetric_edge(*, alpha_p: float | None = None, ratio: float | None = None, lo: float, hi: float,
+                   steps: int = 14) -> float:
+    """Where the negative-predictor mode starts to survive along one line of the ``(alpha_p, eta_p/eta_s)``
+    plane: in ``alpha_p`` at the fixed ``ratio``, or in the ratio at the fixed ``alpha_p`` (bisection on the ODE
+    label between ``lo``, collapsing, and ``hi``, surviving)."""
+    def collapses(x):
+        a, r = (x, ratio) if alpha_p is None else (alpha_p, x)
+        return symmetric_label(a, r * SYMMETRIC["eta_s"])
+
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if symmetric_label(1.0, mid * SYMMETRIC["eta_s"]) else (lo, mid)
+        lo, hi = (mid, hi) if collapses(mid) else (lo, mid)
     return 0.5 * (lo + hi)
 
 
@@ -151,18 +157,19 @@ def symmetric_point(params: dict, seed: int) -> dict[str, Any]:
 
 
 def sample_symmetric_points(n: int, seed, margin: float = 0.15) -> np.ndarray:
-    """``n`` points ``(alpha_p, eta_p/eta_s)``, log-uniform in ``[0.5, 2] x [0.25, 3]`` at least ``margin`` in
-    ``|ln alpha_p|`` away from the boundary ``alpha_p = 1``, alternately below and above it."""
+    """``n`` points ``(alpha_p, eta_p/eta_s)``, log-uniform in ``[0.5, 2] x [0.25, 2]`` at least ``margin`` in
+    ``|ln alpha_p|`` away from ``alpha_p = 1``, alternately below and above it (over this range of ratios the
+    ODE's edge stays within 0.96 < alpha_p < 1.08, so every point is at least 8 % from it)."""
     rng = np.random.default_rng(int(seed))
     side = np.where(np.arange(n) % 2 == 0, -1.0, 1.0)
     la = side * rng.uniform(margin, np.log(2.0), n)
-    return np.column_stack([np.exp(la), np.exp(rng.uniform(np.log(0.25), np.log(3.0), n))])
+    return np.column_stack([np.exp(la), np.exp(rng.uniform(np.log(0.25), np.log(2.0), n))])
 
 
 def symmetric_study(seed: int, sweeps: Any, *, n_grid: int = 9, n_points: int = 6, dim: int = 16, batch: int = 32,
                     lr: float = 0.02) -> dict[str, Any]:
-    """The ODE phase diagram of the negative-predictor mode over ``alpha_p x eta_p/eta_s``, the edge on
-    ``alpha_p = 1``, and SGD at sampled points as one sweep."""
+    """The ODE phase diagram of the negative-predictor mode over ``alpha_p x eta_p/eta_s``, its edges along
+    Tian et al.'s two settings (``eta_p = eta_s`` and ``alpha_p = 1``), and SGD at sampled points as one sweep."""
     eta_s = SYMMETRIC["eta_s"]
     alphas, ratios = np.geomspace(0.5, 2.0, n_grid), np.geomspace(0.25, 3.0, n_grid)
     grid = A.symmetric_predictor_grid(alphas, ratios * eta_s,
@@ -179,13 +186,13 @@ def symmetric_study(seed: int, sweeps: Any, *, n_grid: int = 9, n_points: int = 
     agree = (on["sgd_collapsed"].truth() == on["ode_collapsed"].truth())[ok]
     return dict(alphas=alphas, ratios=ratios, collapsed=collapsed, diagram=grid,
                 quadrant_collapsed=float(np.mean(collapsed[quadrant])),
-                above_one_survive=float(np.mean(~collapsed[alphas > 1.0])),
-                edge_alpha_one=symmetric_edge_at_alpha_one(),
+                edge_alpha=symmetric_edge(ratio=1.0, lo=0.8, hi=1.5),
+                edge_ratio=symmetric_edge(alpha_p=1.0, lo=0.5, hi=3.0),
                 points=pts, sgd_collapsed=on["sgd_collapsed"].truth(), ode_collapsed=on["ode_collapsed"].truth(), ok=ok,
                 agreement=float(np.mean(agree)) if agree.size else float("nan"),
                 failures=list(on["sgd_collapsed"].failures))
 
 
 __all__ = ["BYOL", "SYMMETRIC", "tian_p_minus", "eq15_tau", "byol_collapse_edge", "byol_study", "alignment_starts",
-           "alignment_study", "symmetric_label", "symmetric_edge_at_alpha_one", "symmetric_point",
+           "alignment_study", "symmetric_label", "symmetric_edge", "symmetric_point",
            "sample_symmetric_points", "symmetric_study"]
