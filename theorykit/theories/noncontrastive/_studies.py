@@ -20,6 +20,7 @@ from ...errors import InvalidParameterError
 from ...sweep import SweepOptions
 from ...validate import compare
 from . import _analysis as A
+from . import _continuation as C
 from . import _symbolic as S
 from ._simulate import group_series, simulate_sgd
 
@@ -93,7 +94,7 @@ def cosine_shape_check() -> tuple[float, str, bool]:
 def bifurcation(loss: str, params: dict[str, float], eta_max: float) -> dict[str, Any]:
     """Branch of the non-collapsed equilibrium of the reduced flow in ``eta`` and its folds
     (pseudo-arclength continuation, :func:`theorykit.analysis.continue_branch`)."""
-    eta_v, p_v, stable, folds = A.continue_in_eta(loss, params, (0.0, eta_max))
+    eta_v, p_v, stable, folds = C.continue_in_eta(loss, params, (0.0, eta_max))
     return dict(eta=eta_v, p=p_v, stable=stable, folds=list(folds), method="pseudo-arclength continuation")
 
 
@@ -264,8 +265,8 @@ def fold_curve_study(sigma2: float = 0.5, sigma2_bounds=(0.0, 2.0), nu_u_bounds=
     forms along the whole curve: Euclidean in ``(eta, sigma2)`` against :math:`\tau^2 = 4\eta(1+\sigma^2)`
     (``tau = 1``), the frozen-norm cosine fold in ``(nu_u, eta)`` against the SymPy-derived ``eta_fold(nu_u)``.
     A deviation is infinite unless the curve reached both ends of its box."""
-    euc = A.euclidean_fold_curve(sigma2_bounds)
-    cos = A.cosine_fold_curve(nu_u_bounds, sigma2)
+    euc = C.euclidean_fold_curve(sigma2_bounds)
+    cos = C.cosine_fold_curve(nu_u_bounds, sigma2)
     nu_v = A.frozen_norms(1.0, sigma2)[1]
 
     def eta_fold(nu):
