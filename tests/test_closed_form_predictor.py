@@ -15,6 +15,7 @@ from theorykit import theories
 from theorykit.compile import compile_system
 from theorykit.errors import InvalidParameterError
 from theorykit.theories import closed_form_predictor as cfp
+from theorykit.theories.closed_form_predictor import _analysis as A
 from theorykit.theories.closed_form_predictor import _kernels as K
 from theorykit.theories.closed_form_predictor import _studies as St
 from theorykit.theories.closed_form_predictor import _symbolic as S
@@ -72,7 +73,7 @@ def _derived_drift(loss, predictor, s, tau, params):
     """dw/dt of each group from the derived system (ds/dt = 2 w dw/dt), EMA target ratios tau."""
     csys = compile_system(S.mode_system(loss, predictor, len(s), ema=True), backend="numpy")
     y = np.ravel(np.column_stack([s, tau]))
-    return csys.rhs(0.0, y, St.packed(csys, params))[0::2] / (2 * np.sqrt(s))
+    return csys.rhs(0.0, y, A.packed(csys, params))[0::2] / (2 * np.sqrt(s))
 
 
 # ------------------------------------------------------------------------- derivation vs the losses
@@ -112,21 +113,25 @@ def test_cosine_flows_match_finite_differences_of_the_sampled_loss_at_large_widt
     assert errors[1] < 0.07 and errors[1] < 0.4 * errors[0], errors
 
 
+def _evaluate(expr, **values):
+    return float(expr.xreplace({x: values[x.name] for x in expr.free_symbols}))
+
+
 def test_transit_time_matches_quadrature():
     rate = lambda lam, a: -2 * a * lam ** 2 * (lam - 1)  # noqa: E731  (Halvagal's Euclidean lambda')
     for a, l0, l1 in ((1.0, 0.1, 0.5), (0.5, 0.3, 0.9)):
         ref = quad(lambda lam: 1 / rate(lam, a), l0, l1)[0]
-        got = S.evaluate(S.transit_time("euclidean"), alpha=a, lambda0=l0, lambda1=l1)
+        got = _evaluate(S.transit_time("euclidean"), alpha=a, lambda0=l0, lambda1=l1)
         assert got == pytest.approx(ref, rel=1e-10)
-        iso = S.evaluate(S.transit_time("iso_euclidean"), alpha=a, lambda0=l0, lambda1=l1)
+        iso = _evaluate(S.transit_time("iso_euclidean"), alpha=a, lambda0=l0, lambda1=l1)
         assert iso == pytest.approx(quad(lambda lam: -1 / (2 * a * lam * (lam - 1)), l0, l1)[0], rel=1e-10)
 
 
 def test_cosine_flow_conserves_the_norm_and_decays_it_with_weight_decay():
-    csys = St.compiled("cosine", n_groups=3)
+    csys = A.compiled("cosine", n_groups=3)
     y = np.array([1.5, 0.7, 0.2])
     for eta in (0.0, 0.13):
-        f = csys.rhs(0.0, y, St.packed(csys, dict(eta=eta, sigma2_o=0.3, sigma2_t=0.6, alpha=0.5, f1=0.2, f2=0.5)))
+        f = csys.rhs(0.0, y, A.packed(csys, dict(eta=eta, sigma2_o=0.3, sigma2_t=0.6, alpha=0.5, f1=0.2, f2=0.5)))
         fr = np.array([0.2, 0.5, 0.3])
         assert np.sum(fr * f) == pytest.approx(-2 * eta * np.sum(fr * y), abs=1e-13)
 
@@ -181,9 +186,25 @@ def test_sgd_with_ema_target_follows_the_derived_ode():
     csys = compile_system(S.mode_system("euclidean", "closed_form", 2, ema=True))
     from theorykit.solve import solve
 
-    y = solve(csys, np.array([0.6, 1.0, 0.2, 1.0]), (0.0, run.t[-1]), St.packed(csys, prm), t_eval=run.t).y
-    assert np.max(np.abs(run.group("s") - y[:, 0::2])) < 0.02
-    assert np.max(np.abs(run.group("tau") - y[:, 1::2])) < 0.02
+    y = solve(csys, np.array([0.6, 1.0, 0.2, 1.0]), (0.0, run.t[-1]), A.packed(csys, prm), t_eval=run.t).y
+    assert np.max(np.abs(cfp.group_series(run, "s") - y[:, 0::2])) < 0.02
+    assert np.max(np.abs(cfp.group_series(run, "tau") - y[:, 1::2])) < 0.02
+
+
+def test_sgd_run_is_a_reproducible_particle_run_independent_of_chunking(monkeypatch):
+    from theorykit.simulate import ParticleRun, _driver
+
+    kw = dict(dim=6, batch=4, lr=0.01, t_end=0.3, s0=[1.0, 0.3], sigma2_t=0.3, n_record=4, seed=7)
+    a = cfp.simulate("cosine", alpha=0.5, **kw)
+    assert isinstance(a, ParticleRun)
+    assert {"s1", "lambda2", "tau1", "mean_s", "spectrum", "max_inner"} <= set(a.names)
+    assert a.observable("spectrum").shape == (4, 6)
+    monkeypatch.setattr(_driver, "CHUNK_BYTES", 1)  # one step per chunk
+    b = cfp.simulate("cosine", alpha=0.5, **kw)
+    for name in a.names:
+        np.testing.assert_array_equal(a.observable(name), b.observable(name))
+    assert np.max(np.abs(a.observable("spectrum") - cfp.simulate("cosine", alpha=0.5, **{**kw, "seed": 8})
+                         .observable("spectrum"))) > 1e-6
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -217,7 +238,7 @@ def test_builtin_systems_reach_their_fixed_points():
     from theorykit.solve import solve
 
     final = {}
-    for key, b in cfp.builtin_systems().items():
+    for key, b in cfp.systems().items():
         csys = compile_system(b.build(), backend="numpy")
         final[key] = solve(csys, b.y0, (0.0, 150.0), b.params, method="lsoda").final
     assert final["euclidean_lambda"][0] == pytest.approx(1.0, abs=1e-6)
@@ -227,10 +248,10 @@ def test_builtin_systems_reach_their_fixed_points():
     np.testing.assert_allclose(final["directpred_ema"], [p_plus ** 2 / 1.2, 1.0], atol=1e-4)
 
 
-def test_builtin_systems_solve_through_the_cli(tmp_path, capsys, monkeypatch):
+def test_builtin_systems_solve_through_the_cli(tmp_path, capsys):
     from theorykit.cli import main
 
-    monkeypatch.setitem(theories.THEORIES, "closed_form_predictor", (cfp.__name__, cfp.TITLE))
+    assert "closed_form_predictor" in theories.theory_names()
     assert {"closed_form_predictor.euclidean_lambda", "closed_form_predictor.directpred_modes"} <= set(
         theories.builtin_systems())
     assert main(["solve", "closed_form_predictor.iso_euclidean_lambda", "--out", str(tmp_path)]) == 0

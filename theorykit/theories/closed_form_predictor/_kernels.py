@@ -1,5 +1,5 @@
-"""numba kernels: one SGD step of the linear encoder with a closed-form (or DirectPred) predictor, and a
-recording loop over pre-drawn data. All arrays float64, C-contiguous; shapes in the docstrings."""
+"""numba kernels: SGD steps of the linear encoder with a closed-form (or DirectPred) predictor on pre-drawn data,
+and its eigen-observables. All arrays float64, C-contiguous; shapes in the docstrings."""
 
 from __future__ import annotations
 
@@ -75,23 +75,12 @@ def observe(W, Wt, F, U, group, n_groups, alpha, epsilon, out_s, out_lam, out_ta
 
 
 @njit(cache=True)
-def run_steps(W, Wt, F, E, sigma_o, sigma_t, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale,
-              U, group, step0, every, out_s, out_lam, out_tau, out_mean_s):
-    """``E.shape[0]`` steps from global step ``step0``. ``E``: (m, 3, B, N) standard normals, per step
-    ``x = E[i, 0]``, views ``x + sigma_o E[i, 1]`` and ``x + sigma_t E[i, 2]``. After every ``every``-th
-    global step, :func:`observe` writes row ``(step + 1) // every`` of ``out_s, out_lam, out_tau``
-    ((n_rec, n_groups)) and ``out_mean_s`` ((n_rec,)). Returns the largest ``|<grad, W>|/(|grad||W|)``."""
+def sgd_chunk(W, Wt, F, E, sigma_o, sigma_t, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale):
+    """:func:`sgd_step` over ``E.shape[0]`` steps; ``E``: (m, 3, B, N) standard normals, per step ``x = E[i, 0]``
+    and the views ``x + sigma_o E[i, 1]``, ``x + sigma_t E[i, 2]``. Returns the largest ``|<grad, W>|/(|grad||W|)``."""
     worst = 0.0
-    F_obs = np.empty_like(F)
     for i in range(E.shape[0]):
-        X1 = E[i, 0] + sigma_o * E[i, 1]
-        X2 = E[i, 0] + sigma_t * E[i, 2]
-        inner = sgd_step(W, Wt, F, X1, X2, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale)
+        inner = sgd_step(W, Wt, F, E[i, 0] + sigma_o * E[i, 1], E[i, 0] + sigma_t * E[i, 2], loss_code, alpha,
+                         epsilon, rho, running, lr, eta, keep, scale)
         worst = max(worst, abs(inner))
-        step = step0 + i + 1
-        if step % every == 0:
-            F_obs[:, :] = F if running else W @ W.T
-            r = step // every
-            out_mean_s[r] = observe(W, Wt, F_obs, U, group, out_s.shape[1], alpha, epsilon, out_s[r],
-                                    out_lam[r], out_tau[r])
     return worst

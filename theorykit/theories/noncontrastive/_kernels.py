@@ -77,14 +77,15 @@ def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
 
 
 @njit(cache=True)
-def sgd_steps(W, Wp, Wt, loss_code, eta, sigma, alpha_p, keep, lr, E, out_loss):
+def sgd_steps(W, Wp, Wt, loss_code, eta_p, eta_s, sigma, alpha_p, keep, lr, symmetric, E, out_loss):
     """Run ``E.shape[0]`` steps of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each) with pre-drawn noise.
 
     ``E``: (m, n_draw, batch, d) standard normals, per step ``x = E[s, 0]`` and (``n_draw = 3``) the views
     ``x + sigma * E[s, 1]``, ``x + sigma * E[s, 2]``; with ``n_draw = 1`` both views are ``x`` (``sigma = 0``).
     ``u = Wp W x1``, ``v = Wt x2``; loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``,
-    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``,
-    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
+    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta_p Wp)``, ``W -= lr (dL/dW + eta_s W)``,
+    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam). ``symmetric``: the predictor
+    gradient is symmetrised, ``(dL/dWp + dL/dWp^T) / 2``, so a symmetric ``Wp`` stays symmetric.
 
     ``out_loss``: (m,) float64, written with each step's mean minibatch loss per mode (loss / d: the per-mode
     Euclidean loss, or minus the cosine), evaluated before the step's update.
@@ -139,10 +140,15 @@ def sgd_steps(W, Wp, Wt, loss_code, eta, sigma, alpha_p, keep, lr, E, out_loss):
         matmul_tn(G, Z, gWp)    # batch * dL/dWp = G^T Z
         matmul_nn(G, Wp, H)     # H = G Wp, batch * dL/dW = H^T X1
         matmul_tn(H, X1, gW)
+        if symmetric:
+            for i in range(d):
+                for k in range(i + 1, d):
+                    gWp[i, k] = 0.5 * (gWp[i, k] + gWp[k, i])
+                    gWp[k, i] = gWp[i, k]
         for i in range(d):
             for k in range(d):
-                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta * Wp[i, k])
-                W[i, k] -= lr * (gW[i, k] / batch + eta * W[i, k])
+                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta_p * Wp[i, k])
+                W[i, k] -= lr * (gW[i, k] / batch + eta_s * W[i, k])
         for i in range(d):
             for k in range(d):
                 Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * W[i, k]
