@@ -212,8 +212,11 @@ def test_pde_particles_match_sgd_under_l1(ode):
     assert errors.errors["Q"] < 0.06
 
 
-def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg):
-    """Reference online SGD (tanh) written with numpy from the loss -f(z1) f(z2) + beta f(z1) f(z3)."""
+def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg, act="tanh"):
+    """Reference online SGD written with numpy from the loss -f(z1) f(z2) + beta f(z1) f(z3): ``W`` (n, K),
+    ``U`` (n, d), one row of samples per step."""
+    f = np.tanh if act == "tanh" else (lambda z: z)
+    df = (lambda z: 1 - np.tanh(z) ** 2) if act == "tanh" else np.ones_like
     n = W.shape[0]
     r2 = np.sqrt(1 - hyp.rho**2)
     for s in range(len(C)):
@@ -221,37 +224,62 @@ def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg):
         x1 = base + hyp.sigma * e1[s]
         x2 = base + hyp.sigma * (hyp.rho * e1[s] + r2 * e2[s])
         x3 = U @ C[s, 1] + np.sqrt(hyp.eta) * eta3[s] + hyp.sigma * e3[s]
-        f1, f2, f3 = np.tanh(W.T @ x1), np.tanh(W.T @ x2), np.tanh(W.T @ x3)
-        g = (np.outer(x1, -(1 - f1**2) * (f2 - hyp.beta * f3)) + np.outer(x2, -f1 * (1 - f2**2))
-             + np.outer(x3, hyp.beta * f1 * (1 - f3**2)))
+        z1, z2, z3 = W.T @ x1, W.T @ x2, W.T @ x3
+        g = (np.outer(x1, -df(z1) * (f(z2) - hyp.beta * f(z3))) + np.outer(x2, -f(z1) * df(z2))
+             + np.outer(x3, hyp.beta * f(z1) * df(z3)))
         g += hyp.lam * W if reg == "L2" else hyp.lam / np.sqrt(n) * np.sign(W)
         W = W - hyp.tau / n * g
     return W
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize("reg", ["L2", "L1"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_samples(reg):
-    """The online step kernel on pre-drawn samples equals a numpy implementation of the same updates (negative
-    pair, background noise and correlated views all on)."""
+@pytest.mark.parametrize("act, reg, hyp", [
+    ("tanh", "L2", ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)),
+    ("tanh", "L1", ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)),
+    ("tanh", "L2", ch.Hyper(tau=0.5, lam=0.5, sigma=0.5)),
+    ("tanh", "L1", ch.Hyper(tau=0.5, lam=0.3, sigma=0.5, rho=-1.0)),
+    ("linear", "L2", ch.Hyper(tau=0.3, lam=0.2, sigma=0.4, rho=1.0, eta=0.1))])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_samples(act, reg, hyp):
+    """A few steps of the online step kernel on pre-drawn samples equal a numpy implementation of the same
+    updates, to rounding (negative pair, background noise, correlated and identical views, both
+    activations and regularisers); rows that are not drawn enter as zeros."""
     from theorykit.theories.contrastive_highdim import _kernels as K
 
     rng = np.random.default_rng(9)
-    n, d, K_, m = 7, 2, 2, 5
-    hyp = ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)
+    n, d, K_, m = 37, 3, 2, 6
     U, _ = np.linalg.qr(rng.standard_normal((n, d)))
     W = rng.standard_normal((n, K_)) / np.sqrt(n)
     C = rng.choice([-1.0, 1.0], size=(m, 2, d))
     Z = rng.standard_normal((m, 5, n))  # rows e1, e2, eta1, e3, eta3
-    ref = _numpy_online_steps(W, U, C, *(Z[:, i] for i in range(5)), hyp, reg)
-    Wk = W.copy()
+    drawn = [True, hyp.rho**2 < 1, hyp.eta > 0, hyp.beta != 0, hyp.beta != 0 and hyp.eta > 0]
+    full = np.where(np.array(drawn)[None, :, None], Z, 0.0)
+    ref = _numpy_online_steps(W, U, C, *(full[:, i] for i in range(5)), hyp, reg, act)
+    rows = np.cumsum(drawn) - 1  # the kernel gets only the drawn rows, in this order
+    Wk = np.ascontiguousarray(W.T)
     coeffs = np.array([hyp.eta, hyp.sigma, hyp.rho, hyp.beta, hyp.tau, hyp.lam])
-    K.sgd_steps(Wk, U, C, Z, np.array([1, 2, 3, 4]), coeffs, K.ACT_CODES["tanh"], K.REG_CODES[reg])
-    np.testing.assert_allclose(Wk, ref, rtol=1e-12, atol=1e-14)
+    K.sgd_steps(Wk, np.ascontiguousarray(U.T), C[:, :1 + (hyp.beta != 0)], np.ascontiguousarray(Z[:, drawn]),
+                np.where(drawn, rows, -1)[1:], coeffs, K.ACT_CODES[act], K.REG_CODES[reg])
+    assert np.abs(Wk.T - W).max() > 1e-3  # the steps moved the weights
+    np.testing.assert_allclose(Wk.T, ref, rtol=1e-12, atol=1e-15)
     q, Q = np.empty((d, K_)), np.empty(K_)
-    K.overlaps(W, U, q, Q)
-    np.testing.assert_allclose(q, U.T @ W, rtol=1e-12, atol=1e-14)
+    K.overlaps(np.ascontiguousarray(W.T), np.ascontiguousarray(U.T), q, Q)
+    np.testing.assert_allclose(q, U.T @ W, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(Q, np.sum(W**2, axis=0), rtol=1e-12)
+
+
+@pytest.mark.numba
+def test_replicates_run_in_threads_and_equal_single_runs():
+    hyp, law = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=-0.5), ch.HiddenLaw.rademacher()
+    runs = ch.simulate_sgd_replicates(300, 1.0, hyp, law, [0.3, 0.2], 1.0, seeds=[4, 7, 9], threads=2,
+                                      record_dt=0.5)
+    for seed, run in zip([4, 7, 9], runs):
+        single = ch.simulate_sgd(300, 1.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=seed)
+        assert run.seed == single.seed
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    assert runs[0].observable("q_1")[-1] != runs[1].observable("q_1")[-1]
+    with pytest.raises(InvalidParameterError, match="threads"):
+        ch.simulate_sgd_replicates(300, 1.0, hyp, law, [0.3, 0.2], 1.0, seeds=[1], threads=0)
 
 
 @pytest.mark.numba

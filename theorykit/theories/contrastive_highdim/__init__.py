@@ -34,7 +34,8 @@ from ._analysis import (SMALL_Q_DEFAULTS as SMALL_Q_DEFAULTS, ContrastiveODE as 
 from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce
 from ._simulate import (HiddenLaw as HiddenLaw, order_parameter_names as order_parameter_names,
                         order_parameters as order_parameters, simulate_pde as simulate_pde,
-                        simulate_sgd as simulate_sgd, standard_laws as standard_laws)
+                        simulate_sgd as simulate_sgd, simulate_sgd_replicates as simulate_sgd_replicates,
+                        standard_laws as standard_laws)
 from ._studies import (case_errors as case_errors, sgd_error_point as sgd_error_point,
                        sgd_error_points as sgd_error_points, sgd_error_study as sgd_error_study)
 from ._symbolic import (Hyper as Hyper, closed_ode_abstract as closed_ode_abstract,
@@ -50,7 +51,8 @@ sources = ("Meng & Wang (arXiv 2406.06909)",)
 __all__ = ["name", "title", "sources", "claim_names", "systems", "reproduce", "Hyper", "HiddenLaw", "standard_laws",
            "ContrastiveODE", "compiled_ode", "ode_solution", "Uninformative", "uninformative_state",
            "learnability_threshold", "classify_selection", "basin_fractions", "final_cosine_grid",
-           "gaussian_coefficients", "SMALL_Q_DEFAULTS", "simulate_sgd", "simulate_pde", "order_parameter_names",
-           "order_parameters", "sgd_error_points", "sgd_error_point", "sgd_error_study", "case_errors",
+           "gaussian_coefficients", "SMALL_Q_DEFAULTS", "simulate_sgd", "simulate_sgd_replicates", "simulate_pde",
+           "order_parameter_names", "order_parameters", "sgd_error_points", "sgd_error_point", "sgd_error_study",
+           "case_errors",
            "loss_derivatives", "integrand_system", "negative_term", "stein_check", "coordinate_sde",
            "closed_ode_abstract", "small_q_expansion", "cubic_anisotropy", "linear_system"]

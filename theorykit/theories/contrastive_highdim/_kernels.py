@@ -136,14 +136,14 @@ ETA, SIGMA, RHO, BETA, TAU, LAM = range(6)
 ROW_E2, ROW_ETA1, ROW_E3, ROW_ETA3 = range(4)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _act(code, z):
     if code == 0:
         return math.tanh(z)
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dact(code, z):
     if code == 0:
         t = math.tanh(z)
@@ -151,35 +151,61 @@ def _dact(code, z):
     return 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _dot(w, x):
+    """``w · x`` of two float64[n], summed in whatever order vectorises: the only reassociated sums of the SGD
+    step (a scalar sum waits on each addition; the timings are in BENCHMARKS.md)."""
+    s = 0.0
+    for j in range(w.shape[0]):
+        s += w[j] * x[j]
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _signal_into(U, c, a, sq_eta, out):
+    """``out = Uᵀ c + sqrt(η) a``: the clean input of a sample (``U`` float64[d, n], ``c`` float64[d], ``a``
+    float64[n] its isotropic noise, zeros when ``η = 0``), accumulated feature by feature on contiguous rows."""
+    d, n = U.shape
+    for j in range(n):
+        out[j] = U[0, j] * c[0]
+    for i in range(1, d):
+        ci = c[i]
+        for j in range(n):
+            out[j] += U[i, j] * ci
+    for j in range(n):
+        out[j] += sq_eta * a[j]
+
+
+@njit(cache=True, nogil=True)
 def overlaps(W, U, out_q, out_Q):
-    """Order parameters of the weights: ``out_q = Uᵀ W`` float64[d, K], ``out_Q`` float64[K] the squared
-    column norms of ``W`` float64[n, K] (``U`` float64[n, d])."""
-    n, K = W.shape
-    d = U.shape[1]
+    """Order parameters of the weights ``W`` float64[K, n] (one row per neuron) with the features ``U``
+    float64[d, n] (one row per feature): ``out_q = U Wᵀ`` float64[d, K] and ``out_Q`` float64[K] the squared
+    norms of the rows of ``W``."""
+    K, n = W.shape
+    d = U.shape[0]
     for k in range(K):
         s = 0.0
         for j in range(n):
-            s += W[j, k] * W[j, k]
+            s += W[k, j] * W[k, j]
         out_Q[k] = s
         for i in range(d):
             s = 0.0
             for j in range(n):
-                s += U[j, i] * W[j, k]
+                s += U[i, j] * W[k, j]
             out_q[i, k] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_steps(W, U, C, Z, rows, coeffs, act, reg):
     """Online SGD of ``Σ_k [-f(z1k) f(z2k) + β f(z1k) f(z3k)]`` with fresh pre-drawn samples, in place on
     ``W``, for ``C.shape[0]`` steps (``z3`` a view of an independent sample; used only if ``β != 0``).
 
     Parameters
     ----------
-    W : float64[n, K]
-        Weights (updated in place).
-    U : float64[n, d]
-        Orthonormal feature directions.
+    W : float64[K, n]
+        Weights, one row per neuron (updated in place).
+    U : float64[d, n]
+        Orthonormal feature directions, one row per feature.
     C : float64[m, n_c, d]
         Hidden variables of each step: ``C[s, 0]`` for the positive pair, ``C[s, 1]`` for the negative
         sample (``n_c = 2`` when ``β != 0``).
@@ -195,71 +221,64 @@ def sgd_steps(W, U, C, Z, rows, coeffs, act, reg):
         :data:`ACT_CODES` (0 tanh, 1 linear).
     reg : int
         :data:`REG_CODES` (0 L2, 1 L1).
+
+    Notes
+    -----
+    Every loop runs over contiguous rows of length ``n`` (the views are built once per step and shared by
+    the neurons), and the kernel releases the GIL, so replicates can run in threads.
     """
-    n, K = W.shape
-    d = U.shape[1]
+    K, n = W.shape
     m = C.shape[0]
     eta, sigma, rho, beta, tau, lam = (coeffs[ETA], coeffs[SIGMA], coeffs[RHO], coeffs[BETA], coeffs[TAU],
                                        coeffs[LAM])
     i_e2, i_eta1, i_e3, i_eta3 = rows[ROW_E2], rows[ROW_ETA1], rows[ROW_E3], rows[ROW_ETA3]
+    neg = beta != 0.0
     x1 = np.empty(n)
     x2 = np.empty(n)
-    x3 = np.empty(n)
-    g1 = np.empty(K)
-    g2 = np.empty(K)
-    g3 = np.empty(K)
-    neg = beta != 0.0
+    x3 = np.zeros(n)
+    zero = np.zeros(n)  # a noise row that is not drawn
     step = tau / n
     l1 = lam / math.sqrt(n)
     sq_eta = math.sqrt(eta)
     r2 = math.sqrt(max(1.0 - rho * rho, 0.0))
     for s in range(m):
+        # the two views x1 = x + σ e1, x2 = x + σ (ρ e1 + sqrt(1 - ρ²) e2) of x = U c + sqrt(η) a
+        _signal_into(U, C[s, 0], Z[s, i_eta1] if i_eta1 >= 0 else zero, sq_eta, x2)
+        e1 = Z[s, 0]
+        e2 = Z[s, i_e2] if i_e2 >= 0 else zero
         for j in range(n):
-            base = 0.0
-            for i in range(d):
-                base += U[j, i] * C[s, 0, i]
-            if i_eta1 >= 0:
-                base += sq_eta * Z[s, i_eta1, j]
-            e1 = Z[s, 0, j]
-            e2 = rho * e1
-            if i_e2 >= 0:
-                e2 += r2 * Z[s, i_e2, j]
-            x1[j] = base + sigma * e1
-            x2[j] = base + sigma * e2
-        if neg:
+            base = x2[j]
+            x1[j] = base + sigma * e1[j]
+            x2[j] = base + sigma * (rho * e1[j] + r2 * e2[j])
+        if neg:  # a view x3 of an independent sample
+            _signal_into(U, C[s, 1], Z[s, i_eta3] if i_eta3 >= 0 else zero, sq_eta, x3)
+            e3 = Z[s, i_e3]
             for j in range(n):
-                base = 0.0
-                for i in range(d):
-                    base += U[j, i] * C[s, 1, i]
-                if i_eta3 >= 0:
-                    base += sq_eta * Z[s, i_eta3, j]
-                x3[j] = base + sigma * Z[s, i_e3, j]
+                x3[j] += sigma * e3[j]
         for k in range(K):
-            s1 = 0.0
-            s2_ = 0.0
-            s3 = 0.0
-            for j in range(n):
-                s1 += W[j, k] * x1[j]
-                s2_ += W[j, k] * x2[j]
-                if neg:
-                    s3 += W[j, k] * x3[j]
-            f1 = _act(act, s1)
-            f2 = _act(act, s2_)
-            f3 = _act(act, s3)
-            g1[k] = -_dact(act, s1) * (f2 - beta * f3)
-            g2[k] = -f1 * _dact(act, s2_)
-            g3[k] = beta * f1 * _dact(act, s3)
-        for k in range(K):
-            for j in range(n):
-                wj = W[j, k]
-                if reg == 0:
-                    r = lam * wj
-                else:
+            w = W[k]
+            z1 = _dot(w, x1)
+            z2 = _dot(w, x2)
+            z3 = _dot(w, x3) if neg else 0.0
+            f1 = _act(act, z1)
+            f2 = _act(act, z2)
+            f3 = _act(act, z3)
+            g1 = -_dact(act, z1) * (f2 - beta * f3)
+            g2 = -f1 * _dact(act, z2)
+            g3 = beta * f1 * _dact(act, z3)
+            if reg == 0 and not neg:
+                for j in range(n):
+                    wj = w[j]
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + lam * wj)
+            elif reg == 0:
+                for j in range(n):
+                    wj = w[j]
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + lam * wj + g3 * x3[j])
+            else:
+                for j in range(n):
+                    wj = w[j]
                     r = l1 * (1.0 if wj > 0.0 else (-1.0 if wj < 0.0 else 0.0))
-                gj = g1[k] * x1[j] + g2[k] * x2[j] + r
-                if neg:
-                    gj += g3[k] * x3[j]
-                W[j, k] = wj - step * gj
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + r + g3 * x3[j])
 
 
 # ------------------------------------------------------------------------------------ particle PDE

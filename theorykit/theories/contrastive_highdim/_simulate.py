@@ -3,7 +3,8 @@ method of the McKean–Vlasov PDE, both as :class:`~theorykit.simulate.ParticleR
 
 The step kernels (:mod:`._kernels`) run inside :func:`theorykit.simulate.run_particles`, which draws the
 samples (``numpy.random.Generator`` streams) and records the order parameters under the names of the ODE
-system (``q_1, q_2, Q, m_1, m_2`` for one neuron), so :func:`theorykit.validate.compare` pairs them. The
+system (``q_1, q_2, Q, m_1, m_2`` for one neuron), so :func:`theorykit.validate.compare` pairs them.
+:func:`simulate_sgd_replicates` runs several seeds of one configuration in parallel threads. The
 model is our reconstruction of Meng & Wang's (arXiv 2406.06909; only the abstract could be read), see
 ``derivations/contrastive_highdim.md`` §0.
 """
@@ -11,8 +12,11 @@ model is our reconstruction of Meng & Wang's (arXiv 2406.06909; only the abstrac
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -185,12 +189,15 @@ def standard_laws() -> dict[str, HiddenLaw]:
 
 
 # ------------------------------------------------------------------------------------- observables
-def order_parameter_names(d: int, K: int = 1) -> tuple[list[list[str]], list[str], list[list[str]]]:
+@lru_cache(maxsize=None)
+def order_parameter_names(d: int, K: int = 1) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...],
+                                                       tuple[tuple[str, ...], ...]]:
     """The names of ``q`` ([d][K]), ``Q`` ([K]) and the cosines ``m`` ([d][K]) as the ODE system names its
     states and observables (``q_1, Q, m_1`` for one neuron, ``q_1_2, Q_2, m_1_2`` for neuron 2 of several)."""
     names = [s.name for s in state_symbols(d, K)]
-    q = [[names[k * (d + 1) + i] for k in range(K)] for i in range(d)]
-    return q, [names[k * (d + 1) + d] for k in range(K)], [["m_" + s[2:] for s in row] for row in q]
+    q = tuple(tuple(names[k * (d + 1) + i] for k in range(K)) for i in range(d))
+    return (q, tuple(names[k * (d + 1) + d] for k in range(K)),
+            tuple(tuple("m_" + s[2:] for s in row) for row in q))
 
 
 def order_parameters(result: Any, d: int, K: int = 1) -> dict[str, np.ndarray]:
@@ -291,6 +298,8 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
     q0 = np.repeat(q0.reshape(d, 1), K, axis=1) if q0.ndim == 1 else q0.reshape(d, K)
     U = orthonormal_features(n, d, rng)
     W = initial_weights(U, q0, Q0, rng)
+    # the kernels work on rows: one per neuron, one per feature
+    W, U = np.ascontiguousarray(W.T), np.ascontiguousarray(U.T)
     n_steps = _steps("t_final * n", int(round(t_final * n)))
     every = max(1, int(round(record_dt * n)))
     # noise rows of each step: only those whose term is non-zero are drawn
@@ -313,6 +322,25 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
                          noise=[NoiseStream((n_c, d), law.draw), NoiseStream((len(names), n))],
                          seed=int(rng.integers(0, 2**31 - 1)), step_time=1.0 / n, desc="online SGD steps",
                          params=dict(n=n, d=d, K=K, act=act, reg=reg, law=law.name, **hyper.__dict__))
+
+
+def simulate_sgd_replicates(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, Q0: float,
+                            seeds: Sequence[SeedLike], *, threads: int | None = None,
+                            **options: Any) -> list[ParticleRun]:
+    """Replicates of one :func:`simulate_sgd` configuration, one per seed, run side by side in ``threads``
+    threads (default: one per CPU). The sample draws and the step kernel release the GIL, so the replicates
+    use the cores in parallel; each run equals ``simulate_sgd(..., seed=seed)``. ``options`` are the keyword
+    options of :func:`simulate_sgd` (``K``, ``act``, ``reg``, ``record_dt``)."""
+    seeds = list(seeds)
+    threads = check_int("threads", (os.cpu_count() or 1) if threads is None else threads, 1)
+    if not seeds:
+        raise InvalidParameterError("seeds must list at least one seed")
+
+    def one(seed: SeedLike) -> ParticleRun:
+        return simulate_sgd(n, t_final, hyper, law, q0, Q0, seed=seed, **options)
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(seeds))) as pool:
+        return list(pool.map(one, seeds))
 
 
 def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any,
@@ -359,4 +387,4 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
 
 
 __all__ = ["RULE_POINTS", "HiddenLaw", "standard_laws", "order_parameter_names", "order_parameters",
-           "orthonormal_features", "initial_weights", "simulate_sgd", "simulate_pde"]
+           "orthonormal_features", "initial_weights", "simulate_sgd", "simulate_sgd_replicates", "simulate_pde"]
