@@ -335,6 +335,15 @@ def test_bad_simulation_settings(kw, name):
     assert name in str(err.value)
 
 
+@pytest.mark.parametrize("q0, Q0, K, match", [([0.9, 0.9], 1.0, 1, "Q0"), ([0.3, 0.2], 0.0, 1, "Q0"),
+                                               ([[0.3], [0.2]], 1.0, 2, "K = 2"), ([0.3, np.nan], 1.0, 1, "q0")])
+def test_bad_starts_are_refused_by_simulation_and_ode(ode, q0, Q0, K, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        ch.simulate_sgd(100, 1.0, ch.Hyper(), ch.HiddenLaw.rademacher(), q0, Q0, K=K)
+    with pytest.raises(InvalidParameterError, match=match):
+        (ode if K == 1 else ch.compiled_ode(d=2, K=K)).state(q0, Q0)
+
+
 def test_pde_refuses_overlaps_of_another_dimension(ode):
     with pytest.raises(InvalidParameterError, match="d = 2"):
         ch.simulate_pde(ode, 100, 1.0, ch.Hyper(), ch.HiddenLaw.rademacher(), [0.3, 0.2, 0.1], 1.0)

@@ -31,11 +31,10 @@ from ._analysis import (SMALL_Q_DEFAULTS as SMALL_Q_DEFAULTS, ContrastiveODE as 
                         gaussian_coefficients as gaussian_coefficients,
                         learnability_threshold as learnability_threshold, ode_solution as ode_solution,
                         uninformative_state as uninformative_state)
-from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce
+from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce, standard_laws as standard_laws
 from ._simulate import (HiddenLaw as HiddenLaw, order_parameter_names as order_parameter_names,
                         order_parameters as order_parameters, simulate_pde as simulate_pde,
-                        simulate_sgd as simulate_sgd, simulate_sgd_replicates as simulate_sgd_replicates,
-                        standard_laws as standard_laws)
+                        simulate_sgd as simulate_sgd, simulate_sgd_replicates as simulate_sgd_replicates)
 from ._studies import (case_errors as case_errors, sgd_error_point as sgd_error_point,
                        sgd_error_points as sgd_error_points, sgd_error_study as sgd_error_study)
 from ._symbolic import (Hyper as Hyper, closed_ode_abstract as closed_ode_abstract,

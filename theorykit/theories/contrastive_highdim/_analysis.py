@@ -15,7 +15,7 @@ import sympy as sp
 from numba import njit
 from scipy.optimize import brentq
 
-from ..._checks import check_int, check_range
+from ..._checks import check_int
 from ..._random import SeedLike, as_generator
 from ...analysis import linearize
 from ...compile import CompiledSystem, compile_system
@@ -24,7 +24,7 @@ from ...solve import Solution, solve, solve_ensemble
 from .. import BuiltinSystem
 from . import _kernels as K_
 from . import _symbolic as S
-from ._simulate import RULE_POINTS, HiddenLaw
+from ._simulate import RULE_POINTS, HiddenLaw, initial_overlaps
 from ._symbolic import Hyper
 
 
@@ -73,11 +73,9 @@ class ContrastiveODE:
 
     def state(self, q0: Any, Q0: float) -> np.ndarray:
         """Initial state from overlaps ``q0`` (float64[d] shared by all neurons, or [d, K]) and norm ``Q0``."""
-        q0 = np.asarray(q0, dtype=float)
-        q0 = np.repeat(q0.reshape(self.d, 1), self.K, axis=1) if q0.ndim == 1 else q0.reshape(self.d, self.K)
-        Q0 = check_range("Q0", Q0, 0.0, low_open=True)
-        if np.any(np.sum(q0**2, axis=0) > Q0 + 1e-12):
-            raise InvalidParameterError("initial overlaps need |q0|^2 <= Q0 (cosines at most 1)")
+        q0, Q0 = initial_overlaps(q0, Q0, self.K)
+        if q0.shape[0] != self.d:
+            raise InvalidParameterError(f"q0 has {q0.shape[0]} overlaps but the ODEs have d = {self.d} features")
         return np.concatenate([np.append(q0[:, k], Q0) for k in range(self.K)])
 
     def expectations(self, q, Q: float, hyper: Hyper, law: HiddenLaw) -> tuple[np.ndarray, float, float]:

@@ -11,7 +11,7 @@ from ...validate import Study, fit_power_law
 from . import _figures as F
 from . import _studies as X
 from ._analysis import compiled_ode, final_cosine_grid, ode_solution, uninformative_state
-from ._simulate import HiddenLaw, standard_laws
+from ._simulate import HiddenLaw
 from ._symbolic import Hyper, cubic_anisotropy, negative_term, small_q_expansion
 
 #: every claim :func:`reproduce` states
@@ -41,6 +41,13 @@ NOTES = (
     "The benefit of rho < 0 holds for moderate sigma; at sigma = 1, rho = -1 the norm Q collapses to 0 in this "
     "unnormalised model (the rho = -1 shrinkage 2 kappa E[l12] > 0 in B), so the point plotted there is the "
     "direction at collapse, not a learned state.")
+
+
+def standard_laws() -> dict[str, HiddenLaw]:
+    """The laws of ``c`` used in the report, all with ``<c²> = 1``."""
+    return {"rademacher": HiddenLaw.rademacher(), "uniform": HiddenLaw.uniform(), "gaussian": HiddenLaw.gaussian(),
+            "sparse_0.5": HiddenLaw.sparse_ternary(0.5), "sparse_0.25": HiddenLaw.sparse_ternary(0.25),
+            "sparse_0.1": HiddenLaw.sparse_ternary(0.1)}
 
 
 def _ratio(threshold: float, measured: float) -> float:

@@ -51,22 +51,23 @@ def _gauss_rule_from_moments(moments: Mapping[int, float], max_points: int) -> t
     for k in range(2, top + 1, 2):
         if k not in moments:
             raise InvalidParameterError(f"law: moment <c^{k}> missing (give every even moment up to {top})")
+
+    def hankel(size: int) -> np.ndarray:
+        return mom[np.add.outer(np.arange(size), np.arange(size))]
+
     for size in range(1, top // 2 + 2):
-        H = np.array([[mom[i + j] for j in range(size)] for i in range(size)])
-        ev = np.linalg.eigvalsh(H)
+        ev = np.linalg.eigvalsh(hankel(size))
         if ev.min() < -1e-10 * max(1.0, ev.max()):
             raise InvalidParameterError(
                 f"law: moments {dict(sorted(moments.items()))} are inconsistent (their Hankel matrix of size "
                 f"{size} has a negative eigenvalue {ev.min():.3g}); e.g. <c^4> >= <c^2>^2 is required")
     n = 1
     while n + 1 <= min(max_points, top // 2 + 1) and 2 * (n + 1) - 1 <= top + 1:
-        H = np.array([[mom[i + j] for j in range(n + 1)] for i in range(n + 1)])
+        H = hankel(n + 1)
         if np.linalg.eigvalsh(H).min() <= 1e-12 * max(1.0, np.abs(H).max()):
             break
         n += 1
-    H = np.array([[mom[i + j] for j in range(n)] for i in range(n)])
-    rhs = -np.array([mom[n + i] for i in range(n)])
-    coef = np.linalg.solve(H, rhs)  # monic orthogonal polynomial x^n + sum coef_i x^i
+    coef = np.linalg.solve(hankel(n), -mom[n:2 * n])  # monic orthogonal polynomial x^n + sum coef_i x^i
     nodes = np.sort(np.roots(np.concatenate(([1.0], coef[::-1]))).real)
     V = np.vander(nodes, n, increasing=True).T
     weights = np.linalg.solve(V, mom[:n])
@@ -180,14 +181,6 @@ class HiddenLaw:
         return cls(name, tuple(x), tuple(w))
 
 
-
-def standard_laws() -> dict[str, HiddenLaw]:
-    """The laws of ``c`` used in the report, all with ``<c²> = 1``."""
-    return {"rademacher": HiddenLaw.rademacher(), "uniform": HiddenLaw.uniform(), "gaussian": HiddenLaw.gaussian(),
-            "sparse_0.5": HiddenLaw.sparse_ternary(0.5), "sparse_0.25": HiddenLaw.sparse_ternary(0.25),
-            "sparse_0.1": HiddenLaw.sparse_ternary(0.1)}
-
-
 # ------------------------------------------------------------------------------------- observables
 @lru_cache(maxsize=None)
 def order_parameter_names(d: int, K: int = 1) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...],
@@ -245,6 +238,21 @@ def initial_weights(U: np.ndarray, q0: np.ndarray, Q0: float, seed: SeedLike) ->
     return W
 
 
+def initial_overlaps(q0: Any, Q0: float, K: int = 1) -> tuple[np.ndarray, float]:
+    """Validated start: overlaps float64[d, K] (``q0`` float64[d] shared by all neurons, or [d, K]) and the
+    squared norm ``Q0 > 0`` with ``|q0[:, k]|² <= Q0`` (cosines at most 1)."""
+    K = check_int("K", K, 1)
+    q = np.asarray(q0, dtype=float)
+    if q.ndim == 1:
+        q = np.repeat(q.reshape(-1, 1), K, axis=1)
+    if q.ndim != 2 or q.shape[1] != K or q.shape[0] < 1 or not np.all(np.isfinite(q)):
+        raise InvalidParameterError(f"q0 must be d finite overlaps or a d x K array (K = {K}), got {q0!r}")
+    Q0 = check_range("Q0", Q0, 0.0, low_open=True)
+    if np.any(np.sum(q**2, axis=0) > Q0 + 1e-12):
+        raise InvalidParameterError("initial overlaps need |q0|^2 <= Q0 (cosines at most 1)")
+    return q, Q0
+
+
 def _code(kind: str, value: str, codes: Mapping[str, int]) -> int:
     if value not in codes:
         raise InvalidParameterError(f"{kind} must be one of {tuple(codes)}, got {value!r}")
@@ -270,12 +278,10 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
     hyper : Hyper
     law : HiddenLaw
         Law of each coordinate of ``c``.
-    q0 : float64[d] or float64[d, K]
-        Initial overlaps with the features (shared by all neurons, or per neuron).
-    Q0 : float
-        Initial squared norm of every neuron.
+    q0, Q0 : float64[d] or float64[d, K], float
+        Initial overlaps with the features (shared by the ``K`` neurons, or per neuron) and squared norm of
+        every neuron (:func:`initial_overlaps`).
     K : int
-        Number of neurons.
     act : {"tanh", "linear"}
     reg : {"L2", "L1"}
     seed : int or Generator
@@ -293,9 +299,8 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
     act_code = _code("activation", act, K_.ACT_CODES)
     reg_code = _code("regularizer", reg, K_.REG_CODES)
     rng = as_generator(seed)
-    q0 = np.asarray(q0, dtype=float)
+    q0, Q0 = initial_overlaps(q0, Q0, K)
     d = q0.shape[0]
-    q0 = np.repeat(q0.reshape(d, 1), K, axis=1) if q0.ndim == 1 else q0.reshape(d, K)
     U = orthonormal_features(n, d, rng)
     W = initial_weights(U, q0, Q0, rng)
     # the kernels work on rows: one per neuron, one per feature
@@ -358,14 +363,14 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
     dt = check_range("dt", dt, 0.0, low_open=True)
     record_dt = check_range("record_dt", record_dt, 0.0, low_open=True)
     reg_code = _code("regularizer", reg, K_.REG_CODES)
-    q0 = np.asarray(q0, dtype=float).reshape(-1)
-    d = q0.size
+    q0, Q0 = initial_overlaps(np.ravel(q0), Q0)
+    d = q0.shape[0]
     if d != ode.d:
         raise InvalidParameterError(f"q0 has {d} overlaps but the ODE has d = {ode.d} features")
     rng = as_generator(seed)
     U = orthonormal_features(N, d, rng)
     xi = np.ascontiguousarray(U * math.sqrt(N))
-    theta = (initial_weights(U, q0.reshape(d, 1), Q0, rng)[:, 0] * math.sqrt(N)).copy()
+    theta = (initial_weights(U, q0, Q0, rng)[:, 0] * math.sqrt(N)).copy()
     n_steps = _steps("t_final / dt", int(round(t_final / dt)))
     every = max(1, int(round(record_dt / dt)))
     cx, cw = law.rule(RULE_POINTS)
@@ -386,5 +391,6 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
                          params=dict(n_particles=N, d=d, K=1, act=ode.act, reg=reg, law=law.name, **hyper.__dict__))
 
 
-__all__ = ["RULE_POINTS", "HiddenLaw", "standard_laws", "order_parameter_names", "order_parameters",
-           "orthonormal_features", "initial_weights", "simulate_sgd", "simulate_sgd_replicates", "simulate_pde"]
+__all__ = ["RULE_POINTS", "HiddenLaw", "order_parameter_names", "order_parameters",
+           "orthonormal_features", "initial_overlaps", "initial_weights", "simulate_sgd", "simulate_sgd_replicates",
+           "simulate_pde"]
