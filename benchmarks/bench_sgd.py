@@ -2,7 +2,7 @@
 same model, same sizes, same run: minibatch SGD of the linear non-contrastive networks, and online
 (one fresh sample per step) SGD of the high-dimensional nonlinear contrastive model.
 
-Run: python benchmarks/bench_sgd.py [--quick] [--online]
+Run: python benchmarks/bench_sgd.py [--quick] [--online | --replicates]
 Prints Markdown tables: time per SGD step, speed-up, and the agreement of the final eigen-observables
 (mean over seeds, with the spread between seeds as the scale of the Monte-Carlo error). Both sides draw their
 Gaussian samples with numpy's Generator, so the speed-up is what the numba kernels save around the draws.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -115,7 +116,6 @@ def online_arithmetic(n: int, steps: int = 50, repeats: int = 20) -> tuple[float
 
 def online_table(quick: bool) -> None:
     from theorykit.theories.contrastive_highdim import Hyper, HiddenLaw, simulate_sgd as online_sgd
-    from theorykit.theories.contrastive_highdim import simulate_sgd_replicates
 
     hyper = Hyper(tau=0.5, lam=0.5, sigma=0.5)
     law = HiddenLaw.rademacher()
@@ -142,25 +142,59 @@ def online_table(quick: bool) -> None:
         print(f"| {n} | {steps} | {t_np / steps * 1e6:.1f} | {t_nb / steps * 1e6:.1f} | {t_np / t_nb:.1f}x "
               f"| {c_nb / steps * 1e6:.1f} | {draws * steps / c_nb:.0%} | {flops * steps / c_nb / peak:.1%} "
               f"| {flops / kernel / peak:.0%} | {np.max(np.abs(m_np)):.3f} | {np.max(np.abs(m_nb)):.3f} |")
-    n, seeds = sizes[-1], range(4)
-    t0 = time.perf_counter()
+    replicates_row(sizes[-1], t_final, range(4))
+
+
+def cores_available(seconds: float = 1.0) -> float:
+    """Cores a GIL-free numba loop in two threads gets on this machine now (CPU seconds per second): the
+    most any two-thread run can use while other jobs share the cores."""
+    from numba import njit
+
+    @njit(nogil=True)
+    def spin(n):
+        s = 0.0
+        for i in range(n):
+            s += np.sin(i * 1e-9)
+        return s
+
+    spin(10)
+    n = int(2e7 * seconds)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(spin, [n, n]))
+    return (time.process_time() - c0) / (time.perf_counter() - t0)
+
+
+def replicates_row(n: int, t_final: float, seeds) -> None:
+    """Several seeds of one online configuration: one after the other, then in two threads."""
+    from theorykit.theories.contrastive_highdim import HiddenLaw, Hyper, simulate_sgd as online_sgd
+    from theorykit.theories.contrastive_highdim import simulate_sgd_replicates
+
+    hyper, law, q0 = Hyper(tau=0.5, lam=0.5, sigma=0.5), HiddenLaw.rademacher(), np.array([0.1, 0.05])
+    ceiling = cores_available()
+    t0, c0 = time.perf_counter(), time.process_time()
     for seed in seeds:
         online_sgd(n, t_final, hyper, law, q0, 1.0, seed=seed)
-    t_one = time.perf_counter() - t0
+    t_one, c_one = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
     simulate_sgd_replicates(n, t_final, hyper, law, q0, 1.0, seeds, threads=2)
     t_two, c_two = time.perf_counter() - t0, time.process_time() - c0
-    print(f"\n{len(seeds)} seeds at n = {n}: one after the other {t_one:.1f} s, simulate_sgd_replicates on 2 threads "
-          f"{t_two:.1f} s ({t_one / t_two:.1f}x; {c_two / t_two:.1f} cores busy on average)")
+    print(f"\n{len(seeds)} seeds at n = {n} (load average {os.getloadavg()[0]:.1f}; a GIL-free loop in two threads "
+          f"gets {ceiling:.2f} cores now): one after the other {t_one:.1f} s ({c_one / t_one:.2f} cores busy), "
+          f"simulate_sgd_replicates on 2 threads {t_two:.1f} s ({c_two / t_two:.2f} cores busy), "
+          f"{t_one / t_two:.2f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and seeds")
     ap.add_argument("--online", action="store_true", help="only the online contrastive table")
+    ap.add_argument("--replicates", action="store_true", help="only the online replicates row")
     args = ap.parse_args()
     if args.online:
         return online_table(args.quick)
+    if args.replicates:
+        return replicates_row(2000 if args.quick else 10_000, 5.0, range(4))
     seeds = range(3 if args.quick else 5)
     settings = [(32, 16, 2000), (128, 64, 1000)] if args.quick else [(32, 16, 10_000), (128, 64, 4000), (256, 128, 1000)]
     eta, sigma2, p0 = 0.05, 0.5, 1.0
