@@ -8,8 +8,6 @@ import pytest
 from theorykit.sweep import sweep
 from theorykit.theories.barlow_ntk import _experiment as bx
 from theorykit.theories.barlow_ntk import _reproduce as br
-from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper
-from theorykit.theories.contrastive_highdim import _analysis as ca
 
 
 # ---------------------------------------------------------------------------------------------- Barlow Twins
@@ -86,73 +84,3 @@ def test_barlow_failing_point_is_reported_and_left_out(barlow_inline, tmp_path, 
     assert np.isfinite(weights.measured) and weights.measured == pytest.approx(fit.slope)
 
 
-# ---------------------------------------------------------------------------------------------- contrastive
-BASE = Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=-0.5)
-
-
-@pytest.fixture(scope="module")
-def ode():
-    return ContrastiveODE(d=2, K=1, act="tanh", gh_points=12)
-
-
-@pytest.fixture(scope="module")
-def sgd_points(ode):
-    return ca.sgd_error_points(ode, BASE, HiddenLaw.sparse_ternary(0.5), [200, 400], 2, t_final=1.0)
-
-
-@pytest.fixture(scope="module")
-def sgd_inline(ode):
-    return ca.sgd_errors(ode, BASE, HiddenLaw.sparse_ternary(0.5), [200, 400], 2, seed=5, t_final=1.0)
-
-
-def _same_sgd(a: dict, b: dict) -> bool:
-    runs = all((ra is None and rb is None) or (np.array_equal(ra.q, rb.q) and np.array_equal(ra.Q, rb.Q))
-               for ra, rb in zip(a["runs"], b["runs"]))
-    return runs and all(np.array_equal(a[k], b[k], equal_nan=True) for k in ("n", "err_m", "err_Q", "rms_m", "ok"))
-
-
-@pytest.mark.slow
-def test_sgd_error_sweep_inline_equals_process_pool(sgd_points, sgd_inline):
-    res = sgd_inline
-    assert res["failures"] == [] and res["ok"].all()
-    assert res["n"].tolist() == [200, 200, 400, 400]
-    assert np.all(res["rms_m"] > 0) and np.all(res["err_m"] >= res["rms_m"])
-    assert np.array_equal(res["ode"].t, res["runs"][0].t)
-    pool = ca.collect_sgd_errors(sweep(ca.sgd_error_point, sgd_points, seed=5, processes=2))
-    assert _same_sgd(res, pool)
-    # two replicates at the same n differ (each point has its own seed)
-    assert res["rms_m"][0] != res["rms_m"][1]
-
-
-def test_sgd_error_sweep_resumes_from_store(tmp_path, sgd_points, sgd_inline):
-    store = tmp_path / "store"
-    sweep(ca.sgd_error_point, sgd_points[:3], seed=5, processes=1, store=store)  # "interrupted" after 3 of 4
-    stamps = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
-    assert len(stamps) == 3
-    full = sweep(ca.sgd_error_point, sgd_points, seed=5, processes=1, store=store)
-    assert [p.resumed for p in full.points] == [True, True, True, False]
-    assert all(store.joinpath(name).stat().st_mtime_ns == t for name, t in stamps.items())
-    assert _same_sgd(ca.collect_sgd_errors(full), sgd_inline)
-
-
-def test_sgd_error_failing_point_is_reported(sgd_points, sgd_inline):
-    pts = list(sgd_points)
-    pts[2] = {**pts[2], "n": 2}  # simulate_sgd needs n >= 4
-    res = ca.collect_sgd_errors(sweep(ca.sgd_error_point, pts, seed=5, processes=1))
-    assert res["ok"].tolist() == [True, True, False, True]
-    assert len(res["failures"]) == 1 and "n=2" in res["failures"][0] and "InvalidParameterError" in res["failures"][0]
-    assert np.isnan(res["rms_m"][2]) and res["runs"][2] is None
-    keep = [0, 1, 3]
-    assert np.array_equal(res["rms_m"][keep], sgd_inline["rms_m"][keep])
-
-
-@pytest.mark.slow
-def test_both_sweeps_on_a_dask_cluster_equal_inline(barlow_inline, sgd_points, sgd_inline):
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        remote_b = bx.run_width_sweep(TINY, seed=3, scheduler=cluster.scheduler_address)
-        remote_c = ca.collect_sgd_errors(sweep(ca.sgd_error_point, sgd_points, seed=5,
-                                               scheduler=cluster.scheduler_address))
-    assert remote_b["failures"] == [] and _same(remote_b, barlow_inline)
-    assert _same_sgd(remote_c, sgd_inline)

@@ -63,7 +63,7 @@ BUILTIN_THEORIES: dict[str, str] = {
     "reference": "theorykit.theories.reference",
     "noncontrastive": "theorykit.theories.noncontrastive",
     "closed_form_predictor": "theorykit.theories.closed_form_predictor",
-    "contrastive_highdim": "theorykit.theories._legacy:contrastive_highdim",
+    "contrastive_highdim": "theorykit.theories.contrastive_highdim",
     "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
     "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",
 }

@@ -33,13 +33,6 @@ class LegacyTheory:
         study.absorb(report)
 
 
-contrastive_highdim = LegacyTheory(
-    "contrastive_highdim", "Nonlinear contrastive learning in the high-dimensional limit",
-    ("Meng & Wang (arXiv 2406.06909)",),
-    ("jacobian_only_second_moment", "negative_pair_only_variance", "eigenvalues_equal_across_laws",
-     "threshold_matches_sgd", "basins_depend_on_higher_moments", "independent_noise_degrades",
-     "negative_correlation_improves", "negative_correlation_reduces_variance", "sgd_error_exponent",
-     "ode_matches_sgd_n2000", "pde_matches_ode_L2", "pde_matches_sgd_L1"))
 barlow_ntk = LegacyTheory(
     "barlow_ntk", "Barlow Twins at infinite width: NTK constancy", ("arXiv 2411.11176",),
     ("ntk_change_rate", "ntk_constant_at_infinite_width", "ntk_init_fluctuation_rate",
