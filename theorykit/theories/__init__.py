@@ -63,7 +63,7 @@ BUILTIN_THEORIES: dict[str, str] = {
     "reference": "theorykit.theories.reference",
     "noncontrastive": "theorykit.theories.noncontrastive",
     "contrastive_highdim": "theorykit.theories._legacy:contrastive_highdim",
-    "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
+    "barlow_ntk": "theorykit.theories.barlow_ntk",
     "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",
 }
 

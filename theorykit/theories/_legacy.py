@@ -40,11 +40,6 @@ contrastive_highdim = LegacyTheory(
      "threshold_matches_sgd", "basins_depend_on_higher_moments", "independent_noise_degrades",
      "negative_correlation_improves", "negative_correlation_reduces_variance", "sgd_error_exponent",
      "ode_matches_sgd_n2000", "pde_matches_ode_L2", "pde_matches_sgd_L1"))
-barlow_ntk = LegacyTheory(
-    "barlow_ntk", "Barlow Twins at infinite width: NTK constancy", ("arXiv 2411.11176",),
-    ("ntk_change_rate", "ntk_constant_at_infinite_width", "ntk_init_fluctuation_rate",
-     "weights_in_width_independent_ball", "representation_gap_rate", "finite_time_convergence",
-     "kernel_model_loss_agreement", "generalization_bound_holds", "symbolic_gradient_matches_numba"))
 imbalanced_pruning = LegacyTheory(
     "imbalanced_pruning", "Contrastive learning under imbalanced data and magnitude pruning",
     ("Liao, Zhou, Zhang, Wang & Zhang (arXiv 2602.10357)",),

@@ -1,10 +1,14 @@
-"""Numba kernels of the Barlow Twins NTK theory.
+"""Numba kernels of the Barlow Twins NTK theory: forward and backward passes, the (S)GD and kernel-model step
+kernels that :func:`theorykit.simulate.run_particles` drives, the empirical and infinite-width NTK, and the
+function-space flow.
 
-Arrays and scalars only; results go into ``out`` arrays. All float arrays are float64 and C-contiguous.
+Arrays and scalars only; results go into ``out`` arrays (or the state arrays, updated in place); no recording,
+no random numbers. All float arrays are float64 and C-contiguous.
 Conventions: ``Z`` (n, d) stacks inputs row-wise; for a training set of N pairs the first N rows are the
 first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d), ``V`` (K, M).
 ``act`` is the activation code of ``_symbolic.ACTIVATIONS`` (0 = tanh, 1 = relu). The scalar building
-blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy.
+blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy by the
+compile stage.
 """
 
 from __future__ import annotations
@@ -14,18 +18,19 @@ import math
 import numpy as np
 from numba import njit
 
-from ._generated import (act_relu, act_tanh, dact_relu, dact_tanh, dloss_diag, dloss_offdiag, loss_diag,
-                         loss_offdiag, ntk_neuron)
+# the generated functions are looked up when a kernel compiles, so that a kernel function can be added to
+# _symbolic.kernel_functions and generated before any kernel calls it
+from . import _generated as G
 
 
 @njit(cache=True)
 def _act(x, act):
-    return act_tanh(x) if act == 0 else act_relu(x)
+    return G.act_tanh(x) if act == 0 else G.act_relu(x)
 
 
 @njit(cache=True)
 def _dact(x, act):
-    return dact_tanh(x) if act == 0 else dact_relu(x)
+    return G.dact_tanh(x) if act == 0 else G.dact_relu(x)
 
 
 @njit(cache=True)
@@ -67,7 +72,7 @@ def loss_of_C(C, lam):
     s = 0.0
     for k in range(K):
         for l in range(K):
-            s += loss_diag(C[k, k]) if k == l else loss_offdiag(C[k, l], lam)
+            s += G.loss_diag(C[k, k]) if k == l else G.loss_offdiag(C[k, l], lam)
     return s
 
 
@@ -77,7 +82,7 @@ def dloss_dC(C, lam, out):
     K = C.shape[0]
     for k in range(K):
         for l in range(K):
-            out[k, l] = dloss_diag(C[k, k]) if k == l else dloss_offdiag(C[k, l], lam)
+            out[k, l] = G.dloss_diag(C[k, k]) if k == l else G.dloss_offdiag(C[k, l], lam)
 
 
 @njit(cache=True)
@@ -115,6 +120,13 @@ def dloss_dF(F, N, lam, out):
             out[i, k] = a / N
             out[N + i, k] = b / N
     return loss_of_C(C, lam), C
+
+
+@njit(cache=True)
+def loss_of_outputs(F, N, lam, C):
+    """Loss of the outputs ``F`` (n, K) on the 2N training rows; ``C`` (K, K) receives ``F_Aᵀ F_B / N``."""
+    _cross(F, N, C)
+    return loss_of_C(C, lam)
 
 
 @njit(cache=True)
@@ -172,37 +184,43 @@ def outputs(Z, W, V, act, out):
 
 
 @njit(cache=True)
-def train(Z, W, V, N, lam, act, lr, n_steps, batches, record_every, loss_out, C_out):
-    """Gradient descent (``batches`` of shape (0, 0): full batch) or SGD on the loss, in place on W, V.
+def full_batch_loss(Z, W, V, N, lam, act, C):
+    """Loss on the 2N rows of ``Z`` (the forward pass of :func:`loss_and_grad`); ``C`` (K, K) receives the
+    cross-correlation."""
+    n = Z.shape[0]
+    M = W.shape[0]
+    F = np.empty((n, V.shape[0]))
+    forward(Z, W, V, act, np.empty((n, M)), np.empty((n, M)), F)
+    return loss_of_outputs(F, N, lam, C)
 
-    ``batches`` (n_steps, B) int64 holds pre-drawn pair indices per step for SGD. ``n_steps`` must be a
-    multiple of ``record_every``; ``loss_out`` (n_steps // record_every + 1,) receives the full-batch
-    loss before steps 0, record_every, ..., n_steps and ``C_out`` (same length, K, K) the matching C.
-    """
+
+@njit(cache=True)
+def gd_steps(Z, W, V, N, lam, act, lr, n_steps):
+    """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``."""
     gW = np.empty_like(W)
     gV = np.empty_like(V)
-    sgd = batches.shape[0] > 0
-    rec = 0
-    for step in range(n_steps + 1):
-        at_record = step % record_every == 0
-        if at_record or not sgd:
-            L, C = loss_and_grad(Z, W, V, N, lam, act, gW, gV)
-            if at_record:
-                loss_out[rec] = L
-                C_out[rec] = C
-                rec += 1
-        if step == n_steps:
-            break
-        if sgd:
-            B = batches.shape[1]
-            Zb = np.empty((2 * B, Z.shape[1]))
-            for b in range(B):
-                Zb[b] = Z[batches[step, b]]
-                Zb[B + b] = Z[N + batches[step, b]]
-            loss_and_grad(Zb, W, V, B, lam, act, gW, gV)
+    for _ in range(n_steps):
+        loss_and_grad(Z, W, V, N, lam, act, gW, gV)
         W -= lr * gW
         V -= lr * gV
-    return rec
+
+
+@njit(cache=True)
+def sgd_steps(Z, W, V, N, lam, act, lr, batches):
+    """``batches.shape[0]`` SGD steps in place on ``W``, ``V``: step ``s`` follows the loss of the pairs
+    ``batches[s]`` (float64 (m, B), pair indices in ``0..N-1``), rows ``i`` and ``N + i`` of ``Z``."""
+    gW = np.empty_like(W)
+    gV = np.empty_like(V)
+    B = batches.shape[1]
+    Zb = np.empty((2 * B, Z.shape[1]))
+    for step in range(batches.shape[0]):
+        for b in range(B):
+            i = int(batches[step, b])
+            Zb[b] = Z[i]
+            Zb[B + b] = Z[N + i]
+        loss_and_grad(Zb, W, V, B, lam, act, gW, gV)
+        W -= lr * gW
+        V -= lr * gV
 
 
 @njit(cache=True)
@@ -228,7 +246,7 @@ def empirical_ntk(Z, W, V, act, out):
                 a, b, da, db = A[i, m], A[j, m], dA[i, m], dA[j, m]
                 for k in range(K):
                     for l in range(K):
-                        acc[k, l] += ntk_neuron(a, b, da, db, V[k, m], V[l, m], xx, 1.0 if k == l else 0.0)
+                        acc[k, l] += G.ntk_neuron(a, b, da, db, V[k, m], V[l, m], xx, 1.0 if k == l else 0.0)
             for k in range(K):
                 for l in range(K):
                     out[i * K + k, j * K + l] = acc[k, l] / M
@@ -254,6 +272,13 @@ def kernel_flow_rhs_into(t, y, p, out):
     nk = y.size
     Theta = p[3:3 + nk * nk].reshape((nk, nk))
     kernel_flow_rhs(y, Theta, N, K, p[2], out)
+
+
+@njit("void(float64, float64[::1], float64[::1], float64[::1])", cache=True)
+def kernel_flow_loss_into(t, y, p, out):
+    """``out[0]``: the loss of the flattened outputs ``y`` (packed parameters of :func:`kernel_flow_rhs_into`)."""
+    K = int(p[1])
+    out[0] = loss_of_outputs(y.reshape((y.size // K, K)), int(p[0]), p[2], np.empty((K, K)))
 
 
 @njit(cache=True)
@@ -317,29 +342,19 @@ def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
 
 
 @njit(cache=True)
-def kernel_gd(F0, Theta, N, lam, lr, n_steps, record_every, F_out, loss_out):
-    """Gradient descent of the linearised model in function space, ``F <- F - lr Θ ∂L/∂F``.
+def kernel_gd_steps(y, Theta, N, K, lam, lr, n_steps):
+    """``n_steps`` steps of gradient descent of the linearised model in function space,
+    ``f <- f - lr Θ ∂L/∂f``, in place on the flattened outputs ``y`` (n K,).
 
     The exact counterpart of network gradient descent with the same ``lr`` (no time-discretisation gap).
-    ``F0`` (n, K); records ``F_out`` (n_rec, n, K) and the loss ``loss_out`` (n_rec,) every
-    ``record_every`` steps, starting with step 0.
     """
-    n, K = F0.shape
-    y = F0.ravel().copy()
+    n = y.size // K
     g = np.empty((n, K))
     step_vec = np.empty(n * K)
-    rec = 0
-    for step in range(n_steps + 1):
-        L, _ = dloss_dF(y.reshape((n, K)), N, lam, g)
-        if step % record_every == 0:
-            F_out[rec] = y.reshape((n, K))
-            loss_out[rec] = L
-            rec += 1
-        if step == n_steps:
-            break
+    for _ in range(n_steps):
+        dloss_dF(y.reshape((n, K)), N, lam, g)
         _matvec(Theta, g.ravel(), step_vec)
         y -= lr * step_vec
-    return rec
 
 
 @njit(cache=True)
