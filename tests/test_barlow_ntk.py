@@ -210,18 +210,73 @@ def _short_run(M, seed, act="tanh", N=12, d=8, n_steps=120, lr=0.05):
     return run.observable("ntk_change")[-1], run.observable("weight_dist")[-1], run, (W, V, data)
 
 
-def _numpy_gd(X, Xp, W, V, lam, lr, n_steps):
-    """Full-batch gradient descent written with numpy only (tanh), as an independent reference."""
+def _numpy_step(X, Xp, W, V, lam, lr, act="tanh"):
+    """One gradient-descent step on the pairs (X, Xp), written with numpy only, as an independent reference."""
     N, M = X.shape[0], W.shape[0]
+    if act == "tanh":
+        s, ds = np.tanh, lambda a: 1 - a ** 2
+    else:
+        s, ds = (lambda h: np.maximum(h, 0.0)), (lambda a: 1.0 * (a > 0))
+    HA, HB = s(X @ W.T), s(Xp @ W.T)
+    FA, FB = HA @ V.T / np.sqrt(M), HB @ V.T / np.sqrt(M)
+    G = 2 * np.where(np.eye(V.shape[0]) > 0, FA.T @ FB / N - 1, lam * FA.T @ FB / N)  # dL/dC
+    gFA, gFB = FB @ G.T / N, FA @ G / N
+    gV = (gFA.T @ HA + gFB.T @ HB) / np.sqrt(M)
+    gW = (((gFA @ V) * ds(HA)).T @ X + ((gFB @ V) * ds(HB)).T @ Xp) / np.sqrt(M)
+    return W - lr * gW, V - lr * gV
+
+
+def _numpy_gd(X, Xp, W, V, lam, lr, n_steps, act="tanh"):
+    """Full-batch gradient descent with :func:`_numpy_step`."""
     for _ in range(n_steps):
-        HA, HB = np.tanh(X @ W.T), np.tanh(Xp @ W.T)
-        FA, FB = HA @ V.T / np.sqrt(M), HB @ V.T / np.sqrt(M)
-        G = 2 * np.where(np.eye(V.shape[0]) > 0, FA.T @ FB / N - 1, lam * FA.T @ FB / N)  # dL/dC
-        gFA, gFB = FB @ G.T / N, FA @ G / N
-        gV = (gFA.T @ HA + gFB.T @ HB) / np.sqrt(M)
-        gW = (((gFA @ V) * (1 - HA ** 2)).T @ X + ((gFB @ V) * (1 - HB ** 2)).T @ Xp) / np.sqrt(M)
-        W, V = W - lr * gW, V - lr * gV
+        W, V = _numpy_step(X, Xp, W, V, lam, lr, act)
     return W, V
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("M", [40, 1000])  # one block of neurons, and three (the last one partial)
+def test_step_kernels_match_the_numpy_reference_step(act, M):
+    data = bn.gaussian_pairs(10, 5, radius=2.0, seed=3)
+    W, V = bn.init_params(5, M, 3, seed=4)
+    Z = np.vstack([data.X, data.Xp])
+    work = (np.empty((M, 20)), np.empty((M, 20)), np.empty((20, 3)), np.empty((20, 3)), np.empty_like(W),
+            np.empty_like(V))
+    code = _symbolic.ACTIVATIONS[act]
+    Wk, Vk = W.copy(), V.copy()
+    _kernels.gd_steps(Z, Wk, Vk, 10, 0.7, code, 0.05, 3, *work)
+    Wn, Vn = _numpy_gd(data.X, data.Xp, W, V, 0.7, 0.05, 3, act)
+    np.testing.assert_allclose(Wk - W, Wn - W, rtol=1e-12, atol=1e-12 * np.abs(Wn - W).max())
+    np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
+    # SGD: each step follows the minibatch of the pairs it is given
+    batches = np.array([[3.0, 7.0, 1.0], [0.0, 9.0, 4.0]])
+    Wk, Vk = W.copy(), V.copy()
+    small = (np.empty((M, 6)), np.empty((M, 6)), np.empty((6, 3)), np.empty((6, 3)), np.empty_like(W), np.empty_like(V))
+    _kernels.sgd_steps(Z, Wk, Vk, 10, 0.7, code, 0.05, batches, np.empty((6, 5)), *small)
+    Wn, Vn = W, V
+    for b in batches.astype(int):
+        Wn, Vn = _numpy_step(data.X[b], data.Xp[b], Wn, Vn, 0.7, 0.05, act)
+    np.testing.assert_allclose(Wk - W, Wn - W, rtol=1e-12, atol=1e-12 * np.abs(Wn - W).max())
+    np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
+
+
+def test_vectorisable_tanh_is_within_two_ulp():
+    import mpmath
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal(3000) * 3, rng.uniform(-20, 20, 2000),
+                        10.0 ** rng.uniform(-310, 1.3, 1000) * rng.choice([-1.0, 1.0], 1000),
+                        [0.17328679513998632, 0.3465735902799726, 0.35, 19.06, 19.07, 25.0, 1e-320, 2.0 ** -1074]])
+    ours = np.array([_kernels.tanh_vectorisable(v) for v in x])
+    with mpmath.workdps(40):
+        exact = np.array([float(mpmath.tanh(mpmath.mpf(float(v)))) for v in x])
+    assert np.max(np.abs(ours - exact) / np.spacing(np.abs(exact))) <= 2.0
+    for v in (0.0, -0.0, np.inf, -np.inf, 1e300, -1e300):
+        t = _kernels.tanh_vectorisable(v)
+        assert t == np.tanh(v) and np.signbit(t) == np.signbit(v)
+    assert np.isnan(_kernels.tanh_vectorisable(np.nan))
+    H = x.reshape(-1, 2).copy()
+    _kernels.activate(H, 0)  # the vectorised loop gives the same numbers as the scalar calls
+    assert np.array_equal(H.ravel(), ours)
 
 
 def test_simulate_network_records_the_numpy_reference_training():

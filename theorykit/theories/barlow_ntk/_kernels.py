@@ -8,7 +8,12 @@ Conventions: ``Z`` (n, d) stacks inputs row-wise; for a training set of N pairs 
 first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d), ``V`` (K, M).
 ``act`` is the activation code of ``_symbolic.ACTIVATIONS`` (0 = tanh, 1 = relu). The scalar building
 blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy by the
-compile stage.
+compile stage, except the hidden layer's tanh, which :func:`tanh_vectorisable` evaluates in vector registers.
+
+The training step works neuron-major (activations ``AT`` (M, n)) in blocks of :data:`BLOCK_ENTRIES` entries: the
+products with the inputs (inner dimension d, and n for the gradient) go through BLAS, the activation, the
+outputs and the backward pass through the block are one vectorised numba pass each (timings and the
+comparison with a numpy loop: ``benchmarks/bench_barlow.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -51,18 +56,60 @@ def _dot(x, y):
     return acc
 
 
+# Cody-Waite split of ln 2 (LN2_HI has trailing zero bits, so k * LN2_HI is exact for the k used here)
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def tanh_vectorisable(x):
+    """``tanh(x)`` within 2 ulp (as glibc's), in arithmetic that LLVM vectorises (with fused multiply-adds):
+    ``math.tanh`` is a scalar library call, about 20x slower over the hidden layer. ``tanh(x) = e / (e + 2)``
+    with ``e = expm1(2|x|)`` by range reduction ``2|x| = k ln 2 + r`` and a Taylor polynomial of ``expm1(r)``;
+    NaN stays NaN."""
+    ax = abs(x)
+    y = 2.0 * ax
+    y = y if y < 40.0 else 40.0  # tanh(20) rounds to 1; NaN also lands here and is passed through below
+    k = int(y * _INV_LN2 + 0.5)
+    kf = float(k)
+    r = (y - kf * _LN2_HI) - kf * _LN2_LO  # |r| <= ln(2) / 2: the polynomial's truncation is below 5e-18
+    q = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
+        1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+            1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+    two_k = float(1 << k)
+    e = two_k * q + (two_k - 1.0)  # expm1(y) = 2^k expm1(r) + 2^k - 1, no cancellation for small y
+    t = math.copysign(e / (e + 2.0), x)
+    return t if ax == ax else x
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def activate(H, act):
+    """``H <- σ(H)`` in place (any shape, C-contiguous): tanh by :func:`tanh_vectorisable`, ReLU as generated."""
+    h = H.reshape(H.size)
+    if act == 0:
+        for i in range(h.size):
+            h[i] = tanh_vectorisable(h[i])
+    else:
+        for i in range(h.size):
+            h[i] = G.act_relu(h[i])
+
+
+@njit(cache=True, error_model="numpy")
+def derivative_from_values(A, act, out):
+    """``out = σ'(u)`` from the activations ``A = σ(u)`` (same shape, C-contiguous), by the generated
+    ``dact_*_of_value``."""
+    a = A.reshape(A.size)
+    o = out.reshape(out.size)
+    for i in range(a.size):
+        o[i] = G.dact_tanh_of_value(a[i]) if act == 0 else G.dact_relu_of_value(a[i])
+
+
 @njit(cache=True)
-def hidden(Z, W, act, A, dA):
-    """Hidden activations: ``A = σ(Z Wᵀ)``, ``dA = σ'(Z Wᵀ)``, both (n, M), written in place."""
-    n, d = Z.shape
-    M = W.shape[0]
-    for i in range(n):
-        for m in range(M):
-            h = 0.0
-            for a in range(d):
-                h += Z[i, a] * W[m, a]
-            A[i, m] = _act(h, act)
-            dA[i, m] = _dact(h, act)
+def hidden(Z, W, act, A):
+    """Hidden activations ``A = σ(Z Wᵀ)`` (n, M), written in place (the product through BLAS)."""
+    np.dot(Z, W.T, A)
+    activate(A, act)
 
 
 @njit(cache=True)
@@ -129,98 +176,145 @@ def loss_of_outputs(F, N, lam, C):
     return loss_of_C(C, lam)
 
 
-@njit(cache=True)
-def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
-    """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z``; gradients written in place.
+#: entries of a block of the forward and backward passes (64 KiB): a block's activations (neurons x n) stay in
+#: the cache between the matrix product that makes them and the pass that uses them, and the products are small
+#: enough that OpenBLAS runs them in the calling thread (its thread pool stalls on a busy machine)
+BLOCK_ENTRIES = 8192
 
-    Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M``. Returns ``(loss, C)``.
-    """
-    n, d = Z.shape
+
+@njit(cache=True)
+def _block(n):
+    """Neurons per block for ``n`` inputs: a multiple of 8 (the vector width), at least 8."""
+    return max(8, BLOCK_ENTRIES // n // 8 * 8)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _activate_rows(AT, V, act, FT):
+    """One pass over a block of neurons: ``AT <- σ(AT)`` in place (m, n) and ``FT += V AT`` (K, n), ``V`` (K, m)."""
+    K, n = FT.shape
+    for m in range(AT.shape[0]):
+        row = AT[m]
+        if act == 0:
+            for i in range(n):
+                row[i] = tanh_vectorisable(row[i])
+        else:
+            for i in range(n):
+                row[i] = G.act_relu(row[i])
+        for k in range(K):
+            v = V[k, m]
+            f = FT[k]
+            for i in range(n):
+                f[i] += v * row[i]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _backward_rows(AT, gFT, V, act, BT, gV):
+    """One pass over a block of neurons: ``gV = gFT ATᵀ`` (K, m) and ``BT = (Vᵀ gFT) ⊙ σ'`` (m, n), with ``σ'``
+    from the activations ``AT`` (m, n) by the generated ``dact_*_of_value``; ``gFT`` (K, n)."""
+    K, n = gFT.shape
+    for m in range(AT.shape[0]):
+        a = AT[m]
+        b = BT[m]
+        for i in range(n):
+            b[i] = 0.0
+        for k in range(K):
+            g = gFT[k]
+            v = V[k, m]
+            acc = 0.0
+            for i in range(n):
+                b[i] += g[i] * v
+                acc += g[i] * a[i]
+            gV[k, m] = acc
+        if act == 0:
+            for i in range(n):
+                b[i] *= G.dact_tanh_of_value(a[i])
+        else:
+            for i in range(n):
+                b[i] *= G.dact_relu_of_value(a[i])
+
+
+@njit(cache=True)
+def forward(Z, W, V, act, AT, F):
+    """Forward pass, block by block of neurons: activations ``AT = σ(W Zᵀ)`` (M, n) and outputs
+    ``F = ATᵀ Vᵀ / √M`` (n, K) for inputs ``Z`` (n, d); the products ``W Zᵀ`` through BLAS."""
     M = W.shape[0]
-    K = V.shape[0]
-    A = np.empty((n, M))
-    dA = np.empty((n, M))
-    F = np.empty((n, K))
-    forward(Z, W, V, act, A, dA, F)
-    s = 1.0 / math.sqrt(M)
-    gF = np.empty((n, K))
+    FT = np.zeros((V.shape[0], Z.shape[0]))
+    block = _block(Z.shape[0])
+    for m0 in range(0, M, block):
+        m1 = min(M, m0 + block)
+        np.dot(W[m0:m1], Z.T, AT[m0:m1])
+        _activate_rows(AT[m0:m1], V[:, m0:m1], act, FT)
+    F[:] = FT.T
+    F *= 1.0 / math.sqrt(M)
+
+
+@njit(cache=True)
+def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV):
+    """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z`` (n, d); returns ``(loss, C)``.
+
+    Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M`` with the work arrays ``AT``, ``BT`` (M, n), ``F``, ``gF``
+    (n, K); the gradients go into ``gW`` (M, d) and ``gV`` (K, M). Neuron-major and block by block, so that
+    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``.
+    """
+    forward(Z, W, V, act, AT, F)
     L, C = dloss_dF(F, N, lam, gF)
-    gV[:] = 0.0
-    gW[:] = 0.0
-    for i in range(n):
-        for m in range(M):
-            gh = 0.0
-            for k in range(K):
-                gV[k, m] += gF[i, k] * A[i, m] * s
-                gh += gF[i, k] * V[k, m]
-            gh *= s * dA[i, m]
-            for a in range(d):
-                gW[m, a] += gh * Z[i, a]
+    gFT = np.ascontiguousarray(gF.T)
+    gFT *= 1.0 / math.sqrt(W.shape[0])
+    block = _block(Z.shape[0])
+    for m0 in range(0, W.shape[0], block):
+        m1 = min(W.shape[0], m0 + block)
+        _backward_rows(AT[m0:m1], gFT, V[:, m0:m1], act, BT[m0:m1], gV[:, m0:m1])
+        np.dot(BT[m0:m1], Z, gW[m0:m1])
     return L, C
 
 
 @njit(cache=True)
-def forward(Z, W, V, act, A, dA, out):
-    """Forward pass: hidden activations ``A`` and derivatives ``dA`` (n, M), outputs ``out = A Vᵀ / √M`` (n, K)."""
-    n = Z.shape[0]
-    M = W.shape[0]
-    K = V.shape[0]
-    hidden(Z, W, act, A, dA)
-    s = 1.0 / math.sqrt(M)
-    for i in range(n):
-        for k in range(K):
-            acc = 0.0
-            for m in range(M):
-                acc += A[i, m] * V[k, m]
-            out[i, k] = acc * s
+def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
+    """:func:`backprop` with work arrays of its own."""
+    n, M, K = Z.shape[0], W.shape[0], V.shape[0]
+    return backprop(Z, W, V, N, lam, act, np.empty((M, n)), np.empty((M, n)), np.empty((n, K)), np.empty((n, K)),
+                    gW, gV)
 
 
 @njit(cache=True)
 def outputs(Z, W, V, act, out):
     """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
-    n = Z.shape[0]
-    M = W.shape[0]
-    forward(Z, W, V, act, np.empty((n, M)), np.empty((n, M)), out)
+    forward(Z, W, V, act, np.empty((W.shape[0], Z.shape[0])), out)
 
 
 @njit(cache=True)
-def full_batch_loss(Z, W, V, N, lam, act, C):
-    """Loss on the 2N rows of ``Z`` (the forward pass of :func:`loss_and_grad`); ``C`` (K, K) receives the
-    cross-correlation."""
-    n = Z.shape[0]
-    M = W.shape[0]
-    F = np.empty((n, V.shape[0]))
-    forward(Z, W, V, act, np.empty((n, M)), np.empty((n, M)), F)
-    return loss_of_outputs(F, N, lam, C)
+def _descend(W, V, gW, gV, lr):
+    """``W -= lr gW``, ``V -= lr gV`` in place."""
+    w, g = W.reshape(W.size), gW.reshape(gW.size)
+    for i in range(w.size):
+        w[i] -= lr * g[i]
+    v, g = V.reshape(V.size), gV.reshape(gV.size)
+    for i in range(v.size):
+        v[i] -= lr * g[i]
 
 
 @njit(cache=True)
-def gd_steps(Z, W, V, N, lam, act, lr, n_steps):
-    """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``."""
-    gW = np.empty_like(W)
-    gV = np.empty_like(V)
+def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV):
+    """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``, with
+    the work arrays of :func:`backprop` (allocated once by the caller: they are large)."""
     for _ in range(n_steps):
-        loss_and_grad(Z, W, V, N, lam, act, gW, gV)
-        W -= lr * gW
-        V -= lr * gV
+        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV)
+        _descend(W, V, gW, gV, lr)
 
 
 @njit(cache=True)
-def sgd_steps(Z, W, V, N, lam, act, lr, batches):
+def sgd_steps(Z, W, V, N, lam, act, lr, batches, Zb, AT, BT, F, gF, gW, gV):
     """``batches.shape[0]`` SGD steps in place on ``W``, ``V``: step ``s`` follows the loss of the pairs
-    ``batches[s]`` (float64 (m, B), pair indices in ``0..N-1``), rows ``i`` and ``N + i`` of ``Z``."""
-    gW = np.empty_like(W)
-    gV = np.empty_like(V)
+    ``batches[s]`` (float64 (m, B), pair indices in ``0..N-1``), rows ``i`` and ``N + i`` of ``Z``, gathered
+    into ``Zb`` (2B, d); the other work arrays as for :func:`backprop` with ``n = 2B``."""
     B = batches.shape[1]
-    Zb = np.empty((2 * B, Z.shape[1]))
     for step in range(batches.shape[0]):
         for b in range(B):
             i = int(batches[step, b])
             Zb[b] = Z[i]
             Zb[B + b] = Z[N + i]
-        loss_and_grad(Zb, W, V, B, lam, act, gW, gV)
-        W -= lr * gW
-        V -= lr * gV
+        backprop(Zb, W, V, B, lam, act, AT, BT, F, gF, gW, gV)
+        _descend(W, V, gW, gV, lr)
 
 
 @njit(cache=True)
@@ -233,8 +327,9 @@ def empirical_ntk(Z, W, V, act, out):
     M = W.shape[0]
     K = V.shape[0]
     A = np.empty((n, M))
+    hidden(Z, W, act, A)
     dA = np.empty((n, M))
-    hidden(Z, W, act, A, dA)
+    derivative_from_values(A, act, dA)
     acc = np.empty((K, K))
     for i in range(n):
         for j in range(i, n):

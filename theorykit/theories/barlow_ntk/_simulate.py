@@ -201,18 +201,26 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
     if ntk_every is not None and check_int("ntk_every", ntk_every, 1) % record_every:
         raise InvalidParameterError(f"ntk_every ({ntk_every}) must be a multiple of record_every ({record_every})")
     ntk0 = empirical_ntk(Z, W, V, activation) if ntk_every is not None else None
+    B = N if batch_size is None else check_int("batch_size", batch_size, 1, N)
+    M, d = W.shape
+    # the kernels' work arrays, allocated once (at large widths they are tens of MB)
+    work = (np.empty((M, 2 * B)), np.empty((M, 2 * B)), np.empty((2 * B, K)), np.empty((2 * B, K)), np.empty_like(W),
+            np.empty_like(V))
+    full = (work[0], work[2]) if B == N else (np.empty((M, 2 * N)), np.empty((2 * N, K)))
+    Zb = np.empty((2 * B, d))
     at = {"step": 0}
 
     def advance(draws, step0, values):
         if draws:
-            _k.sgd_steps(Z, W, V, N, lam, code, lr, draws[0])
+            _k.sgd_steps(Z, W, V, N, lam, code, lr, draws[0], Zb, *work)
         else:
-            _k.gd_steps(Z, W, V, N, lam, code, lr, values.shape[1])
+            _k.gd_steps(Z, W, V, N, lam, code, lr, values.shape[1], *work)
         at["step"] = step0 + values.shape[1]
 
     def observe():
         C = np.empty((K, K))
-        out = {"loss": _k.full_batch_loss(Z, W, V, N, lam, code, C), "C": C,
+        _k.forward(Z, W, V, code, *full)
+        out = {"loss": _k.loss_of_outputs(full[1], N, lam, C), "C": C,
                "weight_dist": float(np.sqrt(np.sum((W - W0) ** 2) + np.sum((V - V0) ** 2)))}
         if probe is not None:
             out["F"] = np.empty((probe.shape[0], K))
@@ -225,8 +233,6 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
 
     noise = []
     if batch_size is not None:
-        B = check_int("batch_size", batch_size, 1, N)
-
         def draw_pairs(rng: np.random.Generator, out: np.ndarray) -> None:
             for s in range(out.shape[0]):
                 out[s] = rng.choice(N, size=B, replace=False)

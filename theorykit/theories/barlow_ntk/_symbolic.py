@@ -46,6 +46,24 @@ def activation_derivative(name: str, arg: sp.Expr = u) -> sp.Expr:
     return d.subs(u, arg)
 
 
+def activation_derivative_of_value(name: str, a: sp.Symbol) -> sp.Expr:
+    r""":math:`\sigma'(u)` written in terms of the activation's value ``a`` = :math:`\sigma(u)`, so that
+    backpropagation needs only the stored activations: ``1 - a**2`` for tanh, the step ``[a > 0]`` for ReLU.
+
+    Derived by replacing :math:`\sigma(u)` by ``a`` in :func:`activation_derivative` (for ReLU, whose derivative
+    depends on the sign of ``u`` only, ``u`` by ``a``: ``u > 0`` exactly when ``relu(u) > 0``), and checked at
+    sample points of both signs.
+    """
+    d = activation_derivative(name)
+    by_value = d.subs(activation_expr(name), a)
+    if u in by_value.free_symbols:
+        by_value = d.subs(u, a)
+    for u0 in (-1.5, -0.25, 0.25, 1.5):
+        value = activation_expr(name).subs(u, u0)
+        assert abs(float(by_value.subs(a, value)) - float(d.subs(u, u0))) < 1e-14, (name, u0)
+    return by_value
+
+
 # ---------------------------------------------------------------------------------------------- loss
 def cross_correlation_symbols(K: int) -> sp.Matrix:
     """A K x K matrix of real symbols ``C_kl``."""
@@ -239,13 +257,15 @@ def packed_kernel_flow_system(n: int, K: int) -> ODESystem:
 # ---------------------------------------------------------------------------------------------- kernel code
 def kernel_functions() -> list[tuple[str, tuple[sp.Symbol, ...], sp.Expr, str]]:
     """The scalar functions the numba kernels call, as ``(name, arguments, expression, comment)`` for
-    :func:`theorykit.compile.generate_function_module`: activations and their derivatives, the loss entries
-    and their derivatives, and one neuron's NTK contribution."""
-    x = sp.Symbol("u", real=True)
+    :func:`theorykit.compile.generate_function_module`: activations and their derivatives (also in terms of
+    the activation's value), the loss entries and their derivatives, and one neuron's NTK contribution."""
+    x, a = sp.Symbol("u", real=True), sp.Symbol("a", real=True)
     fns = []
     for name in ACTIVATIONS:
         fns.append((f"act_{name}", (x,), activation_expr(name, x), f"{name}(u)."))
         fns.append((f"dact_{name}", (x,), activation_derivative(name, x), f"Derivative of {name} at u."))
+        fns.append((f"dact_{name}_of_value", (a,), activation_derivative_of_value(name, a),
+                    f"Derivative of {name} at u, from its value a = {name}(u)."))
     le = loss_entry_exprs()
     c, lam_p = sp.Symbol("c"), sp.Symbol("lam")
     rep = {le["c"]: c, lam: lam_p}
