@@ -10,7 +10,7 @@ first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d
 blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy by the
 compile stage, except the hidden layer's tanh, which :func:`tanh_vectorisable` evaluates in vector registers.
 
-The training step works neuron-major (activations ``AT`` (M, n)) in blocks of :data:`BLOCK_ENTRIES` entries: the
+The training step works neuron-major (activations ``AT`` (M, n)) in blocks of neurons (:func:`_block`): the
 products with the inputs (inner dimension d, and n for the gradient) go through BLAS, the activation, the
 outputs and the backward pass through the block are one vectorised numba pass each (timings and the
 comparison with a numpy loop: ``benchmarks/bench_barlow.py``, BENCHMARKS.md).
@@ -176,16 +176,20 @@ def loss_of_outputs(F, N, lam, C):
     return loss_of_C(C, lam)
 
 
-#: entries of a block of the forward and backward passes (64 KiB): a block's activations (neurons x n) stay in
-#: the cache between the matrix product that makes them and the pass that uses them, and the products are small
-#: enough that OpenBLAS runs them in the calling thread (its thread pool stalls on a busy machine)
-BLOCK_ENTRIES = 8192
+#: multiply-adds of the largest product OpenBLAS runs in the calling thread (below 4 x 65536); its thread pool
+#: stalls when another process holds a core, so the blocks' products stay below this
+BLAS_SINGLE_THREAD = 4 * 65536 - 1
+#: largest block (entries, 256 KiB): a block's activations stay in the L2 cache between the product that makes
+#: them and the passes that use them
+BLOCK_ENTRIES = 32768
 
 
 @njit(cache=True)
-def _block(n):
-    """Neurons per block for ``n`` inputs: a multiple of 8 (the vector width), at least 8."""
-    return max(8, BLOCK_ENTRIES // n // 8 * 8)
+def _block(n, d):
+    """Neurons per block for ``n`` inputs of dimension ``d``: as many as :data:`BLAS_SINGLE_THREAD` and
+    :data:`BLOCK_ENTRIES` allow (larger products run closer to the BLAS peak), a multiple of 8 (the vector width),
+    at least 8."""
+    return max(8, min(BLAS_SINGLE_THREAD // (n * d), BLOCK_ENTRIES // n) // 8 * 8)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -239,7 +243,7 @@ def forward(Z, W, V, act, AT, F):
     ``F = ATᵀ Vᵀ / √M`` (n, K) for inputs ``Z`` (n, d); the products ``W Zᵀ`` through BLAS."""
     M = W.shape[0]
     FT = np.zeros((V.shape[0], Z.shape[0]))
-    block = _block(Z.shape[0])
+    block = _block(Z.shape[0], Z.shape[1])
     for m0 in range(0, M, block):
         m1 = min(M, m0 + block)
         np.dot(W[m0:m1], Z.T, AT[m0:m1])
@@ -260,7 +264,7 @@ def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV):
     L, C = dloss_dF(F, N, lam, gF)
     gFT = np.ascontiguousarray(gF.T)
     gFT *= 1.0 / math.sqrt(W.shape[0])
-    block = _block(Z.shape[0])
+    block = _block(Z.shape[0], Z.shape[1])
     for m0 in range(0, W.shape[0], block):
         m1 = min(W.shape[0], m0 + block)
         _backward_rows(AT[m0:m1], gFT, V[:, m0:m1], act, BT[m0:m1], gV[:, m0:m1])
