@@ -1,19 +1,22 @@
-r"""Numerics of the Barlow Twins NTK theory: the infinite-width NTK (closed form and quadrature), the kernel
+r"""Numerics of the Barlow Twins NTK theory: the infinite-width NTK (closed form and numba quadrature), the kernel
 model's gradient flow as a compiled system and its solutions, the generated scalar kernel code, and our
 generalisation bound for kernelised Barlow Twins."""
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from ..._checks import check_finite_array, check_int, check_range
 from ...compile import CompiledSystem, generate_function_module
 from ...errors import InvalidParameterError
 from ...solve import Solution, solve
 from .. import BuiltinSystem
+from . import _generated as G
 from . import _kernels as _k
 from . import _symbolic as S
 from ._simulate import act_code, check_kernel_model, network_outputs
@@ -32,6 +35,90 @@ def generated_source() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- NTK
+# numba kernels of the infinite-width NTK: arc-cosine closed forms and Gauss-Hermite quadrature over the
+# scalar activations printed from SymPy (the network's own kernels are in _kernels.py)
+@njit(cache=True)
+def _act(x, act):
+    return G.act_tanh(x) if act == 0 else G.act_relu(x)
+
+
+@njit(cache=True)
+def _dact(x, act):
+    return G.dact_tanh(x) if act == 0 else G.dact_relu(x)
+
+
+@njit(cache=True)
+def _dot(x, y):
+    acc = 0.0
+    for j in range(x.size):
+        acc += x[j] * y[j]
+    return acc
+
+
+@njit(cache=True)
+def relu_kernels(Z1, Z2, Sig, dSig):
+    """Arc-cosine kernels of ReLU, ``Sig = E σ(u)σ(u')`` and ``dSig = E σ'(u)σ'(u')`` for w ~ N(0, I)."""
+    for i in range(Z1.shape[0]):
+        n1 = math.sqrt(_dot(Z1[i], Z1[i]))
+        for j in range(Z2.shape[0]):
+            n2 = math.sqrt(_dot(Z2[j], Z2[j]))
+            if n1 == 0.0 or n2 == 0.0:
+                Sig[i, j] = 0.0
+                dSig[i, j] = 0.0  # u = 0 almost surely and σ'(0) = 0
+                continue
+            c = min(1.0, max(-1.0, _dot(Z1[i], Z2[j]) / (n1 * n2)))
+            th = math.acos(c)
+            Sig[i, j] = n1 * n2 / (2 * math.pi) * (math.sin(th) + (math.pi - th) * c)
+            dSig[i, j] = (math.pi - th) / (2 * math.pi)
+
+
+@njit(cache=True)
+def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
+    """``Sig``, ``dSig`` by tensor Gauss–Hermite quadrature for any activation code.
+
+    ``nodes``, ``weights``: probabilists' Gauss–Hermite rule (weights sum to 1). The pair
+    ``(u, u') = (x·w, x'·w)`` is written as ``u = a z1``, ``u' = c/a z1 + sqrt(b - c²/a) z2``.
+    """
+    q = nodes.size
+    for i in range(Z1.shape[0]):
+        a2 = _dot(Z1[i], Z1[i])
+        for j in range(Z2.shape[0]):
+            b2 = _dot(Z2[j], Z2[j])
+            c = _dot(Z1[i], Z2[j])
+            sa = math.sqrt(a2)
+            r = c / sa if sa > 0 else 0.0
+            s2 = math.sqrt(max(b2 - r * r, 0.0))
+            s = 0.0
+            ds = 0.0
+            for p in range(q):
+                u1 = sa * nodes[p]
+                f1 = _act(u1, act)
+                g1 = _dact(u1, act)
+                for t in range(q):
+                    u2 = r * nodes[p] + s2 * nodes[t]
+                    w = weights[p] * weights[t]
+                    s += w * f1 * _act(u2, act)
+                    ds += w * g1 * _dact(u2, act)
+            Sig[i, j] = s
+            dSig[i, j] = ds
+
+
+@njit(cache=True)
+def gh_diag(Z, act, nodes, weights, Sig, dSig):
+    """Diagonal ``Sig[i] = E σ(u)²``, ``dSig[i] = E σ'(u)²`` with ``u ~ N(0, |z_i|²)`` (1-D Gauss–Hermite)."""
+    for i in range(Z.shape[0]):
+        a = math.sqrt(_dot(Z[i], Z[i]))
+        s = 0.0
+        ds = 0.0
+        for p in range(nodes.size):
+            f = _act(a * nodes[p], act)
+            g = _dact(a * nodes[p], act)
+            s += weights[p] * f * f
+            ds += weights[p] * g * g
+        Sig[i] = s
+        dSig[i] = ds
+
+
 def infinite_width_ntk(Z1, Z2=None, activation: str = "relu", *, method: str = "auto",
                        quadrature: int = 64) -> np.ndarray:
     r"""Infinite-width NTK :math:`\Theta_\infty(x, x') = \Sigma(x,x') + (x\cdot x')\dot\Sigma(x,x')` per output.
@@ -57,11 +144,11 @@ def infinite_width_ntk(Z1, Z2=None, activation: str = "relu", *, method: str = "
     Sig = np.empty((Z1.shape[0], Z2.shape[0]))
     dSig = np.empty_like(Sig)
     if activation == "relu" and method != "quadrature":
-        _k.relu_kernels(Z1, Z2, Sig, dSig)
+        relu_kernels(Z1, Z2, Sig, dSig)
     else:
         q = check_int("quadrature", quadrature, 2, 400)
         x, w = np.polynomial.hermite_e.hermegauss(q)
-        _k.gh_kernels(Z1, Z2, code, x, w / w.sum(), Sig, dSig)
+        gh_kernels(Z1, Z2, code, x, w / w.sum(), Sig, dSig)
     return Sig + (Z1 @ Z2.T) * dSig
 
 
@@ -76,7 +163,7 @@ def infinite_width_ntk_diag(Z, activation: str = "relu", *, quadrature: int = 12
     x, w = np.polynomial.hermite_e.hermegauss(q)
     Sig = np.empty(Z.shape[0])
     dSig = np.empty_like(Sig)
-    _k.gh_diag(Z, code, x, w / w.sum(), Sig, dSig)
+    gh_diag(Z, code, x, w / w.sum(), Sig, dSig)
     return Sig + np.sum(Z * Z, axis=1) * dSig
 
 

@@ -1,5 +1,5 @@
 """Numba kernels of the Barlow Twins NTK theory: forward and backward passes, the (S)GD and kernel-model step
-kernels that :func:`theorykit.simulate.run_particles` drives, the empirical and infinite-width NTK, and the
+kernels that :func:`theorykit.simulate.run_particles` drives, the empirical NTK, and the
 function-space flow.
 
 Arrays and scalars only; results go into ``out`` arrays (or the state arrays, updated in place); no recording,
@@ -29,16 +29,6 @@ from . import _generated as G
 
 
 @njit(cache=True)
-def _act(x, act):
-    return G.act_tanh(x) if act == 0 else G.act_relu(x)
-
-
-@njit(cache=True)
-def _dact(x, act):
-    return G.dact_tanh(x) if act == 0 else G.dact_relu(x)
-
-
-@njit(cache=True)
 def _matvec(T, x, out):
     """``out = T x`` by plain loops (small sizes; avoids multithreaded BLAS contention)."""
     for i in range(T.shape[0]):
@@ -46,14 +36,6 @@ def _matvec(T, x, out):
         for j in range(T.shape[1]):
             acc += T[i, j] * x[j]
         out[i] = acc
-
-
-@njit(cache=True)
-def _dot(x, y):
-    acc = 0.0
-    for j in range(x.size):
-        acc += x[j] * y[j]
-    return acc
 
 
 # Cody-Waite split of ln 2 (LN2_HI has trailing zero bits, so k * LN2_HI is exact for the k used here)
@@ -393,54 +375,6 @@ def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
 
 
 @njit(cache=True)
-def relu_kernels(Z1, Z2, Sig, dSig):
-    """Arc-cosine kernels of ReLU, ``Sig = E σ(u)σ(u')`` and ``dSig = E σ'(u)σ'(u')`` for w ~ N(0, I)."""
-    for i in range(Z1.shape[0]):
-        n1 = math.sqrt(_dot(Z1[i], Z1[i]))
-        for j in range(Z2.shape[0]):
-            n2 = math.sqrt(_dot(Z2[j], Z2[j]))
-            if n1 == 0.0 or n2 == 0.0:
-                Sig[i, j] = 0.0
-                dSig[i, j] = 0.0  # u = 0 almost surely and σ'(0) = 0
-                continue
-            c = min(1.0, max(-1.0, _dot(Z1[i], Z2[j]) / (n1 * n2)))
-            th = math.acos(c)
-            Sig[i, j] = n1 * n2 / (2 * math.pi) * (math.sin(th) + (math.pi - th) * c)
-            dSig[i, j] = (math.pi - th) / (2 * math.pi)
-
-
-@njit(cache=True)
-def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
-    """``Sig``, ``dSig`` by tensor Gauss–Hermite quadrature for any activation code.
-
-    ``nodes``, ``weights``: probabilists' Gauss–Hermite rule (weights sum to 1). The pair
-    ``(u, u') = (x·w, x'·w)`` is written as ``u = a z1``, ``u' = c/a z1 + sqrt(b - c²/a) z2``.
-    """
-    q = nodes.size
-    for i in range(Z1.shape[0]):
-        a2 = _dot(Z1[i], Z1[i])
-        for j in range(Z2.shape[0]):
-            b2 = _dot(Z2[j], Z2[j])
-            c = _dot(Z1[i], Z2[j])
-            sa = math.sqrt(a2)
-            r = c / sa if sa > 0 else 0.0
-            s2 = math.sqrt(max(b2 - r * r, 0.0))
-            s = 0.0
-            ds = 0.0
-            for p in range(q):
-                u1 = sa * nodes[p]
-                f1 = _act(u1, act)
-                g1 = _dact(u1, act)
-                for t in range(q):
-                    u2 = r * nodes[p] + s2 * nodes[t]
-                    w = weights[p] * weights[t]
-                    s += w * f1 * _act(u2, act)
-                    ds += w * g1 * _dact(u2, act)
-            Sig[i, j] = s
-            dSig[i, j] = ds
-
-
-@njit(cache=True)
 def kernel_gd_steps(y, Theta, N, K, lam, lr, n_steps):
     """``n_steps`` steps of gradient descent of the linearised model in function space,
     ``f <- f - lr Θ ∂L/∂f``, in place on the flattened outputs ``y`` (n K,).
@@ -454,19 +388,3 @@ def kernel_gd_steps(y, Theta, N, K, lam, lr, n_steps):
         dloss_dF(y.reshape((n, K)), N, lam, g)
         _matvec(Theta, g.ravel(), step_vec)
         y -= lr * step_vec
-
-
-@njit(cache=True)
-def gh_diag(Z, act, nodes, weights, Sig, dSig):
-    """Diagonal ``Sig[i] = E σ(u)²``, ``dSig[i] = E σ'(u)²`` with ``u ~ N(0, |z_i|²)`` (1-D Gauss–Hermite)."""
-    for i in range(Z.shape[0]):
-        a = math.sqrt(_dot(Z[i], Z[i]))
-        s = 0.0
-        ds = 0.0
-        for p in range(nodes.size):
-            f = _act(a * nodes[p], act)
-            g = _dact(a * nodes[p], act)
-            s += weights[p] * f * f
-            ds += weights[p] * g * g
-        Sig[i] = s
-        dSig[i] = ds
