@@ -64,7 +64,7 @@ BUILTIN_THEORIES: dict[str, str] = {
     "noncontrastive": "theorykit.theories.noncontrastive",
     "closed_form_predictor": "theorykit.theories.closed_form_predictor",
     "contrastive_highdim": "theorykit.theories.contrastive_highdim",
-    "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
+    "barlow_ntk": "theorykit.theories.barlow_ntk",
     "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",
 }
 

@@ -33,12 +33,6 @@ class LegacyTheory:
         study.absorb(report)
 
 
-barlow_ntk = LegacyTheory(
-    "barlow_ntk", "Barlow Twins at infinite width: NTK constancy", ("arXiv 2411.11176",),
-    ("ntk_change_rate", "ntk_constant_at_infinite_width", "ntk_init_fluctuation_rate",
-     "weights_in_width_independent_ball", "representation_gap_rate", "finite_time_convergence",
-     "kernel_model_loss_agreement", "generalization_bound_holds", "generalization_bound_within_factor",
-     "symbolic_gradient_matches_numba"))
 imbalanced_pruning = LegacyTheory(
     "imbalanced_pruning", "Contrastive learning under imbalanced data and magnitude pruning",
     ("Liao, Zhou, Zhang, Wang & Zhang (arXiv 2602.10357)",),
