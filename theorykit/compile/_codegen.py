@@ -242,7 +242,7 @@ def generate_function_module(name: str, functions: Sequence[tuple[str, Sequence[
     """Source of a module of scalar functions, printed, checked and sealed as the systems' modules are.
 
     For scalar building blocks that hand-written numba kernels call (an activation, a loss entry), derived
-    with SymPy but not part of an :class:`ODESystem`. Each entry ``(name, args, expr, comment)`` becomes
+    with SymPy but not part of an :class:`~theorykit.derive.ODESystem`. Each entry ``(name, args, expr, comment)`` becomes
     ``def name(*args): return <expr>`` under the line ``# comment``, decorated with ``numba.njit`` for
     ``backend="numba"`` (``cache=True`` when ``numba_cache``).
 

@@ -89,6 +89,12 @@ def _slope_margin(slope: float) -> dict[str, float]:
     return {"threshold": threshold, "margin": threshold - float(slope)}
 
 
+def _mean_over_finite(values: np.ndarray) -> list[float | None]:
+    """Row means over the finite entries; ``None`` for a row with none (no mean of an empty slice)."""
+    finite = np.isfinite(values)
+    return [float(np.mean(row[ok])) if ok.any() else None for row, ok in zip(values, finite)]
+
+
 def state_width_claims(study: Study, res: dict, cfg: X.SweepConfig) -> None:
     """The claims of the width sweep (:func:`._studies.run_width_sweep`): rates in the width, the
     width-independent ball, finite-time convergence and the kernel model's loss curve."""
@@ -129,8 +135,7 @@ def state_width_claims(study: Study, res: dict, cfg: X.SweepConfig) -> None:
                 0.0, "true", figures=("loss_curves.png",),
                 details={"n_runs_L0_below_1": int(small.sum()), "fraction_converged": frac, "t_hit_max": t_hit_max,
                          "margin_ratio": float(res["t"][-1] / t_hit_max),
-                         "t_hit_mean_by_width": np.nanmean(np.where(np.isfinite(res["t_hit"]), res["t_hit"], np.nan),
-                                                           1),
+                         "t_hit_mean_by_width": _mean_over_finite(res["t_hit"]),
                          "fraction_converged_L0_above_1": float(np.mean(conv[~small])) if np.any(~small) else None})
     gap = res["kernel_loss_gap"]  # (width, seed): max_t |L_net - L_kernel ODE| / L(0)
     study.claim("kernel_model_loss_agreement", "At the largest width the network's loss curve follows the "
