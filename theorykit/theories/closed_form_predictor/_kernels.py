@@ -68,12 +68,12 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
 
     ``E``: (m, 3, B, N) standard normals, per step ``x = E[i, 0]`` and the views ``x1 = x + sigma_o E[i, 1]``,
     ``x2 = x + sigma_t E[i, 2]``, with ``z1 = W x1``, ``z2 = Wt x2``. On entry ``P`` is the predictor of the
-    current state (:func:`prepare`, or the previous chunk; :func:`gram_predictor`). The predictor is built from ``F <- rho F + (1 - rho)
-    Z1^T Z1 / B`` (``running``: DirectPred, updated at the start of the step) or from ``F = W W^T`` (updated
-    after the step, for the next one), and gets no gradient. Per-sample loss of ``p = P z1`` and ``z2``
-    (stop-gradient): 0 ``|p - z2|^2/2``; 1 ``-scale cos(p, z2)``; 2 ``|z1 - sg(z2 + z1 - p)|^2/2``; 3 ``-scale
-    [<z1, z2>/sg(|p||z2|) - sg(<p, z2>/(|p|^3|z2|)) z1^T P z1/2]``. Then ``W -= lr (grad + eta W)``,
-    ``Wt = keep Wt + (1 - keep) W``. Returns the largest ``|<grad, W>|/(|grad||W|)`` at the step's old ``W``
+    current state (:func:`prepare`, or the previous chunk). The predictor (:func:`gram_predictor`) is built
+    from ``F <- rho F + (1 - rho) Z1^T Z1 / B`` (``running``: DirectPred, updated at the start of the step) or
+    from ``F = W W^T`` (updated after the step, for the next one), and gets no gradient. Per-sample loss of
+    ``p = P z1`` and ``z2`` (stop-gradient): 0 ``|p - z2|^2/2``; 1 ``-scale cos(p, z2)``; 2 ``|z1 - sg(z2 + z1 -
+    p)|^2/2``; 3 ``-scale [<z1, z2>/sg(|p||z2|) - sg(<p, z2>/(|p|^3|z2|)) z1^T P z1/2]``. Then ``W -= lr (grad +
+    eta W)``, ``Wt = keep Wt + (1 - keep) W``. Returns the largest ``|<grad, W>|/(|grad||W|)`` at the step's old ``W``
     (0 for a zero gradient).
     """
     m, _, B, N = E.shape

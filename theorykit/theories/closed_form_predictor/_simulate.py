@@ -11,7 +11,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
 from . import _kernels
 from ._symbolic import LOSSES, check
 
@@ -26,6 +26,7 @@ def group_series(run: ParticleRun, kind: str) -> np.ndarray:
     return run.stack(*(f"{kind}{k + 1}" for k in range(len(run.params["s0"]))))
 
 
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
              alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0,

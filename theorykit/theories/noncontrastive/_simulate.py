@@ -14,7 +14,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
 from . import _kernels
 from ._symbolic import check_loss
 
@@ -80,6 +80,7 @@ def _train(loss, W, Wp, Wt, observe, *, batch, lr, t_end, n_record, sigma2, alph
                          step_values=("loss",), params=params)
 
 
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0: Sequence[float],
                  s0: Sequence[float] | None = None, eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0,
                  beta: float = 0.0, fractions: Sequence[float] | None = None, n_record: int = 101,
@@ -170,6 +171,7 @@ def simulate_sgd_replicates(loss: str, seeds: Sequence[int], *, threads: int | N
     return map_threads(lambda seed: simulate_sgd(loss, seed=seed, **options), seeds, threads)
 
 
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate_matrices(W0: np.ndarray, Wp0: np.ndarray, *, batch: int, lr: float, t_end: float, sigma2: float = 0.0,
                       alpha_p: float = 1.0, eta_p: float = 0.0, eta_s: float = 0.0, n_record: int = 101,
                       seed: SeedLike = 0) -> ParticleRun:
