@@ -395,8 +395,7 @@ def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr,
     d = W.shape[0]
     losses = []
     for e in E:
-        x1 = e[0] + sigma * e[1]
-        x2 = e[0] + sigma * e[2]
+        x1, x2 = (e[0] + sigma * e[1], e[0] + sigma * e[2]) if len(e) == 3 else (e[0], e[0])
         z = x1 @ W.T
         u, v = z @ Wp.T, x2 @ Wt.T
         if loss == "euclidean":
@@ -418,16 +417,18 @@ def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr,
 
 
 @pytest.mark.numba
+@pytest.mark.parametrize("n_draw", [3, 1])
 @pytest.mark.parametrize("loss, symmetric", [("euclidean", False), ("cosine", False), ("euclidean", True)])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss, symmetric):
-    """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates."""
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss, symmetric, n_draw):
+    """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates (n_draw = 1:
+    no augmentation, both views are the clean sample)."""
     from theorykit.theories.noncontrastive import _kernels as K
 
     rng = np.random.default_rng(3)
     d, batch, steps = 6, 5, 4
     W, Wp, Wt = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
-    E = rng.standard_normal((steps, 3, batch, d))
-    sigma, eta_p, eta_s, alpha_p, keep, lr = 0.7, 0.05, 0.02, 1.5, 0.3, 0.1
+    E = rng.standard_normal((steps, n_draw, batch, d))
+    sigma, eta_p, eta_s, alpha_p, keep, lr = 0.7 if n_draw == 3 else 0.0, 0.05, 0.02, 1.5, 0.3, 0.1
     ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr,
                                                        symmetric)
     Wk, Wpk, Wtk = W.copy(), Wp.copy(), Wt.copy()
@@ -442,6 +443,34 @@ def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss, symmetric):
     out_p, out_s, out_tau = np.zeros(1), np.zeros(1), np.zeros(1)
     K.project(Wk, Wpk, Wtk, np.eye(d), np.zeros(d, dtype=np.int64), 1, out_p, out_s, out_tau)
     assert out_p[0] == pytest.approx(np.trace(ref_Wp) / d, rel=1e-12)
+
+
+@pytest.mark.numba
+def test_sgd_kernel_with_the_online_network_as_its_own_target():
+    """``simulate_matrices`` passes W itself as the target (SimSiam, keep = 0): same steps as a separate copy."""
+    from theorykit.theories.noncontrastive import _kernels as K
+
+    rng = np.random.default_rng(4)
+    d, batch, steps = 5, 4, 3
+    W, Wp = rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal((d, d)) / np.sqrt(d)
+    E = rng.standard_normal((steps, 3, batch, d))
+    ref_W, ref_Wp, _, ref_loss = _numpy_sgd_steps("euclidean", W, Wp, W, E, 0.4, 0.01, 0.02, 1.0, 0.0, 0.1, True)
+    Wk, Wpk, out_loss = W.copy(), Wp.copy(), np.zeros(steps)
+    K.sgd_steps(Wk, Wpk, Wk, K.EUCLIDEAN, 0.01, 0.02, 0.4, 1.0, 0.0, 0.1, True, E, out_loss)
+    np.testing.assert_allclose(Wk, ref_W, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Wpk, ref_Wp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out_loss, ref_loss, rtol=1e-12)
+
+
+def test_sgd_replicates_in_threads_equal_the_single_runs():
+    kw = dict(dim=8, batch=4, lr=0.05, t_end=1.0, p0=[1.0, 0.5], eta=0.05, sigma2=0.5, n_record=3)
+    runs = nc.simulate_sgd_replicates("euclidean", [2, 3, 4], threads=2, **kw)
+    for seed, run in zip([2, 3, 4], runs):
+        single = nc.simulate_sgd("euclidean", seed=seed, **kw)
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    with pytest.raises(InvalidParameterError, match="seeds"):
+        nc.simulate_sgd_replicates("euclidean", [], **kw)
 
 
 @pytest.mark.numba

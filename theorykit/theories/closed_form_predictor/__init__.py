@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._analysis import (closed_form_predictor_systems as systems, compiled as compiled, ode_solution as ode_solution)
 from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce
-from ._simulate import group_series as group_series, simulate as simulate
+from ._simulate import group_series as group_series, simulate as simulate, simulate_replicates as simulate_replicates
 from ._symbolic import (LOSSES as LOSSES, PREDICTORS as PREDICTORS, lambda_system as lambda_system,
                         mode_system as mode_system, transit_time as transit_time)
 
@@ -20,4 +20,5 @@ sources = ("Tian, Chen & Ganguli 2021, arXiv 2102.06810, §4 (DirectPred)",
            "Halvagal, Laborieux & Zenke 2023, arXiv 2212.04858 (code: fmi-basel/implicit-var-reg)")
 
 __all__ = ["name", "title", "sources", "claim_names", "systems", "reproduce", "LOSSES", "PREDICTORS", "mode_system",
-           "lambda_system", "transit_time", "compiled", "ode_solution", "simulate", "group_series"]
+           "lambda_system", "transit_time", "compiled", "ode_solution", "simulate",
+           "simulate_replicates", "group_series"]

@@ -1,5 +1,6 @@
 """Finite-width SGD on the linear encoder with a closed-form predictor, observed in a fixed eigenbasis; the numba
-steps (:func:`._kernels.sgd_chunk`) run inside :func:`theorykit.simulate.run_particles`."""
+steps (:func:`._kernels.sgd_chunk`) run inside :func:`theorykit.simulate.run_particles`, and
+:func:`simulate_replicates` runs several seeds of one configuration in parallel threads."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
 from . import _kernels
 from ._symbolic import LOSSES, check
 
@@ -25,6 +26,7 @@ def group_series(run: ParticleRun, kind: str) -> np.ndarray:
     return run.stack(*(f"{kind}{k + 1}" for k in range(len(run.params["s0"]))))
 
 
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
              alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0,
@@ -75,17 +77,18 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     group = np.repeat(np.arange(n_groups), sizes).astype(np.int64)
     W = np.ascontiguousarray((U * np.sqrt(s0[group])) @ V)
     Wt, F = W.copy(), (1.0 + sigma2_o) * W @ W.T
+    P, lam = np.empty((dim, dim)), np.empty(dim)
+    _kernels.prepare(W, F, P, lam, running, alpha, epsilon)
     out = {k: np.zeros(n_groups) for k in ("s", "lambda", "tau")}
     worst = [0.0]
     code, sig_o, sig_t = LOSSES.index(loss), float(np.sqrt(sigma2_o)), float(np.sqrt(sigma2_t))
 
     def advance(draws, step0, values):
-        worst[0] = max(worst[0], _kernels.sgd_chunk(W, Wt, F, draws[0], sig_o, sig_t, code, alpha, epsilon, rho,
-                                                    running, lr, eta, keep, float(dim)))
+        worst[0] = max(worst[0], _kernels.sgd_chunk(W, Wt, F, P, lam, draws[0], sig_o, sig_t, code, alpha, epsilon,
+                                                    rho, running, lr, eta, keep, float(dim)))
 
     def observe():
-        mean_s = _kernels.observe(W, Wt, F if running else W @ W.T, U, group, n_groups, alpha, epsilon, out["s"],
-                                  out["lambda"], out["tau"])
+        mean_s = _kernels.observe(W, Wt, P, U, group, n_groups, out["s"], out["lambda"], out["tau"])
         return {**{f"{k}{g + 1}": out[k][g] for k in out for g in range(n_groups)}, "mean_s": mean_s,
                 "spectrum": np.linalg.eigvalsh(W @ W.T), "max_inner": worst[0]}
 
@@ -96,3 +99,15 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
                          noise=[NoiseStream((3, batch, n_in))], seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
                          params=params, desc=f"{loss} SGD steps")
+
+
+def simulate_replicates(loss: str, predictor: str = "closed_form", *, seeds: Sequence[int], threads: int | None = None,
+                        **options) -> list[ParticleRun]:
+    """:func:`simulate` ``(loss, predictor, seed=seed, **options)`` for each of ``seeds``, the replicates in
+    parallel threads (default: one per CPU this process may use, at most one per seed; see
+    :func:`theorykit.simulate.map_threads`). The step kernel and the noise draws release the GIL; each run
+    equals the single run of its seed. Returns the runs in the order of ``seeds``."""
+    seeds = list(seeds)
+    if not seeds:
+        raise InvalidParameterError("seeds must list at least one seed")
+    return map_threads(lambda seed: simulate(loss, predictor, seed=seed, **options), seeds, threads)

@@ -8,10 +8,11 @@ paper's Algorithm 1 (a forward-pass mask recomputed every step, the gradient app
 once, permanently.
 
 Modules: :mod:`._config` (settings), :mod:`._kernels` and :mod:`._kernels_attention` (numba), :mod:`._model`
-(data, encoder, training, pruning), :mod:`._parallel` (replicates in threads), :mod:`._metrics` (the paper's
-metrics), :mod:`._theory` (SymPy population gradient, softmax saturation, stage-time scales), :mod:`._flow`
-(coupled population flow, its discrete form with the pruning mask), :mod:`._stages` (stage detection),
-:mod:`._sweeps` (sweeps), :mod:`._claims` and :mod:`._figures`, and :mod:`._reproduce` (:func:`reproduce`).
+(data, encoder, training, pruning; replicates in threads through :func:`theorykit.simulate.map_threads`),
+:mod:`._metrics` (the paper's metrics), :mod:`._theory` (SymPy population gradient, softmax saturation,
+stage-time scales), :mod:`._flow` (coupled population flow, its discrete form with the pruning mask),
+:mod:`._stages` (stage detection), :mod:`._sweeps` (sweeps), :mod:`._claims` and :mod:`._figures`, and
+:mod:`._reproduce` (:func:`reproduce`).
 """
 
 from ._config import Config as Config

@@ -14,9 +14,9 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
+from ...simulate import map_threads, single_threaded_blas
 from . import _kernels as K
 from ._config import Config
-from ._parallel import map_threads, single_threaded_blas
 
 #: numbers drawn per chunk of training steps (about 8 MB): the chunk size never changes a run's numbers
 _CHUNK_DRAWS = 1 << 20

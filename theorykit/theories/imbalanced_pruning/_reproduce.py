@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..._random import spawn_seeds
+from ...simulate import map_threads
 from ...validate import TheoryReport
 from . import _claims as cl
 from . import _figures as fg
@@ -18,7 +19,6 @@ from . import _stages as stg
 from . import _sweeps as sw
 from . import _theory as th
 from ._config import Config
-from ._parallel import map_threads
 
 THEORY = "imbalanced_pruning"
 TITLE = "Contrastive learning under imbalanced data and magnitude pruning"

@@ -17,13 +17,13 @@ import numpy as np
 from ..._checks import check_int
 from ..._random import SeedLike, spawn_seeds
 from ...errors import InvalidParameterError
+from ...simulate import map_threads
 from ...sweep import SweepResult, sweep as run_sweep
 from . import _flow as fl
 from . import _metrics as mt
 from . import _model as mdl
 from . import _stages as stg
 from ._config import Config
-from ._parallel import map_threads
 
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor", "magnitude_major", "magnitude_minor",
            "pos_cosine", "mse", "flow_delta_count_minor", "flow_delta_maxcos_minor")

@@ -31,7 +31,8 @@ from ._continuation import (continue_in_eta as continue_in_eta, cosine_fold_curv
                             euclidean_fold_curve as euclidean_fold_curve)
 from ._matrix import alignment_system as alignment_system, matrix_flow as matrix_flow
 from ._simulate import (check_hyper as check_hyper, group_series as group_series,
-                        simulate_matrices as simulate_matrices, simulate_sgd as simulate_sgd)
+                        simulate_matrices as simulate_matrices, simulate_sgd as simulate_sgd,
+                        simulate_sgd_replicates as simulate_sgd_replicates)
 from ._symbolic import (LOSSES as LOSSES, eigenmode_system as eigenmode_system, mode_flow as mode_flow,
                         reduce_mode as reduce_mode)
 
@@ -44,4 +45,4 @@ __all__ = ["name", "title", "sources", "claim_names", "systems", "reproduce", "L
            "ode_trajectory", "equilibria", "euclidean_fixed_points", "euclidean_critical_eta", "reduced_fixed_points",
            "cosine_fold_eta", "frozen_norms", "phase_grid", "continue_in_eta", "euclidean_fold_curve",
            "cosine_fold_curve", "symmetric_predictor_grid", "compiled_alignment", "alignment_solution", "tian_K",
-           "simulate_sgd", "simulate_matrices", "group_series", "check_hyper"]
+           "simulate_sgd", "simulate_sgd_replicates", "simulate_matrices", "group_series", "check_hyper"]

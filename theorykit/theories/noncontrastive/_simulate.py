@@ -2,6 +2,7 @@
 
 The numba step kernel (:func:`._kernels.sgd_steps`) runs inside :func:`theorykit.simulate.run_particles`,
 which draws the minibatch noise, records the group eigen-observables and averages the minibatch loss.
+:func:`simulate_sgd_replicates` runs several seeds of one configuration in parallel threads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
 from . import _kernels
 from ._symbolic import check_loss
 
@@ -79,6 +80,7 @@ def _train(loss, W, Wp, Wt, observe, *, batch, lr, t_end, n_record, sigma2, alph
                          step_values=("loss",), params=params)
 
 
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0: Sequence[float],
                  s0: Sequence[float] | None = None, eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0,
                  beta: float = 0.0, fractions: Sequence[float] | None = None, n_record: int = 101,
@@ -157,6 +159,19 @@ def simulate_sgd(loss: str, *, dim: int, batch: int, lr: float, t_end: float, p0
                               symmetric_predictor=bool(symmetric_predictor)))
 
 
+def simulate_sgd_replicates(loss: str, seeds: Sequence[int], *, threads: int | None = None,
+                            **options) -> list[ParticleRun]:
+    """:func:`simulate_sgd` ``(loss, seed=seed, **options)`` for each of ``seeds``, the replicates in parallel
+    threads (default: one per CPU this process may use, at most one per seed; see
+    :func:`theorykit.simulate.map_threads`). The step kernel and the noise draws release the GIL; each run
+    equals the single run of its seed. Returns the runs in the order of ``seeds``."""
+    seeds = list(seeds)
+    if not seeds:
+        raise InvalidParameterError("seeds must list at least one seed")
+    return map_threads(lambda seed: simulate_sgd(loss, seed=seed, **options), seeds, threads)
+
+
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate_matrices(W0: np.ndarray, Wp0: np.ndarray, *, batch: int, lr: float, t_end: float, sigma2: float = 0.0,
                       alpha_p: float = 1.0, eta_p: float = 0.0, eta_s: float = 0.0, n_record: int = 101,
                       seed: SeedLike = 0) -> ParticleRun:
@@ -200,4 +215,4 @@ def group_series(run: ParticleRun, kind: str) -> np.ndarray:
     return run.stack(*(f"{kind}{k + 1}" for k in range(int(run.params["n_groups"]))))
 
 
-__all__ = ["simulate_sgd", "simulate_matrices", "group_series", "check_hyper", "group_sizes"]
+__all__ = ["simulate_sgd", "simulate_sgd_replicates", "simulate_matrices", "group_series", "check_hyper", "group_sizes"]
