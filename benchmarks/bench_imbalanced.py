@@ -1,20 +1,20 @@
 """Imbalanced-data contrastive SGD speed: theorykit's numba training loop versus the vectorised numpy loop a user
-would write for the same model (sparse-coding tokens, fixed softmax attention with W_Q^T W_K = beta I, BReLU MLP
-summed over tokens, InfoNCE with a stop-gradient on the second view, L2, plain SGD).
+would write for the same model (sparse codes z with independent features, x = M z + xi, identity softmax attention,
+BReLU MLP summed over tokens, InfoNCE with a stop-gradient on the second view, L2, plain SGD), and the achieved
+flop rate against the machine's matrix-multiply peak measured in the same run.
 
 Run: python benchmarks/bench_imbalanced.py [--quick]
-Prints a Markdown table: time per SGD step (best of 3 runs of the same length, numba compile time excluded by a
-warm-up call), speed-up, and the agreement of the two implementations: the largest relative difference of the
-loss and the gradient on identical batches, and the paper's neuron statistics of the final weights (mean over
-seeds, with the spread between seeds as the scale of the Monte-Carlo error) after training from the same
-initial weights, each side with its own random stream. ``--quick`` times the quick reproduce size only, with
-fewer steps and seeds (about 15 s).
+Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
+numpy loop, of one theorykit run, and of two replicates of one configuration trained in parallel threads
+(``train_replicates``; time per step of each); speed-ups; the flop rate of one run and of the two replicates as a
+fraction of the peak of a 2048 x 2048 ``np.dot`` (all threads); and the agreement of the two implementations (loss
+and gradient on identical batches; the paper's neuron statistics after training from the same initial weights,
+each side with its own random stream, with the spread between seeds). ``--quick``: the quick size only, fewer
+steps and seeds.
 
-The numpy side never calls theorykit's kernels: :func:`numpy_sample_pairs`, :func:`numpy_loss_and_grad` and
-:func:`numpy_sgd_step` are importable on their own (``tests/test_bench_imbalanced.py`` checks the loss and the
-gradient against :func:`theorykit.theories.imbalanced_pruning.loss_and_grad`). Its matrix products go through
-BLAS; ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_imbalanced.py`` measures the single-threaded case, and
-the first line printed says which one ran.
+The numpy side never calls theorykit's kernels. :func:`numpy_tokens`, :func:`numpy_loss_and_grad` and
+:func:`numpy_algorithm1_step` are importable on their own: ``tests/test_bench_imbalanced.py`` checks them against
+theorykit's kernels step by step (Algorithm 1 included), so this file is also the numpy reference implementation.
 """
 
 from __future__ import annotations
@@ -30,94 +30,133 @@ import theorykit.theories.imbalanced_pruning as ip
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor")
 
 
-def numpy_sample_pairs(rng: np.random.Generator, M: np.ndarray, probs: np.ndarray, sigma: float, batch: int,
-                       n_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """``batch`` positive pairs ``(X, Y)`` float64[batch, n_tokens, d] of the sparse-coding data model.
+# ---------------------------------------------------------------------------------------- reference model
+def numpy_tokens(u: np.ndarray, xi: np.ndarray, M: np.ndarray, pi: np.ndarray, sigma: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positive pairs from the draws of one batch: ``u`` float64[T, d] uniforms (feature ``j`` is ``+1`` below
+    ``pi_j / 2``, ``-1`` below ``pi_j``), ``xi`` float64[2, T, d1] normals. Returns ``X``, ``Y`` float64[T, d1]
+    (row ``n L + r``) and the codes ``Z`` float64[T, d]."""
+    Z = np.where(u < pi / 2, 1.0, np.where(u < pi, -1.0, 0.0))
+    base = Z @ M
+    return base + sigma * xi[0], base + sigma * xi[1], Z
 
-    Each token carries feature ``j`` (row ``M[j]``) with probability ``probs[j]``, or no feature with the
-    remaining probability, with a random sign; both views share the signed feature and get independent
-    Gaussian noise of standard deviation ``sigma`` per coordinate.
+
+def numpy_attention(X: np.ndarray, L: int, beta: float) -> np.ndarray:
+    """``U[nL + r] = sum_s softmax_s(beta <x_r, x_s>) x_s`` within each input; ``X`` float64[B L, d1]."""
+    X3 = X.reshape(-1, L, X.shape[1])
+    sc = beta * (X3 @ X3.transpose(0, 2, 1))
+    P = np.exp(sc - sc.max(axis=-1, keepdims=True))
+    P /= P.sum(axis=-1, keepdims=True)
+    return (P @ X3).reshape(X.shape)
+
+
+def numpy_loss_and_grad(W: np.ndarray, X: np.ndarray, Y: np.ndarray, *, L: int, beta: float, tau: float,
+                        lam: float, bias_sigma: float) -> tuple[float, np.ndarray]:
+    r"""InfoNCE loss with a stop-gradient on ``Y`` plus ``lam/2 ||W||^2``, and its gradient float64[m, d1] in ``W``.
+
+    ``X``, ``Y`` float64[B L, d1]. The biases :math:`b_i = k\sigma\|w_i\|` (``bias_sigma`` = :math:`k\sigma`) are
+    held constant in the gradient, and the negatives of ``X_n`` are the other ``Y_k`` of the batch.
     """
-    d = M.shape[1]
-    j = np.searchsorted(np.cumsum(probs), rng.random((batch, n_tokens)), side="right")  # j == K: no feature
-    sign = np.where(rng.random((batch, n_tokens)) < 0.5, 1.0, -1.0)
-    base = sign[..., None] * np.vstack([M, np.zeros((1, d))])[j]
-    X = base + sigma * rng.standard_normal((batch, n_tokens, d))
-    Y = base + sigma * rng.standard_normal((batch, n_tokens, d))
-    return X, Y
+    b = bias_sigma * np.linalg.norm(W, axis=1)
+    B = X.shape[0] // L
 
+    def encode(V):
+        U = numpy_attention(V, L, beta)
+        S = U @ W.T
+        return U, S, (np.maximum(S - b, 0.0) - np.maximum(-S - b, 0.0)).reshape(B, L, -1).sum(axis=1)
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _encode(X: np.ndarray, W: np.ndarray, b: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Attention output ``U`` [B, L, d], pre-activations ``S`` [B*L, m] and representation ``H`` [B, m]."""
-    B, L, d = X.shape
-    U = _softmax(beta * (X @ X.transpose(0, 2, 1))) @ X
-    S = U.reshape(B * L, d) @ W.T
-    H = (np.maximum(S - b, 0.0) - np.maximum(-S - b, 0.0)).reshape(B, L, -1).sum(axis=1)
-    return U, S, H
-
-
-def numpy_loss_and_grad(W: np.ndarray, X: np.ndarray, Y: np.ndarray, *, beta: float, tau: float, lam: float,
-                        kappa_sigma: float) -> tuple[float, np.ndarray]:
-    r"""InfoNCE loss with a stop-gradient on ``Y`` plus ``lam/2 ||W||^2``, and its gradient float64[m, d] in ``W``.
-
-    The biases :math:`b_i = \kappa\sigma\|w_i\|` (``kappa_sigma`` = :math:`\kappa\sigma`) are held constant in
-    the gradient, and the negatives of ``X_n`` are the other ``Y_k`` of the batch.
-    """
-    B, L, d = X.shape
-    b = kappa_sigma * np.linalg.norm(W, axis=1)
-    UX, SX, HX = _encode(X, W, b, beta)
-    _, _, HY = _encode(Y, W, b, beta)  # stop-gradient branch: no gradient flows through it
+    UX, SX, HX = encode(X)
+    _, _, HY = encode(Y)  # stop-gradient branch: no gradient flows through it
     logits = HX @ HY.T / tau
     mx = logits.max(axis=1, keepdims=True)
-    lse = mx[:, 0] + np.log(np.exp(logits - mx).sum(axis=1))
+    P = np.exp(logits - mx)
+    lse = mx[:, 0] + np.log(P.sum(axis=1))
     loss = np.mean(lse - np.diag(logits)) + 0.5 * lam * np.sum(W * W)
-    G = (_softmax(logits) @ HY - HY) / (tau * B)  # dloss/dH(X_n)
-    active = np.abs(SX) > b  # BReLU'(s) = 1 outside [-b, b]
-    gS = active * np.repeat(G, L, axis=0)  # dloss/dS, [B*L, m]
-    return float(loss), gS.T @ UX.reshape(B * L, d) + lam * W
+    G = (P / P.sum(axis=1, keepdims=True) @ HY - HY) / (tau * B)  # dloss/dH(X_n)
+    gS = (np.abs(SX) > b) * np.repeat(G, L, axis=0)  # BReLU'(s) = 1 outside [-b, b]
+    return float(loss), gS.T @ UX + lam * W
 
 
-def numpy_sgd_step(W: np.ndarray, rng: np.random.Generator, cfg: ip.Config, M: np.ndarray) -> float:
-    """One SGD step on a fresh batch: ``W <- W - eta grad`` in place; returns the batch loss."""
-    X, Y = numpy_sample_pairs(rng, M, cfg.feature_probs(), cfg.sigma, cfg.batch, cfg.n_tokens)
-    loss, grad = numpy_loss_and_grad(W, X, Y, beta=cfg.beta, tau=cfg.tau, lam=cfg.lam,
-                                     kappa_sigma=cfg.kappa * cfg.sigma)
-    W -= cfg.eta * grad
-    return loss
+def numpy_mask(W: np.ndarray, rate: float) -> np.ndarray:
+    """Algorithm 1's mask: 0 for the ``floor(rate * W.size)`` smallest ``|W_ic|`` (the k-th smallest and below)."""
+    k = int(np.floor(rate * W.size))
+    if k == 0:
+        return np.ones_like(W)
+    thr = np.partition(np.abs(W).ravel(), k - 1)[k - 1]
+    return (np.abs(W) > thr).astype(np.float64)
+
+
+def numpy_algorithm1_step(W: np.ndarray, mask: np.ndarray, t: int, u: np.ndarray, xi: np.ndarray, cfg: ip.Config,
+                          M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step ``t`` of SGD with Algorithm 1's pruning (``cfg.prune="forward_mask"``) or one-shot hard pruning, on the
+    batch drawn as ``u``, ``xi``: returns the new weights and mask. From step ``cfg.prune_step`` on the mask of the
+    ``prune_rate`` smallest ``|W|`` is recomputed every ``prune_every`` steps (hard: once), the forward pass
+    uses ``W * mask``, and the gradient in those weights updates every weight, ``W <- (1 - eta lam) W - eta g``
+    (hard: the pruned weights stay zero). Weight-level masks only."""
+    start = cfg.prune_step
+    pruning = start is not None and t >= start
+    if pruning and ((cfg.prune == "forward_mask" and (t - start) % cfg.prune_every == 0)
+                    or (cfg.prune == "hard" and t == start)):
+        mask = numpy_mask(W, cfg.prune_rate)
+        if cfg.prune == "hard":
+            W = W * mask
+    Weff = W * mask
+    X, Y, _ = numpy_tokens(u, xi, M, cfg.feature_probs(), cfg.sigma)
+    _, g = numpy_loss_and_grad(Weff, X, Y, L=cfg.n_tokens, beta=cfg.beta, tau=cfg.tau, lam=0.0,
+                               bias_sigma=cfg.bias_scale * cfg.sigma)
+    W = (1.0 - cfg.eta * cfg.lam) * W - cfg.eta * g
+    return (W * mask if cfg.prune == "hard" and pruning else W), mask
 
 
 def numpy_train(cfg: ip.Config, W0: np.ndarray, seed: int) -> np.ndarray:
-    """The baseline loop: ``cfg.steps`` SGD steps from ``W0``; returns the final weights."""
+    """The baseline loop: ``cfg.steps`` SGD steps from ``W0``, each batch drawn with numpy's ``Generator``;
+    returns the final weights."""
     rng = np.random.default_rng(seed)
-    M = np.eye(cfg.d)[: cfg.n_features]  # coordinate basis, as ip.feature_matrix for basis="coordinate"
-    W = np.array(W0, dtype=np.float64)
-    for _ in range(cfg.steps):
-        numpy_sgd_step(W, rng, cfg, M)
-    return W
+    M = np.eye(cfg.d1)[: cfg.d]  # coordinate basis, as ip.feature_matrix for basis="coordinate"
+    W, mask = np.array(W0, dtype=np.float64), np.ones_like(W0)
+    T = cfg.batch * cfg.n_tokens
+    for t in range(cfg.steps):
+        W, mask = numpy_algorithm1_step(W, mask, t, rng.random((T, cfg.d)), rng.standard_normal((2, T, cfg.d1)),
+                                        cfg, M)
+    return W * mask
 
 
+# ------------------------------------------------------------------------------------------- measurements
 def initial_weights(cfg: ip.Config, seed: int) -> np.ndarray:
-    """float64[m, d] i.i.d. ``N(0, init_scale^2 / d)`` weights, the start shared by both implementations."""
-    return np.random.default_rng(seed).standard_normal((cfg.width, cfg.d)) * (cfg.init_scale / np.sqrt(cfg.d))
+    """float64[m, d1] i.i.d. ``N(0, init_scale^2 / d1)`` weights, the start shared by both implementations."""
+    return np.random.default_rng(seed).standard_normal((cfg.width, cfg.d1)) * (cfg.init_scale / np.sqrt(cfg.d1))
+
+
+def flops_per_step(cfg: ip.Config) -> float:
+    """Floating-point operations of one SGD step: the encoder's ``(2BL) x d1 x m`` product, the gradient's
+    ``m x BL x d1`` product, the ``B x B x m`` logits and softmax products, and the ``L x L`` attention of both
+    views (token draws, thresholds and the update are O(BL d1 + m d1) and left out)."""
+    T, m, d1, B, L = cfg.batch * cfg.n_tokens, cfg.width, cfg.d1, cfg.batch, cfg.n_tokens
+    return 2.0 * (2 * T) * d1 * m + 2.0 * T * m * d1 + 4.0 * B * B * m + 8.0 * T * L * d1
+
+
+def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
+    """Best flop rate of an ``n x n`` by ``n x n`` ``np.dot`` (numpy's BLAS, its default threads)."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    a @ a
+    return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats)
 
 
 def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple[float, float]:
-    """Largest relative differences of the loss and the gradient between numpy and theorykit, over the
-    weights ``Ws`` and 3 batches each drawn once with numpy and fed to both."""
+    """Largest relative differences of the loss and the gradient between numpy and theorykit, over the weights
+    ``Ws`` and 3 batches each drawn once with numpy and fed to both."""
     rng = np.random.default_rng(seed)
-    M = np.eye(cfg.d)[: cfg.n_features]
+    M = np.eye(cfg.d1)[: cfg.d]
+    T = cfg.batch * cfg.n_tokens
     dl, dg = 0.0, 0.0
     for W in Ws:
         for _ in range(3):
-            X, Y = numpy_sample_pairs(rng, M, cfg.feature_probs(), cfg.sigma, cfg.batch, cfg.n_tokens)
-            l_np, g_np = numpy_loss_and_grad(W, X, Y, beta=cfg.beta, tau=cfg.tau, lam=cfg.lam,
-                                             kappa_sigma=cfg.kappa * cfg.sigma)
-            l_tk, g_tk = ip.loss_and_grad(cfg, W, X, Y)
+            X, Y, _ = numpy_tokens(rng.random((T, cfg.d)), rng.standard_normal((2, T, cfg.d1)), M,
+                                   cfg.feature_probs(), cfg.sigma)
+            l_np, g_np = numpy_loss_and_grad(W, X, Y, L=cfg.n_tokens, beta=cfg.beta, tau=cfg.tau, lam=cfg.lam,
+                                             bias_sigma=cfg.bias_scale * cfg.sigma)
+            shape = (cfg.batch, cfg.n_tokens, cfg.d1)
+            l_tk, g_tk = ip.loss_and_grad(cfg, W, X.reshape(shape), Y.reshape(shape))
             dl = max(dl, abs(l_np - l_tk) / abs(l_tk))
             dg = max(dg, float(np.max(np.abs(g_np - g_tk)) / np.max(np.abs(g_tk))))
     return dl, dg
@@ -125,7 +164,7 @@ def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple
 
 def metrics_of(cfg: ip.Config, W: np.ndarray) -> dict[str, float]:
     """The paper's neuron statistics of the final weights (coordinate features)."""
-    return ip.projection_metrics(W[:, : cfg.n_features], np.linalg.norm(W, axis=1), cfg.n_major)
+    return ip.projection_metrics(W[:, : cfg.d], np.linalg.norm(W, axis=1), cfg.n_major)
 
 
 def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
@@ -139,63 +178,58 @@ def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
 
 
 def machine_line() -> str:
-    """Machine, software versions, BLAS threads and the current 1-minute load."""
+    """Machine, software versions and the current 1-minute load."""
     import platform
 
     import numba
 
-    try:
-        from threadpoolctl import threadpool_info
-        blas = sorted({f"{i['internal_api']} {i['version']}, {i['num_threads']} threads"
-                       for i in threadpool_info() if i["user_api"] == "blas"})
-    except ImportError:  # pragma: no cover
-        blas = ["threadpoolctl not installed"]
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"numba {numba.__version__}; BLAS: {'; '.join(blas)} "
-            f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}); "
+            f"numba {numba.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}); "
             f"load average {os.getloadavg()[0]:.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the quick reproduce size only, fewer steps and seeds")
+    ap.add_argument("--quick", action="store_true", help="the quick size only, fewer steps and seeds")
     args = ap.parse_args()
     quick_cfg, full_cfg = ip.default_config(quick=True), ip.default_config(quick=False)
     if args.quick:
-        sizes = [("quick", quick_cfg.with_(steps=600))]
-        n_seeds = 3
+        sizes, n_seeds = [("quick", quick_cfg.with_(steps=600))], 2
     else:
-        large = full_cfg.with_(d=96, n_major=8, n_minor=8, width=128, batch=64, n_tokens=4, steps=600)
-        sizes = [("quick", quick_cfg), ("full", full_cfg), ("larger", large)]
-        n_seeds = 5
+        large = full_cfg.with_(d1=128, n_major=8, n_minor=8, width=256, batch=64, n_tokens=4, steps=300)
+        sizes, n_seeds = [("quick", quick_cfg), ("full", full_cfg), ("larger", large)], 3
     ip.train(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
     print(machine_line() + "\n")
-    print("| size | d | m | L | batch | steps | numpy loop (µs/step) | theorykit numba (µs/step) | speed-up "
-          "| max rel. diff. loss / grad | " + " | ".join(f"{k}: numpy / theorykit" for k in METRICS)
-          + " | seed spread of " + ", ".join(METRICS) + " |")
-    print("|" + "---|" * (10 + len(METRICS) + 1))
+    peak = matmul_peak()
+    print(f"matrix-multiply peak (2048^3 np.dot): {peak / 1e9:.1f} GFlop/s\n")
+    print("| size | d1 | d | m | L | batch | steps | numpy loop (µs/step) | theorykit, one run (µs/step) "
+          "| theorykit, "
+          "2 replicates in parallel (µs/step each) | speed-up one run / replicates | flop/s one run / replicates "
+          "(fraction of peak) | max rel. diff. loss / grad | " + " | ".join(f"{k}: numpy / theorykit" for k in METRICS)
+          + " | seed spread |")
+    print("|" + "---|" * (13 + len(METRICS)))
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
         t_tk = best_time(ip.train, cfg, seed=0, W0=W0)
+        t_rep = best_time(ip.train_replicates, cfg, [0, 1], threads=2) / 2
+        f = flops_per_step(cfg) * cfg.steps
         res_np, res_tk, W_end = [], [], None
         for s in range(n_seeds):
             W0s = initial_weights(cfg, 1000 + s)
-            W_np = numpy_train(cfg, W0s, seed=2000 + s)
-            W_tk = ip.train(cfg, seed=3000 + s, W0=W0s).W
-            res_np.append(metrics_of(cfg, W_np))
-            res_tk.append(metrics_of(cfg, W_tk))
-            W_end = W_tk
+            res_np.append(metrics_of(cfg, numpy_train(cfg, W0s, seed=2000 + s)))
+            W_end = ip.train(cfg, seed=3000 + s, W0=W0s).W
+            res_tk.append(metrics_of(cfg, W_end))
         dl, dg = grad_agreement(cfg, [W0, W_end])
-        cols = []
-        for k in METRICS:
-            cols.append(f"{np.mean([r[k] for r in res_np]):.2f} / {np.mean([r[k] for r in res_tk]):.2f}")
+        cols = [f"{np.mean([r[k] for r in res_np]):.2f} / {np.mean([r[k] for r in res_tk]):.2f}" for k in METRICS]
         spread = ", ".join(f"{np.std([r[k] for r in res_np + res_tk]):.2f}" for k in METRICS)
-        print(f"| {name} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
-              f"| {t_np / cfg.steps * 1e6:.1f} | {t_tk / cfg.steps * 1e6:.1f} | {t_np / t_tk:.1f}x "
+        print(f"| {name} | {cfg.d1} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
+              f"| {t_np / cfg.steps * 1e6:.1f} | {t_tk / cfg.steps * 1e6:.1f} | {t_rep / cfg.steps * 1e6:.1f} "
+              f"| {t_np / t_tk:.1f}x / {t_np / t_rep:.1f}x "
+              f"| {f / t_tk / 1e9:.1f} / {f / t_rep / 1e9:.1f} GFlop/s "
+              f"({f / t_tk / peak:.0%} / {f / t_rep / peak:.0%}) "
               f"| {dl:.1e} / {dg:.1e} | " + " | ".join(cols) + f" | {spread} |")
-    print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end "
-          f"{os.getloadavg()[0]:.2f}")
+    print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import sympy as sp
 
+from theorykit.theories.barlow_ntk import _analysis as A
 from theorykit.theories.barlow_ntk import _symbolic as S
 
 ROOT = Path(__file__).resolve().parents[1]
 MD = ROOT / "derivations" / "barlow_ntk.md"
-GEN = ROOT / "theorykit" / "theories" / "barlow_ntk" / "_generated.py"
 
 
 def _eq(lhs: str, rhs: sp.Expr) -> str:
@@ -50,9 +50,10 @@ def render() -> str:
         "* augmentation: additive Gaussian noise (and optional masking) followed by projection back onto "
         "the sphere of radius r, so inputs are bounded; synthetic Gaussian-mixture data by default, "
         "scikit-learn's 8x8 digits optionally (the paper uses MNIST);\n"
-        "* the generalisation bound evaluated here is a uniform deviation bound derived below for the "
-        "kernel model (same structure: RKHS norm of the solution times a 1/sqrt(N) concentration term), "
-        "not the paper's Theorem 6.1 with its constants;\n"
+        "* the generalisation bound evaluated here is our derivation (section 5) for the kernel model, "
+        "following the form of the paper's Theorem 6.1 / Lemma 6.2 as summaries describe them (norm of the "
+        "solution times a Rademacher complexity through the kernel's trace), not the paper's theorem with "
+        "its constants;\n"
         "* the theorem's NTK rate is an upper bound; measured slopes are steeper (about -1 for tanh, where "
         "first-order changes average out over neurons with random output signs), so the check is "
         "`slope <= -1/2`. The initial NTK fluctuation around the infinite-width kernel has slope -1/2.\n")
@@ -108,31 +109,88 @@ def render() -> str:
                "follow through $\\Theta_0(x, \\cdot)$ without entering the loss. Smallest instance "
                "(N = 1, K = 1, one evaluation input):\n")
     out.append(S.kernel_flow_system(1, 1, 1).to_markdown())
-    out.append("Integrated with `theorykit.solve.solve` (Dormand–Prince) for the empirical NTK at "
+    out.append("Integrated with `theorykit.solve.solve` (Dormand–Prince; `ode_solution`) for the empirical NTK at "
                "initialisation or for $\\Theta^\\infty \\otimes I_K$; the same map with the network's step "
-               "size (`kernel_gd`) isolates the linearisation error from time discretisation.\n")
+               "size (`simulate_kernel_model`) isolates the linearisation error from time discretisation.\n")
 
     out.append("## 5. Generalisation bound for kernel Barlow Twins (evaluated in `reproduce`)\n")
     out.append(
-        "Write the kernel model as $f(x) = \\tilde W \\psi(x)$, $\\psi(x) = (\\phi_\\infty(x), f_0(x))$, "
-        "$\\tilde W = [W, I_K]$ with $W\\phi_\\infty(x) = \\sum_j \\alpha_j \\Theta^\\infty(z_j, x)$. Then "
-        "$C = \\tilde W \\Sigma_\\psi \\tilde W^*$ with the cross-covariance operator "
-        "$\\Sigma_\\psi = E[\\psi(x)\\otimes\\psi(x^+)]$, and for every $\\tilde W$\n")
-    out.append("$$\n\\sqrt{L_{\\mathrm{pop}}} \\le \\sqrt{\\hat L} + \\max(1, \\sqrt\\lambda)\\, "
-               "\\|\\tilde W\\|_{op}^2 \\|\\hat\\Sigma_\\psi - \\Sigma_\\psi\\|_{HS},\\qquad "
-               "\\|\\hat\\Sigma_\\psi - \\Sigma_\\psi\\|_{HS} \\le \\kappa^2 \\frac{1 + \\sqrt{2\\log(1/\\delta)}}"
-               "{\\sqrt N}\n$$\n")
-    out.append("with probability $1-\\delta$ (McDiarmid; $\\|\\psi(x)\\| \\le \\kappa$), where "
-               "$\\|\\tilde W\\|_{op}^2 = \\lambda_{\\max}(A^\\top \\Theta^\\infty(Z,Z) A + I_K)$ for the "
-               "coefficients $A$ (2N x K). The bound is uniform in $\\tilde W$, hence holds for the trained "
-               "model.\n")
+        "**Our derivation.** The paper's Theorem 6.1 and Lemma 6.2 (a generalisation bound for kernel Barlow "
+        "Twins in an RKHS, linked to the NTK feature map) are known here only from summaries: the paper's body "
+        "was not readable. The bound below follows their form as summarised (a norm of the solution times a "
+        "Rademacher complexity through the kernel's trace, $B\\sqrt{\\mathrm{tr}\\,K}/n$, plus a confidence "
+        "term); every step and constant is ours.\n")
+    out.append(
+        "**Step 1: the model is linear in a feature map.** The trained kernel model is "
+        "$f_k(x) = f_{0,k}(x) + g_k(x)$, $g_k = \\sum_j A_{jk}\\Theta^\\infty(z_j, \\cdot)$ ($A$ the 2N x K "
+        "coefficients), with $f_0$ the outputs of the width-$M$ network at initialisation, which do not depend "
+        "on the training pairs. With $\\psi(x) = (\\phi_\\infty(x), f_0(x))$, kernel "
+        "$\\kappa(x, y) = \\Theta^\\infty(x, y) + f_0(x)\\cdot f_0(y)$, and weights $w_k = (g_k, e_k)$: "
+        "$f_k(x) = \\langle w_k, \\psi(x)\\rangle$, with Gram matrix "
+        "$G_{kl} = \\langle w_k, w_l\\rangle = (A^\\top \\Theta^\\infty(Z, Z) A)_{kl} + \\delta_{kl}$.\n")
+    out.append(
+        "**Step 2: the cross-correlation is linear in the pair feature.** With "
+        "$\\xi = \\psi(x)\\otimes\\psi(x^+)$, $C_{kl} = \\langle w_k\\otimes w_l, E\\xi\\rangle$ and "
+        "$\\hat C_{kl} = \\langle w_k\\otimes w_l, \\hat E\\xi\\rangle$, so with "
+        "$\\Delta = \\hat E\\xi - E\\xi$ (a Hilbert–Schmidt operator) and $\\tilde W$ the operator with rows "
+        "$w_k$:\n")
+    out.append("$$\n\\|C - \\hat C\\|_F = \\|\\tilde W \\Delta \\tilde W^*\\|_F \\le \\|\\tilde W\\|_{op}^2 "
+               "\\|\\Delta\\|_{HS} = \\lambda_{\\max}(G)\\,\\|\\Delta\\|_{HS}\n$$\n")
+    out.append("This holds for every $\\tilde W$ at once (it is deterministic), hence for the trained one; "
+               "no union bound over the norm of the solution is needed, only $\\|\\Delta\\|_{HS}$ is random.\n")
+    out.append(
+        "**Step 3: Rademacher complexity through the trace (form of Lemma 6.2).** For the pair kernel "
+        "$k((x,x^+),(y,y^+)) = \\kappa(x,y)\\,\\kappa(x^+,y^+)$ and the ball "
+        "$\\{(x,x^+) \\mapsto \\langle u, \\xi\\rangle : \\|u\\| \\le B\\}$, the empirical Rademacher complexity is\n")
+    out.append("$$\n\\hat R_S = \\frac{B}{N} E_\\sigma \\Big\\|\\sum_i \\sigma_i \\xi_i\\Big\\| \\le "
+               "\\frac{B}{N}\\sqrt{E_\\sigma \\Big\\|\\sum_i \\sigma_i \\xi_i\\Big\\|^2} = "
+               "\\frac{B}{N}\\sqrt{\\sum_i \\kappa(x_i, x_i)\\,\\kappa(x_i^+, x_i^+)} = "
+               "\\frac{B\\sqrt{\\mathrm{tr}\\,K_{\\mathrm{pair}}}}{N}\n$$\n")
+    out.append("(`pair_rademacher_trace`; a test compares it with a Monte-Carlo average over random signs on "
+               "the same kernel matrix).\n")
+    out.append(
+        "**Step 4: the deviation in mean square.** The $\\xi_i - E\\xi$ are independent and centred in a "
+        "Hilbert space, so the cross terms vanish and no symmetrisation factor is needed for this linear "
+        "class:\n")
+    out.append("$$\nE\\|\\Delta\\|_{HS}^2 = \\frac{E\\|\\xi - E\\xi\\|^2}{N} \\le \\frac{E\\|\\xi\\|^2}{N} = "
+               "\\frac{E[\\kappa(x,x)\\,\\kappa(x^+,x^+)]}{N} = \\frac{E_S[\\mathrm{tr}\\,K_{\\mathrm{pair}}]}{N^2},"
+               "\n$$\n")
+    out.append("the expected square of the trace term of step 3 with $B = 1$.\n")
+    out.append(
+        "**Step 5: confidence.** Markov's inequality on $\\|\\Delta\\|^2$ (Chebyshev): with probability at "
+        "least $1 - \\delta$, $\\|\\Delta\\|_{HS} \\le \\sqrt{E[\\kappa(x,x)\\kappa(x^+,x^+)]/(N\\delta)}$. "
+        "McDiarmid's inequality would give a $\\sqrt{\\log(1/\\delta)}$ term instead of $1/\\sqrt\\delta$ but needs "
+        "$\\sup_x \\kappa(x, x)$, which contains the supremum of the random network $f_0$ over the input "
+        "sphere: no usable bound on it is known, and a sampled maximum is not a bound. Chebyshev needs only "
+        "the second moment; on the input sphere $\\Theta^\\infty(x, x)$ is a constant, and the moments of "
+        "$\\|f_0(x)\\|^2$ are estimated on fresh pairs independent of the training pairs (a plug-in, with its "
+        "standard error reported).\n")
+    out.append(
+        "**Step 6: the loss (Lipschitz step).** $\\sqrt{L(C)} = \\|C - I\\|_\\Lambda$, the Frobenius norm with "
+        "weight $\\lambda$ on the off-diagonal entries, so $\\sqrt L$ is 1-Lipschitz in $\\|\\cdot\\|_\\Lambda$ "
+        "on the whole range of $C$ (the loss itself is only locally Lipschitz, with constant "
+        "$2\\sqrt L$), and $\\|D\\|_\\Lambda \\le \\max(1, \\sqrt\\lambda)\\|D\\|_F$. Altogether, with probability "
+        "at least $1-\\delta$:\n")
+    out.append("$$\n\\|C_{\\mathrm{pop}} - \\hat C\\|_\\Lambda \\le \\varepsilon = \\max(1, \\sqrt\\lambda)\\,"
+               "\\lambda_{\\max}(G)\\,\\sqrt{\\frac{E[\\kappa(x,x)\\,\\kappa(x^+,x^+)]}{N\\delta}},\\qquad "
+               "\\sqrt{L_{\\mathrm{pop}}} \\le \\sqrt{\\hat L} + \\varepsilon\n$$\n")
+    out.append(
+        "**What is checked.** `reproduce` trains the kernel model, measures "
+        "$\\|C_{\\mathrm{pop}} - \\hat C\\|_\\Lambda$ with $C_{\\mathrm{pop}}$ on fresh pairs, and checks that the "
+        "bound holds and is within a stated factor of the measurement (the margin bound/measured is "
+        "reported). The loss-level bound $(\\sqrt{\\hat L} + \\varepsilon)^2$ is reported as information: the "
+        "trained model has $\\hat C \\approx I$, so $L_{\\mathrm{pop}} \\approx \\|C_{\\mathrm{pop}} - \\hat "
+        "C\\|_\\Lambda^2$ and its ratio to the measurement is about the square of the deviation ratio, above "
+        "100. Numerics: $\\Theta^\\infty(Z, Z)$ in $G$ is the 64-node Gauss–Hermite value the model is trained "
+        "with (for tanh on the radius-2 sphere its diagonal is about 0.2% below the converged value, because "
+        "$\\mathrm{sech}^4(2z)$ has poles near the real axis); the second moment uses the 128-node diagonal.\n")
     return "\n".join(out)
 
 
 def main() -> None:
     MD.write_text(render())
-    GEN.write_text(S.generate_source())
-    print(f"wrote {MD.relative_to(ROOT)} and {GEN.relative_to(ROOT)}")
+    A.GENERATED.write_text(A.generated_source())
+    print(f"wrote {MD.relative_to(ROOT)} and {A.GENERATED.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

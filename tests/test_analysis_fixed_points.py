@@ -125,6 +125,17 @@ def test_symbolic_route_reports_degree_and_matches_newton():
         symbolic_fixed_points(s, variable="z")
 
 
+def test_symbolic_parameter_strings_are_parsed_not_evaluated():
+    from theorykit.analysis import symbolic_fixed_points
+    from theorykit.errors import IncompleteSystemError
+
+    c = make_system(["x", "y"], ["x**2 + y**2 - rho", "y - x"], ["rho"], name="circle_line")
+    res = symbolic_fixed_points(c, {"rho": "1/2"})  # exact: x = +-1/2
+    np.testing.assert_allclose(sorted(res.real_solutions()[:, 0]), [-0.5, 0.5], atol=1e-15)
+    with pytest.raises(IncompleteSystemError, match="not allowed"):
+        symbolic_fixed_points(c, {"rho": "__import__('os').getpid()"})
+
+
 def test_symbolic_rational_system_excludes_poles():
     from theorykit.analysis import symbolic_fixed_points
 

@@ -149,3 +149,139 @@ def test_from_functions_wraps_hand_written_kernels():
     assert sol.observed("x2")[-1] == pytest.approx(np.exp(-2.0), rel=1e-8)
     with pytest.raises(CompileError, match="observed_into"):
         CompiledSystem.from_functions(system, rhs_into=rhs_into)
+
+
+def _unsafe_parts(source, payload):
+    """Strings outside the repr-ed header constants that hold ``payload``, and variables the functions
+    assign that are not generated identifiers (``y_*``, ``p_*``, CSE temporaries ``x<n>``)."""
+    import ast
+    import re
+
+    tree = ast.parse(source)
+    header = {id(c) for node in tree.body if isinstance(node, ast.Assign) for c in ast.walk(node.value)}
+    found = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and id(node) not in header and payload in node.value]
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and not re.fullmatch(r"[yp]_\w+|x\d+", node.id):
+                found.append(node.id)
+    return found
+
+
+INJECT = "__import__('builtins').theorykit_test_injected = 1"
+HOSTILE_NAMES = [f'x"""; {INJECT}; """', f"y'''; {INJECT}; '''", "a b", "1st", "lambda", "def", "out", "math",
+                 "p", "x0"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_names_never_reach_generated_code_unescaped(backend, tmp_path, monkeypatch):
+    """Quotes, keywords, spaces and names of the generated code's own variables are mapped to safe
+    identifiers; user text is only inside repr-ed string constants; numbers are unaffected."""
+    import builtins
+
+    monkeypatch.setenv("THEORYKIT_CACHE_DIR", str(tmp_path))
+    states = [sp.Symbol(n, real=True) for n in HOSTILE_NAMES[:5]]
+    params = [sp.Symbol(n, real=True) for n in HOSTILE_NAMES[5:]]
+    rhs = [-(i + 1) * s + params[i % len(params)] for i, s in enumerate(states)]
+    observable = f'o"""; {INJECT}; """'
+    system = make_system(states, rhs, params, observed={observable: states[0] * 2, "x\\": states[1]},
+                         name=f'evil"""\n{INJECT}\n"""')
+    try:
+        csys = compile_system(system, backend=backend)
+        assert not hasattr(builtins, "theorykit_test_injected")
+    finally:
+        if hasattr(builtins, "theorykit_test_injected"):
+            del builtins.theorykit_test_injected
+    assert _unsafe_parts(csys.source, INJECT) == []
+    y = np.arange(1.0, 6.0)
+    p = np.arange(10.0, 10.0 + len(params))
+    want = [-(i + 1) * y[i] + p[i % len(params)] for i in range(5)]
+    np.testing.assert_allclose(csys.rhs(0.0, y, p), want)
+    assert csys.observed(observable, 0.0, y, p) == 2.0
+    # a name with a line break is refused where it is made
+    with pytest.raises(IncompleteSystemError, match="printable"):
+        make_system(["x\nimport os"], ["1"])
+
+
+def test_names_that_unicode_folds_together_stay_distinct():
+    """Python folds identifiers by NFKC ("ﬁ" is "fi"): two such states must not share a variable."""
+    csys = compile_system(make_system(["ﬁ", "fi"], ["-ﬁ", "2*fi"], name="nfkc"), backend="numpy", cache=False)
+    np.testing.assert_allclose(csys.rhs(0.0, [1.0, 10.0], []), [-1.0, 20.0])
+
+
+def test_expressions_that_cannot_be_compiled_safely_are_refused():
+    from theorykit.errors import CompileError
+
+    x, k = sp.symbols("x k", real=True)
+    bound = sp.Symbol("__import__('os').system('true')")
+    summed = make_system([x], [sp.Sum(x * bound, (bound, 1, 3))], name="bound_variable")
+    with pytest.raises(CompileError, match="cannot be compiled safely"):
+        compile_system(summed, backend="numpy", cache=False)
+    unknown = make_system([x], [sp.Function("os.system")(x)], name="unknown_function")
+    with pytest.raises(CompileError, match="os.system"):
+        compile_system(unknown, backend="numpy", cache=False)
+
+
+@pytest.mark.numba
+def test_numba_backend_compiles_in_memory_without_a_cache():
+    csys = compile_system(make_system(["x"], ["-k*x"], ["k"], name="in_memory_numba"), cache=False)
+    assert csys.path is None and "@njit(error_model='numpy')\n" in csys.source and "cache=True" not in csys.source
+    np.testing.assert_allclose(csys.rhs(0.0, [2.0], [3.0]), [-6.0])
+
+
+def test_every_documented_function_compiles_and_evaluates():
+    from theorykit.derive._parse import FUNCTIONS
+
+    x = 0.3
+    calls = {name: f"{name}(x)" if 1 in arities else f"{name}(x, 0.7)" for name, (_, arities) in FUNCTIONS.items()}
+    calls["acosh"] = "acosh(1 + x)"
+    system = make_system(["x"], ["0"], observed=calls, name="all_functions")
+    for backend in BACKENDS:
+        csys = compile_system(system, backend=backend, cache=False)
+        for name, text in calls.items():
+            want = float(system.observed[name].subs(system.states[0], x).evalf(30))
+            assert csys.observed(name, 0.0, [x], []) == pytest.approx(want, rel=1e-14), (backend, name)
+
+
+def test_generate_function_module_prints_checks_and_seals_scalar_functions():
+    from theorykit.compile import generate_function_module
+    from theorykit.compile._codegen import unseal
+    from theorykit.errors import CompileError
+
+    u, c = sp.symbols("u c", real=True)
+    source = generate_function_module("demo", [("soft", (u,), sp.log(1 + sp.exp(u)) / 2, "softplus / 2"),
+                                               ("sq", (u, c), (u - c) ** 2, "squared\ndistance")],
+                                      doc="Demo.", backend="numpy")
+    assert unseal(source) is not None and "# squared distance\ndef sq(u, c):" in source
+    namespace: dict = {}
+    exec(unseal(source), namespace)
+    assert namespace["soft"](0.3) == pytest.approx(np.log1p(np.exp(0.3)) / 2, rel=1e-15)
+    assert namespace["sq"](1.5, -0.5) == 4.0
+    with pytest.raises(CompileError, match="not among its arguments"):
+        generate_function_module("demo", [("f", (u,), u * c, "uses c")], doc="Demo.")
+    with pytest.raises(CompileError, match="cannot name"):
+        generate_function_module("demo", [("lambda", (u,), u, "a keyword")], doc="Demo.")
+    with pytest.raises(CompileError, match="numeric code cannot evaluate"):
+        generate_function_module("demo", [("f", (u,), sp.Integral(u, u), "an integral")], doc="Demo.")
+
+
+def test_generated_function_modules_use_ieee_arithmetic_like_the_systems_modules():
+    """x/0 in a generated scalar function is inf/nan for the calling kernel to check, never a
+    ZeroDivisionError that a kernel calling it through numba could not handle; the decorator's
+    ``'numpy'`` string is the only string the safety check lets into a function."""
+    from theorykit.compile import generate_function_module
+    from theorykit.compile._codegen import _check_generated, unseal
+    from theorykit.errors import CompileError
+
+    u, c = sp.symbols("u c", real=True)
+    source = generate_function_module("demo", [("ratio", (u, c), u / c, "u over c"),
+                                               ("root_slope", (u,), 1 / (2 * sp.sqrt(u)), "d sqrt(u) / du")],
+                                      doc="Demo.", numba_cache=False)
+    namespace: dict = {"__name__": "theorykit_test_ieee_functions"}
+    exec(unseal(source), namespace)
+    assert namespace["ratio"](1.0, 0.0) == np.inf and np.isnan(namespace["ratio"](0.0, 0.0))
+    assert namespace["root_slope"](0.0) == np.inf
+    tampered = unseal(source).replace("return u/c", "return 'numpy'")
+    assert tampered != unseal(source)
+    with pytest.raises(CompileError, match="the string 'numpy'"):
+        _check_generated(tampered, {"u", "c"}, "demo")

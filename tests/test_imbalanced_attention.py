@@ -8,29 +8,30 @@ import pytest
 
 from theorykit.errors import InvalidParameterError
 from theorykit.theories.imbalanced_pruning import _kernels as K
+from theorykit.theories.imbalanced_pruning import _metrics as mt
 from theorykit.theories.imbalanced_pruning import _model as mdl
 
-SMALL = dict(d=16, n_major=2, n_minor=2, p=0.15, width=16, n_tokens=3, batch=16, tau=1.0, lam=0.01, steps=300,
+SMALL = dict(d1=16, n_major=2, n_minor=2, p=0.15, width=16, n_tokens=3, batch=16, tau=1.0, lam=0.01, steps=300,
              record_every=10)
 
 
 # ------------------------------------------------------------------------------------------ gradient
 @pytest.mark.numba
 def test_attention_gradient_matches_finite_differences():
-    cfg = mdl.Config(d=6, n_major=2, n_minor=2, p=0.15, width=10, n_tokens=3, batch=8, tau=0.7, lam=0.01, beta=2.0)
+    cfg = mdl.Config(d1=6, n_major=2, n_minor=2, p=0.15, width=10, n_tokens=3, batch=8, tau=0.7, lam=0.01, beta=2.0)
     rng = np.random.default_rng(0)
-    W = rng.standard_normal((cfg.width, cfg.d)) * 0.7
+    W = rng.standard_normal((cfg.width, cfg.d1)) * 0.7
     X, Y, _ = mdl.sample_pairs(cfg, cfg.batch, 5)
     bias = np.abs(rng.standard_normal(cfg.width)) * 0.05
     # away from beta I, so that every entry of A (not only the diagonal) is exercised
-    A = cfg.initial_attention() + 0.5 * rng.standard_normal((cfg.d, cfg.d))
+    A = cfg.initial_attention() + 0.5 * rng.standard_normal((cfg.d1, cfg.d1))
     # the stop-gradient branch is frozen at (W, bias, A): the loss is then a function of A on the X branch
     frozen = dict(bias=bias, W_sg=W.copy(), bias_sg=bias, A_sg=A.copy())
     _, gW, gA = mdl.loss_and_attention_grad(cfg, W, A, X, Y, **frozen)
     h = 1e-6
     fd = np.empty_like(A)
-    for c in range(cfg.d):
-        for e in range(cfg.d):
+    for c in range(cfg.d1):
+        for e in range(cfg.d1):
             Ap, Am = A.copy(), A.copy()
             Ap[c, e] += h
             Am[c, e] -= h
@@ -54,7 +55,7 @@ def test_attention_gradient_matches_finite_differences():
 def test_general_attention_with_beta_identity_matches_fixed_attention():
     cfg = mdl.Config(**{**SMALL, "beta": 2.5})  # not a power of two, so the two paths round differently
     rng = np.random.default_rng(2)
-    W = rng.standard_normal((cfg.width, cfg.d)) * 0.5
+    W = rng.standard_normal((cfg.width, cfg.d1)) * 0.5
     X, Y, _ = mdl.sample_pairs(cfg, cfg.batch, 3)
     A = cfg.initial_attention()
     np.testing.assert_allclose(mdl.encode(cfg, W, X, A), mdl.encode(cfg, W, X), rtol=1e-12, atol=1e-12)
@@ -69,15 +70,15 @@ def test_fixed_run_equals_general_path_with_frozen_beta_identity(monkeypatch):
     cfg = mdl.Config(**{**SMALL, "beta": 2.5, "prune_rate": 0.5, "prune_at": 0.5})
     fixed = mdl.train(cfg, 4)
     assert cfg.attention == "fixed" and fixed.attention is None
-    np.testing.assert_array_equal(fixed.attention_matrix, 2.5 * np.eye(cfg.d))
+    np.testing.assert_array_equal(fixed.attention_matrix, 2.5 * np.eye(cfg.d1))
 
     # the same run, every chunk through the trained-attention path with A = beta I and step size 0
     kernel = K.train_chunk
 
-    def general(W, A, mask, M, cum_pi, sigma, beta, tau, lam, eta, eta_A, *rest):
-        assert rest[-1] is False  # a fixed config asks for fixed attention
-        return kernel(W, beta * np.eye(W.shape[1]), mask, M, cum_pi, sigma, beta, tau, lam, eta, 0.0, *rest[:-1],
-                      True)
+    def general(W, A, mask, M, pi, u, xi, t0, h, *rec):
+        assert not h.train_attention  # a fixed config asks for fixed attention
+        return kernel(W, h.beta * np.eye(W.shape[1]), mask, M, pi, u, xi, t0,
+                      h._replace(train_attention=True, eta_A=0.0), *rec)
 
     monkeypatch.setattr(K, "train_chunk", general)
     via_general = mdl.train(cfg, 4)
@@ -95,10 +96,10 @@ def test_default_config_takes_the_fixed_path(monkeypatch):
 
     kernel = K.train_chunk
 
-    def fixed_only(*args):
-        if args[-1]:
+    def fixed_only(W, A, mask, M, pi, u, xi, t0, h, *rec):
+        if h.train_attention:
             raise AssertionError("the trained-attention path ran for a fixed-attention config")
-        return kernel(*args)
+        return kernel(W, A, mask, M, pi, u, xi, t0, h, *rec)
 
     monkeypatch.setattr(K, "train_chunk", fixed_only)
     monkeypatch.setattr(K, "encode_attention", refuse)
@@ -106,8 +107,8 @@ def test_default_config_takes_the_fixed_path(monkeypatch):
     cfg = mdl.Config(**{**SMALL, "steps": 40})
     assert mdl.Config().attention == "fixed"
     run = mdl.train(cfg, 0)
-    np.testing.assert_array_equal(run.attention_matrix, cfg.beta * np.eye(cfg.d))
-    assert np.isfinite(mdl.positive_pair_cosine(run, n=32)) and np.isfinite(mdl.downstream_mse(run, 64, 64))
+    np.testing.assert_array_equal(run.attention_matrix, cfg.beta * np.eye(cfg.d1))
+    assert np.isfinite(mt.positive_pair_cosine(run, n=32)) and np.isfinite(mt.downstream_mse(run, 64, 64))
     X, Y, _ = mdl.sample_pairs(cfg, 8, 1)
     mdl.loss_and_grad(cfg, run.W, X, Y)
 
@@ -120,7 +121,7 @@ def test_trained_run_moves_attention_and_stays_finite():
     fixed = mdl.train(cfg.with_(attention="fixed"), 5)
     A0 = cfg.initial_attention()
     A = run.attention_matrix
-    assert A.shape == (cfg.d, cfg.d) and np.all(np.isfinite(A))
+    assert A.shape == (cfg.d1, cfg.d1) and np.all(np.isfinite(A))
     assert np.linalg.norm(A - A0) > 1e-4 * np.linalg.norm(A0)
     assert run.attention is A
     for name in ("W", "proj", "noise", "loss"):
@@ -129,11 +130,11 @@ def test_trained_run_moves_attention_and_stays_finite():
     assert run.loss[0] == fixed.loss[0]
     assert not np.allclose(run.W, fixed.W)
     # pruning acts on the MLP weights only, as in the fixed run
-    assert np.all(run.W[~run.alive] == 0) and (~run.alive).sum() == cfg.width // 2
+    assert (run.mask == 0).sum() == run.mask.size // 2
     # the metrics encode with the trained A
     X, _, _ = mdl.sample_pairs(cfg, 16, 9)
     assert not np.allclose(mdl.encode(cfg, run.W, X, run.attention), mdl.encode(cfg, run.W, X))
-    assert np.isfinite(mdl.positive_pair_cosine(run, n=64)) and np.isfinite(mdl.downstream_mse(run, 128, 128))
+    assert np.isfinite(mt.positive_pair_cosine(run, n=64)) and np.isfinite(mt.downstream_mse(run, 128, 128))
 
 
 @pytest.mark.numba
@@ -161,8 +162,10 @@ def test_invalid_eta_attention_rejected(value):
 
 def test_attention_matrix_shape_checked():
     cfg = mdl.Config(**SMALL)
-    X = np.zeros((2, cfg.n_tokens, cfg.d))
+    X = np.zeros((2, cfg.n_tokens, cfg.d1))
     with pytest.raises(InvalidParameterError, match=r"A must have shape \(16, 16\)"):
-        mdl.encode(cfg, np.ones((cfg.width, cfg.d)), X, np.eye(cfg.d + 1))
+        mdl.encode(cfg, np.ones((cfg.width, cfg.d1)), X, np.eye(cfg.d1 + 1))
     with pytest.raises(InvalidParameterError, match="A must be"):
-        mdl.loss_and_attention_grad(cfg, np.ones((cfg.width, cfg.d)), None, X, X)
+        mdl.loss_and_attention_grad(cfg, np.ones((cfg.width, cfg.d1)), None, X, X)
+    with pytest.raises(InvalidParameterError, match="X must have shape"):
+        mdl.encode(cfg, np.ones((cfg.width, cfg.d1)), np.zeros((2, cfg.n_tokens, cfg.d1 + 1)))

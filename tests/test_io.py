@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from theorykit._io import atomic_path, save_result, write_json
+from theorykit._io import atomic_path, remove_stale_temporaries, save_result, write_json
 
 
 def test_failed_write_leaves_nothing(tmp_path):
@@ -33,6 +33,43 @@ def test_save_result_writes_arrays_meta_and_provenance(tmp_path):
     assert np.array_equal(np.load(npz)["y"], [0.0, 1.0, 2.0])
     meta = json.loads(js.read_text())
     assert meta["seed"] == 3 and meta["x"] == "nan" and "versions" in meta["provenance"]
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(os.stat(js).st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
+    assert stat.S_IMODE(os.stat(js).st_mode) == 0o666 & ~_umask()  # not a temporary file's private 0600
+
+
+def _umask():
+    """The process umask, read without setting it (Linux)."""
+    try:
+        status = open("/proc/self/status").read()
+    except OSError:
+        pytest.skip("needs /proc/self/status")
+    return int(status.split("Umask:")[1].split()[0], 8)
+
+
+def test_data_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    if not os.path.exists("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", str(a))), real_replace(a, b)))
+    write_json(tmp_path / "r.json", {"a": 1})
+    (replaced,) = [p for what, p in events if what == "replace"]
+    assert events.index(("fsync", replaced)) < events.index(("replace", replaced))
+    assert events[-1] == ("fsync", str(tmp_path))  # the rename itself is flushed too
+
+
+def test_temporaries_of_dead_processes_are_removed(tmp_path):
+    """A writer killed inside atomic_path leaves its temporary file; it is recognised and removed, while
+    a live writer's file is kept."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom theorykit._io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_text('half')\n    os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.json")])
+    (left,) = tmp_path.iterdir()
+    live = tmp_path / left.name.replace(left.name.split("-")[1], str(os.getpid()))
+    live.write_text("being written")
+    assert remove_stale_temporaries(tmp_path) == [left]
+    assert list(tmp_path.iterdir()) == [live]

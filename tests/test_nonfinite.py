@@ -10,8 +10,8 @@ import numba
 import numpy as np
 import pytest
 
-from solve_helpers import BACKENDS, FakeCompiled
-from theorykit.compile import compile_system
+from solve_helpers import BACKENDS
+from theorykit.compile import CompiledSystem, compile_system
 from theorykit.derive import make_system
 from theorykit.solve import Status, solve, solve_ensemble
 
@@ -60,6 +60,19 @@ def test_bad_arithmetic_at_the_start_is_non_finite(bad_systems, case, backend, c
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_one_bad_parameter_row_fails_alone(bad_systems, backend, capfd):
+    """x' = -x/r over rows r = 1, 0, 2, 0, 0.5: the r = 0 rows are NON_FINITE, the others exp(-t/r)."""
+    csys = bad_systems[("division by zero", backend)]
+    r = np.array([1.0, 0.0, 2.0, 0.0, 0.5])
+    for method in ("dopri5", "rk4"):
+        ens = solve_ensemble(csys, [1.0], (0.0, 1.0), r[:, None], method=method, **_opts(method))
+        good = r != 0.0
+        assert ens.statuses == tuple(Status.SUCCESS if g else Status.NON_FINITE for g in good), method
+        np.testing.assert_allclose(ens.final[good, 0], np.exp(-1.0 / r[good]), rtol=1e-6)
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_arithmetic_midway_stops_before_it(bad_systems, backend, capfd):
     csys = bad_systems[("late", backend)]
     t_eval = np.linspace(0.0, 2.0, 21)
@@ -95,7 +108,9 @@ def _no_observed(t, y, p, out):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hand_written_functions_that_raise(backend, capfd):
     wrap = numba.njit if backend == "numba" else (lambda f: f)
-    csys = FakeCompiled(backend, ("x", "y"), ("r",), wrap(_divide_rhs), wrap(_divide_jac), wrap(_no_observed))
+    names = make_system(["x", "y"], ["0", "0"], ["r"], name="hand_written_division")  # names only
+    csys = CompiledSystem.from_functions(names, rhs_into=wrap(_divide_rhs), jac_into=wrap(_divide_jac),
+                                         observed_into=wrap(_no_observed), backend=backend)
     for method in METHODS:
         sol = solve(csys, [1.0, 0.0], (0.0, 1.0), [0.0], method=method, throw=False, **_opts(method))
         assert sol.status is Status.NON_FINITE, (method, sol)
@@ -107,10 +122,11 @@ def test_hand_written_functions_that_raise(backend, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_huge_parameter_gives_a_failure_status_not_an_exception(capfd):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_huge_parameter_gives_a_failure_status_not_an_exception(backend, capfd):
     from theorykit.theories.reference import saddle_node
 
-    csys = compile_system(saddle_node())
+    csys = compile_system(saddle_node(), backend=backend)
     for method in ("dopri5", "rk4", "bdf", "radau", "lsoda"):
         sol = solve(csys, {"x": -1.0}, (0.0, 50.0), {"r": -1e308}, method=method, throw=False, **_opts(method))
         assert not sol.success and np.all(np.isfinite(sol.y)), (method, sol)
@@ -145,7 +161,8 @@ def test_analysis_never_labels_bad_arithmetic_a_result(bad_systems, capfd):
 # -------------------------------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("argv", [["noncontrastive.cosine_reduced", "-p", "nu_u=0", "--t-final", "1"],
                                   ["reference.saddle_node", "-p", "r=-1e308"],
-                                  ["reference.saddle_node", "-p", "r=-1e308", "--method", "radau"]])
+                                  ["reference.saddle_node", "-p", "r=-1e308", "--method", "radau"],
+                                  ["reference.saddle_node", "-p", "r=-1e308", "--method", "bdf", "--backend", "numpy"]])
 def test_cli_reports_a_failure_status(argv, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "theorykit.cli", "solve", *argv, "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)

@@ -13,7 +13,7 @@ from theorykit.validate import Claim, TheoryReport
 
 def test_reproduce_reference_writes_complete_passing_report(tmp_path, capsys):
     out = tmp_path / "rep"
-    rc = main(["reproduce", "--only", "reference", "--out", str(out)])
+    rc = main(["reproduce", "--only", "reference", "--out", str(out), "--store", str(tmp_path / "store")])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     record = json.loads((out / "results.json").read_text())
@@ -23,6 +23,8 @@ def test_reproduce_reference_writes_complete_passing_report(tmp_path, capsys):
     for key in ("versions", "git_commit", "python", "created"):
         assert key in record["provenance"]
     assert record["settings"]["seed"] == 0 and record["settings"]["mode"] == "quick"
+    # --store is honoured by theories with sweeps; one without says that it stored nothing
+    assert any("runs no sweeps" in n for n in record["theories"]["reference"]["notes"])
     md = (out / "report.md").read_text()
     assert "claims pass" in md and "FAIL" not in md and "eigenmodes.png" in md
     page = (out / "report.html").read_text()
@@ -33,34 +35,51 @@ def test_reproduce_reference_writes_complete_passing_report(tmp_path, capsys):
 def test_broken_tolerance_shows_fail_and_nonzero_exit(tmp_path):
     out = tmp_path / "rep"
     proc = subprocess.run([sys.executable, "-m", "theorykit.cli", "reproduce", "--only", "reference", "--out", str(out),
-                           "--tolerance", "reference.ensemble_equals_single=-1", "--tolerance", "stable_fixed_point=0"],
+                           "--tolerance", "reference.jacobian_vs_finite_differences=0"],
                           capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "FAIL reference.ensemble_equals_single" in proc.stdout
+    assert "FAIL reference.jacobian_vs_finite_differences" in proc.stdout
     assert "**FAIL**" in (out / "report.md").read_text()
     record = json.loads((out / "results.json").read_text())
     failed = {c["name"] for c in record["theories"]["reference"]["claims"] if not c["passed"]}
-    assert "ensemble_equals_single" in failed
+    assert failed == {"jacobian_vs_finite_differences"}
 
 
-def test_crashing_theory_is_reported_not_fatal(tmp_path, monkeypatch):
-    import theorykit.report as report
+class _Toy:
+    """A theory through the public protocol: ``boom`` crashes outside a section, ``fine`` passes."""
 
-    class Boom:
-        @staticmethod
-        def reproduce(outdir, quick=True, seed=0):
+    sources = ("test",)
+    claim_names = ("x",)
+
+    def __init__(self, name, crash):
+        self.name, self.title, self.crash = name, f"toy {name}", crash
+
+    def systems(self):
+        return {}
+
+    def reproduce(self, study):
+        if self.crash:
             raise RuntimeError("integrator blew up")
+        study.claim("x", "x is one", 1.0, 1.0, 0.0)
 
-    class Fine:
-        @staticmethod
-        def reproduce(outdir, quick=True, seed=0):
-            return TheoryReport("barlow_ntk", "fine", [Claim("x", "x is one", 1.0, 1.0, 0.0)])
 
-    monkeypatch.setattr(report, "_module", lambda name: Boom if name == "noncontrastive" else Fine)
-    reports, record = reproduce(tmp_path, only=["noncontrastive", "barlow_ntk"], stream=open("/dev/null", "w"))
+@pytest.fixture
+def toys():
+    from theorykit.theories import register_theory, unregister_theory
+
+    for name, crash in (("toy_boom", True), ("toy_fine", False)):
+        register_theory(_Toy(name, crash))
+    yield
+    for name in ("toy_boom", "toy_fine"):
+        unregister_theory(name)
+
+
+def test_crashing_theory_is_reported_not_fatal(tmp_path, toys):
+    reports, record = reproduce(tmp_path, only=["toy_boom", "toy_fine"], stream=open("/dev/null", "w"))
     assert [r.passed for r in reports] == [False, True]
-    crash = record["theories"]["noncontrastive"]["claims"][0]
-    assert "integrator blew up" in crash["details"]["error"]
+    crash = record["theories"]["toy_boom"]["claims"][0]
+    assert crash["name"] == "runs" and "integrator blew up" in crash["details"]["error"]
+    assert record["theories"]["toy_fine"]["title"] == "toy toy_fine"
     assert record["passed"] is False
 
 
@@ -87,6 +106,7 @@ def test_bad_cli_arguments_exit_nonzero_with_one_line(argv):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_reproduce_sweeps_resume_from_a_store(tmp_path):
     """With --store the theory's sweep points are kept; a second run loads them and reports the same."""
     store = tmp_path / "store"

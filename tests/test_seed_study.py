@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from theorykit._commands import _parse_seeds
 from theorykit.cli import main
+from theorykit.cli._reproduce import parse_seeds
 from theorykit.errors import InvalidParameterError
 from theorykit.seed_study import seed_study, tabulate
 
 
+@pytest.mark.slow
 def test_reference_seed_study_reuses_finished_seeds_and_counts_failures(tmp_path):
     rows = seed_study(tmp_path, [0, 1], only=["reference"], processes=1)
     assert rows and all(r["n_passed"] == r["n_seeds"] == 2 and r["failed_seeds"] == [] for r in rows)
@@ -49,11 +50,12 @@ def test_tabulate_counts_a_missing_claim_as_failed(tmp_path):
 
 
 def test_seed_arguments():
-    assert _parse_seeds("3") == [0, 1, 2]
-    assert _parse_seeds("4:7") == [4, 5, 6]
-    assert _parse_seeds("1,5,9") == [1, 5, 9]
-    with pytest.raises(InvalidParameterError, match="--seeds"):
-        _parse_seeds("a:b")
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds("4:7") == [4, 5, 6]
+    assert parse_seeds("1,5,9") == [1, 5, 9]
+    for bad in ("a:b", "-2:3", "1,-1", "0", "2,2"):
+        with pytest.raises(InvalidParameterError, match="--seeds"):
+            parse_seeds(bad)
     with pytest.raises(InvalidParameterError, match="distinct"):
         seed_study("unused", [1, 1], only=["reference"])
     with pytest.raises(InvalidParameterError, match="unknown theory"):

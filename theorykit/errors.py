@@ -23,3 +23,8 @@ class SolveError(TheorykitError):
 
 class StiffnessWarning(UserWarning):
     """An explicit integrator's step size was limited by stability (the problem is stiff there)."""
+
+
+class CacheWarning(UserWarning):
+    """A cached or stored file could not be used (unsafe folder, edited, corrupt, stale or foreign
+    content); theorykit recomputes instead of trusting it."""

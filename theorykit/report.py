@@ -1,7 +1,8 @@
 """``theorykit reproduce``: run every theory's checks and write report.md, report.html and results.json.
 
-Each theory module's ``reproduce(outdir, quick=, seed=)`` returns a :class:`~theorykit.validate.TheoryReport`.
-A theory that crashes becomes one failed claim with the error; the others still run.
+Each theory (:class:`theorykit.theories.Theory`) fills a :class:`~theorykit.validate.Study`, which returns its
+:class:`~theorykit.validate.TheoryReport`. A theory that crashes becomes one failed claim with the error; the
+others still run.
 """
 
 from __future__ import annotations
@@ -9,38 +10,29 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import inspect
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Iterable, Mapping, TextIO
 
 from ._io import atomic_path, provenance, write_json
 from .errors import InvalidParameterError
-from .theories import THEORIES, load_theory
-from .validate import Claim, TheoryReport
-
-#: the order theories run and appear in the report
-ORDER = ("reference", *THEORIES)
+from .sweep import SweepOptions
+from .theories import get_theory, theory_names
+from .validate import Claim, Study, TheoryReport, crash_claim
 
 
-def _select(only: Iterable[str] | None) -> list[str]:
+def select_theories(only: Iterable[str] | None) -> list[str]:
+    """The theories to run, in report order: all of them, or those named in ``only`` (comma-separated
+    entries allowed)."""
+    order = theory_names()
     if not only:
-        return list(ORDER)
+        return list(order)
     chosen = [o for name in only for o in name.split(",") if o]
-    unknown = [o for o in chosen if o not in ORDER]
+    unknown = [o for o in chosen if o not in order]
     if unknown:
-        raise InvalidParameterError(f"--only: unknown theory {unknown}; choose from {', '.join(ORDER)}")
-    return [o for o in ORDER if o in chosen]
-
-
-def _module(name: str):
-    if name == "reference":
-        from .theories import reference
-
-        return reference
-    return load_theory(name)
+        raise InvalidParameterError(f"only: unknown theory {unknown}; choose from {', '.join(order)}")
+    return [o for o in order if o in chosen]
 
 
 def _apply_overrides(report: TheoryReport, overrides: Mapping[str, float]) -> None:
@@ -51,38 +43,28 @@ def _apply_overrides(report: TheoryReport, overrides: Mapping[str, float]) -> No
                 break
 
 
-def _crashed(name: str, title: str, exc: BaseException) -> TheoryReport:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    claim = Claim("runs", "the theory's reproduction runs to the end", 0.0, None, 0.0, kind="true",
-                  details={"error": f"{type(exc).__name__}: {exc}", "traceback": tb})
-    return TheoryReport(theory=name, title=title, claims=[claim], notes=[f"crashed: {type(exc).__name__}: {exc}"])
-
-
-def _sweep_kwargs(fn, sweep_options: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The sweep options (processes, scheduler, store) that theory ``name``'s reproduce accepts;
-    ``store`` becomes a per-theory subfolder."""
-    accepted = inspect.signature(fn).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
-    out = {k: v for k, v in sweep_options.items() if v is not None and (takes_all or k in accepted)}
-    if "store" in out:
-        out["store"] = Path(out["store"]) / name
-    return out
+def run_theory(name: str, outdir: Path, *, quick: bool, seed: int, sweep_options: SweepOptions,
+               stream: TextIO) -> TheoryReport:
+    """One theory's report (a crash, even on import, is one failed claim ``runs``); progress on ``stream``."""
+    try:
+        theory = get_theory(name)
+    except Exception as exc:  # reported as a failed claim; the other theories still run
+        print(f"== {name}", file=stream, flush=True)
+        return TheoryReport(theory=name, title=name, claims=[crash_claim("runs", "the theory's reproduction", exc)],
+                            notes=[f"crashed: {type(exc).__name__}: {exc}"])
+    print(f"== {name}: {theory.title}", file=stream, flush=True)
+    study = Study(name, theory.title, outdir, quick=quick, seed=seed, sweep_options=sweep_options.in_subfolder(name),
+                  claim_names=theory.claim_names)
+    return study.run(theory.reproduce)
 
 
 def run_theories(outdir: Path, names: list[str], *, quick: bool, seed: int,
                  overrides: Mapping[str, float], stream: TextIO,
-                 sweep_options: Mapping[str, Any] | None = None) -> list[TheoryReport]:
+                 sweep_options: SweepOptions | None = None) -> list[TheoryReport]:
     reports = []
     for name in names:
-        title = THEORIES[name][1] if name in THEORIES else "Pipeline on reference systems"
-        print(f"== {name}: {title}", file=stream, flush=True)
-        start = time.perf_counter()
-        try:
-            fn = _module(name).reproduce
-            report = fn(outdir / name, quick=quick, seed=seed, **_sweep_kwargs(fn, sweep_options or {}, name))
-        except Exception as exc:  # reported as a failed claim; the other theories still run
-            report = _crashed(name, title, exc)
-        report.timings.setdefault("total_s", time.perf_counter() - start)
+        report = run_theory(name, outdir / name, quick=quick, seed=seed, sweep_options=sweep_options or SweepOptions(),
+                            stream=stream)
         _apply_overrides(report, overrides)
         for c in report.claims:
             verdict = "PASS" if c.passed else "FAIL"
@@ -199,24 +181,23 @@ def render_html(reports: list[TheoryReport], record: Mapping[str, Any], outdir: 
 
 def reproduce(outdir: str | Path, *, only: Iterable[str] | None = None, quick: bool = True, seed: int = 0,
               tolerance_overrides: Mapping[str, float] | None = None, stream: TextIO | None = None,
-              processes: int | None = None, scheduler: Any = None, store: str | Path | None = None
-              ) -> tuple[list[TheoryReport], dict[str, Any]]:
+              sweep_options: SweepOptions | None = None) -> tuple[list[TheoryReport], dict[str, Any]]:
     """Run the selected theories and write ``report.md``, ``report.html`` and ``results.json`` in ``outdir``.
 
-    ``processes``, ``scheduler`` (a dask.distributed address) and ``store`` (a folder of finished sweep
-    points, for resuming) go to the theories' sweeps (:func:`theorykit.sweep.sweep`); by default the
-    sweeps run inline in this process."""
+    ``sweep_options`` (processes, a dask.distributed scheduler, a store folder of finished points for
+    resuming; default: inline, no store) go to the theories' sweeps; each theory stores its points in
+    its own subfolder of the store."""
     stream = stream or sys.stdout
     outdir = Path(outdir)
-    names = _select(only)
+    names = select_theories(only)
+    options = sweep_options or SweepOptions()
     outdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    sweep_options = {"processes": processes, "scheduler": scheduler, "store": store}
     reports = run_theories(outdir, names, quick=quick, seed=seed, overrides=tolerance_overrides or {}, stream=stream,
-                           sweep_options=sweep_options)
+                           sweep_options=options)
     settings = {"mode": "quick" if quick else "full", "seed": seed, "theories": names,
                 "tolerance_overrides": dict(tolerance_overrides or {}),
-                "sweep": {k: (str(v) if v is not None else None) for k, v in sweep_options.items()}}
+                "sweep": {k: (str(v) if v is not None else None) for k, v in options.kwargs().items()}}
     record = results_record(reports, settings, time.perf_counter() - start)
     write_json(outdir / "results.json", record)
     with atomic_path(outdir / "report.md") as tmp:

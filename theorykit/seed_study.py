@@ -18,7 +18,7 @@ import numpy as np
 
 from ._io import atomic_path, provenance, write_json
 from .errors import InvalidParameterError
-from .report import _select, reproduce
+from .report import reproduce, select_theories
 from .sweep import sweep
 
 
@@ -126,7 +126,7 @@ def seed_study(outdir: str | Path, seeds: Iterable[int], *, only: Iterable[str] 
     seeds = [int(s) for s in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise InvalidParameterError(f"seeds must be distinct and at least one, got {seeds}")
-    names = _select(only)
+    names = select_theories(only)
     outdir = Path(outdir)
     overrides = dict(tolerance_overrides or {})
     dirs = {s: outdir / f"seed_{s}" for s in seeds}

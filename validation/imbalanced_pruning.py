@@ -17,7 +17,7 @@ import sys
 
 from theorykit._io import provenance, write_json
 from theorykit.theories.imbalanced_pruning import reproduce
-from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,11 +19,14 @@ import numpy as np
 
 from theorykit._io import save_result
 from theorykit._random import spawn_seeds
+from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.sweep import SweepOptions
+from theorykit.theories import noncontrastive as nc
 from theorykit.theories.noncontrastive import _analysis as A
-from theorykit.theories.noncontrastive._reproduce import (SIZES_FULL, SIZES_QUICK, _fig_phase, _fig_scaling,
-                                                          _fig_trajectories, convergence_study, fit_errors,
-                                                          phase_agreement, sample_phase_points)
-from theorykit.validate import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.theories.noncontrastive import _figures as F
+from theorykit.theories.noncontrastive._studies import (SIZES_FULL, SIZES_QUICK, convergence_study, phase_agreement,
+                                                        sample_phase_points)
+from theorykit.validate import fit_power_law, report_figure
 
 
 def main(argv=None) -> int:
@@ -41,24 +44,27 @@ def main(argv=None) -> int:
     sizes = SIZES_QUICK if args.quick else SIZES_FULL
     n_seeds = 3 if args.quick else 6
     # the three sweeps may share one --store folder: a point's file name holds its function, parameters and seed
-    opts = sweep_options(args)
+    opts = SweepOptions(**sweep_options(args))
     conv, fits, failures = {}, {}, []
     for loss, sd in zip(("euclidean", "cosine"), spawn_seeds(args.seed, 2)):
-        conv[loss] = convergence_study(loss, sizes, n_seeds, seed=int(sd), eta=args.eta, sigma2=args.sigma2,
-                                       alpha_p=args.alpha_p, **opts)
-        fits[loss] = fit_errors(conv[loss])
+        conv[loss] = convergence_study(loss, sizes, n_seeds, seed=int(sd), sweeps=opts, eta=args.eta,
+                                       sigma2=args.sigma2, alpha_p=args.alpha_p)
+        fits[loss] = fit_power_law(conv[loss]["dims"], conv[loss]["errors"], nan_policy="omit")
         failures += conv[loss]["failures"]
-    _fig_trajectories(args.out / "trajectories.png", conv)
-    _fig_scaling(args.out / "error_scaling.png", conv, fits)
+    with report_figure(args.out / "trajectories.png", **F.TRAJECTORIES_LAYOUT) as (fig, axes):
+        F.draw_trajectories(axes, conv)
+    with report_figure(args.out / "error_scaling.png", **F.SCALING_LAYOUT) as (fig, ax):
+        F.draw_scaling(ax, conv, fits)
 
     pts = sample_phase_points(30 if args.quick else 120, args.seed)
-    pa = phase_agreement(pts, args.seed, t_end=150.0 if args.quick else 250.0, **opts)
+    pa = phase_agreement(pts, args.seed, sweeps=opts, t_end=150.0 if args.quick else 250.0)
     failures += pa["failures"]
     for line in failures:
         print(f"failed point (left out): {line}")
     n = 14 if args.quick else 40
     grid = A.phase_grid(np.linspace(0.01, 0.5, n), np.linspace(0.0, 2.0, n))
-    _fig_phase(args.out / "phase_diagram.png", grid, pa)
+    with report_figure(args.out / "phase_diagram.png", **F.PHASE_LAYOUT) as (fig, axes):
+        F.draw_phase(axes, grid, pa, nc.euclidean_fold_curve((float(grid["sigma2"][0]), float(grid["sigma2"][-1]))))
 
     summary = {
         "ode_vs_sgd": {loss: {"slope_in_d": f.slope, "slope_ci": f.slope_ci,

@@ -137,6 +137,12 @@ class Branch:
         return (f"Branch({self.param} in [{lo:.6g}, {hi:.6g}], {len(self)} points, "
                 f"special={list(self.special_points)}, stop={self.stop_reason!r})")
 
+    def _repr_html_(self) -> str:
+        """Stability along the branch and its special points as HTML (Jupyter's rich display)."""
+        from .._display import branch_html
+
+        return branch_html(self)
+
 
 class _Problem:
     """The extended map ``F(u) = f(y; λ)`` of ``u = (y, λ)`` and its derivative ``[f_y, f_λ]``."""

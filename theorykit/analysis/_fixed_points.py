@@ -12,7 +12,7 @@ from .._random import as_generator
 from ..errors import InvalidParameterError
 from ..solve._solve import guarded
 
-#: every value :attr:`FixedPoint.kind` can take
+#: every value ``FixedPoint.kind`` can take
 KINDS = ("stable node", "stable focus", "saddle", "unstable node", "unstable focus", "center", "non-hyperbolic")
 
 
@@ -69,6 +69,12 @@ class FixedPoint:
         ys = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, self.y))
         ev = ", ".join(f"{e.real:.4g}{e.imag:+.4g}j" if e.imag else f"{e.real:.4g}" for e in self.eigenvalues)
         return f"FixedPoint({ys}; {self.kind}; eigenvalues [{ev}])"
+
+    def _repr_html_(self) -> str:
+        """Location, stability class and eigenvalues as HTML (Jupyter's rich display)."""
+        from .._display import fixed_point_html
+
+        return fixed_point_html(self)
 
 
 def classify_eigenvalues(eigenvalues: Sequence[complex], eig_tol: float = 1e-8) -> tuple[str, bool]:

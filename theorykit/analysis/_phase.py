@@ -123,7 +123,7 @@ class PhaseDiagram:
     x : float64[n_x]
     y : float64[n_y]
     labels : int64[n_x, n_y]
-        Index into :attr:`label_names`.
+        Index into ``label_names``.
     label_names : tuple of str
     final_states : float64[n_x, n_y, n_states]
     status : int64[n_x, n_y]
@@ -168,6 +168,17 @@ class PhaseDiagram:
                 "fractions": self.fractions(), "base_params": dict(self.base_params), "t_final": self.t_final,
                 "state_names": list(self.state_names)}
         return save_result(stem, arrays, meta)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dimensions named after ``axes`` (needs ``theorykit[labels]``).
+
+        Variables: ``label`` (index into the ``label_name`` coordinate), ``final_state`` (over ``state``),
+        ``status``, ``fraction`` (per label) and ``y0``; attributes: ``base_params``, ``t_final`` and the
+        provenance record (JSON text: ``json.loads(ds.attrs["provenance"])``).
+        """
+        from .._labelled import phase_diagram_dataset
+
+        return phase_diagram_dataset(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,9 +239,23 @@ class BasinMap:
                 "params": dict(self.params), "t_final": self.t_final, "state_names": list(self.state_names)}
         return save_result(stem, arrays, meta)
 
+    def to_xarray(self):
+        """An ``xarray.Dataset`` (needs ``theorykit[labels]``): over the initial values of the two gridded
+        states (dimensions named after them), or over ``sample`` for sampled initial conditions.
+
+        Variables: ``label`` (index into the ``label_name`` coordinate), ``y0`` and ``final_state`` (over
+        ``state``), ``status``, ``fraction`` and ``stderr`` (per label); attributes: ``params``,
+        ``t_final`` and the provenance record (JSON text).
+        """
+        from .._labelled import basin_map_dataset
+
+        return basin_map_dataset(self)
+
 
 def load_result(stem):
-    """Load a :class:`PhaseDiagram`, :class:`BasinMap` or :class:`~theorykit.analysis.Branch` saved with ``.save(stem)``."""
+    """Load a :class:`PhaseDiagram`, :class:`BasinMap`, :class:`~theorykit.analysis.Branch`,
+    :class:`~theorykit.analysis.BifurcationCurve` or :class:`~theorykit.analysis.CycleBranch` saved with
+    ``.save(stem)``."""
     stem = Path(stem)
     js = stem.with_suffix(".json")
     if not js.exists():
@@ -241,6 +266,14 @@ def load_result(stem):
         from ._continuation import Branch
 
         return Branch.load(stem)
+    if kind == "BifurcationCurve":
+        from ._curves import BifurcationCurve
+
+        return BifurcationCurve.load(stem)
+    if kind == "CycleBranch":
+        from ._cycles import CycleBranch
+
+        return CycleBranch.load(stem)
     with np.load(stem.with_suffix(".npz")) as z:
         a = {k: z[k] for k in z.files}
     if kind == "PhaseDiagram":
@@ -312,14 +345,75 @@ def _run(csys, y0s, params, t_final: float, classify: Classifier | None, labels:
     return lab.astype(np.int64), labels, final, status
 
 
+@dataclass(frozen=True)
+class _NumericSystem:
+    """The numeric interface of a compiled system, rebuilt in a worker from its generated module: no SymPy,
+    no derivation, only the functions :func:`~theorykit.solve.solve_ensemble` calls."""
+
+    backend: str
+    state_names: tuple[str, ...]
+    param_names: tuple[str, ...]
+    n_noise: int
+    rhs_into: Any
+    jac_into: Any
+    observed_into: Any
+    diffusion_into: Any
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_names)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+
+_loaded: dict[str, _NumericSystem] = {}
+
+
+def _numeric_recipe(csys) -> dict[str, Any]:
+    """What a worker needs to rebuild ``csys``'s numeric interface: its generated module (name and source)."""
+    if getattr(csys, "path", None) is None:
+        csys.rebuild_recipe()  # hand-written functions: raises the error that says to run in this process
+        raise InvalidParameterError(f"{csys!r} has no generated module to send to other processes")
+    return {"module": Path(csys.path).stem, "source": csys.source, "backend": csys.backend,
+            "state_names": tuple(csys.state_names), "param_names": tuple(csys.param_names),
+            "n_noise": int(getattr(csys, "n_noise", 0) or 0)}
+
+
+def _load_numeric(recipe: Mapping[str, Any]) -> _NumericSystem:
+    """Import the generated module of ``recipe`` from this process's code cache (writing the shipped source
+    there first if the file is missing or differs) and wrap its functions; memoised per process."""
+    import importlib.util
+    import sys
+
+    from .._cache import cache_dir
+    from .._io import atomic_path
+
+    name = recipe["module"]
+    if name not in _loaded:
+        path = cache_dir("generated") / f"{name}.py"
+        if not path.exists() or path.read_text() != recipe["source"]:
+            with atomic_path(path) as tmp:
+                tmp.write_text(recipe["source"])
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        _loaded[name] = _NumericSystem(recipe["backend"], recipe["state_names"], recipe["param_names"],
+                                       recipe["n_noise"], module.rhs_into, getattr(module, "jac_into", None),
+                                       module.observed_into, getattr(module, "diffusion_into", None))
+    return _loaded[name]
+
+
 def _ensemble_chunk(task: Mapping[str, Any], seed: int) -> dict[str, np.ndarray]:
-    """One chunk of a distributed ensemble (runs in a worker; the system is rebuilt from the disk cache)."""
-    from ..compile import compile_system
+    """One chunk of a distributed ensemble (runs in a worker, from the generated module; no SymPy there)."""
     from ..solve import solve_ensemble
 
-    csys = compile_system(task["system"], **task["compile"])
-    ens = solve_ensemble(csys, task["y0s"], (0.0, task["t_final"]), task["params"], progress=False,
-                         **task["options"])
+    ens = solve_ensemble(_load_numeric(task["recipe"]), task["y0s"], (0.0, task["t_final"]), task["params"],
+                         progress=False, **task["options"])
     return {"final": np.asarray(ens.final, dtype=np.float64), "status": np.asarray(ens.status, dtype=np.int64)}
 
 
@@ -329,12 +423,11 @@ def _run_distributed(csys, y0s, params, n: int, t_final: float, chunk_size: int,
     or dask cluster); results are identical to the single-process ensemble."""
     from ..sweep import sweep
 
-    system, compile_kwargs = csys.rebuild_recipe()
+    recipe = _numeric_recipe(csys)
     Y = np.broadcast_to(np.asarray(y0s, dtype=np.float64).reshape(-1, csys.n_states), (n, csys.n_states))
     P = np.broadcast_to(np.asarray(params, dtype=np.float64).reshape(-1, csys.n_params), (n, csys.n_params))
-    tasks = [{"system": system, "compile": compile_kwargs, "y0s": np.array(Y[i:i + chunk_size]),
-              "params": np.array(P[i:i + chunk_size]), "t_final": t_final, "options": dict(opts)}
-             for i in range(0, n, chunk_size)]
+    tasks = [{"recipe": recipe, "y0s": np.array(Y[i:i + chunk_size]), "params": np.array(P[i:i + chunk_size]),
+              "t_final": t_final, "options": dict(opts)} for i in range(0, n, chunk_size)]
     res = sweep(_ensemble_chunk, tasks, processes=processes, scheduler=scheduler, desc="ensemble chunks")
     if res.failed:
         raise InvalidParameterError("distributed ensemble failed: " + res.summary())

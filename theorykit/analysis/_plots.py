@@ -14,11 +14,18 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ._continuation import Branch
+from ._curves import BifurcationCurve
+from ._cycles import CycleBranch
 from ._fixed_points import FixedPoint, find_fixed_points
 from ._phase import BasinMap, PhaseDiagram
 
 DPI = 110
-_SPECIAL_STYLE = {"fold": ("s", "F"), "branch_point": ("D", "BP"), "hopf": ("*", "H")}
+_SPECIAL_STYLE = {"fold": ("s", "F"), "branch_point": ("D", "BP"), "hopf": ("*", "H"),
+                  "fold_cycle": ("v", "LPC"), "period_doubling": ("^", "PD")}
+#: markers and short labels of codimension-two points on curves
+_CODIM2_STYLE = {"cusp": ("P", "CP"), "bogdanov_takens": ("X", "BT"), "generalized_hopf": ("h", "GH")}
+#: line style of each curve kind (neutral-saddle stretches of Hopf curves are not drawn)
+_CURVE_STYLE = {"fold": dict(color="k", lw=1.8, ls="-"), "hopf": dict(color="C3", lw=1.8, ls="--")}
 
 
 def _new_axes(ax, figsize=(5.6, 4.4)):
@@ -192,7 +199,21 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, *, ax=None, path=None,
+def _stability_lines(ax, x: np.ndarray, yv: np.ndarray, stable: np.ndarray, color: str, lw: float = 2.0) -> None:
+    """``yv`` against ``x``, solid where stable and dashed where unstable.
+
+    A segment is solid when either end is stable: a change of stability happens at a special
+    (non-hyperbolic) point, so stable pieces reach it solid and unstable pieces leave it dashed.
+    """
+    seg = stable[:-1] | stable[1:]
+    for a, b in _runs(seg):
+        ax.plot(x[a:b + 1], yv[a:b + 1], color=color, lw=lw, ls="-" if seg[a] else "--")
+    if x.size == 1:
+        ax.plot(x, yv, "o", color=color, ms=3)
+
+
+def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, *,
+                     cycles: CycleBranch | Sequence[CycleBranch] = (), ax=None, path=None,
                      title: str | None = None, annotate: bool = True):
     """Bifurcation diagram: a state against the continuation parameter, solid where stable, dashed where
     unstable, with folds (F), branch points (BP) and Hopf points (H) marked and labelled.
@@ -200,8 +221,12 @@ def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, 
     Parameters
     ----------
     branches : Branch or sequence of Branch
+        Branches of equilibria (may be empty when ``cycles`` are given).
     state : str or int
         The state on the vertical axis.
+    cycles : CycleBranch or sequence of CycleBranch
+        Limit-cycle families, drawn as the maximum and minimum of ``state`` over each cycle (thinner lines,
+        solid where the cycle is stable), with folds of cycles (LPC) and period doublings (PD) marked.
 
     Returns
     -------
@@ -210,42 +235,103 @@ def plot_bifurcation(branches: Branch | Sequence[Branch], state: str | int = 0, 
     from matplotlib.lines import Line2D
 
     branches = [branches] if isinstance(branches, Branch) else list(branches)
-    if not branches:
-        raise InvalidParameterError("plot_bifurcation needs at least one branch")
-    names = branches[0].state_names or tuple(f"y{k}" for k in range(branches[0].states.shape[1]))
+    cycles = [cycles] if isinstance(cycles, CycleBranch) else list(cycles)
+    if not branches and not cycles:
+        raise InvalidParameterError("plot_bifurcation needs at least one branch or cycle branch")
+    first = branches[0] if branches else cycles[0]
+    n_states = first.states.shape[1] if branches else first.profiles.shape[2]
+    names = first.state_names or tuple(f"y{k}" for k in range(n_states))
     k = _state_index(names, state)
     fig, ax = _new_axes(ax)
     seen: set[str] = set()
     drawn: set[tuple] = set()
+
+    def mark(kind: str, x: float, yv: float) -> None:
+        marker, short = _SPECIAL_STYLE.get(kind, ("o", kind))
+        key = (kind, round(x, 6), round(float(yv), 6))
+        if key in drawn:  # two branches through one branch point: mark it once
+            return
+        drawn.add(key)
+        ax.plot(x, yv, marker, color="k", ms=8, zorder=5)
+        seen.add(kind)
+        if annotate:
+            ax.annotate(f"{short} {x:.4g}", (x, yv), xytext=(6, 6), textcoords="offset points", fontsize=8)
+
     for b_i, br in enumerate(branches):
-        color = f"C{b_i % 10}"
-        x, yv = br.param_values, br.states[:, k]
-        # a segment is solid when either end is stable: a change of stability happens at a special
-        # (non-hyperbolic) point, so stable pieces reach it solid and unstable pieces leave it dashed
-        seg = br.stable[:-1] | br.stable[1:]
-        for a, b in _runs(seg):
-            ax.plot(x[a:b + 1], yv[a:b + 1], color=color, lw=2.0, ls="-" if seg[a] else "--")
-        if x.size == 1:
-            ax.plot(x, yv, "o", color=color, ms=3)
+        _stability_lines(ax, br.param_values, br.states[:, k], br.stable, f"C{b_i % 10}")
         for sp in br.special_points:
-            marker, short = _SPECIAL_STYLE.get(sp.kind, ("o", sp.kind))
-            key = (sp.kind, round(sp.param_value, 6), round(float(sp.y[k]), 6))
-            if key in drawn:  # two branches through one branch point: mark it once
-                continue
-            drawn.add(key)
-            ax.plot(sp.param_value, sp.y[k], marker, color="k", ms=8, zorder=5)
-            seen.add(sp.kind)
-            if annotate:
-                ax.annotate(f"{short} {sp.param_value:.4g}", (sp.param_value, sp.y[k]), xytext=(6, 6),
-                            textcoords="offset points", fontsize=8)
+            mark(sp.kind, sp.param_value, sp.y[k])
+    for c_i, cb in enumerate(cycles):
+        color = f"C{(len(branches) + c_i) % 10}"
+        for ext in (cb.max_states, cb.min_states):
+            _stability_lines(ax, cb.param_values, ext[:, k], cb.stable, color, lw=1.3)
+        for sp in cb.special_points:
+            mark(sp.kind, sp.param_value, cb.max_states[sp.index, k])
     handles = [Line2D([], [], color="k", lw=2, label="stable"),
                Line2D([], [], color="k", lw=2, ls="--", label="unstable")]
+    if cycles:
+        handles.append(Line2D([], [], color="k", lw=1.3, label=f"cycles: max / min of {names[k]}"))
     handles += [Line2D([], [], ls="", marker=_SPECIAL_STYLE[s][0], color="k", label=s.replace("_", " "))
-                for s in ("fold", "branch_point", "hopf") if s in seen]
+                for s in _SPECIAL_STYLE if s in seen]
     ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
-    ax.set_xlabel(branches[0].param)
+    ax.set_xlabel(first.param)
     ax.set_ylabel(names[k])
-    ax.set_title(title or f"bifurcation diagram in {branches[0].param}")
+    ax.set_title(title or f"bifurcation diagram in {first.param}")
+    return _finish(fig, path)
+
+
+def _draw_curves(ax, curves: Sequence[BifurcationCurve], axes: tuple[str, str], annotate: bool = True) -> list:
+    """Draw fold / Hopf curves in the plane of the parameters ``axes`` (x, y); returns legend handles."""
+    from matplotlib.lines import Line2D
+
+    handles, kinds, codim2 = [], set(), set()
+    for cv in curves:
+        if set(cv.free) != set(axes):
+            raise InvalidParameterError(f"a {cv.kind} curve in {list(cv.free)} cannot be drawn in the plane of "
+                                        f"{list(axes)}")
+        x, yv = cv.param_of(axes[0]), cv.param_of(axes[1])
+        mask = cv.hopf_mask
+        for a, b in _runs(mask):
+            if mask[a]:
+                ax.plot(x[a:b], yv[a:b], **_CURVE_STYLE[cv.kind])
+        kinds.add(cv.kind)
+        for sp in cv.special_points:
+            marker, short = _CODIM2_STYLE.get(sp.kind, ("o", sp.kind))
+            px, py = sp.params[axes[0]], sp.params[axes[1]]
+            ax.plot(px, py, marker, color="k", mfc="w", ms=9, mew=1.5, zorder=6)
+            codim2.add(sp.kind)
+            if annotate:
+                ax.annotate(short, (px, py), xytext=(6, 6), textcoords="offset points", fontsize=9)
+    handles += [Line2D([], [], label=f"{k} curve", **_CURVE_STYLE[k]) for k in ("fold", "hopf") if k in kinds]
+    handles += [Line2D([], [], ls="", marker=_CODIM2_STYLE[k][0], color="k", mfc="w", mew=1.5,
+                       label=k.replace("_", "-")) for k in _CODIM2_STYLE if k in codim2]
+    return handles
+
+
+def plot_curves(curves: BifurcationCurve | Sequence[BifurcationCurve], *, ax=None, path=None,
+                title: str | None = None, annotate: bool = True):
+    """Two-parameter bifurcation diagram: fold curves (solid) and Hopf curves (dashed) in the plane of their
+    free parameters, with cusp (CP), Bogdanov–Takens (BT) and generalized Hopf (GH) points marked.
+
+    Parameters
+    ----------
+    curves : BifurcationCurve or sequence of BifurcationCurve
+        All in the same two free parameters (``curves[0].free`` gives the axes).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    curves = [curves] if isinstance(curves, BifurcationCurve) else list(curves)
+    if not curves:
+        raise InvalidParameterError("plot_curves needs at least one curve")
+    axes = curves[0].free
+    fig, ax = _new_axes(ax)
+    handles = _draw_curves(ax, curves, axes, annotate)
+    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.85)
+    ax.set_xlabel(axes[0])
+    ax.set_ylabel(axes[1])
+    ax.set_title(title or f"bifurcation curves in ({axes[0]}, {axes[1]})")
     return _finish(fig, path)
 
 
@@ -265,15 +351,30 @@ def _label_image(ax, x: np.ndarray, y: np.ndarray, labels: np.ndarray, names: Se
     ax.set_ylabel(ylabel)
 
 
-def plot_phase_diagram(pd: PhaseDiagram, *, ax=None, path=None, title: str | None = None):
-    """The labels of a :class:`PhaseDiagram` as coloured regions with a legend.
+def plot_phase_diagram(pd: PhaseDiagram, *, curves: BifurcationCurve | Sequence[BifurcationCurve] = (), ax=None,
+                       path=None, title: str | None = None):
+    """The labels of a :class:`PhaseDiagram` as coloured regions with a legend, optionally with the exact
+    boundary curves (fold / Hopf curves from :func:`continue_fold` / :func:`continue_hopf`) drawn over them.
+
+    Parameters
+    ----------
+    pd : PhaseDiagram
+    curves : BifurcationCurve or sequence of BifurcationCurve
+        Curves whose free parameters are the diagram's two axes (in either order).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    curves = [curves] if isinstance(curves, BifurcationCurve) else list(curves)
     fig, ax = _new_axes(ax, figsize=(6.4, 4.4))
     _label_image(ax, pd.x, pd.y, pd.labels, pd.label_names, pd.axes[0], pd.axes[1])
+    if curves:
+        handles = _draw_curves(ax, curves, pd.axes)
+        ax.set_xlim(float(np.min(pd.x)), float(np.max(pd.x)))
+        ax.set_ylim(float(np.min(pd.y)), float(np.max(pd.y)))
+        ax.add_artist(ax.get_legend())
+        ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8, borderaxespad=0)
     ax.set_title(title or f"phase diagram (t = {pd.t_final:g})")
     return _finish(fig, path)
 
@@ -310,4 +411,4 @@ def plot_basins(bm: BasinMap, *, ax=None, path=None, title: str | None = None, m
     return _finish(fig, path)
 
 
-__all__ = ["plot_phase_portrait", "plot_bifurcation", "plot_phase_diagram", "plot_basins"]
+__all__ = ["plot_phase_portrait", "plot_bifurcation", "plot_phase_diagram", "plot_basins", "plot_curves"]

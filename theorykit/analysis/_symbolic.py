@@ -37,8 +37,10 @@ def _exact(value: Any) -> sp.Expr:
         return sp.Integer(int(value))
     if isinstance(value, Fraction):
         return sp.Rational(value.numerator, value.denominator)
-    if isinstance(value, str):
-        return sp.nsimplify(sp.sympify(value), rational=True)
+    if isinstance(value, str):  # parsed, never evaluated
+        from ..derive import parse_expression
+
+        return sp.nsimplify(parse_expression(value, what="parameter value"), rational=True)
     x = float(value)
     if not np.isfinite(x):
         raise InvalidParameterError(f"parameter values must be finite, got {value!r}")
@@ -60,13 +62,13 @@ class SymbolicFixedPoints:
     solutions : tuple of dict Symbol -> Expr
         Every solution (real and complex) of ``f = 0`` with non-vanishing denominators.
     polynomial : Expr or None
-        The univariate polynomial left in :attr:`variable` after eliminating every other state with a
+        The univariate polynomial left in ``variable`` after eliminating every other state with a
         lex-order Gröbner basis (``None`` if the system is not polynomial after clearing denominators,
         or the solution set is not zero-dimensional).
     variable : Symbol
         The state the other ones were eliminated in favour of (the last in lex order).
     degree : int or None
-        Degree of :attr:`polynomial` in :attr:`variable` (the number of solutions with multiplicity,
+        Degree of ``polynomial`` in ``variable`` (the number of solutions with multiplicity,
         counted in that coordinate).
     groebner : tuple of Expr
         The reduced lex Gröbner basis (empty when not computed).
@@ -95,7 +97,7 @@ def symbolic_fixed_points(system, params: Mapping[str, Any] | None = None, *,
     """Solve the steady-state equations ``f(y) = 0`` of a polynomial or rational system with SymPy.
 
     The numerators of the right-hand sides are reduced to a lex-order Gröbner basis in which the last
-    element is a univariate polynomial in :attr:`~SymbolicFixedPoints.variable`; its degree bounds the
+    element is a univariate polynomial in ``SymbolicFixedPoints.variable``; its degree bounds the
     number of isolated fixed points.
 
     Parameters
@@ -125,7 +127,7 @@ def symbolic_fixed_points(system, params: Mapping[str, Any] | None = None, *,
         raise InvalidParameterError(str(exc)) from exc
     nums, dens = [], []
     for e in eqs:
-        num, den = sp.together(sp.sympify(e)).as_numer_denom()
+        num, den = sp.together(sp.sympify(e, strict=True)).as_numer_denom()
         nums.append(sp.expand(num))
         dens.append(den)
     polynomial_ok = all(n.is_polynomial(*states) for n in nums)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 import threading
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
@@ -13,11 +13,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .. import __version__
-from .._cache import cache_dir
+from .._cache import usable_cache_dir
 from .._io import atomic_path
 from ..derive import ODESystem
-from ..errors import CompileError, IncompleteSystemError, InvalidParameterError
-from ._codegen import CODEGEN_VERSION, generate_source
+from ..errors import CacheWarning, CompileError, IncompleteSystemError, InvalidParameterError
+from ._codegen import CODEGEN_VERSION, generate_source, unseal
 
 BACKENDS = ("numba", "numpy")
 _memo: dict[str, "CompiledSystem"] = {}
@@ -49,7 +49,7 @@ def _pack(kind: str, names: tuple[str, ...], values: Any) -> np.ndarray:
 
 
 class CompiledSystem:
-    """Fast numeric functions of one :class:`ODESystem`, the same for every backend.
+    """Fast numeric functions of one :class:`~theorykit.derive.ODESystem`, the same for every backend.
 
     All ``*_into`` functions have the signature ``(t: float, y: float64[n_states], p: float64[n_params],
     out)`` and write into ``out``: ``rhs_into`` (``out[n_states]``), ``jac_into`` (``out[n_states,
@@ -176,14 +176,51 @@ def _cache_key(system: ODESystem, backend: str, jac: bool, cse: bool) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _load_module(path: Path, module_name: str):
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise CompileError(f"cannot load generated module {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+def _load_module(source: str, module_name: str, filename: str):
+    """Execute generated ``source`` as module ``module_name``; ``filename`` is where numba's cache finds it."""
+    module = type(sys)(module_name)
+    module.__file__ = filename
+    try:
+        code = compile(source, filename, "exec")
+        sys.modules[module_name] = module
+        exec(code, module.__dict__)
+    except Exception as exc:  # pragma: no cover - generator bug
+        sys.modules.pop(module_name, None)
+        raise CompileError(f"generated code {filename} does not run: {exc}") from exc
     return module
+
+
+def _cached_source(path: Path, system: ODESystem, generate: Callable[[], str]) -> str:
+    """The generated module stored at ``path`` if it is intact and belongs to ``system``; otherwise a
+    freshly generated one, written there (an edited or corrupt file is replaced, with a warning)."""
+    if path.exists():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        body = unseal(text)
+        if body is not None and f"SYSTEM_HASH = {system.content_hash()!r}\n" in body:
+            return text
+        warnings.warn(f"cached generated module {path} was edited, truncated or belongs to another system; "
+                      "it is generated again", CacheWarning, stacklevel=4)
+    source = generate()
+    with atomic_path(path, private=True) as tmp:
+        tmp.write_text(source, encoding="utf-8")
+    return source
+
+
+def load_generated(module_name: str, system: ODESystem, generate: Callable[[bool], str],
+                   cache: bool) -> tuple[Any, str, Path | None]:
+    """``(module, source, path)`` of the generated module ``module_name`` of ``system``.
+
+    With ``cache`` and a usable cache folder, the module is the intact file there (see
+    :func:`_cached_source`), else ``generate(True)`` written there; otherwise ``generate(False)`` runs in
+    memory (``path`` is ``None``). ``generate(numba_cache)`` returns sealed source (:func:`seal`).
+    """
+    folder = usable_cache_dir("generated") if cache else None
+    if folder is None:
+        source = generate(False)
+        return _load_module(source, module_name, f"<theorykit generated {module_name}>"), source, None
+    path = folder / f"{module_name}.py"
+    source = _cached_source(path, system, lambda: generate(True))
+    return _load_module(source, module_name, str(path)), source, path
 
 
 def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = True, cse: bool = True,
@@ -195,22 +232,26 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
     system : ODESystem
         A complete system (checked again here).
     backend : {"numba", "numpy"}
-        ``numba`` JIT-compiles every function with ``njit(cache=True)``; ``numpy`` leaves them as plain
-        Python (useful for debugging and for tiny problems).
+        ``numba`` JIT-compiles every function with ``njit``; ``numpy`` leaves them as plain Python (useful
+        for debugging and for tiny problems).
     jac : bool
         Also generate the Jacobian.
     cse : bool
         Common-subexpression elimination over rhs, Jacobian, observables and diffusion together.
     cache : bool
         Keep the generated module on disk keyed by the content hash of the system and options, so that a
-        second process loads it (and numba's compiled machine code) instead of generating it again.
+        second process loads it (and numba's compiled machine code) instead of generating it again. A
+        cached module is used only if its recorded SHA-256 matches its text and it names this system;
+        otherwise it is generated again (with a :class:`~theorykit.errors.CacheWarning`). If the cache
+        folder is not private to the user, read-only or cannot be created, the code is compiled in
+        memory (with a warning once).
 
     Raises
     ------
     IncompleteSystemError
         If the system is incomplete (stray symbols, leftover expectations).
     CompileError
-        If generation or loading fails.
+        If generation or loading fails, or an expression cannot be compiled safely.
     """
     if backend not in BACKENDS:
         raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -222,28 +263,10 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
     with _lock:
         if cache and key in _memo:
             return _memo[key]
-        module_name = f"theorykit_generated_{key[:32]}"
-        path = None
-        if cache:
-            path = cache_dir("generated") / f"{module_name}.py"
-            if path.exists():
-                source = path.read_text()
-            else:
-                source = generate_source(system, backend=backend, jac=jac, cse=cse)
-                with atomic_path(path) as tmp:
-                    tmp.write_text(source)
-            try:
-                module = _load_module(path, module_name)
-            except SyntaxError as exc:  # a corrupt cache file: regenerate once
-                path.unlink(missing_ok=True)
-                raise CompileError(f"generated module {path} was corrupt and has been removed; retry") from exc
-        else:
-            source = generate_source(system, backend=backend, jac=jac, cse=cse)
-            module = type(sys)(module_name)
-            try:
-                exec(compile(source, f"<theorykit generated {system.name}>", "exec"), module.__dict__)
-            except Exception as exc:  # pragma: no cover - generator bug
-                raise CompileError(f"generated code for {system.name!r} does not run: {exc}") from exc
+        module, source, path = load_generated(
+            f"theorykit_generated_{key[:32]}", system, cache=cache,
+            generate=lambda numba_cache: generate_source(system, backend=backend, jac=jac, cse=cse,
+                                                         numba_cache=numba_cache))
         csys = CompiledSystem(system, backend, module, source, path, {"jac": jac, "cse": cse})
         if cache:
             _memo[key] = csys

@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 import sympy as sp
 
 from ..errors import IncompleteSystemError
+from ._parse import as_expression
 from ._system import ODESystem
 
 
@@ -26,8 +27,9 @@ def gradient_flow(
 
     Parameters
     ----------
-    loss : Expr
-        The (already averaged) loss :math:`L(\theta)`.
+    loss : Expr or str
+        The (already averaged) loss :math:`L(\theta)`; a string is parsed by
+        :func:`~theorykit.derive.parse_expression`, its names referring to ``states`` and ``params``.
     states : sequence of Symbol
         The trained variables :math:`\theta`.
     params : sequence of Symbol or "infer"
@@ -38,12 +40,14 @@ def gradient_flow(
         Extra observables; ``"loss"`` is always added.
     """
     t = t if t is not None else sp.Symbol("t", real=True)
-    loss = sp.sympify(loss)
+    table = {s.name: s for s in (t, *states, *([] if isinstance(params, str) else params))
+             if isinstance(s, sp.Symbol)}
+    loss = as_expression(loss, "loss", table)
     lr = dict(lr or {})
     unknown = [k for k in lr if k not in states]
     if unknown:
         raise IncompleteSystemError(f"lr keys {unknown} are not states {list(states)}")
-    rhs = tuple(sp.expand(-sp.sympify(lr.get(s, 1)) * sp.diff(loss, s)) for s in states)
+    rhs = tuple(sp.expand(-as_expression(lr.get(s, 1), f"lr of {s}", table) * sp.diff(loss, s)) for s in states)
     obs = {"loss": loss, **dict(observed or {})}
     return ODESystem(t=t, states=tuple(states), rhs=rhs, params=params, observed=obs, name=name,
                      provenance=tuple(provenance) + ("gradient flow of the loss, rates " + (
@@ -74,7 +78,8 @@ class Law:
     @classmethod
     def gaussian(cls, variance: Any = 1, mean: Any = 0) -> "Law":
         """N(mean, variance); moments by the Gaussian recursion."""
-        return cls("gaussian", mean=sp.sympify(mean), variance=sp.sympify(variance), symmetric=mean == 0)
+        mean, variance = as_expression(mean, "mean"), as_expression(variance, "variance")
+        return cls("gaussian", mean=mean, variance=variance, symmetric=mean == 0)
 
     @classmethod
     def symbolic(cls, name: str, *, symmetric: bool = True, normalized: bool = False) -> "Law":
@@ -89,7 +94,7 @@ class Law:
     def from_moments(cls, moments: Mapping[int, Any], *, name: str = "c") -> "Law":
         """A law given by explicit raw moments ``{k: E[X^k]}`` (missing ones raise when needed)."""
         return cls("moments", symbol_name=name, symmetric=False,
-                   values=tuple(sorted((int(k), sp.sympify(v)) for k, v in moments.items())))
+                   values=tuple(sorted((int(k), as_expression(v, f"moment {k}")) for k, v in moments.items())))
 
     def moment(self, k: int) -> sp.Expr:
         if k < 0:
@@ -122,7 +127,7 @@ def expectation(expr: Any, laws: Mapping[sp.Symbol, Law]) -> sp.Expr:
     IncompleteSystemError
         If ``expr`` is not polynomial in one of the random variables (the message names it).
     """
-    expr = sp.expand(sp.sympify(expr))
+    expr = sp.expand(as_expression(expr, "expectation argument", {s.name: s for s in laws}))
     rvs = list(laws)
     if not rvs:
         return expr

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import sympy as sp
 
 from ..errors import IncompleteSystemError
+from ._parse import as_expression
 
 
 class Expectation(sp.Function):
@@ -19,19 +20,31 @@ class Expectation(sp.Function):
     nargs = 1
 
 
+def _check_name(name: str, what: str) -> str:
+    """A symbol or observable name must be non-empty text without line breaks or control characters
+    (names are shown in reports and mapped to safe identifiers in generated code)."""
+    if not name or not name.isprintable():
+        raise IncompleteSystemError(f"{what} name {name!r} must be non-empty, printable text")
+    return name
+
+
 def _as_symbol(obj: Any, what: str) -> sp.Symbol:
     if isinstance(obj, str):
-        return sp.Symbol(obj, real=True)
+        return sp.Symbol(_check_name(obj, what), real=True)
     if isinstance(obj, sp.Symbol):
         return obj
     raise IncompleteSystemError(f"{what} must be sympy Symbols or names, got {obj!r} ({type(obj).__name__})")
 
 
-def _as_expr(obj: Any, what: str) -> sp.Expr:
+def _as_matrix(obj: Any, what: str, symbols: Mapping[str, sp.Symbol]) -> sp.ImmutableMatrix:
+    """A matrix from a SymPy matrix or nested rows whose entries may be expression strings."""
+    if isinstance(obj, sp.MatrixBase):
+        return sp.ImmutableMatrix(obj)
     try:
-        return sp.sympify(obj)
-    except (sp.SympifyError, TypeError) as exc:
-        raise IncompleteSystemError(f"{what} is not a sympy expression: {obj!r}") from exc
+        rows = [[as_expression(v, what, symbols) for v in row] for row in obj]
+    except TypeError:
+        raise IncompleteSystemError(f"{what} must be a matrix or a sequence of rows, got {obj!r}") from None
+    return sp.ImmutableMatrix(rows)
 
 
 _MOMENT_NAME = re.compile(r"^<(\w+)\^(\d+)>$")
@@ -42,7 +55,7 @@ def latex(expr: Any, **options: Any) -> str:
 
     ``options`` go to ``sympy.latex``; a ``symbol_names`` mapping given there takes precedence.
     """
-    expr = sp.sympify(expr)
+    expr = as_expression(expr, "expression")
     names = {}
     for s in getattr(expr, "free_symbols", ()):
         m = _MOMENT_NAME.match(s.name)
@@ -66,16 +79,18 @@ class ODESystem:
     ----------
     t : Symbol
         The time symbol.
-    states : sequence of Symbol
-        Ordered state variables ``y``.
-    rhs : sequence of Expr
-        Right-hand sides ``f``, one per state.
-    params : sequence of Symbol or ``"infer"``
+    states : sequence of Symbol or str
+        Ordered state variables ``y`` (a name given as a string becomes a real symbol).
+    rhs : sequence of Expr or str
+        Right-hand sides ``f``, one per state. Strings are parsed by
+        :func:`~theorykit.derive.parse_expression` (never evaluated); their names refer to ``t``, the states
+        and the listed params, and any other name becomes a new real symbol.
+    params : sequence of Symbol or str, or ``"infer"``
         Ordered parameters ``p``. ``"infer"`` takes every free symbol that is neither a state nor ``t``,
         sorted by name; anything else must list them explicitly.
-    observed : mapping str -> Expr
+    observed : mapping str -> Expr or str
         Named observables (loss, cosines, order parameters) in terms of ``t``, states and params.
-    noise : sympy Matrix, optional
+    noise : sympy Matrix or sequence of rows, optional
         Diffusion matrix ``G`` of shape ``(n_states, n_noise)`` for SDE forms.
     provenance : sequence of str
         How the system was obtained (model, derivation steps), oldest first.
@@ -86,7 +101,8 @@ class ODESystem:
     ------
     IncompleteSystemError
         If a free symbol is neither a state, a parameter nor ``t`` (the message names it), if the
-        lengths disagree, if a symbol is used twice, or if an unevaluated :class:`Expectation` remains.
+        lengths disagree, if a symbol is used twice, if a name is empty or not printable, if an expression
+        string is not an allowed expression, or if an unevaluated :class:`Expectation` remains.
     """
 
     t: sp.Symbol
@@ -102,16 +118,20 @@ class ODESystem:
         set_ = object.__setattr__
         t = _as_symbol(self.t, "t")
         states = tuple(_as_symbol(s, "states") for s in self.states)
-        rhs = tuple(_as_expr(r, f"rhs of {s}") for r, s in zip(self.rhs, states))
+        explicit = () if isinstance(self.params, str) else tuple(_as_symbol(p, "params") for p in self.params)
+        # expression strings name these symbols; other names become new real symbols (see parse_expression)
+        table = {s.name: s for s in (t, *states, *explicit)}
+        rhs = tuple(as_expression(r, f"rhs of {s}", table) for r, s in zip(self.rhs, states))
         if len(tuple(self.rhs)) != len(states):
             raise IncompleteSystemError(
                 f"{len(states)} states but {len(tuple(self.rhs))} right-hand sides: give one rhs per state")
         if not states:
             raise IncompleteSystemError("an ODESystem needs at least one state")
-        observed = {str(k): _as_expr(v, f"observable {k!r}") for k, v in dict(self.observed).items()}
+        observed = {_check_name(str(k), "observable"): as_expression(v, f"observable {k!r}", table)
+                    for k, v in dict(self.observed).items()}
         noise = None
         if self.noise is not None:
-            noise = sp.ImmutableMatrix(self.noise)
+            noise = _as_matrix(self.noise, "noise matrix", table)
             if noise.shape[0] != len(states):
                 raise IncompleteSystemError(
                     f"noise matrix must have one row per state ({len(states)}), got shape {noise.shape}")
@@ -123,7 +143,7 @@ class ODESystem:
             free = set().union(*(e.free_symbols for e in exprs)) - known
             params = tuple(sorted(free, key=lambda s: s.name))
         else:
-            params = tuple(_as_symbol(p, "params") for p in self.params)
+            params = explicit
         set_(self, "t", t)
         set_(self, "states", states)
         set_(self, "rhs", rhs)
@@ -135,9 +155,9 @@ class ODESystem:
 
     # ------------------------------------------------------------------ validation
     def check(self) -> None:
-        """Raise :class:`IncompleteSystemError` unless the system is complete and consistent."""
+        """Raise :class:`~theorykit.errors.IncompleteSystemError` unless the system is complete and consistent."""
         all_syms = [self.t, *self.states, *self.params]
-        names = _names(all_syms)
+        names = [_check_name(s.name, "symbol") for s in all_syms]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise IncompleteSystemError(f"symbol name(s) {dup} used more than once among t, states and params")
@@ -220,13 +240,22 @@ class ODESystem:
             noise=None if self.noise is None else self.noise.applyfunc(fn),
         )
 
+    def _symbol_table(self) -> dict[str, sp.Symbol]:
+        return {s.name: s for s in (self.t, *self.states, *self.params)}
+
     def substitute(self, mapping: Mapping[Any, Any], *, note: str | None = None) -> "ODESystem":
         """Substitute symbols/expressions everywhere; parameters that disappear are dropped.
 
-        States cannot be substituted away (that changes the system's dimension): use a reduction instead.
+        Keys given as names find the system's symbol of that name; values may be expression strings
+        (parsed, see :func:`~theorykit.derive.parse_expression`). States cannot be substituted away (that
+        changes the system's dimension): use a reduction instead.
         """
-        mapping = {(_as_symbol(k, "substitution key") if isinstance(k, str) else k): sp.sympify(v)
-                   for k, v in mapping.items()}
+        table = self._symbol_table()
+
+        def key(k: Any) -> Any:
+            return (table.get(k) or _as_symbol(k, "substitution key")) if isinstance(k, str) else k
+
+        mapping = {key(k): as_expression(v, f"substitution for {k}", table) for k, v in mapping.items()}
         hit_states = [k for k in mapping if k in self.states]
         if hit_states:
             raise IncompleteSystemError(
@@ -240,7 +269,8 @@ class ODESystem:
         return self.replace(params=params, provenance=self.provenance + (desc,), **new)
 
     def with_params(self, values: Mapping[Any, Any]) -> "ODESystem":
-        """Fix parameters to values (numbers or expressions in other parameters); returns a new system."""
+        """Fix parameters to values (numbers, or expressions or expression strings in other parameters);
+        returns a new system."""
         keys = [(_as_symbol(k, "parameter") if isinstance(k, str) else k) for k in values]
         unknown = [k for k in keys if k.name not in self.param_names]
         if unknown:
@@ -314,22 +344,19 @@ class ODESystem:
     def __hash__(self) -> int:
         return hash(self.content_hash())
 
+    def _repr_latex_(self) -> str:
+        """The equations as LaTeX, so that Jupyter shows them typeset (as it does SymPy objects)."""
+        from .._display import system_latex
+
+        return system_latex(self)
+
 
 def make_system(states: Sequence[Any], rhs: Sequence[Any], params: Sequence[Any] | str = "infer", *,
                 t: Any = "t", **kwargs: Any) -> ODESystem:
-    """Shorthand for :class:`ODESystem` accepting names as strings (``make_system(["x"], ["-k*x"])``)."""
-    states_ = [_as_symbol(s, "states") for s in states]
-    params_ = params if isinstance(params, str) else [_as_symbol(p, "params") for p in params]
-    syms = {s.name: s for s in states_} | ({} if isinstance(params_, str) else {p.name: p for p in params_})
-    tt = _as_symbol(t, "t")
-    syms[tt.name] = tt
-    def parse(expr: Any) -> sp.Expr:
-        if not isinstance(expr, str):
-            return expr
-        e = sp.sympify(expr, locals=syms)
-        # names not declared above become real symbols, like the declared ones
-        return e.xreplace({s: sp.Symbol(s.name, real=True) for s in e.free_symbols if s.name not in syms})
+    """Shorthand for :class:`ODESystem` taking sequences (``make_system(["x"], ["-k*x"])``).
 
-    rhs_ = [parse(r) for r in rhs]
-    obs = {k: parse(v) for k, v in kwargs.pop("observed", {}).items()}
-    return ODESystem(t=tt, states=tuple(states_), rhs=tuple(rhs_), params=params_, observed=obs, **kwargs)
+    Names may be strings and expressions may be expression strings; both are handled by
+    :class:`ODESystem` (strings are parsed by :func:`~theorykit.derive.parse_expression`, never evaluated).
+    """
+    return ODESystem(t=t, states=tuple(states), rhs=tuple(rhs), params=params if isinstance(params, str)
+                     else tuple(params), **kwargs)

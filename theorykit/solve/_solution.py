@@ -215,10 +215,16 @@ class Solution:
         return self.dense(t)
 
     def raise_for_status(self) -> "Solution":
-        """Raise :class:`SolveError` unless :attr:`success`; return ``self`` otherwise."""
+        """Raise :class:`~theorykit.errors.SolveError` unless :attr:`success`; return ``self`` otherwise."""
         if not self.success:
             raise SolveError(f"{self.status.name} at t={self.t_final:.6g} ({self.method}): {self.status.message}")
         return self
+
+    def _repr_html_(self) -> str:
+        """Status, steps and final state as HTML (Jupyter's rich display)."""
+        from .._display import solution_html
+
+        return solution_html(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,3 +303,9 @@ class EnsembleSolution:
         if name not in self.state_names:
             raise KeyError(f"unknown state {name!r}; available: {list(self.state_names)}")
         return self.y[:, :, self.state_names.index(name)]
+
+    def _repr_html_(self) -> str:
+        """Status counts, steps and final-state ranges as HTML (Jupyter's rich display)."""
+        from .._display import ensemble_html
+
+        return ensemble_html(self)

@@ -342,7 +342,7 @@ def solve(csys: Any, y0: Mapping[str, float] | np.ndarray, t_span: tuple[float, 
     blow_up : float
         Stop with status ``BLOW_UP`` once ``max|y|`` exceeds this (``np.inf`` disables it).
     throw : bool
-        Raise :class:`SolveError` on failure; if False, return the partial solution up to the failure
+        Raise :class:`~theorykit.errors.SolveError` on failure; if False, return the partial solution up to the failure
         with its ``status`` (no values past the failure).
 
     Returns

@@ -1,9 +1,11 @@
-"""Theory versus simulation: named claims, error curves and finite-size scaling fits."""
+"""Stage 4b — validate: theory versus simulation. Named claims, the :class:`Study` every theory's
+``reproduce`` fills, ODE-vs-SGD comparisons and finite-size scaling fits."""
 
-from ._cli import add_sweep_arguments as add_sweep_arguments, experiment_parser as experiment_parser
-from ._cli import sweep_options as sweep_options
 from ._claims import Claim as Claim, TheoryReport as TheoryReport
+from ._compare import Comparison as Comparison, compare as compare
+from ._figures import STYLE as STYLE, report_figure as report_figure
 from ._scaling import PowerLawFit as PowerLawFit, fit_power_law as fit_power_law
+from ._study import Study as Study, crash_claim as crash_claim
 
-__all__ = ["experiment_parser", "add_sweep_arguments", "sweep_options", "Claim", "TheoryReport", "PowerLawFit",
-           "fit_power_law"]
+__all__ = ["Claim", "TheoryReport", "Study", "crash_claim", "Comparison", "compare", "report_figure", "STYLE",
+           "PowerLawFit", "fit_power_law"]

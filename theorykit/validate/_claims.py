@@ -106,3 +106,9 @@ class TheoryReport:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.claims)
+
+    def _repr_html_(self) -> str:
+        """The claim table with PASS/FAIL per claim as HTML (Jupyter's rich display)."""
+        from .._display import report_html
+
+        return report_html(self)

@@ -1,405 +1,361 @@
 """Numba kernels of the Transformer-MLP contrastive simulator (arrays and scalars only).
 
-Shapes: ``B`` batch, ``L`` tokens per sample, ``d`` input dimension, ``m`` MLP neurons, ``K`` features.
-All floating arrays are float64 and C-contiguous; integer arrays are int64. Kernels write into their
-``out``-style arguments; the public wrappers in :mod:`._model` validate, seed and allocate.
+Layout: a batch of ``B`` inputs of ``L`` tokens in ambient dimension ``d1`` is a 2-d array float64[B L, d1]
+whose row ``n L + r`` is token ``r`` of input ``n``; the views ``X`` and ``Y`` are stacked into one
+float64[2 B L, d1] array, so that the two ``(B L) x d1`` by ``d1 x m`` products of the encoder are one
+BLAS call (``np.dot`` inside numba) and the weight gradient is another. ``m`` is the number of MLP neurons
+and ``K`` the number of features. Floating arrays are float64 and C-contiguous. Kernels write into their
+``out``-style arguments and take no Python objects; the random numbers are drawn outside (numpy
+``Generator``, vectorised, in chunks of steps) and passed in, so a run depends only on its seed and not on the
+chunk size. The public wrappers in :mod:`._model` validate, draw and allocate.
+
+Every kernel releases the GIL (``nogil=True``): replicates of one configuration train in parallel threads.
 """
 
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
+from ._kernels_attention import attention_general, attention_grad, attention_scaled
 
-@njit(cache=True)
-def seed_numba(seed):
-    """Seed numba's internal generator (used by :func:`sample_tokens` and :func:`train_chunk`)."""
-    np.random.seed(seed)
+#: pruning modes of :func:`train_chunk`
+PRUNE_NONE, PRUNE_FORWARD, PRUNE_HARD = 0, 1, 2
+
+#: Scalars of one training run (a record, so the long argument list of :func:`train_chunk` stays readable).
+#: ``sigma`` noise per coordinate; ``beta`` attention score scale (fixed attention); ``tau``, ``lam``, ``eta``,
+#: ``eta_A`` (attention step); ``kappa`` the bias in noise standard deviations; ``prune_rate``;
+#: ``prune_start`` (first masked step); ``prune_every`` (steps between mask updates); ``prune_mode``
+#: (``PRUNE_*``); ``neuron_level`` (1: mask whole neurons); ``train_attention`` (1: train ``A``);
+#: ``n_tokens``; ``record_every``.
+Hyper = namedtuple("Hyper", ["sigma", "beta", "tau", "lam", "eta", "eta_A", "kappa", "prune_rate", "prune_start",
+                             "prune_every", "prune_mode", "neuron_level", "train_attention", "n_tokens",
+                             "record_every"])
 
 
-@njit(cache=True)
-def sample_tokens(M, cum_pi, sigma, X, Y, codes):
-    """Draw ``B`` positive pairs of ``L``-token inputs from the sparse-coding data model.
+# ------------------------------------------------------------------------------------------------ data
+@njit(cache=True, nogil=True)
+def tokens_from_draws(u, xi, M, pi, sigma, XY, Z):
+    """Positive pairs of the sparse-coding model ``x = M z + xi`` from pre-drawn random numbers.
 
-    Each token independently carries feature ``j`` with probability ``pi_j`` (``cum_pi`` is the
-    cumulative sum, length ``K``; the rest of the mass is a feature-free token), with a random sign,
-    plus isotropic Gaussian noise of standard deviation ``sigma`` per coordinate. ``Y`` shares the
-    signed features of ``X`` and carries independent noise.
+    Feature ``j`` of a token is ``+1`` if ``u < pi_j / 2``, ``-1`` if ``pi_j / 2 <= u < pi_j`` and ``0``
+    otherwise (independently per feature, so a token can carry several); both views share ``z`` and get
+    their own noise ``sigma * xi``.
 
     Parameters
     ----------
-    M : float64[K, d]
-        Orthonormal feature directions (rows).
-    cum_pi : float64[K]
-        Cumulative feature probabilities.
+    u : float64[T, K]
+        Uniforms on [0, 1), one per token and feature (``T = B L`` tokens).
+    xi : float64[2, T, d1]
+        Standard normals: the noise of the ``X`` view, then of the ``Y`` view.
+    M : float64[K, d1]
+        Orthonormal feature directions (rows: the columns of the paper's ``d1 x d`` matrix).
+    pi : float64[K]
+        ``Pr(z_j != 0)``.
     sigma : float
         Noise standard deviation per coordinate.
-    X, Y : float64[B, L, d]
-        Output tokens of the two views.
-    codes : int64[B, L]
-        Output signed feature code: ``+-(j + 1)`` for feature ``j``, ``0`` for none.
+    XY : float64[2 T, d1]
+        Output tokens: rows ``0..T-1`` the ``X`` view, rows ``T..2T-1`` the ``Y`` view.
+    Z : float64[T, K]
+        Output signed codes ``z``.
     """
-    B, L, d = X.shape
-    K = M.shape[0]
-    for n in range(B):
-        for r in range(L):
-            u = np.random.random()
-            j = -1
-            for k in range(K):
-                if u < cum_pi[k]:
-                    j = k
-                    break
-            s = 1.0 if np.random.random() < 0.5 else -1.0
-            if j >= 0:
-                codes[n, r] = int(s) * (j + 1)
-                for c in range(d):
-                    X[n, r, c] = s * M[j, c] + sigma * np.random.standard_normal()
-                    Y[n, r, c] = s * M[j, c] + sigma * np.random.standard_normal()
+    T, K = u.shape
+    d1 = M.shape[1]
+    for t in range(T):
+        for c in range(d1):
+            XY[t, c] = sigma * xi[0, t, c]
+            XY[T + t, c] = sigma * xi[1, t, c]
+        for j in range(K):
+            uj = u[t, j]
+            if uj < pi[j]:
+                s = 1.0 if uj < 0.5 * pi[j] else -1.0
+                Z[t, j] = s
+                for c in range(d1):
+                    XY[t, c] += s * M[j, c]
+                    XY[T + t, c] += s * M[j, c]
             else:
-                codes[n, r] = 0
-                for c in range(d):
-                    X[n, r, c] = sigma * np.random.standard_normal()
-                    Y[n, r, c] = sigma * np.random.standard_normal()
+                Z[t, j] = 0.0
 
 
-@njit(cache=True)
-def attention(X, beta, U):
-    """Single-head self-attention with fixed weights ``W_Q^T W_K = beta I``, ``W_V = I``.
+# ------------------------------------------------------------------------------------------------ encoder
+@njit(cache=True, nogil=True)
+def brelu_sum(S, row0, L, bias, H):
+    """``H[n, i] = sum_r BReLU_{b_i}(S[row0 + nL + r, i])``, ``BReLU_b(s) = ReLU(s - b) - ReLU(-s - b)``.
 
-    ``U[n, r] = sum_s softmax_s(beta <x_r, x_s>) x_s`` for ``X``, ``U`` float64[B, L, d].
+    ``S`` float64[*, m] pre-activations, ``bias`` float64[m], ``H`` float64[B, m].
     """
-    B, L, d = X.shape
-    sc = np.empty(L)
-    for n in range(B):
-        for r in range(L):
-            mx = -1e300
-            for s in range(L):
-                acc = 0.0
-                for c in range(d):
-                    acc += X[n, r, c] * X[n, s, c]
-                sc[s] = beta * acc
-                if sc[s] > mx:
-                    mx = sc[s]
-            tot = 0.0
-            for s in range(L):
-                sc[s] = math.exp(sc[s] - mx)
-                tot += sc[s]
-            for c in range(d):
-                U[n, r, c] = 0.0
-            for s in range(L):
-                a = sc[s] / tot
-                for c in range(d):
-                    U[n, r, c] += a * X[n, s, c]
-
-
-@njit(cache=True)
-def attention_general(X, A, U, P):
-    """Single-head self-attention with a general score matrix ``A = W_Q^T W_K`` and ``W_V = I``.
-
-    ``P[n, r, s] = softmax_s(<x_r, A x_s>)`` and ``U[n, r] = sum_s P[n, r, s] x_s``. ``X``, ``U``
-    float64[B, L, d], ``A`` float64[d, d], ``P`` float64[B, L, L] (kept for :func:`attention_grad`).
-    With ``A = beta I`` this equals :func:`attention` up to rounding; the fixed-attention runs keep
-    :func:`attention`, which is cheaper and whose numbers the stored results were made with.
-    """
-    B, L, d = X.shape
-    V = np.empty((L, d))
-    sc = np.empty(L)
-    for n in range(B):
-        # V[s] = A x_s once per sample: the L^2 scores then cost O(d) each instead of O(d^2)
-        for s in range(L):
-            for c in range(d):
-                acc = 0.0
-                for e in range(d):
-                    acc += A[c, e] * X[n, s, e]
-                V[s, c] = acc
-        for r in range(L):
-            mx = -1e300
-            for s in range(L):
-                acc = 0.0
-                for c in range(d):
-                    acc += X[n, r, c] * V[s, c]
-                sc[s] = acc
-                if acc > mx:
-                    mx = acc
-            tot = 0.0
-            for s in range(L):
-                sc[s] = math.exp(sc[s] - mx)
-                tot += sc[s]
-            for c in range(d):
-                U[n, r, c] = 0.0
-            for s in range(L):
-                a = sc[s] / tot
-                P[n, r, s] = a
-                for c in range(d):
-                    U[n, r, c] += a * X[n, s, c]
-
-
-@njit(cache=True)
-def forward(U, W, bias, S, H):
-    """MLP of bilateral-ReLU neurons summed over tokens.
-
-    ``S[n, r, i] = <w_i, U[n, r]>`` and ``H[n, i] = sum_r BReLU_{b_i}(S[n, r, i])`` with
-    ``BReLU_b(s) = ReLU(s - b) - ReLU(-s - b)``. ``U`` float64[B, L, d], ``W`` float64[m, d],
-    ``bias`` float64[m], ``S`` float64[B, L, m], ``H`` float64[B, m].
-    """
-    B, L, d = U.shape
-    m = W.shape[0]
+    B, m = H.shape
     for n in range(B):
         for i in range(m):
             H[n, i] = 0.0
         for r in range(L):
+            t = row0 + n * L + r
             for i in range(m):
-                acc = 0.0
-                for c in range(d):
-                    acc += W[i, c] * U[n, r, c]
-                S[n, r, i] = acc
-                if acc > bias[i]:
-                    H[n, i] += acc - bias[i]
-                elif acc < -bias[i]:
-                    H[n, i] += acc + bias[i]
+                s = S[t, i]
+                b = bias[i]
+                if s > b:
+                    H[n, i] += s - b
+                elif s < -b:
+                    H[n, i] += s + b
 
 
-@njit(cache=True)
-def loss_grad(UX, UY, W, bias, Wsg, bias_sg, tau, lam, SX, HX, SY, HY, grad):
-    """InfoNCE loss with a stop-gradient on the second view, plus ``lam/2 ||W||^2``, and its W-gradient.
+@njit(cache=True, nogil=True)
+def infonce(HX, HY, tau, G):
+    """InfoNCE with a stop-gradient on the ``Y`` view and its gradient in ``f(X)``.
 
-    ``loss = (1/B) sum_n -log softmax_k(<f(X_n), sg f(Y_k)> / tau)[n] + lam/2 ||W||_F^2``; the
-    negatives of ``X_n`` are the other ``Y_k`` in the batch. The biases are treated as constants. The
-    stop-gradient branch ``f(Y)`` is computed with ``Wsg`` / ``bias_sg`` (pass ``W`` / ``bias`` in
-    training; a frozen copy makes the loss a function whose derivative is the returned gradient).
-    ``UX``, ``UY`` float64[B, L, d]; ``W``, ``Wsg``, ``grad`` float64[m, d]; work arrays ``SX``, ``SY``
-    float64[B, L, m], ``HX``, ``HY`` float64[B, m]. Returns the loss (float).
+    ``loss = (1/B) sum_n -log softmax_k(<f(X_n), sg f(Y_k)> / tau)[n]`` (the other ``Y_k`` of the batch are
+    the negatives). Writes ``G[n] = dloss/df(X_n) = (sum_k p_nk f(Y_k) - f(Y_n)) / (tau B)`` (float64[B, m])
+    and returns the loss. ``HX``, ``HY`` float64[B, m].
     """
-    B, L, d = UX.shape
-    m = W.shape[0]
-    forward(UX, W, bias, SX, HX)
-    forward(UY, Wsg, bias_sg, SY, HY)
-    logits = np.empty(B)
-    G = np.empty(m)
-    for i in range(m):
-        for c in range(d):
-            grad[i, c] = lam * W[i, c]
+    B = HX.shape[0]
+    P = np.dot(HX, HY.T)
     loss = 0.0
     for n in range(B):
         mx = -1e300
         for k in range(B):
-            acc = 0.0
-            for i in range(m):
-                acc += HX[n, i] * HY[k, i]
-            logits[k] = acc / tau
-            if logits[k] > mx:
-                mx = logits[k]
+            P[n, k] /= tau
+            mx = max(mx, P[n, k])
         tot = 0.0
         for k in range(B):
-            logits[k] = math.exp(logits[k] - mx)
-            tot += logits[k]
-        loss += -(math.log(logits[n] / tot)) / B
-        # dl/dh(X_n) = (sum_k p_nk h(Y_k) - h(Y_n)) / tau
-        for i in range(m):
-            G[i] = -HY[n, i]
+            tot += math.exp(P[n, k] - mx)
+        loss += (mx + math.log(tot) - P[n, n]) / B
         for k in range(B):
-            p = logits[k] / tot
-            for i in range(m):
-                G[i] += p * HY[k, i]
-        for r in range(L):
-            for i in range(m):
-                s = SX[n, r, i]
-                if s > bias[i] or s < -bias[i]:
-                    g = G[i] / (tau * B)
-                    for c in range(d):
-                        grad[i, c] += g * UX[n, r, c]
-    sq = 0.0
-    for i in range(m):
-        for c in range(d):
-            sq += W[i, c] * W[i, c]
-    return loss + 0.5 * lam * sq
+            P[n, k] = math.exp(P[n, k] - mx) / tot / (tau * B)
+        P[n, n] -= 1.0 / (tau * B)
+    G[:] = np.dot(P, HY)
+    return loss
 
 
-@njit(cache=True)
-def attention_grad(X, UX, P, W, bias, SX, HX, HY, tau, gradA):
-    r"""Gradient of the InfoNCE loss in the attention matrix ``A`` through the ``X`` branch.
+@njit(cache=True, nogil=True)
+def loss_grad_core(UXY, Weff, bias, Wsg, bias_sg, shared, L, tau, S, HX, HY, G, gS, grad):
+    """InfoNCE loss (no L2 term) and its gradient in the forward weights ``Weff`` (float64[m, d1]).
 
-    Uses the forward state left by :func:`loss_grad` (``SX``, ``HX``, ``HY``) and by
-    :func:`attention_general` on ``X`` (``UX``, ``P``). The ``Y`` branch is under the stop-gradient
-    and the biases are constants, as for ``W``; there is no regularisation of ``A``. With
-    :math:`a_{rs} = P[n, r, s]`, the InfoNCE softmax :math:`p_{nk}`, :math:`G_n = \sum_k p_{nk} h(Y_k) - h(Y_n)`
-    and :math:`g_r = \partial\ell/\partial U_r = \sum_{i\ \mathrm{active}} G_{ni} w_i / (\tau B)`,
-
-    .. math:: \partial\ell/\partial A = \sum_{n,r,s} a_{rs}\,(x_s\cdot g_r - U_r\cdot g_r)\, x_r x_s^\top,
-
-    since :math:`U_r\cdot g_r = \sum_{s'} a_{rs'}\, x_{s'}\cdot g_r`. ``X``, ``UX`` float64[B, L, d],
-    ``P`` float64[B, L, L], ``W`` float64[m, d], ``bias`` float64[m], ``SX`` float64[B, L, m], ``HX``,
-    ``HY`` float64[B, m], output ``gradA`` float64[d, d].
+    ``UXY`` float64[2T, d1] are the attention outputs of both views (``X`` first). The ``Y`` view uses
+    ``Wsg`` (float64[m, d1]) with ``bias_sg``; ``shared`` says they are ``Weff`` and ``bias`` (training),
+    which does both views in one BLAS call. The biases are constants.
+    Work arrays: ``S`` float64[2T, m] (pre-activations, ``X`` rows first), ``HX``, ``HY``, ``G``
+    float64[B, m], ``gS`` float64[T, m]; output ``grad`` float64[m, d1]. Returns the loss.
     """
-    B, L, d = X.shape
-    m = W.shape[0]
-    logits = np.empty(B)
-    G = np.empty(m)
-    g = np.empty(d)
-    v = np.empty(d)
-    for c in range(d):
-        for e in range(d):
-            gradA[c, e] = 0.0
-    for n in range(B):
-        # G = dl/dh(X_n) * (1 / (tau B)), recomputed from HX, HY as in loss_grad
-        mx = -1e300
-        for k in range(B):
+    T2 = UXY.shape[0]
+    T = T2 // 2
+    m = Weff.shape[0]
+    if shared:
+        S[:] = np.dot(UXY, Weff.T)
+    else:
+        S[:T] = np.dot(UXY[:T], Weff.T)
+        S[T:] = np.dot(UXY[T:], Wsg.T)
+    brelu_sum(S, 0, L, bias, HX)
+    brelu_sum(S, T, L, bias_sg, HY)
+    loss = infonce(HX, HY, tau, G)
+    for t in range(T):
+        n = t // L
+        for i in range(m):
+            s = S[t, i]
+            gS[t, i] = G[n, i] if (s > bias[i] or s < -bias[i]) else 0.0
+    grad[:] = np.dot(gS.T, UXY[:T])
+    return loss
+
+
+# ------------------------------------------------------------------------------------------------ pruning
+@njit(cache=True, nogil=True)
+def magnitude_mask(W, rate, neuron_level, eligible, mask):
+    """Magnitude-pruning mask: 0 for the ``floor(rate * n_eligible)`` smallest units among the eligible ones.
+
+    A unit is an entry ``W[i, c]`` (``neuron_level = 0``) or a neuron ``w_i`` measured by its norm
+    (``neuron_level = 1``). ``eligible`` float64[m, d1] (1 = may be pruned; 0 stays 0 in ``mask``). The
+    threshold is the k-th smallest magnitude (``np.partition``); units at it are masked too, so ties (of
+    probability zero for continuous weights) can mask more than ``k``. Output ``mask`` float64[m, d1].
+    """
+    m, d1 = W.shape
+    if neuron_level:
+        alive = np.zeros(m, dtype=np.bool_)
+        for i in range(m):
+            for c in range(d1):
+                if eligible[i, c] != 0.0:
+                    alive[i] = True
+        norms = np.empty(m)
+        n_alive = 0
+        for i in range(m):
             acc = 0.0
-            for i in range(m):
-                acc += HX[n, i] * HY[k, i]
-            logits[k] = acc / tau
-            if logits[k] > mx:
-                mx = logits[k]
-        tot = 0.0
-        for k in range(B):
-            logits[k] = math.exp(logits[k] - mx)
-            tot += logits[k]
+            for c in range(d1):
+                acc += (W[i, c] * eligible[i, c]) ** 2
+            norms[i] = math.sqrt(acc)
+            if alive[i]:
+                n_alive += 1
+        k = int(math.floor(rate * n_alive))
+        vals = np.empty(n_alive)
+        j = 0
         for i in range(m):
-            G[i] = -HY[n, i]
-        for k in range(B):
-            p = logits[k] / tot
-            for i in range(m):
-                G[i] += p * HY[k, i]
+            if alive[i]:
+                vals[j] = norms[i]
+                j += 1
+        thr = np.partition(vals, k - 1)[k - 1] if k > 0 else -1.0
         for i in range(m):
-            G[i] /= tau * B
-        for r in range(L):
-            for c in range(d):
-                g[c] = 0.0
-            for i in range(m):
-                s = SX[n, r, i]
-                if s > bias[i] or s < -bias[i]:
-                    for c in range(d):
-                        g[c] += G[i] * W[i, c]
-            ug = 0.0
-            for c in range(d):
-                ug += UX[n, r, c] * g[c]
-            # v = sum_s dl/dz_rs x_s with the softmax Jacobian dl/dz_rs = a_rs (x_s.g - U_r.g)
-            for c in range(d):
-                v[c] = 0.0
-            for s in range(L):
-                xg = 0.0
-                for c in range(d):
-                    xg += X[n, s, c] * g[c]
-                coef = P[n, r, s] * (xg - ug)
-                for c in range(d):
-                    v[c] += coef * X[n, s, c]
-            for c in range(d):
-                xr = X[n, r, c]
-                for e in range(d):
-                    gradA[c, e] += xr * v[e]
+            keep = 1.0 if (alive[i] and norms[i] > thr) else 0.0
+            for c in range(d1):
+                mask[i, c] = keep * eligible[i, c]
+    else:
+        n_alive = 0
+        for i in range(m):
+            for c in range(d1):
+                if eligible[i, c] != 0.0:
+                    n_alive += 1
+        k = int(math.floor(rate * n_alive))
+        vals = np.empty(n_alive)
+        j = 0
+        for i in range(m):
+            for c in range(d1):
+                if eligible[i, c] != 0.0:
+                    vals[j] = abs(W[i, c])
+                    j += 1
+        thr = np.partition(vals, k - 1)[k - 1] if k > 0 else -1.0
+        for i in range(m):
+            for c in range(d1):
+                mask[i, c] = 1.0 if (eligible[i, c] != 0.0 and abs(W[i, c]) > thr) else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def neuron_bias(W, kappa_sigma, bias):
-    """``bias[i] = kappa * sigma * ||w_i||``: the threshold sits ``kappa`` noise standard deviations out."""
-    m, d = W.shape
+    """``bias[i] = kappa sigma ||w_i||``: the threshold sits ``kappa`` noise standard deviations out."""
+    m, d1 = W.shape
     for i in range(m):
         acc = 0.0
-        for c in range(d):
+        for c in range(d1):
             acc += W[i, c] * W[i, c]
         bias[i] = kappa_sigma * math.sqrt(acc)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def project(W, M, proj, noise):
     """``proj[i, j] = <w_i, M_j>`` (float64[m, K]) and ``noise[i]`` = norm of ``w_i`` outside span(M)."""
-    m, d = W.shape
-    K = M.shape[0]
+    proj[:] = np.dot(W, M.T)
+    m, d1 = W.shape
     for i in range(m):
         tot = 0.0
-        for c in range(d):
+        for c in range(d1):
             tot += W[i, c] * W[i, c]
-        fe = 0.0
-        for j in range(K):
-            acc = 0.0
-            for c in range(d):
-                acc += W[i, c] * M[j, c]
-            proj[i, j] = acc
-            fe += acc * acc
-        noise[i] = math.sqrt(max(tot - fe, 0.0))
+        for j in range(M.shape[0]):
+            tot -= proj[i, j] * proj[i, j]
+        noise[i] = math.sqrt(max(tot, 0.0))
 
 
-@njit(cache=True)
-def train_chunk(W, A, mask, M, cum_pi, sigma, beta, tau, lam, eta, eta_A, kappa, B, L, n_steps, record_every,
-                rec_proj, rec_noise, rec_loss, rec_start, train_attention):
-    """Run ``n_steps`` of mini-batch SGD on fresh batches, recording every ``record_every`` steps.
+# ---------------------------------------------------------------------------------------------- training
+@njit(cache=True, nogil=True)
+def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
+    """Run ``u.shape[0]`` SGD steps from global step ``t0`` on the pre-drawn batches ``u``, ``xi``.
 
-    ``W`` float64[m, d] is updated in place and multiplied by ``mask`` (float64[m, d], 0 for pruned
-    weights) after each step. With ``train_attention`` the attention score matrix ``A`` float64[d, d] is
-    trained as well (both gradients at the same point, ``A <- A - eta_A grad_A``, never pruned, updated
-    in place); otherwise the scores are ``beta <x_r, x_s>`` through :func:`attention` and ``A`` is not
-    used. The data stream is the same either way. Records at local steps ``0, record_every, ...`` go to
-    rows ``rec_start, rec_start + 1, ...`` of ``rec_proj`` float64[n_rec, m, K], ``rec_noise``
-    float64[n_rec, m] and ``rec_loss`` float64[n_rec] (loss of the batch drawn at that step).
-    Call :func:`seed_numba` first. Returns the number of rows written.
+    One step (Algorithm 1 of the paper with ``prune_mode = PRUNE_FORWARD``): from step ``prune_start`` on, every
+    ``prune_every`` steps, the mask ``M^(t)`` of the ``prune_rate`` smallest-magnitude weights is recomputed
+    from ``W``; the forward pass uses ``W * M^(t)``; the gradient ``g`` of the InfoNCE loss in those forward
+    weights is applied to every weight, ``W <- (1 - eta lam) W - eta g``. ``PRUNE_HARD`` computes the mask
+    once, at ``prune_start``, and keeps the pruned weights at zero (``W <- ((1 - eta lam) W - eta g) * mask``).
+    The biases are ``kappa sigma ||w_i||`` of the forward weights. With ``train_attention`` the score matrix ``A`` takes
+    the step ``A <- A - eta_A grad_A`` at the same point; otherwise the scores are ``beta <x_r, x_s>``.
+
+    Parameters
+    ----------
+    W : float64[m, d1]
+        Weights, updated in place.
+    A : float64[d1, d1]
+        Attention score matrix (read and updated only with ``train_attention``).
+    mask : float64[m, d1]
+        Current mask (1 = kept), updated in place.
+    M : float64[K, d1]
+    pi : float64[K]
+    u : float64[n_steps, B L, K]
+    xi : float64[n_steps, 2, B L, d1]
+        The random numbers of :func:`tokens_from_draws` for each step.
+    t0 : int
+        Global index of the first step.
+    h : Hyper
+    rec_proj, rec_noise, rec_loss : float64[n_rec, m, K], float64[n_rec, m], float64[n_rec]
+        Records of the forward weights and the batch loss at global steps ``0, record_every, ...`` (row
+        ``t // record_every``).
     """
-    m, d = W.shape
-    K = M.shape[0]
-    X = np.empty((B, L, d))
-    Y = np.empty((B, L, d))
-    UX = np.empty((B, L, d))
-    UY = np.empty((B, L, d))
-    PX = np.empty((B, L, L))
-    PY = np.empty((B, L, L))
-    codes = np.empty((B, L), dtype=np.int64)
-    SX = np.empty((B, L, m))
-    SY = np.empty((B, L, m))
+    n_steps, T, K = u.shape
+    m, d1 = W.shape
+    L = h.n_tokens
+    B = T // L
+    XY = np.empty((2 * T, d1))
+    UXY = np.empty((2 * T, d1))
+    P = np.empty((T, L))
+    PY = np.empty((T, L))
+    Z = np.empty((T, K))
+    S = np.empty((2 * T, m))
     HX = np.empty((B, m))
     HY = np.empty((B, m))
-    grad = np.empty((m, d))
-    gradA = np.empty((d, d))
+    G = np.empty((B, m))
+    gS = np.empty((T, m))
+    grad = np.empty((m, d1))
+    gradA = np.empty((d1, d1))
+    Weff = np.empty((m, d1))
     bias = np.empty(m)
     proj = np.empty((m, K))
     noise = np.empty(m)
-    row = rec_start
-    for step in range(n_steps):
-        sample_tokens(M, cum_pi, sigma, X, Y, codes)
-        if train_attention:
-            attention_general(X, A, UX, PX)
-            attention_general(Y, A, UY, PY)
-        else:
-            attention(X, beta, UX)
-            attention(Y, beta, UY)
-        neuron_bias(W, kappa * sigma, bias)
-        loss = loss_grad(UX, UY, W, bias, W, bias, tau, lam, SX, HX, SY, HY, grad)
-        if train_attention:
-            attention_grad(X, UX, PX, W, bias, SX, HX, HY, tau, gradA)
-        if step % record_every == 0 and row < rec_proj.shape[0]:
-            project(W, M, proj, noise)
-            rec_proj[row] = proj
-            rec_noise[row] = noise
-            rec_loss[row] = loss
-            row += 1
+    ones = np.ones((m, d1))
+    decay = 1.0 - h.eta * h.lam
+    for k in range(n_steps):
+        t = t0 + k
+        if h.prune_mode == PRUNE_FORWARD and t >= h.prune_start and (t - h.prune_start) % h.prune_every == 0:
+            magnitude_mask(W, h.prune_rate, h.neuron_level, ones, mask)
+        elif h.prune_mode == PRUNE_HARD and t == h.prune_start:
+            magnitude_mask(W, h.prune_rate, h.neuron_level, ones, mask)
+            for i in range(m):
+                for c in range(d1):
+                    W[i, c] *= mask[i, c]
         for i in range(m):
-            for c in range(d):
-                W[i, c] = (W[i, c] - eta * grad[i, c]) * mask[i, c]
-        if train_attention:
-            for c in range(d):
-                for e in range(d):
-                    A[c, e] -= eta_A * gradA[c, e]
-    return row - rec_start
+            for c in range(d1):
+                Weff[i, c] = W[i, c] * mask[i, c]
+        neuron_bias(Weff, h.kappa * h.sigma, bias)
+        tokens_from_draws(u[k], xi[k], M, pi, h.sigma, XY, Z)
+        if h.train_attention:
+            attention_general(XY[:T], L, A, UXY[:T], P)
+            attention_general(XY[T:], L, A, UXY[T:], PY)
+        else:
+            attention_scaled(XY[:T], L, h.beta, UXY[:T])
+            attention_scaled(XY[T:], L, h.beta, UXY[T:])
+        loss = loss_grad_core(UXY, Weff, bias, Weff, bias, True, L, h.tau, S, HX, HY, G, gS, grad)
+        if h.train_attention:
+            attention_grad(XY[:T], UXY[:T], P, Weff, bias, S, G, L, gradA)
+        if t % h.record_every == 0:
+            row = t // h.record_every
+            if row < rec_proj.shape[0]:
+                project(Weff, M, proj, noise)
+                rec_proj[row] = proj
+                rec_noise[row] = noise
+                sq = 0.0
+                for i in range(m):
+                    for c in range(d1):
+                        sq += W[i, c] * W[i, c]
+                rec_loss[row] = loss + 0.5 * h.lam * sq
+        hard = h.prune_mode == PRUNE_HARD and t >= h.prune_start
+        for i in range(m):
+            for c in range(d1):
+                w = decay * W[i, c] - h.eta * grad[i, c]
+                W[i, c] = w * mask[i, c] if hard else w
+        if h.train_attention:
+            for c in range(d1):
+                for e in range(d1):
+                    A[c, e] -= h.eta_A * gradA[c, e]
 
 
-@njit(cache=True)
-def encode(X, W, bias, beta, F):
-    """Representations ``F[n] = f(X_n)`` (float64[N, m]) of inputs ``X`` float64[N, L, d]."""
-    N, L, d = X.shape
-    m = W.shape[0]
-    U = np.empty((N, L, d))
-    S = np.empty((N, L, m))
-    attention(X, beta, U)
-    forward(U, W, bias, S, F)
+@njit(cache=True, nogil=True)
+def encode(X, W, bias, beta, L, F):
+    """Representations ``F[n] = f(X_n)`` (float64[N, m]) of tokens ``X`` float64[N L, d1], attention ``beta I``."""
+    U = np.empty_like(X)
+    attention_scaled(X, L, beta, U)
+    S = np.dot(U, W.T)
+    brelu_sum(S, 0, L, bias, F)
 
 
-@njit(cache=True)
-def encode_attention(X, W, bias, A, F):
-    """:func:`encode` with the attention matrix ``A`` float64[d, d] (see :func:`attention_general`)."""
-    N, L, d = X.shape
-    m = W.shape[0]
-    U = np.empty((N, L, d))
-    P = np.empty((N, L, L))
-    S = np.empty((N, L, m))
-    attention_general(X, A, U, P)
-    forward(U, W, bias, S, F)
+@njit(cache=True, nogil=True)
+def encode_attention(X, W, bias, A, L, F):
+    """:func:`encode` with the attention score matrix ``A`` float64[d1, d1] (see :func:`attention_general`)."""
+    U = np.empty_like(X)
+    P = np.empty((X.shape[0], L))
+    attention_general(X, L, A, U, P)
+    S = np.dot(U, W.T)
+    brelu_sum(S, 0, L, bias, F)

@@ -1,8 +1,9 @@
 """numba kernels: minibatch SGD on the linear non-contrastive networks, projected on a fixed eigenbasis.
 
-All arrays are float64 and C-contiguous unless stated. The Gaussian samples are drawn by the caller with a
-``numpy.random.Generator`` (ziggurat, several times faster than numba's per-element ``standard_normal``) in
-chunks of steps and passed in, so the kernel only does arithmetic.
+All arrays are float64 and C-contiguous unless stated. The Gaussian samples are drawn in chunks of steps by
+the particle driver (:func:`theorykit.simulate.run_particles`) and passed in, so the kernel only does
+arithmetic; the driver also records the observables (:func:`project`) between chunks. Every kernel releases
+the GIL, so replicates run in parallel threads.
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ COSINE = 1
 # step compared with plain triple loops, and is on par at d = 32 (benchmarks/bench_sgd.py).
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_nt(A, B, out):
     """``out = A @ B.T`` for ``A`` (m, k), ``B`` (n, k), ``out`` (m, n)."""
     np.dot(A, B.T, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_tn(A, B, out):
     """``out = A.T @ B`` for ``A`` (k, m), ``B`` (k, n), ``out`` (m, n)."""
     np.dot(A.T, B, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_nn(A, B, out):
     """``out = A @ B`` for ``A`` (m, k), ``B`` (k, n), ``out`` (m, n)."""
     np.dot(A, B, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
     """Group-averaged eigen-observables of one state.
 
@@ -76,27 +77,23 @@ def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
             out_tau[g] /= counts[g]
 
 
-@njit(cache=True)
-def sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, keep, lr, E, step0, record_every,
-              acc, n_acc, rec, out_p, out_s, out_tau, out_loss):
-    """Run ``E.shape[0]`` steps of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each), from global step
-    ``step0``, with pre-drawn noise, and record observables.
+@njit(cache=True, nogil=True)
+def sgd_steps(W, Wp, Wt, loss_code, eta_p, eta_s, sigma, alpha_p, keep, lr, symmetric, E, out_loss):
+    """Run ``E.shape[0]`` steps of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each) with pre-drawn noise.
 
     ``E``: (m, n_draw, batch, d) standard normals, per step ``x = E[s, 0]`` and (``n_draw = 3``) the views
     ``x + sigma * E[s, 1]``, ``x + sigma * E[s, 2]``; with ``n_draw = 1`` both views are ``x`` (``sigma = 0``).
     ``u = Wp W x1``, ``v = Wt x2``; loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``,
-    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``,
-    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
+    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta_p Wp)``, ``W -= lr (dL/dW + eta_s W)``,
+    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam). ``symmetric``: the predictor
+    gradient is symmetrised, ``(dL/dWp + dL/dWp^T) / 2``, so a symmetric ``Wp`` stays symmetric.
 
-    ``out_p, out_s, out_tau``: (n_rec, n_groups) group means of the eigen-observables at steps 0,
-    record_every, ... (row 0 is written by the caller); ``out_loss``: (n_rec,) the mean minibatch loss per
-    mode (loss / d: the per-mode Euclidean loss, or minus the cosine) since the previous record (entry 0:
-    first batch). ``acc, n_acc`` (loss sum and count since the last record) and ``rec`` (next row) carry
-    the state between calls; returns their new values.
+    ``out_loss``: (m,) float64, written with each step's mean minibatch loss per mode (loss / d: the per-mode
+    Euclidean loss, or minus the cosine), evaluated before the step's update.
     """
     m, n_draw, batch, d = E.shape
-    X1 = np.empty((batch, d))
-    X2 = np.empty((batch, d))
+    V1 = np.empty((batch, d))
+    V2 = np.empty((batch, d))
     G = np.empty((batch, d))
     Z = np.empty((batch, d))
     Uo = np.empty((batch, d))
@@ -105,11 +102,12 @@ def sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, kee
     gWp = np.empty((d, d))
     gW = np.empty((d, d))
     for s in range(m):
-        step = step0 + s
-        if n_draw == 1:
-            X1[:, :] = E[s, 0]
-            X2[:, :] = E[s, 0]
+        if n_draw == 1:  # both views are the clean sample
+            X1 = E[s, 0]
+            X2 = X1
         else:
+            X1 = V1
+            X2 = V2
             for b in range(batch):
                 for i in range(d):
                     xi = E[s, 0, b, i]
@@ -141,24 +139,18 @@ def sgd_steps(W, Wp, Wt, U, group, n_groups, loss_code, eta, sigma, alpha_p, kee
                 for i in range(d):
                     G[b, i] = d * (-V[b, i] / (nu * nv) + c * Uo[b, i] / (nu2 * nu * nv))
                 lsum += -d * c / (nu * nv)
-        acc += lsum / (batch * d)
-        n_acc += 1
-        if step == 0:
-            out_loss[0] = lsum / (batch * d)
+        out_loss[s] = lsum / (batch * d)
         matmul_tn(G, Z, gWp)    # batch * dL/dWp = G^T Z
         matmul_nn(G, Wp, H)     # H = G Wp, batch * dL/dW = H^T X1
         matmul_tn(H, X1, gW)
-        for i in range(d):
+        if symmetric:
+            for i in range(d):
+                for k in range(i + 1, d):
+                    gWp[i, k] = 0.5 * (gWp[i, k] + gWp[k, i])
+                    gWp[k, i] = gWp[i, k]
+        for i in range(d):  # Wt may be W itself (SimSiam target, keep = 0): it reads w after W is written
             for k in range(d):
-                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta * Wp[i, k])
-                W[i, k] -= lr * (gW[i, k] / batch + eta * W[i, k])
-        for i in range(d):
-            for k in range(d):
-                Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * W[i, k]
-        if (step + 1) % record_every == 0:
-            project(W, Wp, Wt, U, group, n_groups, out_p[rec], out_s[rec], out_tau[rec])
-            out_loss[rec] = acc / n_acc
-            acc = 0.0
-            n_acc = 0
-            rec += 1
-    return acc, n_acc, rec
+                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta_p * Wp[i, k])
+                w = W[i, k] - lr * (gW[i, k] / batch + eta_s * W[i, k])
+                W[i, k] = w
+                Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * w

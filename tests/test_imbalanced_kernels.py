@@ -1,0 +1,113 @@
+"""The imbalanced-data SGD kernels against the numpy reference of benchmarks/bench_imbalanced.py, step by step:
+plain SGD, Algorithm 1's forward-mask pruning and one-shot hard pruning; replicates in threads and chunking do
+not change a run."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from theorykit.theories import imbalanced_pruning as ip
+from theorykit.theories.imbalanced_pruning import _kernels as K
+from theorykit.theories.imbalanced_pruning import _model as mdl
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_imbalanced.py"
+SMALL = ip.Config(d1=12, n_major=2, n_minor=2, p=0.3, eps_min=0.5, width=9, n_tokens=3, batch=6, tau=0.7, lam=0.05,
+                  eta=0.3, steps=8, record_every=1, init_scale=1.0)
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("_bench_imbalanced", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _kernel_steps(cfg, W0, draws):
+    """Run the kernel over the given per-step draws; returns the weights and the mask after every step."""
+    W, mask, A = W0.copy(), np.ones_like(W0), cfg.initial_attention()
+    M = ip.feature_matrix(cfg)
+    n_rec = cfg.steps + 1
+    rec = np.zeros((n_rec, cfg.width, cfg.d)), np.zeros((n_rec, cfg.width)), np.zeros(n_rec)
+    out = []
+    for t, (u, xi) in enumerate(draws):
+        K.train_chunk(W, A, mask, M, cfg.feature_probs(), u[None], xi[None], t, mdl.hyper(cfg), *rec)
+        out.append((W.copy(), mask.copy()))
+    return out
+
+
+def _reference_steps(bench, cfg, W0, draws):
+    W, mask = W0.copy(), np.ones_like(W0)
+    M = ip.feature_matrix(cfg)
+    out = []
+    for t, (u, xi) in enumerate(draws):
+        W, mask = bench.numpy_algorithm1_step(W, mask, t, u, xi, cfg, M)
+        out.append((W.copy(), mask.copy()))
+    return out
+
+
+def _draws(cfg, seed):
+    rng = np.random.default_rng(seed)
+    u, xi = mdl.draw_batches(cfg, cfg.steps, cfg.batch, rng, rng)
+    return list(zip(u, xi))
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("prune", [None, "forward_mask", "hard"])
+def test_sgd_kernel_matches_numpy_reference_step_by_step(prune):
+    bench = _bench()
+    cfg = SMALL if prune is None else SMALL.with_(prune=prune, prune_rate=0.4, prune_at=0.3, prune_every=2)
+    W0 = bench.initial_weights(cfg, 1)
+    draws = _draws(cfg, 2)
+    got, ref = _kernel_steps(cfg, W0, draws), _reference_steps(bench, cfg, W0, draws)
+    scale = np.max(np.abs(W0))
+    for t, ((W, mask), (W_ref, mask_ref)) in enumerate(zip(got, ref)):
+        np.testing.assert_array_equal(mask, mask_ref, err_msg=f"mask after step {t}")
+        np.testing.assert_allclose(W, W_ref, rtol=0, atol=1e-12 * scale, err_msg=f"weights after step {t}")
+    W_first = got[0][0]
+    assert not np.allclose(W_first, W0)  # the steps did move the weights
+    if prune is not None:
+        start = cfg.prune_step
+        assert start == 2 and np.all(got[start - 1][1] == 1) and (got[start][1] == 0).sum() == int(0.4 * W0.size)
+        masked = got[-1][1] == 0
+        if prune == "forward_mask":  # Algorithm 1: masked weights keep their values and still receive gradients
+            assert np.all(got[-1][0][masked] != 0)
+            always = np.all([m == 0 for _, m in got[start:]], axis=0)
+            assert always.sum() > 0
+            decay_only = (1 - cfg.eta * cfg.lam) ** (cfg.steps - start) * got[start - 1][0]
+            assert np.max(np.abs(got[-1][0][always] - decay_only[always])) > 1e-6
+        else:  # hard pruning: masked weights are zero for good and the mask never changes
+            assert np.all(got[-1][0][masked] == 0)
+            assert np.array_equal(got[-1][1], got[start][1])
+
+
+@pytest.mark.numba
+def test_forward_mask_is_recomputed_on_schedule():
+    bench = _bench()
+    cfg = SMALL.with_(prune="forward_mask", prune_rate=0.5, prune_at=0.25, prune_every=3, steps=12)
+    W0 = bench.initial_weights(cfg, 3)
+    got = _kernel_steps(cfg, W0, _draws(cfg, 4))
+    start = cfg.prune_step
+    for t in range(start, cfg.steps):
+        W_before = W0 if t == 0 else got[t - 1][0]
+        if (t - start) % cfg.prune_every == 0:
+            np.testing.assert_array_equal(got[t][1], ip.magnitude_prune(W_before, cfg.prune_rate))
+        else:
+            np.testing.assert_array_equal(got[t][1], got[t - 1][1])
+
+
+@pytest.mark.numba
+def test_train_is_independent_of_chunking_and_threads(monkeypatch):
+    cfg = ip.Config(d1=10, n_major=2, n_minor=1, width=6, batch=5, steps=30, record_every=5, prune_rate=0.3)
+    runs = ip.train_replicates(cfg, [3, 4, 5], threads=2)
+    for s, run in zip([3, 4, 5], runs):
+        one = ip.train(cfg, s)
+        np.testing.assert_array_equal(run.W, one.W)
+        np.testing.assert_array_equal(run.proj, one.proj)
+    monkeypatch.setattr(mdl, "_CHUNK_DRAWS", 1)  # one step per chunk
+    chunked = ip.train(cfg, 3)
+    np.testing.assert_array_equal(chunked.W, runs[0].W)
+    np.testing.assert_array_equal(chunked.loss, runs[0].loss)
