@@ -158,6 +158,56 @@ def test_analysis_never_labels_bad_arithmetic_a_result(bad_systems, capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_roots_at_a_non_differentiable_point_get_no_stability_label(backend, capfd):
+    """sqrt(s) - s and -sqrt(s): Newton stops a hair above s = 0, where the Jacobian 1/(2 sqrt(s)) is finite
+    but huge and inf at s = 0 itself; that root is non-hyperbolic with nan eigenvalues, never "stable"."""
+    from theorykit.analysis import find_fixed_points, linearize
+
+    up = compile_system(make_system(["s"], ["sqrt(s) - s"], [], name="sqrt_minus_s"), backend=backend)
+    down = compile_system(make_system(["s"], ["-sqrt(s)"], [], name="minus_sqrt_s"), backend=backend)
+    (one, zero) = find_fixed_points(up, {}, bounds=(-1.0, 2.0))
+    assert one.kind == "stable node" and one.stable and one.y[0] == pytest.approx(1.0, abs=1e-12)
+    assert abs(zero.y[0]) < 1e-10 and zero.kind == "non-hyperbolic" and not zero.stable
+    assert np.all(np.isnan(zero.eigenvalues))
+    (edge,) = find_fixed_points(down, {}, bounds=(0.0, 2.0))
+    assert abs(edge.y[0]) < 1e-10 and edge.kind == "non-hyperbolic" and not edge.stable
+    for s in (0.0, 1e-30):
+        fp = linearize(down, [s], {})
+        assert fp.kind == "non-hyperbolic" and not fp.stable and np.all(np.isnan(fp.eigenvalues)), s
+    smooth = linearize(down, [0.25], {})  # away from s = 0 the linearisation stands: f' = -1/(2 sqrt(s)) = -1
+    assert smooth.kind == "stable node" and smooth.eigenvalues[0] == pytest.approx(-1.0, rel=1e-12)
+    # s^(3/2) - s is differentiable up to the domain's edge s = 0 (f' -> -1): a root just above it keeps its label
+    edge_ok = compile_system(make_system(["s"], ["s*sqrt(s) - s"], [], name="s_three_halves"), backend=backend)
+    fp = linearize(edge_ok, [1e-14], {})
+    assert fp.kind == "stable node" and fp.stable and fp.eigenvalues[0] == pytest.approx(-1.0, abs=1e-6)
+    assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bifurcation_starts_with_a_non_finite_jacobian_are_refused(backend):
+    """x sqrt(x^2 + y^2) has the Jacobian 0/0 = nan at the origin: fold, Hopf and cycle starts there are one
+    InvalidParameterError naming the start, not a LinAlgError from the eigen-decomposition."""
+    from theorykit.analysis import continue_cycles, continue_fold, continue_hopf, find_fixed_points, hopf_normal_form
+    from theorykit.errors import InvalidParameterError
+
+    r = "sqrt(x*x + y*y)"
+    csys = compile_system(make_system(["x", "y"], [f"m*x - y - x*{r}", f"x + m*y - y*{r}"], ["m", "k"],
+                                      name="hopf_with_a_kink"), backend=backend)
+    prm = {"m": 0.0, "k": 0.0}
+    (origin,) = find_fixed_points(csys, prm, guesses=[[0.0, 0.0]], n_starts=0)
+    assert origin.kind == "non-hyperbolic" and not origin.stable
+    calls = {"hopf_normal_form": lambda: hopf_normal_form(csys, [0.0, 0.0], prm),
+             "continue_hopf": lambda: continue_hopf(csys, [0.0, 0.0], prm, free=("m", "k"),
+                                                    bounds={"m": (-1, 1), "k": (-1, 1)}),
+             "continue_fold": lambda: continue_fold(csys, [0.0, 0.0], prm, free=("m", "k"),
+                                                    bounds={"m": (-1, 1), "k": (-1, 1)}),
+             "continue_cycles": lambda: continue_cycles(csys, [0.0, 0.0], prm, "m", (-1.0, 1.0))}
+    for name, call in calls.items():
+        with pytest.raises(InvalidParameterError, match=r"start: the Jacobian is not finite at \[0.0, 0.0\]"):
+            call()
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("argv", [["noncontrastive.cosine_reduced", "-p", "nu_u=0", "--t-final", "1"],
                                   ["reference.saddle_node", "-p", "r=-1e308"],

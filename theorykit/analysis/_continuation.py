@@ -26,7 +26,8 @@ from scipy.optimize import brentq
 
 from .._checks import check_int, check_range
 from ..errors import InvalidParameterError
-from ._fixed_points import FixedPoint, _Evaluator, _frozen, _solve_linear, _sorted_eigenvalues, classify_eigenvalues, newton
+from ._fixed_points import (FixedPoint, _Evaluator, _frozen, _solve_linear, _sorted_eigenvalues, classify_eigenvalues,
+                            newton, require_finite_jacobian)
 
 SPECIAL_KINDS = ("fold", "branch_point", "hopf")
 
@@ -323,9 +324,7 @@ def continue_branch(csys, start, params, param: str = "r", bounds: tuple[float, 
         eigs.append(eig)
 
     u = np.r_[y0, lam0]
-    if not np.all(np.isfinite(prob.Fu(u))):
-        raise InvalidParameterError(f"start: the Jacobian is not finite at the equilibrium {y0.tolist()} at "
-                                    f"{param}={lam0}; continuation needs a differentiable right-hand side there")
+    require_finite_jacobian(prob.Fu(u), y0, f"{param}={lam0}", "continuation")
     t = prob.tangent(u, None, direction)
     psi, eig = prob.tests(u, t)
     record(u, eig)

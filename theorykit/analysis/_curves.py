@@ -42,7 +42,7 @@ from .._checks import check_int, check_range
 from ..errors import InvalidParameterError
 from . import _arclength as A
 from ._continuation import Branch, SpecialPoint
-from ._fixed_points import FixedPoint, _Evaluator, _frozen, _sorted_eigenvalues
+from ._fixed_points import FixedPoint, _Evaluator, _frozen, _sorted_eigenvalues, require_finite_jacobian
 
 CURVE_KINDS = ("fold", "hopf")
 #: codimension-two points each curve detects
@@ -301,7 +301,8 @@ def _point_and_params(csys, point, params) -> tuple[np.ndarray, np.ndarray]:
 
 def start_from(csys, start, params, kind: str, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(y, packed params)`` at a start; a :class:`Branch` gives its ``index``-th special point of ``kind``
-    with the branch's parameters and the located value of its continuation parameter."""
+    with the branch's parameters and the located value of its continuation parameter. A start where the
+    Jacobian is not finite is refused (:class:`InvalidParameterError`): eigenvectors need a finite one."""
     if isinstance(start, Branch):
         pts = start.special(kind)
         if not pts:
@@ -310,8 +311,12 @@ def start_from(csys, start, params, kind: str, index: int = 0) -> tuple[np.ndarr
         index = check_int("index", index, 0, len(pts) - 1)
         base = dict(start.params) if params is None else dict(zip(csys.param_names, csys.pack_params(params)))
         base[start.param] = pts[index].param_value
-        return np.array(pts[index].y, dtype=np.float64), csys.pack_params(base)
-    return _point_and_params(csys, start, params)
+        y, prm = np.array(pts[index].y, dtype=np.float64), csys.pack_params(base)
+    else:
+        y, prm = _point_and_params(csys, start, params)
+    require_finite_jacobian(_Evaluator(csys, prm).J(y), y, dict(zip(csys.param_names, prm.tolist())),
+                            f"a {kind} start")
+    return y, prm
 
 
 def free_pair(csys, free, what: str = "free") -> tuple[tuple[str, str], int, int]:

@@ -35,7 +35,8 @@ class FixedPoint:
     kind : str
         One of :data:`KINDS`. ``"center"`` and ``"non-hyperbolic"`` mean some eigenvalue has
         ``|Re| <= eig_tol`` (linear stability is then inconclusive); ``"non-hyperbolic"`` with nan
-        eigenvalues means the Jacobian is not finite at ``y``.
+        eigenvalues means the Jacobian is not finite at ``y`` or next to it (a root at the edge of the
+        right-hand side's domain or at a point where it is not differentiable, e.g. ``sqrt(s)`` at ``s = 0``).
     stable : bool
         Every eigenvalue has real part ``< -eig_tol`` (linearly asymptotically stable).
     residual : float
@@ -203,6 +204,42 @@ def newton(fun, jac, y0: np.ndarray, *, tol: float = 1e-10, max_iter: int = 100,
     return y, res, res <= tol, last
 
 
+def _differentiable_around(ev: _Evaluator, y: np.ndarray, J: np.ndarray, rel_step: float = 1e-10,
+                           rel_change: float = 1e-4) -> bool:
+    """Whether the Jacobian ``J`` at ``y`` describes ``f`` around ``y``: at ``y ± h e_i`` (``h = rel_step (1 +
+    |y_i|)``) the Jacobian is finite on at least one side of every state and, wherever finite, within
+    ``rel_change (1 + max|J|)`` of ``J`` (max norm).
+
+    A root a hair away from a point where ``f`` is not differentiable (Newton stops at ``s ~ 1e-21`` for
+    ``sqrt(s) - s``, where ``J ~ 1e10`` and inf at ``s = 0``) has a finite Jacobian that says nothing about the
+    equilibrium; a step ``h`` away it differs by orders of magnitude. A root at the edge of the domain with a
+    finite one-sided derivative (``s^(3/2)`` at ``s = 1e-14``) keeps its label: its neighbours outside the
+    domain are nan, the others agree.
+    """
+    bound = rel_change * (1.0 + float(np.max(np.abs(J))))
+    for i in range(y.size):
+        finite_sides = 0
+        for sign in (-1.0, 1.0):
+            z = y.copy()
+            z[i] += sign * rel_step * (1.0 + abs(y[i]))
+            Jz = ev.J(z)
+            if np.all(np.isfinite(Jz)):
+                finite_sides += 1
+                if float(np.max(np.abs(Jz - J))) > bound:
+                    return False
+        if finite_sides == 0:
+            return False
+    return True
+
+
+def require_finite_jacobian(J: np.ndarray, y: np.ndarray, where: str, what: str) -> None:
+    """Raise :class:`InvalidParameterError` if the Jacobian ``J`` at the start ``y`` is not finite (``where``:
+    the parameter values, ``what``: the computation that needs a differentiable right-hand side there)."""
+    if not np.all(np.isfinite(J)):
+        raise InvalidParameterError(f"start: the Jacobian is not finite at {y.tolist()} at {where}; {what} needs "
+                                    "a right-hand side that is differentiable there")
+
+
 def linearize(csys, y, params, *, eig_tol: float = 1e-8, _ev: _Evaluator | None = None) -> FixedPoint:
     """The :class:`FixedPoint` record (eigenvalues, class) of ``csys`` at the point ``y``.
 
@@ -211,7 +248,7 @@ def linearize(csys, y, params, *, eig_tol: float = 1e-8, _ev: _Evaluator | None 
     ev = _ev or _Evaluator(csys, params)
     y = csys.pack_state(y) if isinstance(y, Mapping) else check_finite_array("y", y, shape=(csys.n_states,))
     J = ev.J(y)
-    if np.all(np.isfinite(J)):
+    if np.all(np.isfinite(J)) and _differentiable_around(ev, y, J):
         eig = _sorted_eigenvalues(J)
         kind, stable = classify_eigenvalues(eig, eig_tol)
     else:  # f is not differentiable here (e.g. sqrt at 0): no linearisation, stability undecided
