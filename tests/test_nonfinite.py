@@ -208,6 +208,25 @@ def test_bifurcation_starts_with_a_non_finite_jacobian_are_refused(backend):
             call()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_phase_portraits_draw_bad_arithmetic_as_gaps(bad_systems, backend, tmp_path):
+    """-x/r at r = 0 (nan or inf everywhere) and r = -1e308 (finite, near the largest float): the portraits
+    are written without an exception or a warning (the numpy backend's scalar division used to warn)."""
+    import warnings
+
+    from theorykit.analysis import plot_phase_portrait
+    from theorykit.theories.reference import saddle_node
+
+    plane = compile_system(make_system(["x", "y"], ["-x/r", "y - x"], ["r"], name="bad_plane"), backend=backend)
+    cases = [(bad_systems[("division by zero", backend)], {"r": 0.0}), (plane, {"r": 0.0}),
+             (compile_system(saddle_node(), backend=backend), {"r": -1e308})]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k, (csys, prm) in enumerate(cases):
+            plot_phase_portrait(csys, prm, path=tmp_path / f"portrait_{k}.png")
+            assert (tmp_path / f"portrait_{k}.png").stat().st_size > 0
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("argv", [["noncontrastive.cosine_reduced", "-p", "nu_u=0", "--t-final", "1"],
                                   ["reference.saddle_node", "-p", "r=-1e308"],

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import InvalidParameterError
+from ..solve._solve import guarded
 from ._continuation import Branch
 from ._curves import BifurcationCurve
 from ._cycles import CycleBranch
@@ -43,7 +44,8 @@ def _finish(fig, path) -> Any:
     if path is not None:
         from .._io import atomic_path
 
-        with atomic_path(path) as tmp:
+        # huge but finite values (a parameter of 1e308) overflow in matplotlib's tick arithmetic: harmless there
+        with atomic_path(path) as tmp, np.errstate(over="ignore", invalid="ignore"):
             fig.savefig(tmp, dpi=DPI, format=Path(path).suffix.lstrip(".") or "png")
     return fig
 
@@ -140,13 +142,19 @@ def plot_phase_portrait(csys, params=None, *, states: Sequence[str | int] | None
     fig, ax = _new_axes(ax)
     out = np.empty(n)
     y = base.copy()
+    rhs_into = guarded(csys.rhs_into)  # bad arithmetic leaves nan (a gap in the drawing), never an exception
+
+    def rhs(yv: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            rhs_into(0.0, yv, p, out)
+        return np.where(np.isfinite(out), out, np.nan)
+
     if j is None:
         xs = np.linspace(win[0, 0], win[0, 1], n_grid)
         fx = np.empty_like(xs)
         for k, xv in enumerate(xs):
             y[0] = xv
-            csys.rhs_into(0.0, y, p, out)
-            fx[k] = out[0]
+            fx[k] = rhs(y)[0]
         ax.axhline(0.0, color="0.6", lw=0.8)
         ax.plot(xs, fx, color="C0", lw=1.8, label=f"d{names[0]}/dt")
         _mark_fixed_points(ax, fixed_points, 0, None)
@@ -161,9 +169,7 @@ def plot_phase_portrait(csys, params=None, *, states: Sequence[str | int] | None
             y[j] = yv
             for b, xv in enumerate(xs):
                 y[i] = xv
-                csys.rhs_into(0.0, y, p, out)
-                U[a, b] = out[i]
-                V[a, b] = out[j]
+                U[a, b], V[a, b] = rhs(y)[[i, j]]
         step = max(1, n_grid // max(int(n_arrows), 2))
         Us, Vs = U[::step, ::step], V[::step, ::step]
         with np.errstate(invalid="ignore", over="ignore"):
