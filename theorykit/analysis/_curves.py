@@ -302,7 +302,8 @@ def _point_and_params(csys, point, params) -> tuple[np.ndarray, np.ndarray]:
 def start_from(csys, start, params, kind: str, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(y, packed params)`` at a start; a :class:`Branch` gives its ``index``-th special point of ``kind``
     with the branch's parameters and the located value of its continuation parameter. A start where the
-    Jacobian is not finite is refused (:class:`InvalidParameterError`): eigenvectors need a finite one."""
+    Jacobian is not finite is refused (:class:`~theorykit.errors.InvalidParameterError`): eigenvectors need
+    a finite one."""
     if isinstance(start, Branch):
         pts = start.special(kind)
         if not pts:

@@ -233,8 +233,9 @@ def _differentiable_around(ev: _Evaluator, y: np.ndarray, J: np.ndarray, rel_ste
 
 
 def require_finite_jacobian(J: np.ndarray, y: np.ndarray, where: str, what: str) -> None:
-    """Raise :class:`InvalidParameterError` if the Jacobian ``J`` at the start ``y`` is not finite (``where``:
-    the parameter values, ``what``: the computation that needs a differentiable right-hand side there)."""
+    """Raise :class:`~theorykit.errors.InvalidParameterError` if the Jacobian ``J`` at the start ``y`` is not
+    finite (``where``: the parameter values, ``what``: the computation that needs a differentiable right-hand
+    side there)."""
     if not np.all(np.isfinite(J)):
         raise InvalidParameterError(f"start: the Jacobian is not finite at {y.tolist()} at {where}; {what} needs "
                                     "a right-hand side that is differentiable there")

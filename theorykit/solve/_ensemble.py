@@ -76,7 +76,8 @@ def ensemble_bytes(n_traj: int, n_t: int, n_states: int, n_params: int) -> int:
 
 
 def check_memory(needed: int, max_memory: float | None, what: str, remedy: str) -> None:
-    """Raise :class:`InvalidParameterError` if ``needed`` bytes exceed ``max_memory`` (default: what is available)."""
+    """Raise :class:`~theorykit.errors.InvalidParameterError` if ``needed`` bytes exceed ``max_memory``
+    (default: what is available)."""
     if max_memory is not None:
         limit, source = check_range("max_memory", max_memory, 0.0, math.inf, low_open=True), "max_memory"
     else:
@@ -155,7 +156,7 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
     max_memory : float, optional
         Bytes the ensemble may allocate (default: the memory available to this process). The result is
         allocated at once (``y`` has ``n * n_t * n_state`` floats); beyond the limit an
-        :class:`InvalidParameterError` names the size instead.
+        :class:`~theorykit.errors.InvalidParameterError` names the size instead.
     inline : {"auto", True, False}
         Use a driver compiled for this system with its right-hand side inlined (numba backend, systems from
         ``compile_system``); its first compilation takes about as long as the generic driver's, and it
