@@ -238,3 +238,15 @@ def test_cli_reports_a_failure_status(argv, tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
     assert "status NON_FINITE" in proc.stdout or "status STEP_SIZE_UNDERFLOW" in proc.stdout, proc.stdout
+
+
+def test_cli_fixed_points_of_an_undefined_right_hand_side_fail(tmp_path, capsys):
+    """nu_u = 0 makes the cosine system nan everywhere: no fixed point, said so, exit status 1."""
+    from theorykit.cli import main
+
+    args = ["fixed-points", "noncontrastive.cosine_reduced", "--n-starts", "4"]
+    assert main([*args, "-p", "nu_u=0", "--out", str(tmp_path / "bad")]) == 1
+    out = capsys.readouterr().out
+    assert "0 fixed point(s)" in out and "not finite (nan/inf)" in out
+    assert main([*args, "--out", str(tmp_path / "good")]) == 0
+    assert "not finite" not in capsys.readouterr().out

@@ -51,13 +51,16 @@ def _search_box(builtin, csys, scale: float | None) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- fixed-points
 def _cmd_fixed_points(args) -> int:
     from .._io import save_result
-    from ..analysis import find_fixed_points, plot_phase_portrait
+    from ..analysis import find_fixed_points, linearize, plot_phase_portrait
 
     out = _out_dir(args, "fixed-points")
     builtin, csys, params = system_and_params(args)
     box = _search_box(builtin, csys, args.scale)
+    first = csys.pack_state(builtin.y0) if builtin.y0 else box.mean(axis=1)
     fps = find_fixed_points(csys, params, n_starts=args.n_starts, bounds=box, seed=args.seed,
-                            guesses=csys.pack_state(builtin.y0)[None, :] if builtin.y0 else None)
+                            guesses=first[None, :] if builtin.y0 else None)
+    # no equilibrium because f is nan/inf (x/0, sqrt of a negative number) is a failure, not an empty answer
+    undefined = not fps and not np.isfinite(linearize(csys, first, params).residual)
     out.mkdir(parents=True, exist_ok=True)
     n = csys.n_states
     arrays = {"y": np.array([fp.y for fp in fps]).reshape(-1, n),
@@ -70,6 +73,9 @@ def _cmd_fixed_points(args) -> int:
     for fp in fps:
         ev = ", ".join(f"{e.real:.4g}{e.imag:+.4g}j" if e.imag else f"{e.real:.4g}" for e in fp.eigenvalues)
         print(f"  {_fmt_y(csys.state_names, fp.y):40s} {fp.kind:16s} eigenvalues [{ev}]")
+    if undefined:
+        print(f"  the right-hand side is not finite (nan/inf) at the search's first point "
+              f"{_fmt_y(csys.state_names, first)}: check the parameters")
     if args.symbolic:
         from ..analysis import symbolic_fixed_points
 
@@ -85,7 +91,7 @@ def _cmd_fixed_points(args) -> int:
                             path=out / "phase_portrait.png")
         written.append(out / "phase_portrait.png")
     print("wrote " + ", ".join(str(p) for p in written))
-    return 0
+    return 1 if undefined else 0
 
 
 # ------------------------------------------------------------------------------------------- continue
