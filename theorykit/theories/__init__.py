@@ -64,7 +64,7 @@ BUILTIN_THEORIES: dict[str, str] = {
     "noncontrastive": "theorykit.theories.noncontrastive",
     "contrastive_highdim": "theorykit.theories._legacy:contrastive_highdim",
     "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
-    "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",
+    "imbalanced_pruning": "theorykit.theories.imbalanced_pruning",
 }
 
 _registered: dict[str, Theory] = {}

@@ -46,12 +46,3 @@ barlow_ntk = LegacyTheory(
      "weights_in_width_independent_ball", "representation_gap_rate", "finite_time_convergence",
      "kernel_model_loss_agreement", "generalization_bound_holds", "generalization_bound_within_factor",
      "symbolic_gradient_matches_numba"))
-imbalanced_pruning = LegacyTheory(
-    "imbalanced_pruning", "Contrastive learning under imbalanced data and magnitude pruning",
-    ("Liao, Zhou, Zhang, Wang & Zhang (arXiv 2602.10357)",),
-    ("projected_gradient_vs_monte_carlo", "stage1_time_vs_population_flow", "stage2_time_vs_population_flow",
-     "stage3_time_vs_population_flow", "three_stages_detected", "stage_times_scale_as_1_over_eta",
-     "minority_stage1_later_as_predicted", "minority_smaller_magnitude", "minority_fewer_neurons",
-     "pruning_more_minority_neurons", "pruning_raises_minority_max_cosine", "pruning_lowers_downstream_error",
-     "hard_pruning_effect_predicted_by_population_descent", "minority_coefficient_independent_of_eps",
-     "specialised_neurons_scale_as_m_over_d", "stage1_d1_exponent_vs_population_flow"))
