@@ -8,7 +8,7 @@ import pytest
 from numba import njit
 
 from theorykit.errors import InvalidParameterError
-from theorykit.simulate import NoiseStream, ParticleRun, SimulationCancelled, run_particles
+from theorykit.simulate import NoiseStream, ParticleRun, SimulationCancelled, map_threads, run_particles
 from theorykit.validate import compare
 
 
@@ -103,3 +103,12 @@ def test_compare_pairs_states_observables_and_interval_means():
     assert cmp.max_error() == max(cmp.errors.values()) and 0 < cmp.errors["x"] < 0.01
     with pytest.raises(InvalidParameterError, match="record times"):
         compare(solve(csys, {"x": 1.0}, (0.0, 0.5), {"rate": 0.5}, t_eval=np.linspace(0, 0.5, 4)), run, ("x",))
+
+
+def test_map_threads_keeps_order_and_checks_threads():
+    assert map_threads(lambda x: x * x, range(7), threads=3) == [x * x for x in range(7)]
+    assert map_threads(lambda x: -x, [4]) == [-4]
+    with pytest.raises(InvalidParameterError, match="threads"):
+        map_threads(abs, [1, 2], threads=0)
+    with pytest.raises(ZeroDivisionError):
+        map_threads(lambda x: 1 / x, [1, 0], threads=2)

@@ -9,10 +9,10 @@ once, permanently. See ``derivations/imbalanced_pruning.md`` for what is the pap
 
 Files: :mod:`._config` holds the settings of a run; :mod:`._symbolic` derives the population gradient of a
 neuron, the softmax saturation and the coupled population flow (SymPy); :mod:`._analysis` compiles and solves
-them, iterates the pruned population descent and detects the stages; :mod:`._kernels` holds the numba SGD step
-and :mod:`._simulate` runs it (data model, encoder, pruning) as :class:`~theorykit.simulate.ParticleRun` s;
-:mod:`._studies` are the experiments and the paper's metrics, :mod:`._figures` their figures and
-:mod:`._claims` the claims of ``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
+them, iterates the pruned population descent and detects the stages; :mod:`._kernels` holds the numba SGD step,
+:mod:`._data` the data model and the encoder around it, and :mod:`._simulate` runs SGD as
+:class:`~theorykit.simulate.ParticleRun` s and measures the paper's metrics of a trained run; :mod:`._studies`
+are the experiments, :mod:`._figures` their figures and :mod:`._claims` the claims of ``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ from ._analysis import (compiled_network as compiled_network, compiled_slopes as
                         stage_time_scales as stage_time_scales, stage_times as stage_times)
 from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce
 from ._config import Config as Config, network_state_names as network_state_names
-from ._simulate import (encode as encode, feature_matrix as feature_matrix, forward_weights as forward_weights,
-                        loss_and_attention_grad as loss_and_attention_grad, loss_and_grad as loss_and_grad,
-                        magnitude_prune as magnitude_prune, network_trajectories as network_trajectories,
-                        run_attention as run_attention, run_config as run_config, sample_pairs as sample_pairs,
-                        simulate_replicates as simulate_replicates, simulate_sgd as simulate_sgd,
-                        weights_at_prune as weights_at_prune)
-from ._studies import (COS_THRESHOLD as COS_THRESHOLD, default_config as default_config, downstream_mse as downstream_mse,
-                       evaluate as evaluate, feature_metrics as feature_metrics, grid_study as grid_study,
-                       mc_gradient_check as mc_gradient_check, positive_pair_cosine as positive_pair_cosine,
-                       projection_metrics as projection_metrics, pruning_flow_effect as pruning_flow_effect,
+from ._data import (encode as encode, feature_matrix as feature_matrix,
+                    loss_and_attention_grad as loss_and_attention_grad, loss_and_grad as loss_and_grad,
+                    magnitude_prune as magnitude_prune, sample_pairs as sample_pairs)
+from ._simulate import (COS_THRESHOLD as COS_THRESHOLD, downstream_mse as downstream_mse,
+                        feature_metrics as feature_metrics, forward_weights as forward_weights,
+                        network_trajectories as network_trajectories, positive_pair_cosine as positive_pair_cosine,
+                        projection_metrics as projection_metrics, run_attention as run_attention,
+                        run_config as run_config, simulate_replicates as simulate_replicates,
+                        simulate_sgd as simulate_sgd, weights_at_prune as weights_at_prune)
+from ._studies import (default_config as default_config, evaluate as evaluate, grid_study as grid_study,
+                       mc_gradient_check as mc_gradient_check, pruning_flow_effect as pruning_flow_effect,
                        stage_summary as stage_summary)
 from ._symbolic import (population_gradient as population_gradient, saturation_factor as saturation_factor,
                         slope_system as slope_system)

@@ -164,17 +164,15 @@ def signed_rank_claim(study: Study, name: str, statement: str, diff: np.ndarray,
           z, float(norm.isf(0.05)), 0.0, "ge", details=info | (details or {}), figures=figures)
 
 
-def ci_claim(study: Study, name: str, statement: str, x: np.ndarray, y: np.ndarray, predicted: float,
-             tolerance: float, *, details=None, figures=()) -> dict:
-    """The fitted exponent of ``y ~ x^slope`` (:func:`fit_slope`) equals ``predicted``: the whole 95% confidence
-    interval lies within ``tolerance`` of it. Measured is the largest distance of the interval from
-    ``predicted``. Returns the fit."""
-    fit = X.fit_slope(x, y)
+def ci_claim(study: Study, name: str, statement: str, fit: dict, predicted: float, tolerance: float, *,
+             details=None, figures=()) -> None:
+    """A fitted exponent (a :func:`._studies.fit_slope` dict) equals ``predicted``:
+    the whole 95% confidence interval lies within ``tolerance`` of it. Measured is the largest distance of the
+    interval from ``predicted``."""
     far = max(abs(fit["slope_ci95"][0] - predicted), abs(fit["slope_ci95"][1] - predicted))
     claim(study, name, statement + f" Measured: the largest distance of the fitted exponent's 95% confidence "
           f"interval from {predicted:g}.", far, 0.0, tolerance, "le",
           details=fit | {"predicted_exponent": predicted} | (details or {}), figures=figures)
-    return fit
 
 
 # ------------------------------------------------------------------------------------------------ claims
@@ -305,11 +303,12 @@ def theorem_3_2_claims(study: Study, conv: dict, widths: dict, tau: float, d: in
     coef = {c: conv["magnitude_minor"][:, 0, c, :] / tau for c in range(conv["prune_rate"].size)}
     unpruned = X.fit_slope(eps, coef[0])
     per_eps = X.nan_reduce(np.nanmean, coef[1], axis=1)
-    fit = ci_claim(
+    fit = X.fit_slope(eps, coef[1])
+    ci_claim(
         study, "minority_coefficient_independent_of_eps",
         "Theorem 3.2: after Algorithm 1's pruning the coefficient of a minority feature's most specialised "
         "neuron, over tau, does not depend on eps_min / eps_max (runs trained to convergence, eps_min swept at "
-        "fixed eps_max): fitted exponent of coefficient/tau against eps_min is 0.", eps, coef[1], 0.0, 0.25,
+        "fixed eps_max): fitted exponent of coefficient/tau against eps_min is 0.", fit, 0.0, 0.25,
         details={"ratio_to_tau_per_eps": per_eps, "eps": conv["eps_min"], "unpruned_slope": unpruned,
                  "fixed_horizon_unpruned_slope": horizon["slope"], "theorem_3_1_unpruned_exponent": 1.0},
         figures=("scaling.png",))
@@ -317,7 +316,7 @@ def theorem_3_2_claims(study: Study, conv: dict, widths: dict, tau: float, d: in
     ci_claim(study, "specialised_neurons_scale_as_m_over_d",
              "Theorem 3.2: after Algorithm 1's pruning the number of neurons specialised on a minority feature "
              "(|cos| >= 0.3) is Omega(m/d): at fixed d it grows in proportion to the width m (fitted exponent 1).",
-             m, widths["count_minor"][:, 0, :], 1.0, 0.3, figures=("scaling.png",),
+             X.fit_slope(m, widths["count_minor"][:, 0, :]), 1.0, 0.3, figures=("scaling.png",),
              details={"count_over_m_over_d": X.nan_reduce(np.nanmean, widths["count_minor"][:, 0, :], axis=1)
                       / (widths["width"] / d), "width": widths["width"], "d": d})
     study.note(
@@ -341,7 +340,7 @@ def d1_claim(study: Study, d1s: dict, d: int, eta: float) -> None:
         "initial projections does not drift with d1 (fitted exponent of the ratio 0), i.e. SGD's exponent of T1 in "
         "d1 is the flow's. Lemma 3.1's Theta(d1 log d / (eta log log d)) would give exponent 1; here d1 enters only "
         "through the initial overlap ~ 1/sqrt(d1) (T1 ~ (ln d1 / 2) / rate), see the details.",
-        x, d1s["T1_sgd"] / d1s["T1_flow"], 0.0, 0.15, figures=("scaling.png",),
+        X.fit_slope(x, d1s["T1_sgd"] / d1s["T1_flow"]), 0.0, 0.15, figures=("scaling.png",),
         details={"sgd_exponent": sgd, "flow_exponent": flow, "lemma_3_1_exponent": 1.0,
                  "lemma_3_1_exponent_in_sgd_ci": bool(sgd["slope_ci95"][0] <= 1.0 <= sgd["slope_ci95"][1]),
                  "T1_sgd": X.nan_reduce(np.nanmean, d1s["T1_sgd"], axis=1),

@@ -1,6 +1,6 @@
-"""The experiments behind the claims: the paper's metrics of a trained encoder, the Monte-Carlo check of the
-population gradient, stage detection in SGD and in the population flow, the pruning effect the population
-descent predicts, and the sweeps over eps_min / NSR / pruning / width / d1.
+"""The experiments behind the claims: the Monte-Carlo check of the population gradient, stage detection in SGD
+and in the population flow, the pruning effect the population descent predicts, the sweeps over eps_min / NSR /
+pruning / width / d1, and the statistics the claims state.
 
 A sweep point is one configuration with all its replicates: they train in parallel threads
 (:func:`._simulate.simulate_replicates`), and a point's values are arrays over replicates, so that
@@ -23,17 +23,17 @@ import numpy as np
 from ..._checks import check_int
 from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
-from ...simulate import ParticleRun
+from ...simulate import ParticleRun, map_threads
 from ...sweep import SweepOptions
 from ...validate import compare, fit_power_law
 from . import _analysis as A
+from . import _data as D
 from . import _simulate as sim
 from ._config import Config, network_state_names
 
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor", "magnitude_major", "magnitude_minor",
            "pos_cosine", "mse", "flow_delta_count_minor", "flow_delta_maxcos_minor")
 STAGE1_VALUES = ("T1_sgd", "T1_flow", "n_neurons")
-COS_THRESHOLD = 0.3  #: the paper's threshold on |cos(w_i, M_j)| for counting a neuron as learning M_j
 
 
 # ------------------------------------------------------------------------------------------------ settings
@@ -59,88 +59,12 @@ def converged_config(base: Config, quick: bool = True) -> Config:
     return base.with_(lam=1e-3, eta=0.2, steps=3200 if quick else 5000, prune_at=0.25)
 
 
-# ------------------------------------------------------------------------------------------------ metrics
-def projection_metrics(proj: np.ndarray, norms: np.ndarray, n_major: int, threshold: float = COS_THRESHOLD
-                       ) -> dict[str, float]:
-    """Neuron-level statistics from the projections ``proj`` float64[m, d] (``<w_i, M_j>``, unit ``M_j``, majority
-    features first) and the norms ``norms`` float64[m] of the neurons; zero neurons (pruned) are left out.
-
-    Returns ``count_major`` / ``count_minor`` (mean over features of the number of neurons with
-    cosine >= ``threshold``), ``maxcos_major`` / ``maxcos_minor`` (mean over features of the largest
-    cosine), ``magnitude_major`` / ``magnitude_minor`` (mean over features of the largest
-    ``|<w_i, M_j>|``: the coefficient of the feature's most specialised neuron) and ``n_alive``.
-    """
-    proj = np.asarray(proj, dtype=np.float64)
-    norms = np.asarray(norms, dtype=np.float64)
-    keep = norms > 0
-    P = np.abs(proj[keep])
-    C = P / norms[keep, None]
-    out = {"n_alive": float(C.shape[0])}
-    for name, sl in (("major", slice(0, n_major)), ("minor", slice(n_major, proj.shape[1]))):
-        if sl.stop - sl.start <= 0 or C.shape[0] == 0:
-            out |= {f"count_{name}": 0.0, f"maxcos_{name}": 0.0, f"magnitude_{name}": 0.0}
-            continue
-        out[f"count_{name}"] = float(np.mean(np.sum(C[:, sl] >= threshold, axis=0)))
-        out[f"maxcos_{name}"] = float(np.mean(C[:, sl].max(axis=0)))
-        out[f"magnitude_{name}"] = float(np.mean(P[:, sl].max(axis=0)))
-    return out
-
-
-def feature_metrics(run: ParticleRun, threshold: float = COS_THRESHOLD) -> dict[str, float]:
-    """:func:`projection_metrics` of the final forward weights of a run."""
-    W = sim.forward_weights(run)
-    return projection_metrics(W @ run.params["features"].T, np.linalg.norm(W, axis=1), run.params["n_major"],
-                              threshold)
-
-
-def positive_pair_cosine(run: ParticleRun, n: int = 512, seed: SeedLike = 1) -> float:
-    """Mean of ``cos(f(X_n), f(Y_n))`` over ``n`` fresh positive pairs from the training distribution
-    (final forward weights and the run's attention)."""
-    cfg, W, A_ = sim.run_config(run), sim.forward_weights(run), sim.run_attention(run)
-    X, Y, _ = sim.sample_pairs(cfg, n, seed, M=run.params["features"])
-    FX, FY = sim.encode(cfg, W, X, A_), sim.encode(cfg, W, Y, A_)
-    nx, ny = np.linalg.norm(FX, axis=1), np.linalg.norm(FY, axis=1)
-    ok = (nx > 0) & (ny > 0)
-    if not np.any(ok):
-        return 0.0
-    c = np.zeros(n)
-    c[ok] = np.sum(FX[ok] * FY[ok], axis=1) / (nx[ok] * ny[ok])
-    return float(np.mean(c))
-
-
-def downstream_mse(run: ParticleRun, n_train: int = 1000, n_test: int = 1000, ridge: float = 1e-3,
-                   seed: SeedLike = 2) -> float:
-    r"""Relative test MSE of a ridge regression on the learned representation.
-
-    The downstream task is balanced: every feature appears with the majority probability ``p``, and the
-    target is :math:`y = \sum_r \sum_j \beta_j z_j^{(r)}` with fixed :math:`\beta_j \sim N(0,1)` so that
-    every feature matters. Returns ``mean((y - yhat)^2) / var(y)`` on the test set (0 = perfect, about 1 =
-    nothing learned). The encoder uses the final forward weights and the run's attention.
-    """
-    cfg, W, A_ = sim.run_config(run), sim.forward_weights(run), sim.run_attention(run)
-    s = spawn_seeds(as_generator(seed), 3)
-    probs = np.full(cfg.d, cfg.p)
-    beta = as_generator(int(s[0])).standard_normal(cfg.d)
-
-    def data(n, sd):
-        X, _, Z = sim.sample_pairs(cfg, n, int(sd), M=run.params["features"], probs=probs)
-        return sim.encode(cfg, W, X, A_), Z.sum(axis=1) @ beta
-
-    Ftr, ytr = data(n_train, s[1])
-    Fte, yte = data(n_test, s[2])
-    scale = np.sqrt(np.mean(Ftr**2, axis=0)) + 1e-12
-    Fs = Ftr / scale
-    coef = np.linalg.solve(Fs.T @ Fs + ridge * n_train * np.eye(Fs.shape[1]), Fs.T @ ytr)
-    resid = yte - (Fte / scale) @ coef
-    return float(np.mean(resid**2) / np.var(yte))
-
-
 def evaluate(run: ParticleRun, seed: SeedLike = 0) -> dict[str, float]:
-    """All final metrics of one run (:func:`feature_metrics`, positive-pair cosine, downstream MSE)."""
+    """All final metrics of one run (:func:`._simulate.feature_metrics`, positive-pair cosine, downstream MSE)."""
     s = spawn_seeds(seed, 2)
-    out = feature_metrics(run)
-    out["pos_cosine"] = positive_pair_cosine(run, seed=int(s[0]))
-    out["mse"] = downstream_mse(run, seed=int(s[1]))
+    out = sim.feature_metrics(run)
+    out["pos_cosine"] = sim.positive_pair_cosine(run, seed=int(s[0]))
+    out["mse"] = sim.downstream_mse(run, seed=int(s[1]))
     return out
 
 
@@ -159,8 +83,9 @@ def pruning_flow_effect(run: ParticleRun) -> dict[str, float]:
     n = cfg.steps - run.params["prune_step"]
     plain = A.population_descent(cfg, W_at, M, n)
     pruned = A.population_descent(cfg, W_at, M, n, prune=cfg.prune)
-    mask = sim.magnitude_prune(pruned, cfg.prune_rate, cfg.prune_mode) if cfg.prune == "forward_mask" else 1.0
-    before, after = (projection_metrics(W @ M.T, np.linalg.norm(W, axis=1), cfg.n_major) for W in (plain, pruned * mask))
+    mask = D.magnitude_prune(pruned, cfg.prune_rate, cfg.prune_mode) if cfg.prune == "forward_mask" else 1.0
+    before, after = (sim.projection_metrics(W @ M.T, np.linalg.norm(W, axis=1), cfg.n_major)
+                     for W in (plain, pruned * mask))
     return {f"flow_delta_{k}": after[k] - before[k] for k in ("count_minor", "maxcos_minor")}
 
 
@@ -171,16 +96,16 @@ def mc_gradient_check(cfg: Config, a: np.ndarray, r: float, n_batches: int, seed
     with ``exact=True``). Returns ``(symbolic, mc_mean, mc_se)``, each float64[d + 1]. Use ``n_tokens = 1`` and a
     large ``tau`` (the derivation's regime: InfoNCE linear in the logits)."""
     rng = as_generator(seed)
-    M = sim.feature_matrix(cfg, 0)
+    M = D.feature_matrix(cfg, 0)
     e = rng.standard_normal(cfg.d1)
     e -= M.T @ (M @ e)
     e /= np.linalg.norm(e)
     W = np.ascontiguousarray((np.asarray(a, dtype=np.float64) @ M + r * e)[None, :])
-    b = sim.bias_of(cfg, W)
+    b = D.bias_of(cfg, W)
     G = np.empty((n_batches, cfg.d + 1))
     for k, sd in enumerate(spawn_seeds(rng, n_batches)):
-        X, Y, _ = sim.sample_pairs(cfg, cfg.batch, int(sd), M=M)
-        _, g = sim.loss_and_grad(cfg, W, X, Y, bias=b)
+        X, Y, _ = D.sample_pairs(cfg, cfg.batch, int(sd), M=M)
+        _, g = D.loss_and_grad(cfg, W, X, Y, bias=b)
         G[k, :-1], G[k, -1] = M @ g[0], e @ g[0]
     return A.projected_gradient(cfg, a, r, exact=True), G.mean(0), G.std(0, ddof=1) / np.sqrt(n_batches)
 
@@ -253,7 +178,7 @@ def stage_study(base: Config, seed: int) -> dict[str, Any]:
     score matrix and the largest relative change of the median stage times against fixed attention."""
     cfg = one_token_config(base).with_(eps_min=0.4)
     attn_cfg = base.with_(eps_min=0.2)
-    run, run_half, run_fixed, run_attn = sim.map_threads(
+    run, run_half, run_fixed, run_attn = map_threads(
         lambda c: sim.simulate_sgd(c, seed),
         [cfg, cfg.with_(eta=cfg.eta / 2), attn_cfg, attn_cfg.with_(attention="trained")])
     st_tokens, st_attn = stage_summary(run_fixed), stage_summary(run_attn, with_flow=False)
@@ -309,7 +234,7 @@ def grid_point(params: dict, seed: int) -> dict[str, np.ndarray]:
                                                                     "flow_delta_maxcos_minor": 0.0}
         return values
 
-    rows = sim.map_threads(one, params["train_seeds"])
+    rows = map_threads(one, params["train_seeds"])
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in METRICS}
 
 
@@ -327,7 +252,7 @@ def stage1_point(params: dict, seed: int) -> dict[str, np.ndarray]:
         return {"T1_sgd": float(np.median(sgd[both])) if both.any() else nan,
                 "T1_flow": float(np.median(flow[both])) if both.any() else nan, "n_neurons": float(both.sum())}
 
-    rows = sim.map_threads(one, params["train_seeds"])
+    rows = map_threads(one, params["train_seeds"])
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in STAGE1_VALUES}
 
 
@@ -409,9 +334,7 @@ def fit_slope(x: np.ndarray, y: np.ndarray) -> dict:
     return {"slope": fit.slope, "slope_ci95": list(fit.slope_ci), "r_squared": fit.r_squared, "n_points": fit.n_points}
 
 
-
-__all__ = ["METRICS", "STAGE1_VALUES", "COS_THRESHOLD", "default_config", "one_token_config", "converged_config",
-           "projection_metrics", "feature_metrics", "positive_pair_cosine", "downstream_mse", "evaluate",
+__all__ = ["METRICS", "STAGE1_VALUES", "default_config", "one_token_config", "converged_config", "evaluate",
            "pruning_flow_effect", "mc_gradient_check", "StageSummary", "stage_summary", "median_stage_times",
            "stage_study", "grid_points", "grid_point", "stage1_point", "grid_study", "pruning_studies", "stat", "nan_reduce",
            "paired_medians", "median_ratio", "fit_slope"]
