@@ -483,6 +483,36 @@ def test_stage1_rate_is_the_linearised_growth():
     assert -cfg.eta * ip.projected_gradient(cfg, a, 1.0)[0] / h == pytest.approx(ip.stage1_rate(cfg), rel=1e-5)
 
 
+# ------------------------------------------------------------------------------------------ statistics
+def test_paired_slope_is_least_squares_with_a_prefactor_per_replicate():
+    from scipy import stats
+
+    from theorykit.theories.imbalanced_pruning._studies import fit_paired_slope, fit_slope
+
+    rng = np.random.default_rng(0)
+    x = np.array([0.125, 0.25, 0.5])
+    offsets = rng.normal(scale=0.5, size=6)  # replicate levels, much larger than the noise along x
+    y = np.exp(offsets[None, :] - 0.15 * np.log(x)[:, None] + 0.05 * rng.normal(size=(3, 6)))
+    fit = fit_paired_slope(x, y)
+    # reference: ordinary least squares with one indicator column per replicate
+    design = np.column_stack([np.tile(np.log(x), 6), np.kron(np.eye(6), np.ones((3, 1)))])
+    coef, rss, *_ = np.linalg.lstsq(design, np.log(y).T.ravel(), rcond=None)
+    dof = 18 - 7
+    se = np.sqrt(rss[0] / dof * np.linalg.inv(design.T @ design)[0, 0])
+    assert fit["slope"] == pytest.approx(coef[0], rel=1e-12)
+    assert fit["slope_ci95"] == pytest.approx([coef[0] - stats.t.ppf(0.975, dof) * se,
+                                               coef[0] + stats.t.ppf(0.975, dof) * se], rel=1e-10)
+    assert fit["n_points"] == 18 and fit["n_replicates"] == 6
+    # the pooled fit (seeds as repeated x) sees the replicate levels as noise: a much wider interval
+    wide = fit_slope(np.broadcast_to(x[:, None], y.shape), y)
+    assert np.diff(wide["slope_ci95"])[0] > 3 * np.diff(fit["slope_ci95"])[0]
+    # failed points (NaN, non-positive) are left out; a replicate left with one point drops out
+    y[0, 1], y[1, 1], y[2, 2] = np.nan, 0.0, np.inf
+    part = fit_paired_slope(x, y)
+    assert part["n_points"] == 14 and part["n_replicates"] == 5 and np.isfinite(part["slope"])
+    assert np.isnan(fit_paired_slope(x, y[:, :1] * np.array([[1.0], [np.nan], [np.nan]]))["slope"])
+
+
 # ------------------------------------------------------------------------------------------ derivation
 def test_derivation_markdown_is_up_to_date():
     path = ROOT / "derivations" / "imbalanced_pruning.py"

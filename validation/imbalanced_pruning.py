@@ -1,8 +1,8 @@
 """Measurements and figures for contrastive learning under imbalanced data with magnitude pruning.
 
 Runs :func:`theorykit.theories.imbalanced_pruning.reproduce` in a :class:`theorykit.validate.Study` (stage
-dynamics with automatic stage detection, neuron counts / maximum cosine / positive-pair cosine / downstream regression MSE vs eps_min
-for several NSR, with and without pruning, mean ± std over seeds) and writes the figures, a
+dynamics with automatic stage detection, neuron counts / maximum cosine / positive-pair cosine / downstream
+regression MSE vs eps_min for several NSR, with and without pruning, mean ± std over seeds) and writes the figures, a
 ``results.json`` with every claim and number, and a one-line verdict per claim. The eps_min x NSR x
 prune-rate x seed sweep runs through ``theorykit.sweep``: ``--processes N`` for a local pool,
 ``--scheduler tcp://host:8786`` for a dask cluster, ``--store DIR`` to keep finished points and resume an

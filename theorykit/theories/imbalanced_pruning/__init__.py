@@ -12,7 +12,8 @@ neuron, the softmax saturation and the coupled population flow (SymPy); :mod:`._
 them, iterates the pruned population descent and detects the stages; :mod:`._kernels` holds the numba SGD step,
 :mod:`._data` the data model and the encoder around it, and :mod:`._simulate` runs SGD as
 :class:`~theorykit.simulate.ParticleRun` s and measures the paper's metrics of a trained run; :mod:`._studies`
-are the experiments, :mod:`._figures` their figures and :mod:`._claims` the claims of ``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
+are the experiments, :mod:`._figures` their figures and :mod:`._claims` the claims of ``theorykit reproduce``.
+The module implements :class:`theorykit.theories.Theory`.
 """
 
 from __future__ import annotations

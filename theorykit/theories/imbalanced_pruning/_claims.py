@@ -92,7 +92,8 @@ def reproduce(study: Study) -> None:
                        "training)")
         descent_claim(study, sweeps["one_token"], sweeps["one_token_hard"])
         for name, keys, ylabel, caption in F.EPS_PANELS:
-            with study.figure(name, caption + " Mean ± std over seeds.", **F.panel_layout(grid["nsr"].size)) as (_, ax):
+            layout = F.panel_layout(grid["nsr"].size)
+            with study.figure(name, caption + " Mean ± std over seeds.", **layout) as (_, ax):
                 F.draw_eps_panels(ax, grid, keys, ylabel)
         study.record(**{k: grid[k] for k in (*X.METRICS, "eps_min", "nsr", "prune_rate", "seeds")},
                      **{f"{prefix}_{k}": sweeps[name][k] for prefix, name in (
@@ -101,15 +102,19 @@ def reproduce(study: Study) -> None:
         study.note(*pruning_notes(grid, sweeps["hard"], sweeps["one_token"], sweeps["one_token_hard"]))
     conv = wid = d1s = None
     with study.section("theorem_3_2"):
-        conv = X.grid_study(conv_cfg, {"eps_min": (0.125, 0.25, 0.5), "nsr": (1.0,), "prune_rate": (0.0, PRUNE_RATE)},
-                            n_seeds, int(seeds[3]), sweeps=study, desc="converged eps sweep", flow=False)
+        # the pruned runs behind the exponent claim get twice the replicates; the first n_seeds share their seeds
+        # with the unpruned runs
+        conv = {rate: X.grid_study(conv_cfg, {"eps_min": (0.125, 0.25, 0.5), "nsr": (1.0,), "prune_rate": (rate,)},
+                                   n, int(seeds[3]), sweeps=study, desc=f"converged eps sweep (rate {rate:g})",
+                                   flow=False) for rate, n in ((0.0, n_seeds), (PRUNE_RATE, 2 * n_seeds))}
         wid = X.grid_study(conv_cfg.with_(eps_min=0.25, prune_rate=PRUNE_RATE), {"width": (24, 48, 96), "nsr": (1.0,)},
                            n_seeds, int(seeds[4]), sweeps=study, desc="width sweep", flow=False)
         study.note(*(f"Sweep point failed (left out of the means and claims): {line}"
-                     for res in (conv, wid) for line in res["failures"]))
-        theorem_3_2_claims(study, conv, wid, conv_cfg.tau, base.d, horizon)
-        study.record(**{f"converged_{k}": conv[k] for k in ("magnitude_minor", "magnitude_major", "count_minor",
-                                                            "count_major", "eps_min")},
+                     for res in (*conv.values(), wid) for line in res["failures"]))
+        theorem_3_2_claims(study, conv[PRUNE_RATE], conv[0.0], wid, conv_cfg.tau, base.d, horizon)
+        study.record(**{f"converged_{name}_{k}": conv[rate][k]
+                        for rate, name in ((0.0, "unpruned"), (PRUNE_RATE, "pruned"))
+                        for k in ("magnitude_minor", "magnitude_major", "count_minor", "count_major", "eps_min")},
                      width_count_minor=wid["count_minor"], width_width=wid["width"])
     with study.section("d1"):
         d1s = X.grid_study(X.one_token_config(base).with_(steps=1200, record_every=10),
@@ -166,7 +171,7 @@ def signed_rank_claim(study: Study, name: str, statement: str, diff: np.ndarray,
 
 def ci_claim(study: Study, name: str, statement: str, fit: dict, predicted: float, tolerance: float, *,
              details=None, figures=()) -> None:
-    """A fitted exponent (a :func:`._studies.fit_slope` dict) equals ``predicted``:
+    """A fitted exponent (:func:`._studies.fit_slope` or :func:`._studies.fit_paired_slope`) equals ``predicted``:
     the whole 95% confidence interval lies within ``tolerance`` of it. Measured is the largest distance of the
     interval from ``predicted``."""
     far = max(abs(fit["slope_ci95"][0] - predicted), abs(fit["slope_ci95"][1] - predicted))
@@ -297,21 +302,27 @@ def descent_claim(study: Study, forward: dict, hard: dict) -> None:
                    "algorithm_1_sgd_per_eps_mean": X.nan_reduce(np.nanmean, d_fwd, axis=(1, 2))})
 
 
-def theorem_3_2_claims(study: Study, conv: dict, widths: dict, tau: float, d: int, horizon: dict) -> None:
-    """Theorem 3.2: the minority coefficient after pruning does not depend on eps_min; specialists scale as m/d."""
-    eps = np.broadcast_to(conv["eps_min"][:, None], conv["magnitude_minor"][:, 0, 0, :].shape)
-    coef = {c: conv["magnitude_minor"][:, 0, c, :] / tau for c in range(conv["prune_rate"].size)}
-    unpruned = X.fit_slope(eps, coef[0])
-    per_eps = X.nan_reduce(np.nanmean, coef[1], axis=1)
-    fit = X.fit_slope(eps, coef[1])
-    ci_claim(
-        study, "minority_coefficient_independent_of_eps",
-        "Theorem 3.2: after Algorithm 1's pruning the coefficient of a minority feature's most specialised "
-        "neuron, over tau, does not depend on eps_min / eps_max (runs trained to convergence, eps_min swept at "
-        "fixed eps_max): fitted exponent of coefficient/tau against eps_min is 0.", fit, 0.0, 0.25,
-        details={"ratio_to_tau_per_eps": per_eps, "eps": conv["eps_min"], "unpruned_slope": unpruned,
-                 "fixed_horizon_unpruned_slope": horizon["slope"], "theorem_3_1_unpruned_exponent": 1.0},
-        figures=("scaling.png",))
+def theorem_3_2_claims(study: Study, pruned: dict, unpruned: dict, widths: dict, tau: float, d: int,
+                       horizon: dict) -> None:
+    """Theorem 3.2: the minority coefficient after pruning does not depend on eps_min; specialists scale as m/d.
+
+    ``pruned`` / ``unpruned``: the converged eps_min sweeps (prune-rate axis of length 1) whose replicate ``r``
+    trains with the same seed at every eps_min, so the exponent is fitted within replicates
+    (:func:`._studies.fit_paired_slope`)."""
+    coef = pruned["magnitude_minor"][:, 0, 0, :] / tau
+    fit = X.fit_paired_slope(pruned["eps_min"], coef)
+    eps = np.broadcast_to(pruned["eps_min"][:, None], coef.shape)
+    unpruned_fit = X.fit_paired_slope(unpruned["eps_min"], unpruned["magnitude_minor"][:, 0, 0, :] / tau)
+    per_eps = X.nan_reduce(np.nanmean, coef, axis=1)
+    ci_claim(study, "minority_coefficient_independent_of_eps",
+             "Theorem 3.2: after Algorithm 1's pruning the coefficient of a minority feature's most specialised "
+             "neuron, over tau, does not depend on eps_min / eps_max (runs trained to convergence, eps_min swept at "
+             f"fixed eps_max, {coef.shape[1]} replicates each trained with the same seed at every eps_min): the "
+             "exponent of coefficient/tau in eps_min, fitted within replicates, is 0.", fit, 0.0, 0.25,
+             figures=("scaling.png",),
+             details={"ratio_to_tau_per_eps": per_eps, "eps": pruned["eps_min"], "unpruned_slope": unpruned_fit,
+                      "pooled_fit_seeds_as_repeated_x": X.fit_slope(eps, coef),
+                      "fixed_horizon_unpruned_slope": horizon["slope"], "theorem_3_1_unpruned_exponent": 1.0})
     m = np.broadcast_to(widths["width"][:, None], widths["count_minor"][:, 0, :].shape)
     ci_claim(study, "specialised_neurons_scale_as_m_over_d",
              "Theorem 3.2: after Algorithm 1's pruning the number of neurons specialised on a minority feature "
@@ -321,13 +332,14 @@ def theorem_3_2_claims(study: Study, conv: dict, widths: dict, tau: float, d: in
                       / (widths["width"] / d), "width": widths["width"], "d": d})
     study.note(
         "Theorem 3.2 in numbers: after Algorithm 1's pruning the minority coefficient over tau is "
-        f"{', '.join(f'{r:.2f}' for r in per_eps)} at eps_min = {', '.join(f'{e:g}' for e in conv['eps_min'])} "
-        f"(converged runs), fitted exponent in eps_min {fit['slope']:+.2f} (95% CI {fit['slope_ci95'][0]:+.2f} to "
-        f"{fit['slope_ci95'][1]:+.2f}): a weak dependence (rarer features end slightly larger, as they rarely sit "
-        "among the negatives), and above the theorem's upper end tau (its range (tau/Xi_2, tau) is not reproduced). "
-        f"Without pruning the exponent is {unpruned['slope']:+.2f}, the same, not Theorem 3.1's 1: at convergence "
-        "the minority coefficient hardly depends on eps_min with or without pruning; within a fixed horizon it does "
-        f"(exponent {horizon['slope']:+.2f}), because rarer features are learned later.")
+        f"{', '.join(f'{r:.2f}' for r in per_eps)} at eps_min = {', '.join(f'{e:g}' for e in pruned['eps_min'])} "
+        f"(converged runs), exponent in eps_min {fit['slope']:+.2f} (fitted within replicates, 95% CI "
+        f"{fit['slope_ci95'][0]:+.2f} to {fit['slope_ci95'][1]:+.2f}): a weak dependence (rarer features end "
+        "slightly larger, as they rarely sit among the negatives), and above the theorem's upper end tau (its range "
+        f"(tau/Xi_2, tau) is not reproduced). Without pruning the exponent is {unpruned_fit['slope']:+.2f}, the "
+        "same, not Theorem 3.1's 1: at convergence the minority coefficient hardly depends on eps_min with or "
+        f"without pruning; within a fixed horizon it does (exponent {horizon['slope']:+.2f}), because rarer "
+        "features are learned later.")
 
 
 def d1_claim(study: Study, d1s: dict, d: int, eta: float) -> None:

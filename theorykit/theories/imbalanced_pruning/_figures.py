@@ -116,14 +116,15 @@ def draw_stage_times(ax, st, st_half, scales: dict[str, float], eta: float) -> N
 
 
 def draw_scaling(axes, conv: dict | None, widths: dict | None, d1s: dict | None, tau: float, d: int) -> None:
-    """The minority coefficient over tau against eps_min (Theorem 3.2), the specialised-neuron count against the
+    """The minority coefficient over tau against eps_min (Theorem 3.2; ``conv`` maps each prune rate to its converged
+    eps_min sweep), the specialised-neuron count against the
     width m (with m/d), and T1 against d1 (SGD, population flow, the paper's d1 scaling); a missing study (its
     section failed) leaves its panel empty."""
     ax = axes[0]
     if conv is not None:
-        for c, rate in enumerate(conv["prune_rate"]):
-            m, s = _mean_sd(conv["magnitude_minor"][:, 0, c, :] / tau)
-            ax.errorbar(conv["eps_min"], m, yerr=s, marker="os"[c % 2], capsize=3,
+        for c, (rate, res) in enumerate(conv.items()):
+            m, s = _mean_sd(res["magnitude_minor"][:, 0, 0, :] / tau)
+            ax.errorbar(res["eps_min"], m, yerr=s, marker="os"[c % 2], capsize=3,
                         label="unpruned" if rate == 0 else f"forward mask, rate {rate:g}")
         ax.axhline(1.0, color="k", ls=":", lw=1, label=r"$\tau$ (Theorem 3.2's upper end)")
         ax.set_xscale("log")

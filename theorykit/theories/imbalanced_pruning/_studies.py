@@ -189,8 +189,8 @@ def stage_study(base: Config, seed: int) -> dict[str, Any]:
     attention = {"relative_change_A": float(np.linalg.norm(sim.run_attention(run_attn) - A0) / np.linalg.norm(A0)),
                  "median_T_fixed": med, "median_T_trained": med_attn,
                  "max_relative_change_T": float(np.nanmax(change)) if np.isfinite(change).any() else float("nan")}
-    return {"config": cfg, "run": run, "stages": stage_summary(run), "stages_half": stage_summary(run_half, with_flow=False),
-            "stages_tokens": st_tokens, "attention": attention}
+    return {"config": cfg, "run": run, "stages": stage_summary(run),
+            "stages_half": stage_summary(run_half, with_flow=False), "stages_tokens": st_tokens, "attention": attention}
 
 
 # ------------------------------------------------------------------------------------------------ sweeps
@@ -334,7 +334,38 @@ def fit_slope(x: np.ndarray, y: np.ndarray) -> dict:
     return {"slope": fit.slope, "slope_ci95": list(fit.slope_ci), "r_squared": fit.r_squared, "n_points": fit.n_points}
 
 
+def fit_paired_slope(x: np.ndarray, y: np.ndarray) -> dict:
+    """Log-log slope of ``y ~ x^slope`` within replicates paired across ``x``.
+
+    ``y`` float64[n_x, n_rep] holds replicate ``r`` at ``x[i]`` in column ``r``; the replicates are paired (the
+    same training seed, hence the same initial weights and random streams, at every ``x``), so each gets its own
+    prefactor and the slope comes from the changes along ``x`` within replicates: the least-squares fit of
+    ``log y = a_r + slope log x``. The 95% interval uses the t distribution with ``n - n_rep - 1`` degrees of
+    freedom over the ``n`` finite positive points (a replicate with fewer than two of them is left out); the
+    result is NaN where no degree of freedom remains.
+    """
+    from scipy import stats
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lx, ly = np.log(np.asarray(x, dtype=np.float64)), np.log(np.asarray(y, dtype=np.float64))
+    ok = np.isfinite(ly) & np.isfinite(lx)[:, None]
+    cols = [r for r in range(ly.shape[1]) if ok[:, r].sum() >= 2]
+    dx = [lx[ok[:, r]] - lx[ok[:, r]].mean() for r in cols]
+    dy = [ly[ok[:, r], r] - ly[ok[:, r], r].mean() for r in cols]
+    n = sum(a.size for a in dx)
+    sxx, dof = sum(float(a @ a) for a in dx), n - len(cols) - 1
+    nan = float("nan")
+    if dof < 1 or sxx <= 0:
+        return {"slope": nan, "slope_ci95": [nan, nan], "n_points": n, "n_replicates": len(cols)}
+    slope = sum(float(a @ b) for a, b in zip(dx, dy)) / sxx
+    half = stats.t.ppf(0.975, dof) * math.sqrt(sum(float(((b - slope * a) ** 2).sum()) for a, b in zip(dx, dy))
+                                               / dof / sxx)
+    return {"slope": slope, "slope_ci95": [float(slope - half), float(slope + half)], "n_points": n,
+            "n_replicates": len(cols)}
+
+
+
 __all__ = ["METRICS", "STAGE1_VALUES", "default_config", "one_token_config", "converged_config", "evaluate",
            "pruning_flow_effect", "mc_gradient_check", "StageSummary", "stage_summary", "median_stage_times",
-           "stage_study", "grid_points", "grid_point", "stage1_point", "grid_study", "pruning_studies", "stat", "nan_reduce",
-           "paired_medians", "median_ratio", "fit_slope"]
+           "stage_study", "grid_points", "grid_point", "stage1_point", "grid_study", "pruning_studies", "stat",
+           "nan_reduce", "paired_medians", "median_ratio", "fit_slope", "fit_paired_slope"]
