@@ -92,6 +92,13 @@ def test_pruned_and_unpruned_runs_are_paired_by_seed(inline):
     assert not np.array_equal(inline["mse"][:, :, 0], inline["mse"][:, :, 1])
 
 
+def test_more_replicates_start_with_the_same_ones():
+    # a sweep with more replicates pairs its first ones with a smaller sweep of the same seed (the pruning and
+    # Theorem 3.2 claims compare runs of sweeps with 3 and 6 replicates)
+    few, many = (X.grid_points(TINY, AXES, n, SEED)[0]["train_seeds"] for n in (N_SEEDS, 2 * N_SEEDS))
+    assert many[:N_SEEDS] == few and len(set(many)) == 2 * N_SEEDS
+
+
 def test_store_resume_recomputes_only_missing_points(tmp_path, inline):
     store = tmp_path / "store"
     pts = X.grid_points(TINY, AXES, N_SEEDS, SEED)

@@ -37,12 +37,16 @@ def reproduce(study: Study) -> None:
     quick, seed = study.quick, study.seed
     base = X.default_config(quick)
     n_seeds = 3 if quick else 5
+    # the claims that compare small effects or fit exponents over a few points get twice the replicates (the
+    # first n_seeds share their seeds with the other sweeps of the same seed)
+    n_paired = 2 * n_seeds
     seeds = spawn_seeds(seed, 6)
     mc_cfg = Config(d1=16, n_major=2, n_minor=1, p=0.25, eps_min=0.5, nsr=1.0, n_tokens=1, tau=20.0, lam=0.0,
                     batch=64, bias="norm", kappa=1.0)
     conv_cfg = X.converged_config(base, quick)
     study.parameters(base=base.as_dict(), converged_config=conv_cfg.as_dict(), seed=seed, quick=quick,
-                     n_seeds=n_seeds, prune_rate=PRUNE_RATE, mc_config=mc_cfg.as_dict())
+                     n_seeds=n_seeds, n_seeds_paired_claims=n_paired, prune_rate=PRUNE_RATE,
+                     mc_config=mc_cfg.as_dict())
     study.note("Population gradient derived for one token (or tokens not mixed by attention), InfoNCE linearised in "
                "the logits, to first order in the feature frequencies in the flow (exact over all sparse codes in "
                "the Monte-Carlo check); the simulator uses L tokens, identity softmax attention and the full InfoNCE.",
@@ -80,7 +84,7 @@ def reproduce(study: Study) -> None:
     with study.section("pruning"):
         sweeps = X.pruning_studies(base, (0.05, 0.1, 0.2) if quick else (0.02, 0.05, 0.1, 0.2, 0.4),
                                    (0.5, 1.0, 1.5) if quick else (0.5, 1.0, 1.5, 2.0), PRUNE_RATE, n_seeds,
-                                   int(seeds[2]), sweeps=study)
+                                   int(seeds[2]), n_seeds_descent=n_paired, sweeps=study)
         grid = sweeps["grid"]
         study.note(*(f"Sweep point failed (left out of the means and claims): {line}"
                      for res in sweeps.values() for line in res["failures"]))
@@ -90,25 +94,24 @@ def reproduce(study: Study) -> None:
         pruning_claims(study, grid, f"Algorithm 1's magnitude pruning ({base.prune_mode}-level forward mask, rate "
                        f"{PRUNE_RATE:g}, recomputed every {base.prune_every} step(s) from {base.prune_at:g} of "
                        "training)")
-        descent_claim(study, sweeps["one_token"], sweeps["one_token_hard"])
+        descent_claim(study, sweeps["one_token_plain"], sweeps["one_token_forward"], sweeps["one_token_hard"])
         for name, keys, ylabel, caption in F.EPS_PANELS:
             layout = F.panel_layout(grid["nsr"].size)
             with study.figure(name, caption + " Mean ± std over seeds.", **layout) as (_, ax):
                 F.draw_eps_panels(ax, grid, keys, ylabel)
         study.record(**{k: grid[k] for k in (*X.METRICS, "eps_min", "nsr", "prune_rate", "seeds")},
                      **{f"{prefix}_{k}": sweeps[name][k] for prefix, name in (
-                         ("hard_pruning", "hard"), ("one_token", "one_token"), ("one_token_hard", "one_token_hard"))
+                         ("hard_pruning", "hard"), ("one_token_plain", "one_token_plain"),
+                         ("one_token_forward", "one_token_forward"), ("one_token_hard", "one_token_hard"))
                         for k in X.METRICS})
-        study.note(*pruning_notes(grid, sweeps["hard"], sweeps["one_token"], sweeps["one_token_hard"]))
+        study.note(*pruning_notes(sweeps))
     conv = wid = d1s = None
     with study.section("theorem_3_2"):
-        # the pruned runs behind the exponent claim get twice the replicates; the first n_seeds share their seeds
-        # with the unpruned runs
         conv = {rate: X.grid_study(conv_cfg, {"eps_min": (0.125, 0.25, 0.5), "nsr": (1.0,), "prune_rate": (rate,)},
                                    n, int(seeds[3]), sweeps=study, desc=f"converged eps sweep (rate {rate:g})",
-                                   flow=False) for rate, n in ((0.0, n_seeds), (PRUNE_RATE, 2 * n_seeds))}
+                                   flow=False) for rate, n in ((0.0, n_seeds), (PRUNE_RATE, n_paired))}
         wid = X.grid_study(conv_cfg.with_(eps_min=0.25, prune_rate=PRUNE_RATE), {"width": (24, 48, 96), "nsr": (1.0,)},
-                           n_seeds, int(seeds[4]), sweeps=study, desc="width sweep", flow=False)
+                           n_paired, int(seeds[4]), sweeps=study, desc="width sweep", flow=False)
         study.note(*(f"Sweep point failed (left out of the means and claims): {line}"
                      for res in (*conv.values(), wid) for line in res["failures"]))
         theorem_3_2_claims(study, conv[PRUNE_RATE], conv[0.0], wid, conv_cfg.tau, base.d, horizon)
@@ -146,10 +149,9 @@ def claim(study: Study, name: str, statement: str, measured, predicted, toleranc
 def signed_rank_claim(study: Study, name: str, statement: str, diff: np.ndarray, *, increase: bool, figures=(),
                       details=None) -> None:
     """Paired differences move in the predicted direction: the Wilcoxon signed-rank statistic of the non-zero
-    differences, as a z-score signed so that positive is the predicted direction (normal approximation with the
-    tie correction), must reach the one-sided 5% critical value 1.645. NaN entries (failed points) are left out;
-    the p-value, the counts, the sign test's fraction, the mean and the standard error are in the details. The
-    signed-rank test uses the sizes of the differences, which the sign test throws away."""
+    differences as a z-score, positive in the predicted direction (normal approximation, tie correction), reaches
+    the one-sided 5% critical value 1.645. Failed (NaN) points are left out; the p-value, counts, the sign test's
+    fraction, the mean and its standard error go to the details."""
     from scipy.stats import norm, wilcoxon
 
     d = np.asarray(diff, dtype=np.float64).ravel()
@@ -275,27 +277,30 @@ def pruning_claims(study: Study, sw: dict, pruning: str) -> None:
                                                   "unpruned": X.stat(sw[key][:, :, 0, :])})
 
 
-def descent_claim(study: Study, forward: dict, hard: dict) -> None:
+def descent_claim(study: Study, plain: dict, forward: dict, hard: dict) -> None:
     """The population descent predicts the effect of one-shot hard pruning; Algorithm 1's numbers in the details.
 
-    ``forward``: one-token runs with prune rates 0 and the tested one under Algorithm 1; ``hard``: the same seeds
-    with one-shot hard pruning (rate axis of length 1); both with the descent's predictions.
+    One-token runs (prune-rate axis of length 1) without pruning (``plain``), with one-shot hard pruning (``hard``,
+    the same replicates) and under Algorithm 1 (``forward``, the first replicates of ``plain``), with the descent's
+    predictions.
     """
-    plain = forward["maxcos_minor"][:, :, 0, :]
-    d_hard, f_hard = hard["maxcos_minor"][:, :, 0, :] - plain, hard["flow_delta_maxcos_minor"][:, :, 0, :]
-    d_fwd, f_fwd = forward["maxcos_minor"][:, :, 1, :] - plain, forward["flow_delta_maxcos_minor"][:, :, 1, :]
+    unpruned = plain["maxcos_minor"][:, :, 0, :]
+    d_hard, f_hard = hard["maxcos_minor"][:, :, 0, :] - unpruned, hard["flow_delta_maxcos_minor"][:, :, 0, :]
+    n_fwd = forward["maxcos_minor"].shape[-1]
+    d_fwd = forward["maxcos_minor"][:, :, 0, :] - unpruned[..., :n_fwd]
+    f_fwd = forward["flow_delta_maxcos_minor"][:, :, 0, :]
     both = np.isfinite(d_hard) & np.isfinite(f_hard)
     with np.errstate(invalid="ignore", divide="ignore"):  # constant inputs have no correlation: NaN
         corr = float(np.corrcoef(d_hard[both], f_hard[both])[0, 1]) if both.sum() > 2 else math.nan
     claim(study, "hard_pruning_effect_predicted_by_population_descent",
           "The population gradient iterated like SGD from each run's weights at the pruning step, with and without "
           "one-shot hard pruning, predicts how much that pruning raises the largest cosine of minority features: "
-          "mean paired difference over eps_min and seeds, SGD against the population descent, in the derivation's "
-          "setting (one token per input). Under Algorithm 1 the descent predicts the same effect as for hard pruning "
-          "(a masked weight has zero mean gradient, so it never re-enters the mask), while SGD's gradient noise on "
-          "the masked weights lets them re-enter and gives a larger effect: both are in the details.",
-          X.nan_reduce(np.nanmean, d_hard[both]), X.nan_reduce(np.nanmean, f_hard[both]), 0.35, "rel",
-          figures=("max_cosine.png",),
+          f"mean paired difference over eps_min and {d_hard.shape[-1]} replicates, SGD against the population "
+          "descent, in the derivation's setting (one token per input). Under Algorithm 1 the descent predicts the "
+          "same effect as for hard pruning (a masked weight has zero mean gradient, so it never re-enters the mask), "
+          "while SGD's gradient noise on the masked weights lets them re-enter and gives a larger effect: both are in "
+          "the details.", X.nan_reduce(np.nanmean, d_hard[both]), X.nan_reduce(np.nanmean, f_hard[both]), 0.35,
+          "rel", figures=("max_cosine.png",),
           details={"correlation_per_run": corr, "sgd_per_eps_mean": X.nan_reduce(np.nanmean, d_hard, axis=(1, 2)),
                    "descent_per_eps_mean": X.nan_reduce(np.nanmean, f_hard, axis=(1, 2)), "n_runs": int(both.sum()),
                    "algorithm_1_sgd": X.stat(d_fwd), "algorithm_1_descent": X.stat(f_fwd),
@@ -381,25 +386,27 @@ def stage_notes(base: Config, tokens: X.StageSummary, attention: dict) -> tuple[
             "identity attention, as the paper does.")
 
 
-def pruning_notes(grid: dict, hard: dict, one_token: dict, one_token_hard: dict) -> tuple[str, ...]:
+def pruning_notes(sweeps: dict[str, dict]) -> tuple[str, ...]:
     """Paired pruning effects of Algorithm 1 and of one-shot hard pruning, and what the descent predicts."""
+    grid, plain = sweeps["grid"], sweeps["one_token_plain"]
     nsr1 = int(np.argmin(np.abs(grid["nsr"] - 1.0)))
+    n_fwd = sweeps["one_token_forward"]["maxcos_minor"].shape[-1]
 
-    def paired(key: str, pruned: np.ndarray, unpruned: np.ndarray, fmt: str) -> str:
+    def paired(key: str, pruned: dict, unpruned: dict, fmt: str) -> str:
         return format(X.nan_reduce(np.nanmean, pruned[key] - unpruned[key]), fmt)
 
-    fwd, hrd, un = ({k: grid[k][:, nsr1, 1, :] for k in X.METRICS}, {k: hard[k][:, 0, 0, :] for k in X.METRICS},
-                    {k: grid[k][:, nsr1, 0, :] for k in X.METRICS})
-    one_fwd, one_hrd, one_un = ({k: one_token[k][:, :, 1, :] for k in X.METRICS},
-                                {k: one_token_hard[k][:, :, 0, :] for k in X.METRICS},
-                                {k: one_token[k][:, :, 0, :] for k in X.METRICS})
+    fwd, un = ({k: grid[k][:, nsr1, c, :] for k in X.METRICS} for c in (1, 0))
+    hrd = {k: sweeps["hard"][k][:, 0, 0, :] for k in X.METRICS}
+    one_fwd, one_hrd = ({k: sweeps[name][k][:, :, 0, :] for k in X.METRICS}
+                        for name in ("one_token_forward", "one_token_hard"))
+    one_un, one_un_fwd = ({k: plain[k][:, :, 0, :n] for k in X.METRICS} for n in (None, n_fwd))
     return ("Pruning, paired differences at NSR 1 (mean over eps_min and seeds): Algorithm 1 changes the minority-"
             f"feature neuron count by {paired('count_minor', fwd, un, '+.2f')}, the minority max cosine by "
             f"{paired('maxcos_minor', fwd, un, '+.4f')} and the downstream MSE by {paired('mse', fwd, un, '+.4f')}; "
             f"one-shot hard pruning (same rate and start) by {paired('count_minor', hrd, un, '+.2f')}, "
             f"{paired('maxcos_minor', hrd, un, '+.4f')} and {paired('mse', hrd, un, '+.4f')}.",
             "Algorithm 1 against one-shot hard pruning with one token per input (paired, mean over eps_min and "
-            f"seeds): the minority max cosine rises by {paired('maxcos_minor', one_fwd, one_un, '+.4f')} under "
+            f"seeds): the minority max cosine rises by {paired('maxcos_minor', one_fwd, one_un_fwd, '+.4f')} under "
             f"Algorithm 1 and by {paired('maxcos_minor', one_hrd, one_un, '+.4f')} under hard pruning; the "
             f"population descent predicts {X.nan_reduce(np.nanmean, one_hrd['flow_delta_maxcos_minor']):+.4f} for "
             "both, because in the mean gradient a masked weight never re-enters the mask: Algorithm 1's extra effect "

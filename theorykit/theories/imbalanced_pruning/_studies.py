@@ -275,21 +275,26 @@ def grid_study(base: Config, axes: Mapping[str, Sequence[float]], n_seeds: int, 
 
 
 def pruning_studies(base: Config, eps_values: Sequence[float], nsr_values: Sequence[float], rate: float,
-                    n_seeds: int, seed: int, *, sweeps: Any = SweepOptions()) -> dict[str, dict]:
-    """The pruning sweeps, all with the replicate seeds of ``seed`` (paired): ``grid`` (eps_min x NSR x prune rate
-    0 / ``rate`` under Algorithm 1), ``hard`` (one-shot hard pruning at NSR 1), and in the derivation's setting
-    (one token per input, with the population descent's predictions) ``one_token`` (Algorithm 1, rates 0 and
-    ``rate``) and ``one_token_hard``."""
-    one = one_token_config(base)
+                    n_seeds: int, seed: int, *, n_seeds_descent: int | None = None,
+                    sweeps: Any = SweepOptions()) -> dict[str, dict]:
+    """The pruning sweeps, all with the replicate seeds of ``seed`` (paired; a sweep with more replicates starts
+    with the same ones): ``grid`` (eps_min x NSR x prune rate 0 / ``rate`` under Algorithm 1) and ``hard`` (one-shot
+    hard pruning at NSR 1); in the derivation's setting (one token per input, with the population descent's
+    predictions) ``one_token_plain`` (unpruned) and ``one_token_hard`` (hard pruning) with ``n_seeds_descent``
+    replicates (default ``n_seeds``), and ``one_token_forward`` (Algorithm 1)."""
+    one, n_descent = one_token_config(base), n_seeds if n_seeds_descent is None else n_seeds_descent
     at_nsr1 = {"eps_min": eps_values, "nsr": (1.0,)}
+
+    def one_token(cfg: Config, r: float, n: int, desc: str) -> dict:
+        return grid_study(cfg, at_nsr1 | {"prune_rate": (r,)}, n, seed, sweeps=sweeps, desc=desc)
+
     return {"grid": grid_study(base, {"eps_min": eps_values, "nsr": nsr_values, "prune_rate": (0.0, rate)}, n_seeds,
                                seed, sweeps=sweeps, flow=False),
-            "one_token": grid_study(one, at_nsr1 | {"prune_rate": (0.0, rate)}, n_seeds, seed, sweeps=sweeps,
-                                    desc="one-token pruning sweep"),
-            "one_token_hard": grid_study(one.with_(prune="hard"), at_nsr1 | {"prune_rate": (rate,)}, n_seeds, seed,
-                                         sweeps=sweeps, desc="one-token hard-pruning sweep"),
             "hard": grid_study(base.with_(prune="hard"), at_nsr1 | {"prune_rate": (rate,)}, n_seeds, seed,
-                               sweeps=sweeps, desc="hard-pruning sweep", flow=False)}
+                               sweeps=sweeps, desc="hard-pruning sweep", flow=False),
+            "one_token_plain": one_token(one, 0.0, n_descent, "one-token sweep without pruning"),
+            "one_token_forward": one_token(one, rate, n_seeds, "one-token pruning sweep"),
+            "one_token_hard": one_token(one.with_(prune="hard"), rate, n_descent, "one-token hard-pruning sweep")}
 
 
 # ------------------------------------------------------------------------------------------------ summaries
