@@ -10,11 +10,11 @@ from pathlib import Path
 
 import sympy as sp
 
+from theorykit.theories.barlow_ntk import _analysis as A
 from theorykit.theories.barlow_ntk import _symbolic as S
 
 ROOT = Path(__file__).resolve().parents[1]
 MD = ROOT / "derivations" / "barlow_ntk.md"
-GEN = ROOT / "theorykit" / "theories" / "barlow_ntk" / "_generated.py"
 
 
 def _eq(lhs: str, rhs: sp.Expr) -> str:
@@ -109,9 +109,9 @@ def render() -> str:
                "follow through $\\Theta_0(x, \\cdot)$ without entering the loss. Smallest instance "
                "(N = 1, K = 1, one evaluation input):\n")
     out.append(S.kernel_flow_system(1, 1, 1).to_markdown())
-    out.append("Integrated with `theorykit.solve.solve` (Dormand–Prince) for the empirical NTK at "
+    out.append("Integrated with `theorykit.solve.solve` (Dormand–Prince; `ode_solution`) for the empirical NTK at "
                "initialisation or for $\\Theta^\\infty \\otimes I_K$; the same map with the network's step "
-               "size (`kernel_gd`) isolates the linearisation error from time discretisation.\n")
+               "size (`simulate_kernel_model`) isolates the linearisation error from time discretisation.\n")
 
     out.append("## 5. Generalisation bound for kernel Barlow Twins (evaluated in `reproduce`)\n")
     out.append(
@@ -189,8 +189,8 @@ def render() -> str:
 
 def main() -> None:
     MD.write_text(render())
-    GEN.write_text(S.generate_source())
-    print(f"wrote {MD.relative_to(ROOT)} and {GEN.relative_to(ROOT)}")
+    A.GENERATED.write_text(A.generated_source())
+    print(f"wrote {MD.relative_to(ROOT)} and {A.GENERATED.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,24 @@ HEADER = r"""# Non-contrastive eigenmode dynamics: Euclidean vs normalised cosin
 
 ## Sources and what was checked
 
+Tags: **[Tian Eq. n]** Tian, Chen & Ganguli 2021 (arXiv 2102.06810), read in full (ar5iv edition, with the
+appendices); **[Bao]** H. Bao, arXiv 2309.16109, of which only the abstract, the introduction and the four
+OpenReview reviews could be read; **[ours]** our own derivation, generalisation or choice.
+
 | Equation here | Source | Status |
 | --- | --- | --- |
-| Linear model, stop-gradient, EMA target, isotropic data with additive augmentation | Tian, Chen & Ganguli 2021 (arXiv 2102.06810), §3 "two-layer linear model" and §4 assumptions (isotropic data and augmentation) | setup taken from the paper; text of §3 only reachable through abstract-level pages, setup cross-checked with the project spec |
-| Eigenmode flow of the Euclidean loss, $\dot p = \alpha_p s(\tau - (1+\sigma^2)p) - \eta p$, $\dot s = 2ps(\tau-(1+\sigma^2)p) - 2\eta s$ | Tian et al. 2021, eigen-decomposition section (eigenmode dynamics under the alignment assumption) | re-derived below from the loss; agrees with the form quoted in the project spec from the paper |
-| Invariant parabola $s = p^2/\alpha_p$ (up to $e^{-2\eta t}$) and cubic $\dot p = -p[(1+\sigma^2)p^2 - \tau p + \eta]$ | Tian et al. 2021, "invariant parabola" discussion | re-derived (conserved quantity found by SymPy) |
-| Non-zero equilibria: roots of $(1+\sigma^2)p^2 - \tau p + \eta = 0$, real iff $\tau^2 \ge 4\eta(1+\sigma^2)$; larger stable, smaller a saddle | Tian et al. 2021 | re-derived (roots and discriminant solved by SymPy; tests compare with the typed closed form) |
-| Cosine loss with feature normalisation; high-dimensional concentration of the feature norms; sixth-order dynamics (vs third-order for L2); a stable equilibrium emerges from collapsed solutions | H. Bao, arXiv 2309.16109: abstract and introduction (read); §4 (concentration, "thermodynamic limit"), §5 (norms held constant, eigenmode analysis, three regimes) known only through the OpenReview reviews of the submission | the equations of §4-5 could not be read; the reduction below is ours, built to the stated assumptions, and reproduces the stated order (6) and findings |
+| Linear model, stop-gradient, EMA target, isotropic data with additive augmentation | [Tian Lemma 1, Eqs. 2–4; Assumptions 1–3] | taken; the EMA momentum is per unit time, $\kappa = -\ln\beta$ is Tian's $\beta$ [ours] |
+| Weight decays from the penalty $\eta_p\lVert W_p\rVert^2/(2\alpha_p) + \eta_s\lVert W\rVert^2/2$ | [Tian Lemma 1 with weight decay; §3.3 "Different weight decay $\eta_p$ and $\eta_s$", Table 5] | the separate decays are the paper's experiment; writing them as a penalty and the flows below are [ours] |
+| Eigenmode flow $\dot p = \alpha_p s(\tau - (1+\sigma^2)p) - \eta p$, $\dot s = 2ps(\tau-(1+\sigma^2)p) - 2\eta s$, $s\dot\tau = \kappa(1-\tau)s - \tau\dot s/2$ | [Tian Eqs. 11–13] | re-derived below from the loss; identical |
+| Invariant $s - p^2/\alpha_p \propto e^{-2\eta t}$ and cubic $\dot p = -p[(1+\sigma^2)p^2 - \tau p + \eta]$ | [Tian Eqs. 14, 16] | re-derived (conserved quantity found by SymPy) |
+| Balance $\dot D = -2\eta_s D + 2(\eta_p - \eta_s)p^2/\alpha_p$, $D = s - p^2/\alpha_p$ | — | [ours], derived by SymPy; reduces to Eq. 14 for $\eta_p = \eta_s$ |
+| Equilibria $p^*_\pm$, real iff $\tau^2 \ge 4\eta(1+\sigma^2)$; $0$, $p^*_+$ stable, $p^*_-$ unstable | [Tian Eq. 16] | re-derived (roots and discriminant by SymPy); the fold curve $\tau^2 = 4\eta(1+\sigma^2)$ is traced by continuation and checked along its length |
+| $\tau(t) = p^{-1}\kappa e^{-\kappa t}\int_0^t p\,e^{\kappa t'}dt'$ for $\tau(0) = 0$ on the parabola | [Tian Eq. 15] | checked numerically against the ODE (claim `byol_tau_closed_form`) |
+| Matrix flow of unaligned $W$, symmetric $W_p$; in $F = WW^\top$: $\dot W_p = -\tfrac{\alpha_p}{2}(1+\sigma^2)\{W_p, F\} + \alpha_p\tau F - \eta_p W_p$, $\dot F = -(1+\sigma^2)\{W_p^2, F\} + \tau\{W_p, F\} - 2\eta_s F$ | [Tian Eq. 7] | derived from the loss in the weights (below); equal to Eq. 7 (claim `alignment_theorem3`); separate decays [ours] |
+| $\frac{d}{dt}[F, W_p] = -[F, W_p]K - K[F, W_p]$, $K = (1+\sigma^2)[\tfrac{\alpha_p}{2}F + W_p^2 - \tfrac{\tau}{1+\sigma^2}W_p] + \tfrac{\eta_p + 2\eta_s}{2}I$ | [Tian Theorem 3] | the paper's $\tfrac32\eta$ becomes $\tfrac{\eta_p+2\eta_s}{2}$ with separate decays [ours]; checked numerically |
+| $\Delta_j < \tfrac12[\alpha_p(1+\sigma^2)s_j + \eta_p]$, $\Delta_j = p_j(\tau - (1+\sigma^2)p_j) - \eta_s$ | [Tian Eq. 17] | $\eta_p$, $\eta_s$ [ours]; it is the diagonal of $K$ in the eigenbasis of $W_p$, so its failure makes $K$ indefinite |
+| Cosine loss with feature normalisation; concentration of the feature norms; sixth-order dynamics; an equilibrium emerging from collapse | [Bao] abstract, introduction, reviews | the sextic below holds the norms frozen: **Bao's constant-norm approximation**, our reduction built to the reviewers' description |
+| One group of modes with self-consistent norms: $\dot p + \eta p \equiv 0$ | — | [ours], derived by SymPy; no fold, every scale neutral |
 
 ## Where our model differs from the papers
 
@@ -49,10 +60,13 @@ HEADER = r"""# Non-contrastive eigenmode dynamics: Euclidean vs normalised cosin
   the exact scale invariance of the loss ($\sum_k f_k p_k \dot p_k = -\eta \sum_k f_k p_k^2$). Freezing only
   the norms and averaging the numerator exactly instead adds an $O(1/D)$ self-term that breaks the
   scale invariance and drives the modes to zero in finite time, so we do not use that variant.
-* **Sixth order.** The one-dimensional per-mode flow of the cosine loss is sextic when the *norms* are
-  frozen (Bao's constant-norm assumption as described by the reviewers) while the inner product keeps its
-  dependence on the mode: $M = D(\tau p s + \rho)$ for $D$ identical modes plus a share $\rho$ of other
-  modes. The degree comes out of `sp.Poly(...).degree()`. The papers' exact coefficients may differ from ours.
+* **Sixth order: Bao's frozen-norm approximation.** The one-dimensional per-mode flow of the cosine loss is
+  sextic when the *norms* are frozen (Bao's constant-norm assumption as described by the reviewers) while the
+  inner product keeps its dependence on the mode: $M = D(\tau p s + \rho)$ for $D$ identical modes plus a
+  share $\rho$ of other modes. The degree comes out of `sp.Poly(...).degree()`. The papers' exact
+  coefficients may differ from ours. With the norms at their self-consistent values the flow of one group
+  carrying the spectrum has no fold at all (last section): the fold, and the emergence of an equilibrium from
+  it, belong to the frozen-norm approximation.
 * **Collapse criterion.** Under the cosine loss all norms shrink under weight decay (scale invariance),
   so collapse is judged on the normalised spectrum $q_k = p_k/\sqrt{\sum_k f_k p_k^2}$; under the
   Euclidean loss on the absolute eigenvalues.
@@ -108,7 +122,8 @@ def render() -> str:
     out.append(f"They are real iff $\\eta \\le {sp.latex(S.euclidean_critical())}$ (zero of the discriminant). "
                "$p = 0$ is always stable for $\\eta > 0$; $p_+$ is stable, $p_-$ unstable.\n")
     pm, ef = S.cosine_fold()
-    out.append("Cosine, isolated mode ($\\rho = 0$): non-zero equilibria solve $g(p) = \\eta$ with "
+    out.append("Cosine with frozen norms (Bao's constant-norm approximation), isolated mode ($\\rho = 0$): non-zero "
+               "equilibria solve $g(p) = \\eta$ with "
                "$g = \\dot p/p + \\eta$; the fold (largest $\\eta$ with a non-collapsed equilibrium):\n")
     out.append(_eq(r"p_m", pm))
     out.append(_eq(r"\eta_{\mathrm{fold}}", ef))
@@ -124,13 +139,71 @@ def render() -> str:
                "At the equal-shape state $x = 1$ its eigenvalue is\n")
     out.append(_eq(r"\partial_x \dot x\,\big|_{x=1}", sp.simplify(sp.diff(shp.rhs[0], x).subs(x, 1))))
     out.append("so the non-collapsed state is stable for every weight decay.\n")
+    out += _tian_sections()
     out.append("## Systems used by the toolkit\n")
     for loss, groups, byol in (("euclidean", 1, False), ("euclidean", 1, True), ("cosine", 2, False)):
         out.append(S.eigenmode_system(loss, groups, byol=byol).to_markdown())
     for loss in S.LOSSES:
         out.append(S.reduce_mode(loss).system().to_markdown())
     out.append(shp.to_markdown())
+    out.append(S.eigenmode_system("euclidean", 1, separate_decays=True).to_markdown())
     return "\n".join(out).rstrip() + "\n"
+
+
+def _tian_sections() -> list[str]:
+    """Separate weight decays, the EMA target from zero, unaligned weights, self-consistent cosine norms."""
+    out = ["## Separate weight decays [ours; Tian §3.3]\n",
+           "The gradient flow of $\\ell + \\eta_p p^2/(2\\alpha_p) + \\eta_s w^2/2$ (Euclidean loss, one mode):\n"]
+    pdot, sdot, _ = S.mode_flow("euclidean", True)
+    out += [_eq(r"\dot p", sp.factor(pdot)), _eq(r"\dot s", sp.factor(sdot))]
+    out.append("SymPy rewrites the drift of the balance $D = s - p^2/\\alpha_p$ in $D$ (the same for the cosine "
+               "loss, since $p\\,\\partial_p\\ell = w\\,\\partial_w\\ell$):\n")
+    out.append(_eq(r"\dot D", S.balance_drift("euclidean")))
+    out.append("A mode whose predictor eigenvalue starts negative ($p < 0$, as half of a random symmetric $W_p$) "
+               "rises towards $p = 0$ while $s \\le p^2/\\alpha_p + D$. If $\\alpha_p \\le 1$ and "
+               "$\\eta_p \\le \\eta_s$ and it starts at the same scale as the network ($s_0 = p_0^2$, so "
+               "$D_0 \\le 0$), $D$ stays $\\le 0$ and "
+               "$s \\to 0$: the mode collapses. $\\alpha_p > 1$ ($D_0 > 0$) or $\\eta_p > \\eta_s$ (the source term) "
+               "can lift it above the parabola; the claims map where this happens (with $\\eta_s = 0.01$: at "
+               "$\\eta_p = \\eta_s$ from an $\\alpha_p$ between 1 and 1.1, at $\\alpha_p = 1$ from a ratio "
+               "$\\eta_p/\\eta_s$ between 1 and 2), the two remedies "
+               "of Tian et al.'s Fig. 6 and Table 5 for a symmetric predictor without EMA. Tian et al. explain the "
+               "remedies by the alignment condition (Theorem 3); in the eigenmode flow the balance law decides.\n")
+    out.append("## EMA target started at zero [Tian Eq. 15]\n")
+    out.append("With $W_a(0) = 0$ ($\\tau(0) = 0$) on the parabola $s = p^2/\\alpha_p$, the target ratio of the "
+               "derived system solves\n")
+    t_, tp, kappa, pf = sp.Symbol("t"), sp.Symbol("t'"), sp.Symbol("kappa", positive=True), sp.Function("p")
+    out.append(_eq(r"\tau(t)", kappa * sp.exp(-kappa * t_) / pf(t_) * sp.Integral(pf(tp) * sp.exp(kappa * tp),
+                                                                                    (tp, 0, t_))))
+    out.append("with $\\kappa = -\\ln\\beta$. The collapse basin edge $p^*_-(\\tau)$ of Eq. 16 falls as $\\tau$ "
+               "rises: early in training the basin is larger (Tian et al.'s Obs. 8–10).\n")
+    from theorykit.theories.noncontrastive import _matrix as Mx
+
+    two = Mx.alignment_system(2)
+    rhs = dict(zip((x.name for x in two.states), two.rhs))
+    out.append("## Weights that are not aligned [Tian Eq. 7, Theorem 3, Eq. 17]\n")
+    out.append("The expected gradient flow of general $n \\times n$ matrices (SymPy, `_matrix.matrix_flow`), with "
+               "$W_t = \\tau W$ and the predictor flow symmetrised; for $n = 2$, two of its entries:\n")
+    out += [_eq(r"\dot W_{00}", sp.collect(rhs["W_00"], S.sigma2)),
+            _eq(r"\dot P_{01}", sp.collect(rhs["P_01"], S.sigma2))]
+    out.append("In $F = WW^\\top$ this is Eq. 7 with $\\eta_p$ on $W_p$ and $2\\eta_s$ on $F$, and the commutator "
+               "$L = [F, W_p]$ obeys $\\dot L = -LK - KL$ with "
+               "$K = (1+\\sigma^2)[\\tfrac{\\alpha_p}{2}F + W_p^2 - \\tfrac{\\tau}{1+\\sigma^2}W_p] + "
+               "\\tfrac{\\eta_p + 2\\eta_s}{2}I$ (checked at random states to rounding), so "
+               "$\\lVert L(t)\\rVert$ lies between $e^{-2\\int\\lambda_{\\max}(K)}\\lVert L(0)\\rVert$ and "
+               "$e^{-2\\int\\lambda_{\\min}(K)}\\lVert L(0)\\rVert$. Eq. 17 is $K$'s diagonal in the eigenbasis of "
+               "$W_p$; where it fails, $K$ is indefinite and the commutator can grow.\n")
+    out.append("## Cosine loss: frozen norms (Bao's approximation) vs self-consistent norms [ours]\n")
+    out.append("The sextic and its fold above hold the feature norms fixed. With one group of modes carrying the "
+               "whole spectrum and the norms at their self-consistent values (the one-group system), SymPy "
+               "simplifies the drift beyond the weight decay to\n")
+    rp, rs = S.cosine_self_consistent_drift()
+    out += [_eq(r"\dot p + \eta p", rp), _eq(r"\dot s + 2\eta s", rs)]
+    out.append("identically: every scale is neutral, there is no fold, and weight decay only shrinks the scale "
+               "(Halvagal et al. 2023 find the same for the closed-form predictor). The collapse boundaries of both "
+               "losses are traced as fold curves by `theorykit.analysis.continue_fold` and checked against "
+               "$\\tau^2 = 4\\eta(1+\\sigma^2)$ and $\\eta_{\\mathrm{fold}}(\\nu_u)$ along their whole length.\n")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Hand-built stand-ins for ``CompiledSystem`` and the reference systems of the solve-stage tests.
+"""The reference systems of the solve-stage tests, as hand-written ``CompiledSystem`` s.
 
 Each reference right-hand side is written once as a plain Python function and wrapped with
 ``numba.njit`` for the numba backend, so both backends run exactly the same formula. Closed-form
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable
 
 import numba
 import numpy as np
+import sympy as sp
 
-from theorykit.errors import InvalidParameterError
+from theorykit.compile import CompiledSystem
+from theorykit.derive import ODESystem
 
 BACKENDS = ("numba", "numpy")
 #: Methods of ``solve`` for deterministic systems, with the options each needs.
@@ -26,46 +28,15 @@ def method_options(method: str, dt: float = 1e-3) -> dict:
     return {"dt": dt} if method in ("rk4", "euler_maruyama") else {"rtol": 1e-10, "atol": 1e-12}
 
 
-def _pack(kind, names, values):
-    if isinstance(values, Mapping):
-        missing = [n for n in names if n not in values]
-        unknown = [k for k in values if k not in names]
-        if missing or unknown:
-            raise InvalidParameterError(f"{kind}: missing {missing}, unknown {unknown}")
-        return np.array([float(values[n]) for n in names])
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if arr.size != len(names):
-        raise InvalidParameterError(f"{kind} must have {len(names)} entries, got {arr.size}")
-    return arr
-
-
-@dataclass
-class FakeCompiled:
-    """The attributes of ``CompiledSystem`` that the solve stage relies on."""
-
-    backend: str
-    state_names: tuple
-    param_names: tuple
-    rhs_into: Callable
-    jac_into: Callable
-    observed_into: Callable
-    observable_names: tuple = ()
-    diffusion_into: Callable | None = None
-    n_noise: int = 0
-
-    @property
-    def n_states(self):
-        return len(self.state_names)
-
-    @property
-    def n_params(self):
-        return len(self.param_names)
-
-    def pack_params(self, values):
-        return _pack("params", self.param_names, values)
-
-    def pack_state(self, values):
-        return _pack("y0", self.state_names, values)
+def _names_only(ref: "Reference") -> ODESystem:
+    """An :class:`ODESystem` that only names the reference's states, parameters, observables and noise (its
+    right-hand sides are undefined functions of t): the reference's Python functions compute them."""
+    t = sp.Symbol("t", real=True)
+    noise = None
+    if ref.diffusion is not None:
+        noise = sp.Matrix(len(ref.states), ref.n_noise, lambda i, j: sp.Function(f"g_{i}_{j}")(t))
+    return ODESystem(t=t, states=ref.states, rhs=[sp.Function(f"f_{n}")(t) for n in ref.states], params=ref.params,
+                     observed={n: sp.Function(f"obs_{n}")(t) for n in ref.observables}, noise=noise, name=ref.name)
 
 
 @dataclass
@@ -87,13 +58,15 @@ class Reference:
     n_noise: int = 0
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def compiled(self, backend: str = "numba") -> FakeCompiled:
+    def compiled(self, backend: str = "numba") -> CompiledSystem:
+        """The reference's functions (``numba.njit``-ed for the numba backend) as a compiled system."""
         if backend not in self._cache:
             wrap = numba.njit(cache=False) if backend == "numba" else (lambda f: f)
             obs = self.observed or _no_observed
-            self._cache[backend] = FakeCompiled(
-                backend, self.states, self.params, wrap(self.rhs), wrap(self.jac), wrap(obs),
-                self.observables, wrap(self.diffusion) if self.diffusion else None, self.n_noise)
+            self._cache[backend] = CompiledSystem.from_functions(
+                _names_only(self), rhs_into=wrap(self.rhs), jac_into=wrap(self.jac), observed_into=wrap(obs),
+                diffusion_into=wrap(self.diffusion) if self.diffusion else None, backend=backend,
+                source=f"reference system {self.name!r} of tests/solve_helpers.py")
         return self._cache[backend]
 
 

@@ -29,7 +29,7 @@ def _fold_branch(csys, params, guess):
 
 @pytest.mark.parametrize("byol", [False, True])
 def test_euclidean_collapse_boundary_is_the_fold_curve(byol):
-    csys = N.compiled("euclidean", 1, byol)
+    csys = N.compiled_ode("euclidean", 1, byol)
     params = {"eta": 0.1, "sigma2": 0.5, "alpha_p": 1.0, **({"beta": 0.5} if byol else {})}
     br = _fold_branch(csys, params, [0.55, 0.3] + ([1.0] if byol else []))
     cv = continue_fold(csys, br, free=("eta", "sigma2"), bounds={"sigma2": (0.0, 3.0)})
@@ -48,7 +48,7 @@ def test_cosine_frozen_norm_fold_curve():
 
     from theorykit.theories.noncontrastive import _symbolic as S
 
-    csys = N.compiled("cosine", reduced=True)
+    csys = N.compiled_ode("cosine", reduced=True)
     nu_u, nu_v = N.frozen_norms(1.0, 0.5)
     params = {"eta": 0.05, "sigma2": 0.5, "alpha_p": 1.0, "nu_u": nu_u, "nu_v": nu_v, "rho": 0.0}
     br = _fold_branch(csys, params, [1.0])

@@ -15,6 +15,7 @@ from theorykit import theories
 from theorykit.compile import compile_system
 from theorykit.errors import InvalidParameterError
 from theorykit.theories import closed_form_predictor as cfp
+from theorykit.theories.closed_form_predictor import _analysis as A
 from theorykit.theories.closed_form_predictor import _kernels as K
 from theorykit.theories.closed_form_predictor import _studies as St
 from theorykit.theories.closed_form_predictor import _symbolic as S
@@ -72,7 +73,7 @@ def _derived_drift(loss, predictor, s, tau, params):
     """dw/dt of each group from the derived system (ds/dt = 2 w dw/dt), EMA target ratios tau."""
     csys = compile_system(S.mode_system(loss, predictor, len(s), ema=True), backend="numpy")
     y = np.ravel(np.column_stack([s, tau]))
-    return csys.rhs(0.0, y, St.packed(csys, params))[0::2] / (2 * np.sqrt(s))
+    return csys.rhs(0.0, y, A.packed(csys, params))[0::2] / (2 * np.sqrt(s))
 
 
 # ------------------------------------------------------------------------- derivation vs the losses
@@ -112,21 +113,25 @@ def test_cosine_flows_match_finite_differences_of_the_sampled_loss_at_large_widt
     assert errors[1] < 0.07 and errors[1] < 0.4 * errors[0], errors
 
 
+def _evaluate(expr, **values):
+    return float(expr.xreplace({x: values[x.name] for x in expr.free_symbols}))
+
+
 def test_transit_time_matches_quadrature():
     rate = lambda lam, a: -2 * a * lam ** 2 * (lam - 1)  # noqa: E731  (Halvagal's Euclidean lambda')
     for a, l0, l1 in ((1.0, 0.1, 0.5), (0.5, 0.3, 0.9)):
         ref = quad(lambda lam: 1 / rate(lam, a), l0, l1)[0]
-        got = S.evaluate(S.transit_time("euclidean"), alpha=a, lambda0=l0, lambda1=l1)
+        got = _evaluate(S.transit_time("euclidean"), alpha=a, lambda0=l0, lambda1=l1)
         assert got == pytest.approx(ref, rel=1e-10)
-        iso = S.evaluate(S.transit_time("iso_euclidean"), alpha=a, lambda0=l0, lambda1=l1)
+        iso = _evaluate(S.transit_time("iso_euclidean"), alpha=a, lambda0=l0, lambda1=l1)
         assert iso == pytest.approx(quad(lambda lam: -1 / (2 * a * lam * (lam - 1)), l0, l1)[0], rel=1e-10)
 
 
 def test_cosine_flow_conserves_the_norm_and_decays_it_with_weight_decay():
-    csys = St.compiled("cosine", n_groups=3)
+    csys = A.compiled("cosine", n_groups=3)
     y = np.array([1.5, 0.7, 0.2])
     for eta in (0.0, 0.13):
-        f = csys.rhs(0.0, y, St.packed(csys, dict(eta=eta, sigma2_o=0.3, sigma2_t=0.6, alpha=0.5, f1=0.2, f2=0.5)))
+        f = csys.rhs(0.0, y, A.packed(csys, dict(eta=eta, sigma2_o=0.3, sigma2_t=0.6, alpha=0.5, f1=0.2, f2=0.5)))
         fr = np.array([0.2, 0.5, 0.3])
         assert np.sum(fr * f) == pytest.approx(-2 * eta * np.sum(fr * y), abs=1e-13)
 
@@ -142,21 +147,84 @@ def _minibatch_loss(code, W, Wref, P, X1, X2, M):
     return _cosine_sample_loss("cosine" if code == K.COSINE else "iso_cosine", W, Wref, Wref, P, X1, X2, M)
 
 
+def _kernel_steps(W, Wt, F, E, code, alpha, epsilon=0.0, rho=0.5, running=False, lr=1e-3, eta=0.0, keep=0.0,
+                  sigma_o=0.0, sigma_t=1.0):
+    """The kernel's steps on copies of the state; returns ``(W, Wt, F, P, lam, max |cos(grad, W)|)``."""
+    W, Wt, F = W.copy(), Wt.copy(), F.copy()
+    M = W.shape[0]
+    P, lam = np.empty((M, M)), np.empty(M)
+    K.prepare(W, F, P, lam, running, alpha, epsilon)
+    worst = K.sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, code, alpha, epsilon, rho, running, lr, eta, keep,
+                        float(M))
+    return W, Wt, F, P, lam, worst
+
+
+def _numpy_steps(W, Wt, F, E, code, alpha, epsilon, rho, running, lr, eta, keep, sigma_o, sigma_t):
+    """Reference steps written with numpy from the model's definition (predictor by eigen-decomposition)."""
+    M = W.shape[0]
+    worst = 0.0
+    for e in E:
+        X1, X2 = e[0] + sigma_o * e[1], e[0] + sigma_t * e[2]
+        B = len(X1)
+        Z1, Z2 = X1 @ W.T, X2 @ Wt.T
+        F = rho * F + (1 - rho) * Z1.T @ Z1 / B if running else W @ W.T
+        P = _predictor(F, alpha, epsilon)
+        p = Z1 @ P
+        G = p - Z2
+        if code in (K.COSINE, K.ISO_COSINE):
+            n_p, n_z = np.linalg.norm(p, axis=1)[:, None], np.linalg.norm(Z2, axis=1)[:, None]
+            c = np.sum(p * Z2, axis=1)[:, None]
+            G = -M * (Z2 / (n_p * n_z) - c * p / (n_p ** 3 * n_z))
+        if code in (K.EUCLIDEAN, K.COSINE):
+            G = G @ P
+        grad = G.T @ X1 / B
+        worst = max(worst, abs(np.sum(grad * W)) / (np.linalg.norm(grad) * np.linalg.norm(W)))
+        W = W - lr * (grad + eta * W)
+        Wt = keep * Wt + (1 - keep) * W
+    return W, Wt, F, worst
+
+
+@pytest.mark.numba
 @pytest.mark.parametrize("code", [K.EUCLIDEAN, K.COSINE, K.ISO_EUCLIDEAN, K.ISO_COSINE])
-def test_sgd_step_is_minus_lr_times_the_minibatch_gradient(code):
+@pytest.mark.parametrize("predictor", ["closed_form alpha=0.7", "closed_form alpha=1", "directpred"])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor):
+    """A few steps of the kernel equal a plain numpy implementation of the same updates (to rounding); alpha = 1
+    takes the kernel's shortcut P = W W^T, the reference still goes through the eigen-decomposition."""
+    rng = np.random.default_rng(5)
+    M, N, B, steps = 5, 7, 6, 4
+    W = rng.standard_normal((M, N)) / 2
+    Wt = W + 0.1 * rng.standard_normal((M, N))
+    F = 1.3 * W @ W.T
+    E = rng.standard_normal((steps, 3, B, N))
+    running = predictor == "directpred"
+    alpha, epsilon = (0.5, 0.2) if running else (float(predictor.split("=")[1]), 0.0)
+    kw = dict(rho=0.8, running=running, lr=0.01, eta=0.03, keep=0.4, sigma_o=0.3, sigma_t=0.6)
+    got = _kernel_steps(W, Wt, F, E, code, alpha, epsilon, **kw)
+    ref_W, ref_Wt, ref_F, ref_worst = _numpy_steps(W, Wt, F, E, code, alpha, epsilon, **kw)
+    if not running:  # the kernel keeps F and P of the final state, ready for a record and the next step
+        ref_F = ref_W @ ref_W.T
+    for name, a, b in zip(("W", "Wt", "F"), got[:3], (ref_W, ref_Wt, ref_F)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
+    np.testing.assert_allclose(got[3], _predictor(ref_F, alpha, epsilon), rtol=1e-12, atol=1e-13)
+    assert got[5] == pytest.approx(ref_worst, rel=1e-12, abs=1e-13)
+
+
+@pytest.mark.parametrize("alpha", [0.7, 1.0])
+@pytest.mark.parametrize("code", [K.EUCLIDEAN, K.COSINE, K.ISO_EUCLIDEAN, K.ISO_COSINE])
+def test_sgd_step_is_minus_lr_times_the_minibatch_gradient(code, alpha):
     rng = np.random.default_rng(3)
     M, N, B, lr = 4, 6, 5, 1e-3
     W = rng.standard_normal((M, N)) / 2
-    X1, X2 = rng.standard_normal((B, N)), rng.standard_normal((B, N))
-    Wn, Wt, F = W.copy(), W.copy(), np.zeros((M, M))
-    K.sgd_step(Wn, Wt, F, X1, X2, code, 0.7, 0.0, 0.5, False, lr, 0.0, 0.0, float(M))
-    P = _predictor(W @ W.T, 0.7, 0.0)
+    E = rng.standard_normal((1, 3, B, N))
+    X1, X2 = E[0, 0], E[0, 0] + E[0, 2]  # the views of the step (sigma_o = 0, sigma_t = 1)
+    Wn, Wt, *_ = _kernel_steps(W, W, np.zeros((M, M)), E, code, alpha, lr=lr)
+    P = _predictor(W @ W.T, alpha, 0.0)
     grad = np.zeros_like(W)
     for idx in np.ndindex(*W.shape):
-        E = np.zeros_like(W)
-        E[idx] = 1e-6
-        grad[idx] = (_minibatch_loss(code, W + E, W, P, X1, X2, M)
-                     - _minibatch_loss(code, W - E, W, P, X1, X2, M)) / 2e-6
+        D = np.zeros_like(W)
+        D[idx] = 1e-6
+        grad[idx] = (_minibatch_loss(code, W + D, W, P, X1, X2, M)
+                     - _minibatch_loss(code, W - D, W, P, X1, X2, M)) / 2e-6
     np.testing.assert_allclose((W - Wn) / lr, grad, rtol=1e-5, atol=1e-8)
     np.testing.assert_array_equal(Wt, Wn)  # SimSiam: the target follows W
 
@@ -164,14 +232,50 @@ def test_sgd_step_is_minus_lr_times_the_minibatch_gradient(code):
 def test_directpred_running_estimate_and_predictor():
     rng = np.random.default_rng(4)
     W, F0 = rng.standard_normal((3, 5)), np.eye(3)
-    X = rng.standard_normal((7, 5))
-    F = F0.copy()
-    K.sgd_step(W.copy(), W.copy(), F, X, X, K.EUCLIDEAN, 0.5, 0.2, 0.9, True, 1e-3, 0.0, 0.0, 3.0)
+    E = np.zeros((1, 3, 7, 5))
+    E[0, 0] = X = rng.standard_normal((7, 5))
+    _, _, F, P, lam, _ = _kernel_steps(W, W, F0, E, K.EUCLIDEAN, 0.5, 0.2, rho=0.9, running=True)
     np.testing.assert_allclose(F, 0.9 * F0 + 0.1 * (X @ W.T).T @ (X @ W.T) / 7, rtol=1e-12)
-    P, lam = K.predictor(F, 0.5, 0.2)
     d = np.linalg.eigvalsh(F)
     np.testing.assert_allclose(np.sort(lam), np.sort(np.sqrt(d) + 0.2 * d.max()), rtol=1e-12)
     np.testing.assert_allclose(P, _predictor(F, 0.5, 0.2), atol=1e-12)
+
+
+def test_observe_matches_numpy_group_means():
+    rng = np.random.default_rng(6)
+    M, N = 6, 8
+    W, Wt = rng.standard_normal((M, N)), rng.standard_normal((M, N))
+    U = np.linalg.qr(rng.standard_normal((M, M)))[0]
+    P = _predictor(W @ W.T, 0.5, 0.0)
+    group = np.array([0, 0, 1, 1, 1, 0], dtype=np.int64)
+    out = [np.zeros(2) for _ in range(3)]
+    mean_s = K.observe(W, Wt, P, U, group, 2, *out)
+    A, C = U.T @ W, U.T @ Wt
+    s, lam, tau = np.sum(A ** 2, 1), np.diag(U.T @ P @ U), np.sum(C * A, 1) / np.sum(A ** 2, 1)
+    for got, want in zip(out, (s, lam, tau)):
+        np.testing.assert_allclose(got, [want[group == g].mean() for g in range(2)], rtol=1e-12)
+    assert mean_s == pytest.approx(np.sum(W ** 2) / M, rel=1e-12)
+
+
+def test_diverged_weights_raise_instead_of_running_on():
+    W = np.full((3, 4), np.inf)
+    for alpha in (0.5, 1.0):  # the eigen-decomposition and its alpha = 1 shortcut alike
+        with pytest.raises(np.linalg.LinAlgError, match="infs or NaNs"):
+            K.prepare(W, np.zeros((3, 3)), np.empty((3, 3)), np.empty(3), False, alpha, 0.0)
+
+
+def test_replicates_in_threads_equal_the_single_runs():
+    kw = dict(dim=6, batch=4, lr=0.01, t_end=0.2, s0=[1.0, 0.3], sigma2_t=0.3, n_record=3)
+    runs = cfp.simulate_replicates("cosine", seeds=[3, 4, 5], threads=2, alpha=0.5, **kw)
+    for seed, run in zip([3, 4, 5], runs):
+        single = cfp.simulate("cosine", alpha=0.5, seed=seed, **kw)
+        assert run.seed == single.seed
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    with pytest.raises(InvalidParameterError, match="seeds"):
+        cfp.simulate_replicates("cosine", seeds=[], **kw)
+    with pytest.raises(InvalidParameterError, match="threads"):
+        cfp.simulate_replicates("cosine", seeds=[1], threads=0, **kw)
 
 
 def test_sgd_with_ema_target_follows_the_derived_ode():
@@ -181,9 +285,25 @@ def test_sgd_with_ema_target_follows_the_derived_ode():
     csys = compile_system(S.mode_system("euclidean", "closed_form", 2, ema=True))
     from theorykit.solve import solve
 
-    y = solve(csys, np.array([0.6, 1.0, 0.2, 1.0]), (0.0, run.t[-1]), St.packed(csys, prm), t_eval=run.t).y
-    assert np.max(np.abs(run.group("s") - y[:, 0::2])) < 0.02
-    assert np.max(np.abs(run.group("tau") - y[:, 1::2])) < 0.02
+    y = solve(csys, np.array([0.6, 1.0, 0.2, 1.0]), (0.0, run.t[-1]), A.packed(csys, prm), t_eval=run.t).y
+    assert np.max(np.abs(cfp.group_series(run, "s") - y[:, 0::2])) < 0.02
+    assert np.max(np.abs(cfp.group_series(run, "tau") - y[:, 1::2])) < 0.02
+
+
+def test_sgd_run_is_a_reproducible_particle_run_independent_of_chunking(monkeypatch):
+    from theorykit.simulate import ParticleRun, _driver
+
+    kw = dict(dim=6, batch=4, lr=0.01, t_end=0.3, s0=[1.0, 0.3], sigma2_t=0.3, n_record=4, seed=7)
+    a = cfp.simulate("cosine", alpha=0.5, **kw)
+    assert isinstance(a, ParticleRun)
+    assert {"s1", "lambda2", "tau1", "mean_s", "spectrum", "max_inner"} <= set(a.names)
+    assert a.observable("spectrum").shape == (4, 6)
+    monkeypatch.setattr(_driver, "CHUNK_BYTES", 1)  # one step per chunk
+    b = cfp.simulate("cosine", alpha=0.5, **kw)
+    for name in a.names:
+        np.testing.assert_array_equal(a.observable(name), b.observable(name))
+    assert np.max(np.abs(a.observable("spectrum") - cfp.simulate("cosine", alpha=0.5, **{**kw, "seed": 8})
+                         .observable("spectrum"))) > 1e-6
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -217,7 +337,7 @@ def test_builtin_systems_reach_their_fixed_points():
     from theorykit.solve import solve
 
     final = {}
-    for key, b in cfp.builtin_systems().items():
+    for key, b in cfp.systems().items():
         csys = compile_system(b.build(), backend="numpy")
         final[key] = solve(csys, b.y0, (0.0, 150.0), b.params, method="lsoda").final
     assert final["euclidean_lambda"][0] == pytest.approx(1.0, abs=1e-6)
@@ -227,10 +347,10 @@ def test_builtin_systems_reach_their_fixed_points():
     np.testing.assert_allclose(final["directpred_ema"], [p_plus ** 2 / 1.2, 1.0], atol=1e-4)
 
 
-def test_builtin_systems_solve_through_the_cli(tmp_path, capsys, monkeypatch):
+def test_builtin_systems_solve_through_the_cli(tmp_path, capsys):
     from theorykit.cli import main
 
-    monkeypatch.setitem(theories.THEORIES, "closed_form_predictor", (cfp.__name__, cfp.TITLE))
+    assert "closed_form_predictor" in theories.theory_names()
     assert {"closed_form_predictor.euclidean_lambda", "closed_form_predictor.directpred_modes"} <= set(
         theories.builtin_systems())
     assert main(["solve", "closed_form_predictor.iso_euclidean_lambda", "--out", str(tmp_path)]) == 0

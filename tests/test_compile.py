@@ -241,3 +241,25 @@ def test_every_documented_function_compiles_and_evaluates():
         for name, text in calls.items():
             want = float(system.observed[name].subs(system.states[0], x).evalf(30))
             assert csys.observed(name, 0.0, [x], []) == pytest.approx(want, rel=1e-14), (backend, name)
+
+
+def test_generate_function_module_prints_checks_and_seals_scalar_functions():
+    from theorykit.compile import generate_function_module
+    from theorykit.compile._codegen import unseal
+    from theorykit.errors import CompileError
+
+    u, c = sp.symbols("u c", real=True)
+    source = generate_function_module("demo", [("soft", (u,), sp.log(1 + sp.exp(u)) / 2, "softplus / 2"),
+                                               ("sq", (u, c), (u - c) ** 2, "squared\ndistance")],
+                                      doc="Demo.", backend="numpy")
+    assert unseal(source) is not None and "# squared distance\ndef sq(u, c):" in source
+    namespace: dict = {}
+    exec(unseal(source), namespace)
+    assert namespace["soft"](0.3) == pytest.approx(np.log1p(np.exp(0.3)) / 2, rel=1e-15)
+    assert namespace["sq"](1.5, -0.5) == 4.0
+    with pytest.raises(CompileError, match="not among its arguments"):
+        generate_function_module("demo", [("f", (u,), u * c, "uses c")], doc="Demo.")
+    with pytest.raises(CompileError, match="cannot name"):
+        generate_function_module("demo", [("lambda", (u,), u, "a keyword")], doc="Demo.")
+    with pytest.raises(CompileError, match="numeric code cannot evaluate"):
+        generate_function_module("demo", [("f", (u,), sp.Integral(u, u), "an integral")], doc="Demo.")

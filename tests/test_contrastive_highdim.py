@@ -13,6 +13,7 @@ from theorykit.compile import compile_system
 from theorykit.derive import Law, moment_symbol
 from theorykit.errors import InvalidParameterError
 from theorykit.theories import contrastive_highdim as ch
+from theorykit.validate import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 M2, M4 = moment_symbol("c", 2), moment_symbol("c", 4)
@@ -20,7 +21,12 @@ M2, M4 = moment_symbol("c", 2), moment_symbol("c", 4)
 
 @pytest.fixture(scope="module")
 def ode():
-    return ch.ContrastiveODE(d=2, K=1, act="tanh", gh_points=12)
+    return ch.compiled_ode(d=2, K=1, act="tanh", gh_points=12)
+
+
+def _m(result, d=2, K=1):
+    """Cosines float64[n_t, d, K] of a run or an ODE solution."""
+    return ch.order_parameters(result, d, K)["m"]
 
 
 # ------------------------------------------------------------------------------------ symbolic
@@ -85,7 +91,8 @@ def test_quadrature_ode_matches_exact_linear_system():
                        rho=rng.uniform(-1, 1), eta=rng.uniform(0, 0.3), beta=rng.uniform(0, 1))
         law = ch.HiddenLaw.sparse_ternary(rng.uniform(0.2, 1), m2=rng.uniform(0.5, 2))
         y = np.array([rng.normal() * 0.3, rng.normal() * 0.3, 1.0 + rng.uniform()])
-        p = {"<c^2>": law.m2, "beta": hyp.beta, "eta": hyp.eta, "lambda": hyp.lam, "rho": hyp.rho, "sigma": hyp.sigma, "tau": hyp.tau}
+        p = {"<c^2>": law.m2, "beta": hyp.beta, "eta": hyp.eta, "lambda": hyp.lam, "rho": hyp.rho, "sigma": hyp.sigma,
+             "tau": hyp.tau}
         np.testing.assert_allclose(quad.csys.rhs(0, y, quad.pack(hyp, law)), exact.rhs(0, y, p), rtol=1e-9, atol=1e-12)
 
 
@@ -106,7 +113,7 @@ def test_equal_second_moment_gives_equal_eigenvalues(ode):
 def test_small_q_defaults_are_the_computed_coefficients(ode):
     hyp = ch.Hyper(tau=1.0, lam=0.2, sigma=1.0)
     u = ch.uninformative_state(ode, hyp, ch.HiddenLaw.rademacher())
-    assert abs(u.Q_star - ch.builtin_systems()["small_q"].y0["Q"]) < 1e-4
+    assert abs(u.Q_star - ch.systems()["small_q"].y0["Q"]) < 1e-4
     coef = ch.gaussian_coefficients(ode, hyp, u.Q_star)
     for k, v in coef.items():
         assert abs(ch.SMALL_Q_DEFAULTS[k] - v) < 1e-3 * max(1.0, abs(v)), k
@@ -125,8 +132,8 @@ def test_threshold_matches_simulations(ode):
         assert uu.learnable == (r > 1)
         # below: decay rate 0.15, stationary |m| fluctuations ~ 0.03 at n = 1500; above: growth rate 0.2
         q0 = np.array([0.2, 0.0]) * np.sqrt(u.Q_star)
-        tr = ch.simulate_sgd(1500, 12.0, hyp, law, q0, u.Q_star, record_dt=1.0, seed=5)
-        out[r] = float(np.mean(np.abs(tr.m[-3:, 0, 0]))) / 0.2
+        run = ch.simulate_sgd(1500, 12.0, hyp, law, q0, u.Q_star, record_dt=1.0, seed=5)
+        out[r] = float(np.mean(np.abs(run.observable("m_1")[-3:]))) / 0.2
     assert out[0.25] < 0.5 and out[2.0] > 2.0, out
 
 
@@ -134,11 +141,12 @@ def test_threshold_matches_simulations(ode):
 def test_ode_matches_sgd_n2000(ode):
     hyp = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=-0.5)
     law = ch.HiddenLaw.rademacher()
-    tr = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=0)
-    ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, tr.t)
+    run = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=0)
+    assert run.names == ("q_1", "q_2", "Q", "m_1", "m_2")
+    errors = compare(ch.ode_solution(ode, hyp, law, [0.3, 0.2], 1.0, run.t), run, ("m_1", "m_2", "Q"))
     # tolerance: about 3 standard deviations of the O(n^-1/2) fluctuations at n = 2000
-    assert np.max(np.abs(tr.m - ref.m)) < 0.05
-    assert np.max(np.abs(tr.Q - ref.Q)) < 0.05
+    assert errors.max_error(["m_1", "m_2"]) < 0.05
+    assert errors.errors["Q"] < 0.05
 
 
 def test_negative_pair_adds_only_variance():
@@ -155,20 +163,22 @@ def test_ode_matches_sgd_with_negative_pair(ode):
     law = ch.HiddenLaw.rademacher()
     y = ode.state([0.3, 0.2], 1.0)
     # the negative pair changes the dynamics (through D only)
-    assert abs(ode.csys.rhs(0, y, ode.pack(hyp, law))[2] - ode.csys.rhs(0, y, ode.pack(hyp.replace(beta=0.0), law))[2]) > 0.01
-    tr = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=4)
-    ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, tr.t)
-    assert np.max(np.abs(tr.m - ref.m)) < 0.05
-    assert np.max(np.abs(tr.Q - ref.Q)) < 0.05
+    dQ = [ode.csys.rhs(0, y, ode.pack(h, law))[2] for h in (hyp, hyp.replace(beta=0.0))]
+    assert abs(dQ[0] - dQ[1]) > 0.01
+    run = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=4)
+    errors = compare(ch.ode_solution(ode, hyp, law, [0.3, 0.2], 1.0, run.t), run, ("m_1", "m_2", "Q"))
+    assert errors.max_error(["m_1", "m_2"]) < 0.05
+    assert errors.errors["Q"] < 0.05
 
 
 def test_pde_particles_match_ode_under_l2(ode):
     hyp = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5)
     law = ch.HiddenLaw.sparse_ternary(0.5)
-    pde = ch.simulate_pde(3000, 2.0, hyp, law, [0.3, 0.2], 1.0, reg="L2", dt=0.01, seed=2)
-    ref = ch.ode_trajectory(ode, hyp, law, [0.3, 0.2], 1.0, pde.t)
-    assert np.max(np.abs(pde.m - ref.m)) < 0.04
-    assert np.max(np.abs(pde.Q - ref.Q)) < 0.04
+    pde = ch.simulate_pde(ode, 3000, 2.0, hyp, law, [0.3, 0.2], 1.0, reg="L2", dt=0.01, seed=2)
+    assert pde.names == ("q_1", "q_2", "Q", "m_1", "m_2") and pde.t[-1] == pytest.approx(2.0)
+    errors = compare(ch.ode_solution(ode, hyp, law, [0.3, 0.2], 1.0, pde.t), pde, ("m_1", "m_2", "Q"))
+    assert errors.max_error(["m_1", "m_2"]) < 0.04
+    assert errors.errors["Q"] < 0.04
 
 
 def test_two_neurons_follow_the_single_neuron_equations(ode):
@@ -181,24 +191,32 @@ def test_two_neurons_follow_the_single_neuron_equations(ode):
     for k in range(2):
         f1 = ode.csys.rhs(0, ode.state(q0[:, k], 1.0), ode.pack(hyp, law))
         np.testing.assert_allclose(f2[3 * k:3 * k + 3], f1, rtol=1e-12)
-    tr = ch.simulate_sgd(2000, 2.0, hyp, law, q0, 1.0, K=2, record_dt=0.5, seed=3)
+    run = ch.simulate_sgd(2000, 2.0, hyp, law, q0, 1.0, K=2, record_dt=0.5, seed=3)
+    assert run.names == ("q_1_1", "q_1_2", "q_2_1", "q_2_2", "Q_1", "Q_2", "m_1_1", "m_1_2", "m_2_1", "m_2_2")
+    # the two-neuron ODE system names its states and observables the same way
+    errors = compare(ch.ode_solution(ode2, hyp, law, q0, 1.0, run.t), run, run.names)
+    assert errors.max_error([n for n in run.names if n.startswith("m")]) < 0.05
     for k in range(2):
-        ref = ch.ode_trajectory(ode, hyp, law, q0[:, k], 1.0, tr.t)
-        assert np.max(np.abs(tr.m[:, :, k] - ref.m[:, :, 0])) < 0.05
+        ref = _m(ch.ode_solution(ode, hyp, law, q0[:, k], 1.0, run.t))
+        assert np.max(np.abs(_m(run, 2, 2)[:, :, k] - ref[:, :, 0])) < 0.05
 
 
 @pytest.mark.slow
-def test_pde_particles_match_sgd_under_l1():
+def test_pde_particles_match_sgd_under_l1(ode):
     hyp = ch.Hyper(tau=0.5, lam=0.3, sigma=0.5)
     law = ch.HiddenLaw.rademacher()
-    pde = ch.simulate_pde(4000, 3.0, hyp, law, [0.3, 0.2], 1.0, reg="L1", dt=0.01, seed=1)
+    pde = ch.simulate_pde(ode, 4000, 3.0, hyp, law, [0.3, 0.2], 1.0, reg="L1", dt=0.01, seed=1)
     sgd = ch.simulate_sgd(2000, 3.0, hyp, law, [0.3, 0.2], 1.0, reg="L1", record_dt=0.5, seed=1)
-    assert np.max(np.abs(pde.m - sgd.m)) < 0.06
-    assert np.max(np.abs(pde.Q - sgd.Q)) < 0.06
+    errors = compare(pde, sgd, ("m_1", "m_2", "Q"))
+    assert errors.max_error(["m_1", "m_2"]) < 0.06
+    assert errors.errors["Q"] < 0.06
 
 
-def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg):
-    """Reference online SGD (tanh) written with numpy from the loss -f(z1) f(z2) + beta f(z1) f(z3)."""
+def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg, act="tanh"):
+    """Reference online SGD written with numpy from the loss -f(z1) f(z2) + beta f(z1) f(z3): ``W`` (n, K),
+    ``U`` (n, d), one row of samples per step."""
+    f = np.tanh if act == "tanh" else (lambda z: z)
+    df = (lambda z: 1 - np.tanh(z) ** 2) if act == "tanh" else np.ones_like
     n = W.shape[0]
     r2 = np.sqrt(1 - hyp.rho**2)
     for s in range(len(C)):
@@ -206,66 +224,90 @@ def _numpy_online_steps(W, U, C, e1, e2, eta1, e3, eta3, hyp, reg):
         x1 = base + hyp.sigma * e1[s]
         x2 = base + hyp.sigma * (hyp.rho * e1[s] + r2 * e2[s])
         x3 = U @ C[s, 1] + np.sqrt(hyp.eta) * eta3[s] + hyp.sigma * e3[s]
-        f1, f2, f3 = np.tanh(W.T @ x1), np.tanh(W.T @ x2), np.tanh(W.T @ x3)
-        g = (np.outer(x1, -(1 - f1**2) * (f2 - hyp.beta * f3)) + np.outer(x2, -f1 * (1 - f2**2))
-             + np.outer(x3, hyp.beta * f1 * (1 - f3**2)))
+        z1, z2, z3 = W.T @ x1, W.T @ x2, W.T @ x3
+        g = (np.outer(x1, -df(z1) * (f(z2) - hyp.beta * f(z3))) + np.outer(x2, -f(z1) * df(z2))
+             + np.outer(x3, hyp.beta * f(z1) * df(z3)))
         g += hyp.lam * W if reg == "L2" else hyp.lam / np.sqrt(n) * np.sign(W)
         W = W - hyp.tau / n * g
     return W
 
 
-@pytest.mark.parametrize("reg", ["L2", "L1"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_samples(reg):
-    """The online kernel on pre-drawn samples equals a numpy implementation of the same updates (negative
-    pair, background noise and correlated views all on)."""
+@pytest.mark.numba
+@pytest.mark.parametrize("act, reg, hyp", [
+    ("tanh", "L2", ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)),
+    ("tanh", "L1", ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)),
+    ("tanh", "L2", ch.Hyper(tau=0.5, lam=0.5, sigma=0.5)),
+    ("tanh", "L1", ch.Hyper(tau=0.5, lam=0.3, sigma=0.5, rho=-1.0)),
+    ("linear", "L2", ch.Hyper(tau=0.3, lam=0.2, sigma=0.4, rho=1.0, eta=0.1))])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_samples(act, reg, hyp):
+    """A few steps of the online step kernel on pre-drawn samples equal a numpy implementation of the same
+    updates, to rounding (negative pair, background noise, correlated and identical views, both
+    activations and regularisers); rows that are not drawn enter as zeros."""
     from theorykit.theories.contrastive_highdim import _kernels as K
 
     rng = np.random.default_rng(9)
-    n, d, K_, m = 7, 2, 2, 5
-    hyp = ch.Hyper(tau=0.8, lam=0.3, sigma=0.6, rho=0.4, eta=0.2, beta=0.7)
+    n, d, K_, m = 37, 3, 2, 6
     U, _ = np.linalg.qr(rng.standard_normal((n, d)))
     W = rng.standard_normal((n, K_)) / np.sqrt(n)
     C = rng.choice([-1.0, 1.0], size=(m, 2, d))
     Z = rng.standard_normal((m, 5, n))  # rows e1, e2, eta1, e3, eta3
-    ref = _numpy_online_steps(W, U, C, *(Z[:, i] for i in range(5)), hyp, reg)
-    out_q, out_Q = np.zeros((3, d, K_)), np.zeros((3, K_))
-    Wk = W.copy()
-    rec = K.sgd_steps(Wk, U, 0, C, Z, 1, 2, 3, 4, hyp.eta, hyp.sigma, hyp.rho, hyp.beta, hyp.tau, hyp.lam,
-                      0 if reg == "L2" else 1, 0, 2, 0, out_q, out_Q)
-    assert rec == 3  # records at steps 0, 2, 4 (before their updates)
-    np.testing.assert_allclose(Wk, ref, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(out_q[0], U.T @ W, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(out_Q[0], np.sum(W**2, axis=0), rtol=1e-12)
-    ref4 = _numpy_online_steps(W, U, C[:4], *(Z[:4, i] for i in range(5)), hyp, reg)
-    np.testing.assert_allclose(out_Q[2], np.sum(ref4**2, axis=0), rtol=1e-12)
+    drawn = [True, hyp.rho**2 < 1, hyp.eta > 0, hyp.beta != 0, hyp.beta != 0 and hyp.eta > 0]
+    full = np.where(np.array(drawn)[None, :, None], Z, 0.0)
+    ref = _numpy_online_steps(W, U, C, *(full[:, i] for i in range(5)), hyp, reg, act)
+    rows = np.cumsum(drawn) - 1  # the kernel gets only the drawn rows, in this order
+    Wk = np.ascontiguousarray(W.T)
+    coeffs = np.array([hyp.eta, hyp.sigma, hyp.rho, hyp.beta, hyp.tau, hyp.lam])
+    K.sgd_steps(Wk, np.ascontiguousarray(U.T), C[:, :1 + (hyp.beta != 0)], np.ascontiguousarray(Z[:, drawn]),
+                np.where(drawn, rows, -1)[1:], coeffs, K.ACT_CODES[act], K.REG_CODES[reg])
+    assert np.abs(Wk.T - W).max() > 1e-3  # the steps moved the weights
+    np.testing.assert_allclose(Wk.T, ref, rtol=1e-12, atol=1e-15)
+    q, Q = np.empty((d, K_)), np.empty(K_)
+    K.overlaps(np.ascontiguousarray(W.T), np.ascontiguousarray(U.T), q, Q)
+    np.testing.assert_allclose(q, U.T @ W, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(Q, np.sum(W**2, axis=0), rtol=1e-12)
 
 
+@pytest.mark.numba
+def test_replicates_run_in_threads_and_equal_single_runs():
+    hyp, law = ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=-0.5), ch.HiddenLaw.rademacher()
+    runs = ch.simulate_sgd_replicates(300, 1.0, hyp, law, [0.3, 0.2], 1.0, seeds=[4, 7, 9], threads=2,
+                                      record_dt=0.5)
+    for seed, run in zip([4, 7, 9], runs):
+        single = ch.simulate_sgd(300, 1.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.5, seed=seed)
+        assert run.seed == single.seed
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    assert runs[0].observable("q_1")[-1] != runs[1].observable("q_1")[-1]
+    with pytest.raises(InvalidParameterError, match="threads"):
+        ch.simulate_sgd_replicates(300, 1.0, hyp, law, [0.3, 0.2], 1.0, seeds=[1], threads=0)
+
+
+@pytest.mark.numba
 @pytest.mark.parametrize("hyp", [ch.Hyper(tau=0.5, lam=0.5, sigma=0.5),
                                  ch.Hyper(tau=0.5, lam=0.5, sigma=0.5, rho=1.0, eta=0.1, beta=0.5)])
 def test_sgd_is_reproducible_from_its_seed_and_independent_of_chunking(monkeypatch, hyp):
-    from theorykit.theories.contrastive_highdim import _model
+    import theorykit.simulate._driver as driver
 
     law = ch.HiddenLaw.sparse_ternary(0.5)
-    run = lambda seed: ch.simulate_sgd(200, 1.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.25, seed=seed)
+    run = lambda seed: ch.simulate_sgd(200, 1.0, hyp, law, [0.3, 0.2], 1.0, record_dt=0.25, seed=seed)  # noqa: E731
     a, b, c = run(3), run(3), run(4)
-    np.testing.assert_array_equal(a.q, b.q)
-    np.testing.assert_array_equal(a.Q, b.Q)
-    assert np.abs(a.q - c.q).max() > 1e-6
-    monkeypatch.setattr(_model, "CHUNK_BYTES", 3 * 8 * (6 * 200 + 4))  # 3 steps per chunk instead of 200
+    for name in a.names:
+        np.testing.assert_array_equal(a.observable(name), b.observable(name))
+    assert np.abs(a.observable("q_1") - c.observable("q_1")).max() > 1e-6
+    monkeypatch.setattr(driver, "CHUNK_BYTES", 3 * 8 * (6 * 200 + 4))  # 3 steps per chunk instead of 50
     e = run(3)
-    np.testing.assert_allclose(e.q, a.q, rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(e.Q, a.Q, rtol=1e-13, atol=1e-15)
-    assert e.q.shape == (5, 2, 1) and e.t[-1] == pytest.approx(1.0)
+    for name in a.names:
+        np.testing.assert_array_equal(e.observable(name), a.observable(name))
+    assert e.t.shape == (5,) and e.t[-1] == pytest.approx(1.0)
+    assert ch.order_parameters(e, 2)["q"].shape == (5, 2, 1)
 
 
 @pytest.mark.parametrize("law", [ch.HiddenLaw.rademacher(), ch.HiddenLaw.sparse_ternary(0.2),
                                  ch.HiddenLaw.gaussian(2.0), ch.HiddenLaw.uniform(0.5)],
                          ids=["rademacher", "ternary", "gaussian", "uniform"])
 def test_hidden_variable_draws_have_the_law_moments(law):
-    from theorykit.theories.contrastive_highdim import _model
-
     c = np.empty((200_000, 2))
-    _model._draw_hidden(np.random.default_rng(0), law, c)
+    law.draw(np.random.default_rng(0), c)
     for k in (2, 4):
         ck = c**k
         # 5 standard errors of the sample mean of c^k
@@ -280,6 +322,31 @@ def test_bad_hyper_parameters(kw):
     with pytest.raises(InvalidParameterError) as err:
         ch.Hyper(**kw)
     assert next(iter(kw)) in str(err.value)
+
+
+@pytest.mark.parametrize("kw, name", [({"act": "relu"}, "activation"), ({"reg": "L3"}, "regularizer"),
+                                      ({"n": 2}, "n"), ({"t_final": 0.001}, "t_final * n"),
+                                      ({"record_dt": 0.0}, "record_dt")])
+def test_bad_simulation_settings(kw, name):
+    args = {"n": 100, "t_final": 1.0, "act": "tanh", "reg": "L2", "record_dt": 0.5} | kw
+    n, t_final = args.pop("n"), args.pop("t_final")
+    with pytest.raises(InvalidParameterError) as err:
+        ch.simulate_sgd(n, t_final, ch.Hyper(), ch.HiddenLaw.rademacher(), [0.3, 0.2], 1.0, **args)
+    assert name in str(err.value)
+
+
+@pytest.mark.parametrize("q0, Q0, K, match", [([0.9, 0.9], 1.0, 1, "Q0"), ([0.3, 0.2], 0.0, 1, "Q0"),
+                                               ([[0.3], [0.2]], 1.0, 2, "K = 2"), ([0.3, np.nan], 1.0, 1, "q0")])
+def test_bad_starts_are_refused_by_simulation_and_ode(ode, q0, Q0, K, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        ch.simulate_sgd(100, 1.0, ch.Hyper(), ch.HiddenLaw.rademacher(), q0, Q0, K=K)
+    with pytest.raises(InvalidParameterError, match=match):
+        (ode if K == 1 else ch.compiled_ode(d=2, K=K)).state(q0, Q0)
+
+
+def test_pde_refuses_overlaps_of_another_dimension(ode):
+    with pytest.raises(InvalidParameterError, match="d = 2"):
+        ch.simulate_pde(ode, 100, 1.0, ch.Hyper(), ch.HiddenLaw.rademacher(), [0.3, 0.2, 0.1], 1.0)
 
 
 def test_inconsistent_moments_rejected():
@@ -299,14 +366,6 @@ def test_law_from_moments_rules():
         assert abs(g.moment(k) - float(sp.factorial2(k - 1))) < 1e-8 * float(sp.factorial2(k - 1))
     sp_ = ch.HiddenLaw.sparse_ternary(0.25)
     assert abs(sp_.kappa4 - 1.0) < 1e-12
-
-
-def test_builtin_systems_compile():
-    systems = ch.builtin_systems()
-    for b in systems.values():
-        csys = compile_system(b.build())
-        out = csys.rhs(0.0, csys.pack_state(b.y0), csys.pack_params(b.params))
-        assert np.all(np.isfinite(out))
 
 
 def test_derivation_markdown_is_current():

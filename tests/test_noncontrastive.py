@@ -83,6 +83,137 @@ def test_derived_gradient_matches_finite_differences_of_sampled_loss(loss):
             assert abs(fd[k].mean() - derived[k]) < allowance, (loss, g, k, fd[k].mean(), derived[k], se)
 
 
+def _expected_euclidean_loss(Wp, W, Wt, sigma2, eta_p, eta_s, alpha_p):
+    """E over x ~ N(0, I), x_i = x + sigma e_i of 1/2 |Wp W x1 - Wt x2|^2 (traces), plus the weight decays as the
+    penalty eta_p |Wp|^2/(2 alpha_p) + eta_s |W|^2/2 (written from the model's definition)."""
+    A = Wp @ W
+    return 0.5 * ((1 + sigma2) * np.sum(A ** 2) - 2 * np.sum(A * Wt) + (1 + sigma2) * np.sum(Wt ** 2)) \
+        + eta_p * np.sum(Wp ** 2) / (2 * alpha_p) + eta_s * np.sum(W ** 2) / 2
+
+
+def test_separate_decay_flow_matches_finite_differences_of_the_regularised_loss():
+    """Aligned networks, two groups: p' = -alpha_p dL/dp and s' = -2 w dL/dw (directional differences along
+    U_j U_j^T and U_j V_j^T of the exact expected loss with the decay penalty, target W_t = tau W fixed)."""
+    rng = np.random.default_rng(8)
+    d, p0, s0, tau = 6, [0.7, -0.3], [0.5, 0.2], 0.8
+    U, V, W, Wp = _aligned_networks(d, p0, s0, rng)
+    prm = dict(eta_p=0.07, eta_s=0.02, sigma2=0.4, alpha_p=1.6)
+    L = lambda Wp_, W_: _expected_euclidean_loss(Wp_, W_, tau * W, **prm)  # noqa: E731
+    csys = A.compiled_ode("euclidean", 1, byol=True, separate_decays=True)
+    h = 1e-6
+    for g, j in ((0, 0), (1, d - 1)):
+        f = csys.rhs(0.0, np.array([p0[g], s0[g], tau]), A.pack(csys, {**prm, "beta": 0.5}))
+        Ep, Ew = np.outer(U[:, j], U[:, j]), np.outer(U[:, j], V[:, j])
+        dp = -prm["alpha_p"] * (L(Wp + h * Ep, W) - L(Wp - h * Ep, W)) / (2 * h)
+        ds = -2 * math.sqrt(s0[g]) * (L(Wp, W + h * Ew) - L(Wp, W - h * Ew)) / (2 * h)
+        np.testing.assert_allclose(f[:2], [dp, ds], rtol=1e-7, atol=1e-10)
+
+
+def test_alignment_system_matches_finite_differences_of_the_regularised_loss():
+    """Unaligned 3 x 3 weights: W' = -dL/dW and the symmetrised P' = -alpha_p (G + G^T)/2 with G = dL/dW_p, by
+    central differences of the exact expected loss (target W_t = tau W held fixed)."""
+    from theorykit.theories.noncontrastive import _alignment as AL
+
+    rng = np.random.default_rng(9)
+    n, prm = 3, dict(eta_p=0.05, eta_s=0.02, sigma2=0.3, alpha_p=1.4, tau=0.7)
+    W, B = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    Wp = (B + B.T) / 2
+    csys = nc.compiled_alignment(n)
+    dW, dWp = AL.unpack_weights(csys.rhs(0.0, AL.pack_weights(W, Wp), csys.pack_params(prm)), n)
+    L = lambda Wp_, W_: _expected_euclidean_loss(Wp_, W_, prm["tau"] * W, prm["sigma2"], prm["eta_p"],  # noqa: E731
+                                                 prm["eta_s"], prm["alpha_p"])
+    h, gW, gP = 1e-6, np.zeros((n, n)), np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            E = np.zeros((n, n))
+            E[i, j] = h
+            gW[i, j] = (L(Wp, W + E) - L(Wp, W - E)) / (2 * h)
+            gP[i, j] = (L(Wp + E, W) - L(Wp - E, W)) / (2 * h)
+    np.testing.assert_allclose(dW, -gW, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(dWp, -prm["alpha_p"] * (gP + gP.T) / 2, rtol=1e-7, atol=1e-9)
+    # and in F = W W^T the flow is Tian et al.'s Eq. 7, the commutator following Theorem 3 (random states)
+    res = AL.identity_residuals(n, prm, rng)
+    assert res["eq7"] < 1e-12 and res["theorem3"] < 1e-12
+
+
+def test_commutator_stays_within_theorem3_bounds_and_obeys_eq17():
+    from theorykit.theories.noncontrastive import _alignment as AL
+    from theorykit.theories.noncontrastive import _studies_tian as T
+
+    prm = dict(eta_p=0.01, eta_s=0.01, sigma2=0.5, alpha_p=1.0, tau=1.0)
+    starts = T.alignment_starts(3, prm["sigma2"])
+    t = np.linspace(0.0, 12.0, 601)
+    recs = {}
+    for case, (W0, Wp0) in starts.items():
+        sol = nc.alignment_solution(W0, Wp0, t, **prm)
+        recs[case] = rec = AL.commutator_record(sol.t, sol.y, 3, prm)
+        assert np.all(rec["comm"] <= rec["upper"] * (1 + 1e-6)) and np.all(rec["comm"] >= rec["lower"] * (1 - 1e-6))
+        # the observable of the compiled system is the same squared norm
+        np.testing.assert_allclose(sol.observed("comm2"), rec["comm"] ** 2, rtol=1e-6, atol=1e-12)
+        # the Eq. 17 margin (diagonal of K in the predictor's eigenbasis) bounds lambda_min(K) from above
+        assert np.all(rec["eq17_margin"] >= rec["k_min"] - 1e-12)
+    assert recs["stable"]["k_min"].min() > 0 and recs["stable"]["comm"][-1] < 1e-3 * recs["stable"]["comm"][0]
+    assert recs["violated"]["eq17_margin"][0] < 0 and recs["violated"]["comm"][-1] > recs["violated"]["comm"][0]
+
+
+def test_byol_target_from_zero_follows_eq15_and_sgd_starts_at_zero():
+    from theorykit.theories.noncontrastive import _studies_tian as T
+
+    t = np.linspace(0.0, 20.0, 2001)
+    for kappa, p0 in ((0.4, 0.3), (1.5, 0.5)):
+        tr = nc.ode_trajectory("euclidean", [p0], t, eta=0.1, sigma2=0.5, beta=math.exp(-kappa), tau0=0.0)
+        assert tr["tau"][0, 0] == 0.0
+        # trapezoid error of the integral ~ (kappa dt)^2 / 12 relative
+        np.testing.assert_allclose(tr["tau"][:, 0], T.eq15_tau(t, tr["p"][:, 0], kappa), atol=5e-5)
+    # off the invariant parabola (c != 0) Eq. 15 does not hold: the check can fail
+    off = nc.ode_trajectory("euclidean", [0.3], t, s0=[0.3], eta=0.1, sigma2=0.5, beta=math.exp(-0.4), tau0=0.0)
+    assert np.max(np.abs(off["tau"][:, 0] - T.eq15_tau(t, off["p"][:, 0], 0.4))) > 1e-3
+    run = nc.simulate_sgd("euclidean", dim=8, batch=8, lr=0.05, t_end=0.5, p0=[0.3], eta=0.1, sigma2=0.5, beta=0.5,
+                          tau0=0.0, n_record=3, seed=1)
+    assert run.observable("tau1")[0] == 0.0 and 0.0 < run.observable("tau1")[-1] < 1.0
+    with pytest.raises(InvalidParameterError, match="tau0"):
+        nc.simulate_sgd("euclidean", dim=4, batch=2, lr=0.1, t_end=0.2, p0=[1.0], tau0=-1.0)
+    with pytest.raises(InvalidParameterError, match="tau0"):
+        nc.ode_trajectory("euclidean", [1.0], [0.0, 1.0], beta=0.5, tau0=-1.0)
+
+
+def test_balance_law_and_the_symmetric_predictor_quadrant():
+    D = sp.Symbol("D", real=True)
+    for loss in S.LOSSES:
+        want = -2 * S.eta_s * D + 2 * (S.eta_p - S.eta_s) * S.p ** 2 / S.alpha_p
+        assert sp.expand(S.balance_drift(loss) - want) == 0
+    alphas, ratios = np.array([0.6, 0.9, 1.5, 2.5]), np.array([0.5, 0.9, 2.5])
+    pd = nc.symmetric_predictor_grid(alphas, 0.01 * ratios, eta_s=0.01, sigma2=0.5, eps=0.2, t_end=200.0)
+    collapsed = pd.labels.astype(bool)
+    assert collapsed[:2, :2].all() and not collapsed[2:].any()
+    # the same outcome in SGD with a symmetric predictor (negative group: p0 = -eps) at two points
+    for a, collapses in ((0.6, True), (2.0, False)):
+        run = nc.simulate_sgd("euclidean", dim=8, batch=32, lr=0.02, t_end=200.0, p0=[0.2, -0.2], s0=[0.04, 0.04],
+                              sigma2=0.5, alpha_p=a, eta_p=0.01, eta_s=0.01, symmetric_predictor=True, n_record=3,
+                              seed=2)
+        assert (nc.group_series(run, "s")[-1, 1] < 0.004) == collapses
+
+
+def test_cosine_drift_with_self_consistent_norms_is_the_weight_decay():
+    assert S.cosine_self_consistent_drift() == (0, 0)
+    # the frozen-norm sextic at the same state has a drift that does not vanish away from its roots
+    red = A.compiled_ode("cosine", reduced=True)
+    nu_u, nu_v = A.frozen_norms(1.0, 0.5)
+    f = red.rhs(0.0, np.array([0.5]), A.pack(red, dict(eta=0.0, sigma2=0.5, alpha_p=1.0, nu_u=nu_u, nu_v=nu_v,
+                                                        rho=0.0)))
+    assert abs(f[0]) > 0.05
+
+
+def test_simulate_matrices_checks_its_start():
+    W, Wp = np.eye(3), np.diag([0.3, 0.4, 0.5])
+    run = nc.simulate_matrices(W, Wp, batch=4, lr=0.01, t_end=0.05, n_record=2, seed=0)
+    assert run.observable("comm2")[0] == 0.0 and {"W_01", "P_02", "comm2"} <= set(run.names)
+    for bad, msg in (((np.eye(3), np.eye(2)), "square"), ((np.eye(3), np.triu(np.ones((3, 3)))), "symmetric"),
+                     ((np.full((3, 3), np.nan), np.eye(3)), "finite")):
+        with pytest.raises(InvalidParameterError, match=msg):
+            nc.simulate_matrices(*bad, batch=4, lr=0.01, t_end=0.05)
+
+
 def test_degrees_come_out_of_the_derivation():
     eu, co = S.reduce_mode("euclidean"), S.reduce_mode("cosine")
     assert eu.degree == 3 and sp.Poly(eu.rhs, S.p).degree() == 3
@@ -168,7 +299,7 @@ def test_cosine_fold_and_emergence():
 def test_small_symbolic_matrices_stay_aligned_and_follow_the_eigenmode_flow(loss):
     """General 2x2 matrices: from diagonal (aligned) weights the off-diagonal drift vanishes and the
     diagonal drift equals the eigenmode system (two groups of one mode each)."""
-    dWp, dW, m = S.matrix_flow(loss, 2)
+    dWp, dW, m = nc.matrix_flow(loss, 2)
     rng = np.random.default_rng(5)
     p, w, a = rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2), rng.uniform(0.3, 1.2, 2)
     vals = {S.eta: 0.07, S.sigma2: 0.4, S.alpha_p: 1.3}
@@ -259,13 +390,12 @@ def test_byol_target_and_collapse_outcomes():
     assert A.normalised_ratio(nc.group_series(c, "p")[-1:])[0] > 0.5
 
 
-def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr):
+def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr, symmetric=False):
     """Reference minibatch SGD written with numpy from the model's definition, on given noise E[step]."""
     d = W.shape[0]
     losses = []
     for e in E:
-        x1 = e[0] + sigma * e[1]
-        x2 = e[0] + sigma * e[2]
+        x1, x2 = (e[0] + sigma * e[1], e[0] + sigma * e[2]) if len(e) == 3 else (e[0], e[0])
         z = x1 @ W.T
         u, v = z @ Wp.T, x2 @ Wt.T
         if loss == "euclidean":
@@ -278,28 +408,33 @@ def _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr):
             losses.append(-np.mean(c / (nu * nv)))
         b = len(x1)
         g_wp, g_w = g.T @ z / b, (g @ Wp).T @ x1 / b
-        Wp = Wp - lr * (alpha_p * g_wp + eta * Wp)
-        W = W - lr * (g_w + eta * W)
+        if symmetric:
+            g_wp = (g_wp + g_wp.T) / 2
+        Wp = Wp - lr * (alpha_p * g_wp + eta_p * Wp)
+        W = W - lr * (g_w + eta_s * W)
         Wt = keep * Wt + (1 - keep) * W
     return W, Wp, Wt, losses
 
 
 @pytest.mark.numba
-@pytest.mark.parametrize("loss", ["euclidean", "cosine"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss):
-    """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates."""
+@pytest.mark.parametrize("n_draw", [3, 1])
+@pytest.mark.parametrize("loss, symmetric", [("euclidean", False), ("cosine", False), ("euclidean", True)])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss, symmetric, n_draw):
+    """The kernel's steps on pre-drawn noise equal a plain numpy implementation of the same updates (n_draw = 1:
+    no augmentation, both views are the clean sample)."""
     from theorykit.theories.noncontrastive import _kernels as K
 
     rng = np.random.default_rng(3)
     d, batch, steps = 6, 5, 4
     W, Wp, Wt = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(3))
-    E = rng.standard_normal((steps, 3, batch, d))
-    sigma, eta, alpha_p, keep, lr = 0.7, 0.05, 1.5, 0.3, 0.1
-    ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta, alpha_p, keep, lr)
+    E = rng.standard_normal((steps, n_draw, batch, d))
+    sigma, eta_p, eta_s, alpha_p, keep, lr = 0.7 if n_draw == 3 else 0.0, 0.05, 0.02, 1.5, 0.3, 0.1
+    ref_W, ref_Wp, ref_Wt, ref_loss = _numpy_sgd_steps(loss, W, Wp, Wt, E, sigma, eta_p, eta_s, alpha_p, keep, lr,
+                                                       symmetric)
     Wk, Wpk, Wtk = W.copy(), Wp.copy(), Wt.copy()
     code = K.EUCLIDEAN if loss == "euclidean" else K.COSINE
     out_loss = np.zeros(steps)
-    K.sgd_steps(Wk, Wpk, Wtk, code, eta, sigma, alpha_p, keep, lr, E, out_loss)
+    K.sgd_steps(Wk, Wpk, Wtk, code, eta_p, eta_s, sigma, alpha_p, keep, lr, symmetric, E, out_loss)
     np.testing.assert_allclose(Wk, ref_W, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(Wpk, ref_Wp, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(Wtk, ref_Wt, rtol=1e-12, atol=1e-12)
@@ -308,6 +443,34 @@ def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(loss):
     out_p, out_s, out_tau = np.zeros(1), np.zeros(1), np.zeros(1)
     K.project(Wk, Wpk, Wtk, np.eye(d), np.zeros(d, dtype=np.int64), 1, out_p, out_s, out_tau)
     assert out_p[0] == pytest.approx(np.trace(ref_Wp) / d, rel=1e-12)
+
+
+@pytest.mark.numba
+def test_sgd_kernel_with_the_online_network_as_its_own_target():
+    """``simulate_matrices`` passes W itself as the target (SimSiam, keep = 0): same steps as a separate copy."""
+    from theorykit.theories.noncontrastive import _kernels as K
+
+    rng = np.random.default_rng(4)
+    d, batch, steps = 5, 4, 3
+    W, Wp = rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal((d, d)) / np.sqrt(d)
+    E = rng.standard_normal((steps, 3, batch, d))
+    ref_W, ref_Wp, _, ref_loss = _numpy_sgd_steps("euclidean", W, Wp, W, E, 0.4, 0.01, 0.02, 1.0, 0.0, 0.1, True)
+    Wk, Wpk, out_loss = W.copy(), Wp.copy(), np.zeros(steps)
+    K.sgd_steps(Wk, Wpk, Wk, K.EUCLIDEAN, 0.01, 0.02, 0.4, 1.0, 0.0, 0.1, True, E, out_loss)
+    np.testing.assert_allclose(Wk, ref_W, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Wpk, ref_Wp, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out_loss, ref_loss, rtol=1e-12)
+
+
+def test_sgd_replicates_in_threads_equal_the_single_runs():
+    kw = dict(dim=8, batch=4, lr=0.05, t_end=1.0, p0=[1.0, 0.5], eta=0.05, sigma2=0.5, n_record=3)
+    runs = nc.simulate_sgd_replicates("euclidean", [2, 3, 4], threads=2, **kw)
+    for seed, run in zip([2, 3, 4], runs):
+        single = nc.simulate_sgd("euclidean", seed=seed, **kw)
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    with pytest.raises(InvalidParameterError, match="seeds"):
+        nc.simulate_sgd_replicates("euclidean", [], **kw)
 
 
 @pytest.mark.numba
@@ -364,7 +527,7 @@ def test_bad_parameters_raise_clear_errors(kwargs, name):
 
 def test_builtin_systems_are_the_expected_ones():
     assert {"euclidean_reduced", "cosine_reduced", "euclidean_mode", "euclidean_byol", "cosine_modes",
-            "cosine_shape"} <= set(nc.systems())
+            "cosine_shape", "euclidean_2decays", "alignment_3x3"} <= set(nc.systems())
 
 
 def test_cli_analysis_commands_on_builtin_systems(tmp_path, capsys):

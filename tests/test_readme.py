@@ -1,7 +1,11 @@
-"""The README's code runs, and its set-up commands are the ones CI runs."""
+"""The README's code runs, its command-line section names real commands and options, and its set-up
+commands are the ones CI runs."""
 
+import argparse
 import re
 from pathlib import Path
+
+from theorykit.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -30,3 +34,25 @@ def test_python_examples_run(capsys, tmp_path, monkeypatch):
     assert "stable node" in out and "max |p_SGD - p_ODE|" in out
     error = float(out.rsplit("=", 1)[1])
     assert error < 0.05
+
+
+def test_command_line_section_uses_real_commands_and_options():
+    """Each line of the Command line block is ``theorykit COMMAND[|COMMAND...] ...`` with options COMMAND has."""
+    block = re.search(r"## Command line\n\n```\n(.*?)```", README, flags=re.S).group(1)
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    usages: list[str] = []
+    for line in block.splitlines():
+        text = line.split("#")[0].strip()
+        if text.startswith("theorykit"):
+            usages.append(text)
+        elif text:  # an indented continuation of the previous command
+            usages[-1] += " " + text
+    assert len(usages) >= 5
+    for usage in usages:
+        names = usage.split()[1].split("|")
+        flags = re.findall(r"(?<![\w-])--?[a-z][\w-]*", " ".join(usage.split()[2:]))
+        for name in names:
+            assert name in commands, f"README names an unknown command {name!r}"
+            unknown = [flag for flag in flags if flag not in commands[name]._option_string_actions]
+            assert unknown == [], f"theorykit {name} has no options {unknown}"

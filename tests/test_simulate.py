@@ -1,5 +1,5 @@
-"""The simulate stage: the particle driver (chunked noise, records, interval means, seeding, cancellation),
-ParticleRun, and compare() against an ODE solution."""
+"""The simulate stage: the particle driver (chunked noise, records, interval means, seeding, cancellation, one
+BLAS thread), replicates in threads, ParticleRun, and compare() against an ODE solution."""
 
 import threading
 
@@ -8,7 +8,9 @@ import pytest
 from numba import njit
 
 from theorykit.errors import InvalidParameterError
-from theorykit.simulate import NoiseStream, ParticleRun, SimulationCancelled, map_threads, run_particles
+from theorykit.simulate import (NoiseStream, ParticleRun, SimulationCancelled, map_threads, run_particles,
+                                single_threaded_blas)
+from theorykit.simulate._parallel import _thread_count_setters
 from theorykit.validate import compare
 
 
@@ -105,10 +107,56 @@ def test_compare_pairs_states_observables_and_interval_means():
         compare(solve(csys, {"x": 1.0}, (0.0, 0.5), {"rate": 0.5}, t_eval=np.linspace(0, 0.5, 4)), run, ("x",))
 
 
-def test_map_threads_keeps_order_and_checks_threads():
+def _blas_counts():
+    """The current OpenBLAS thread counts (read by setting one and putting the old count back)."""
+    counts = [fn(1) for fn in _thread_count_setters()]
+    for fn, n in zip(_thread_count_setters(), counts):
+        fn(n)
+    return counts
+
+
+def test_blas_limit_holds_while_any_block_is_open_and_comes_back_after_the_last():
+    if not _thread_count_setters():
+        pytest.skip("no OpenBLAS with openblas_set_num_threads_local in this process")
+    original = [fn(3) for fn in _thread_count_setters()]
+    try:
+        inside, first_left, seen = threading.Barrier(2), threading.Event(), {}
+
+        def first():
+            with single_threaded_blas():
+                inside.wait()
+            first_left.set()
+
+        def second():
+            with single_threaded_blas():
+                inside.wait()
+                first_left.wait()
+                seen["after the first left"] = _blas_counts()
+
+        threads = [threading.Thread(target=f) for f in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert set(seen["after the first left"]) == {1}
+        assert set(_blas_counts()) == {3}
+        # the driver holds the limit during a run, also one that fails, and restores it afterwards
+        counts = []
+        with pytest.raises(SimulationCancelled):
+            run_particles(lambda d, s, v: counts.append(_blas_counts()), lambda: {"x": 0.0}, n_steps=4,
+                          record_steps=[0, 2, 4], noise=[], seed=0, step_time=1.0, chunk_bytes=16,
+                          cancel=lambda: len(counts) > 0)
+        assert counts and set(counts[0]) == {1} and set(_blas_counts()) == {3}
+    finally:
+        for fn, n in zip(_thread_count_setters(), original):
+            fn(n)
+
+
+def test_map_threads_keeps_the_order_and_checks_threads():
     assert map_threads(lambda x: x * x, range(7), threads=3) == [x * x for x in range(7)]
+    assert map_threads(lambda x: x, [], threads=2) == []
     assert map_threads(lambda x: -x, [4]) == [-4]
     with pytest.raises(InvalidParameterError, match="threads"):
-        map_threads(abs, [1, 2], threads=0)
+        map_threads(lambda x: x, [1], threads=0)
     with pytest.raises(ZeroDivisionError):
         map_threads(lambda x: 1 / x, [1, 0], threads=2)

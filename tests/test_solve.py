@@ -312,10 +312,12 @@ def test_bad_inputs_raise(case):
 
 
 def test_numba_backend_needs_jitted_functions():
-    from dataclasses import replace
+    from theorykit.compile import CompiledSystem
 
     ref = REFERENCES["decay"]
-    fake = replace(ref.compiled("numba"), rhs_into=ref.rhs)  # a plain Python function
+    jitted = ref.compiled("numba")
+    fake = CompiledSystem.from_functions(jitted.system, rhs_into=ref.rhs,  # a plain Python function
+                                         jac_into=jitted.jac_into, observed_into=jitted.observed_into)
     with pytest.raises(InvalidParameterError, match="numba"):
         solve(fake, ref.y0, ref.t_span, ref.p)
 

@@ -192,6 +192,8 @@ def test_killing_the_parent_of_a_pool_sweep_stops_its_workers(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
 def test_results_reduce_to_labelled_grids_with_nan_for_failed_points():
     pts = [{"x": x, "rep": r} for x in (1.0, 2.0, 3.0) for r in (0, 1)]
     res = sweep(sometimes_fails, pts, processes=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.ipynb"))
 #: tutorials that run a built-in theory's whole reproduce (about half a minute each on 2 cores)
 SLOW = {"noncontrastive_collapse.ipynb"}
 #: figures each tutorial draws (at least)
-FIGURES = {"quickstart.ipynb": 3, "noncontrastive_collapse.ipynb": 2}
+FIGURES = {"quickstart.ipynb": 3, "noncontrastive_collapse.ipynb": 2, "own_theory.ipynb": 2}
+#: the tutorial that writes a theory from scratch, and the most lines of code it may take
+OWN_THEORY, MAX_LINES = ROOT / "docs" / "tutorials" / "own_theory.ipynb", 150
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -46,3 +49,12 @@ def test_tutorial_executes(path, tmp_path, monkeypatch):
     figures = sum("image/png" in o.get("data", {}) for o in outputs)
     assert figures >= FIGURES[path.name], f"{path.name} drew {figures} figures"
     assert not [o for o in outputs if o.output_type == "error"]
+
+
+def test_own_theory_takes_the_lines_it_says_and_well_under_the_limit():
+    """The line count stated in the last cell is the notebook's (non-blank lines of code)."""
+    nb = nbformat.read(OWN_THEORY, as_version=4)
+    lines = sum(1 for cell in nb.cells if cell.cell_type == "code" for line in cell.source.splitlines() if line.strip())
+    stated = re.search(r"The whole notebook is (\d+) lines of code", nb.cells[-1].source)
+    assert stated and int(stated.group(1)) == lines
+    assert lines < MAX_LINES

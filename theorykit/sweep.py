@@ -113,7 +113,7 @@ class SweepResult:
         key : str
             A value the point function returns (scalar or array; arrays add trailing axes).
         describe : sequence of str, optional
-            Parameters naming a failed point in :attr:`Grid.failures` (default: ``axes``).
+            Parameters naming a failed point in ``Grid.failures`` (default: ``axes``).
 
         Raises
         ------

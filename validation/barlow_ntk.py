@@ -14,35 +14,16 @@ keep finished points and resume an interrupted run.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from theorykit._io import save_result
+from theorykit.sweep import SweepOptions
 from theorykit.theories.barlow_ntk import FULL, QUICK, generalization_check, run_width_sweep
-from theorykit.theories.barlow_ntk._reproduce import _fit, plot_gap, plot_losses, plot_ntk_change
+from theorykit.theories.barlow_ntk import _figures as F
 from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
-
-
-def plot_ntk_over_time(res: dict, path: Path) -> None:
-    """Relative NTK change at each checkpoint, one line per width (mean over seeds)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ch = np.nanmean(res["ntk_change_t"], axis=1)
-    tc = np.linspace(0, res["t"][-1], ch.shape[1])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for w, M in enumerate(res["widths"]):
-        ax.semilogy(tc[1:], ch[w, 1:], "o-", label=f"M={int(M)}")
-    ax.set_xlabel("gradient-flow time t")
-    ax.set_ylabel(r"$\|\Theta_t-\Theta_0\|_F/\|\Theta_0\|_F$")
-    ax.set_title("NTK change during training")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+from theorykit.validate import fit_power_law, report_figure
 
 
 def main(argv=None) -> int:
@@ -63,23 +44,25 @@ def main(argv=None) -> int:
     cfg = replace(cfg, **changes).check()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    res = run_width_sweep(cfg, args.seed, **sweep_options(args))
+    res = run_width_sweep(cfg, args.seed, sweeps=SweepOptions(**sweep_options(args)))
     failures = res.pop("failures")
     for line in failures:
         print(f"failed point (left out of the fits): {line}")
     gen = generalization_check(cfg, args.seed)
-    plot_ntk_change(res, args.out / "ntk_change_vs_width.png")
-    plot_losses(res, args.out / "loss_curves.png")
-    plot_gap(res, args.out / "representation_gap.png")
-    plot_ntk_over_time(res, args.out / "ntk_change_over_time.png")
-    M = res["widths"]
-    summary = {key: {"slope": _fit(M, res[key]).slope, "slope_ci": _fit(M, res[key]).slope_ci}
-               for key in ("ntk_change", "ntk_init_fluct", "weight_dist", "gap_eval", "gap_train")}
+    for name, draw, layout in (("ntk_change_vs_width.png", F.draw_ntk_change, F.NTK_CHANGE_LAYOUT),
+                               ("loss_curves.png", F.draw_losses, F.LOSSES_LAYOUT),
+                               ("representation_gap.png", F.draw_gap, F.GAP_LAYOUT),
+                               ("ntk_change_over_time.png", F.draw_ntk_over_time, F.NTK_OVER_TIME_LAYOUT)):
+        with report_figure(args.out / name, **layout) as (fig, axes):
+            draw(axes, res)
+    fits = {key: fit_power_law(res["widths"], res[key], nan_policy="omit")
+            for key in ("ntk_change", "ntk_init_fluct", "weight_dist", "gap_eval", "gap_train")}
+    summary = {key: {"slope": f.slope, "slope_ci": f.slope_ci} for key, f in fits.items()}
     summary["generalization"] = gen
     summary["failed_points"] = failures
     save_result(args.out / "barlow_ntk_sweep", {k: np.asarray(v) for k, v in res.items()},
-                {"config": {**cfg.__dict__}, "seed": args.seed, "summary": summary})
-    print(json.dumps({k: v for k, v in summary.items()}, indent=2, default=float))
+                {"config": asdict(cfg), "seed": args.seed, "summary": summary})
+    print(json.dumps(summary, indent=2, default=float))
     return 0
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from theorykit._io import save_result
-from theorykit.sweep import sweep
-from theorykit.theories.contrastive_highdim import ContrastiveODE, HiddenLaw, Hyper
-from theorykit.theories.contrastive_highdim._analysis import collect_sgd_errors, sgd_error_point, sgd_error_points
+from theorykit.sweep import SweepOptions
+from theorykit.theories.contrastive_highdim import (HiddenLaw, Hyper, case_errors, compiled_ode, sgd_error_points,
+                                                    sgd_error_study)
 from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
 from theorykit.validate import fit_power_law
 
@@ -38,32 +38,31 @@ def main(argv=None) -> int:
     laws = {"rademacher": HiddenLaw.rademacher(), "gaussian": HiddenLaw.gaussian(),
             "sparse_0.25": HiddenLaw.sparse_ternary(0.25)}
     rhos = [-0.5, 0.0, 0.5] if args.quick else [-1.0, -0.5, 0.0, 0.5, 1.0]
-    ode = ContrastiveODE(d=2, K=1, act="tanh")
+    ode = compiled_ode(d=2, K=1, act="tanh")
     args.out.mkdir(parents=True, exist_ok=True)
 
     # every law x rho x n x seed in one sweep
     points = [p for lname, law in laws.items() for rho in rhos
               for p in sgd_error_points(ode, BASE.replace(rho=rho), law, ns, n_seeds, case=f"{lname}_rho{rho:+.1f}",
                                         t_final=t_final)]
-    errs = collect_sgd_errors(sweep(sgd_error_point, points, seed=args.seed, desc="ODE vs SGD", **sweep_options(args)))
+    errs = sgd_error_study(points, seed=args.seed, sweeps=SweepOptions(**sweep_options(args)))
     for line in errs["failures"]:
         print(f"failed point (left out of the fits): {line}")
     rows = {}
-    for key in dict.fromkeys(errs["case"].tolist()):
-        sel = (errs["case"] == key) & errs["ok"]
-        n, rms = errs["n"][sel], errs["rms_m"][sel]
-        rows[key] = {"n": n.tolist(), "rms_m": rms.tolist(), "err_m": errs["err_m"][sel].tolist(),
-                     "err_Q": errs["err_Q"][sel].tolist()}
+    for key in errs["case"].tolist():
+        c = case_errors(errs, key)
+        n, rms = c["n"], c["rms_m"]
+        rows[key] = {"n": n.tolist(), "rms_m": rms.tolist(), "err_m": c["err_m"].tolist(), "err_Q": c["err_Q"].tolist()}
         if np.unique(n).size < 2:
             print(f"{key:28s} too few finished points for a fit")
             continue
         fit = fit_power_law(n, rms)
         rows[key].update(slope=fit.slope, slope_ci=list(fit.slope_ci))
         print(f"{key:28s} exponent {fit.slope:+.3f}  95% CI [{fit.slope_ci[0]:+.3f}, {fit.slope_ci[1]:+.3f}]  "
-              f"max|m err| at n={n.max()}: {np.max(errs['err_m'][sel][n == n.max()]):.4f}")
+              f"max|m err| at n={n.max()}: {np.max(c['err_m'][n == n.max()]):.4f}")
 
-    all_n = errs["n"][errs["ok"]]
-    all_e = errs["rms_m"][errs["ok"]]
+    all_n = np.concatenate([r["n"] for r in rows.values()]).astype(np.int64)
+    all_e = np.concatenate([r["rms_m"] for r in rows.values()])
     pooled = fit_power_law(all_n, all_e)
     print(f"pooled exponent {pooled.slope:+.3f} (CI {pooled.slope_ci[0]:+.3f}, {pooled.slope_ci[1]:+.3f}) vs -0.5")
     summary = {"pooled_slope": pooled.slope, "pooled_ci": list(pooled.slope_ci), "rows": rows,

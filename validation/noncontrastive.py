@@ -21,6 +21,7 @@ from theorykit._io import save_result
 from theorykit._random import spawn_seeds
 from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
 from theorykit.sweep import SweepOptions
+from theorykit.theories import noncontrastive as nc
 from theorykit.theories.noncontrastive import _analysis as A
 from theorykit.theories.noncontrastive import _figures as F
 from theorykit.theories.noncontrastive._studies import (SIZES_FULL, SIZES_QUICK, convergence_study, phase_agreement,
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
     n = 14 if args.quick else 40
     grid = A.phase_grid(np.linspace(0.01, 0.5, n), np.linspace(0.0, 2.0, n))
     with report_figure(args.out / "phase_diagram.png", **F.PHASE_LAYOUT) as (fig, axes):
-        F.draw_phase(axes, grid, pa)
+        F.draw_phase(axes, grid, pa, nc.euclidean_fold_curve((float(grid["sigma2"][0]), float(grid["sigma2"][-1]))))
 
     summary = {
         "ode_vs_sgd": {loss: {"slope_in_d": f.slope, "slope_ci": f.slope_ci,

@@ -11,7 +11,7 @@ from .._checks import check_finite_array, check_int, check_range
 from .._random import as_generator
 from ..errors import InvalidParameterError
 
-#: every value :attr:`FixedPoint.kind` can take
+#: every value ``FixedPoint.kind`` can take
 KINDS = ("stable node", "stable focus", "saddle", "unstable node", "unstable focus", "center", "non-hyperbolic")
 
 

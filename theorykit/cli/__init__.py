@@ -30,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``theorykit`` argument parser with every subcommand (the command-line reference is generated from it)."""
     parser = _Parser(
         prog="theorykit",
         description="Derive, compile, analyse and validate the learning dynamics of self-supervised learning.",
@@ -45,6 +46,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``theorykit`` command line in this process.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``theorykit`` (default: ``sys.argv[1:]``), e.g. ``["reproduce", "--only", "reference"]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success; 1 when ``reproduce`` finds a failing claim or on an error (one line
+        on stderr); 2 when no command is given; 130 when interrupted.
+
+    Raises
+    ------
+    SystemExit
+        As argparse does: for bad arguments (status 2, one line naming the flag) and for ``--help`` and
+        ``--version`` (status 0).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

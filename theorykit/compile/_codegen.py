@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import keyword
 import re
+from typing import Sequence
 
 import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
@@ -86,8 +88,21 @@ def module_head(system: ODESystem, backend: str, numba_cache: bool, doc: str) ->
         "",
         "",
     ]
-    dec = ("@njit(cache=True)\n" if numba_cache else "@njit\n") if backend == "numba" else ""
-    return head, dec
+    return head, _decorator(backend, numba_cache)
+
+
+def _decorator(backend: str, numba_cache: bool) -> str:
+    """The line above every generated function: ``@njit`` (``cache=True`` when ``numba_cache``) or nothing."""
+    return ("@njit(cache=True)\n" if numba_cache else "@njit\n") if backend == "numba" else ""
+
+
+def _numeric_code(printer: PythonCodePrinter, expr: sp.Expr, owner: str) -> str:
+    """``expr`` printed as numeric Python, or a :class:`CompileError` naming ``owner``."""
+    try:
+        return printer.doprint(expr)
+    except PrintMethodNotImplementedError as exc:
+        raise CompileError(f"{owner} uses something numeric code cannot evaluate: "
+                           f"{str(exc).splitlines()[0]}") from None
 
 
 def finish_module(source: str, identifiers: set[str], system: ODESystem) -> str:
@@ -148,11 +163,7 @@ def generate_source(system: ODESystem, *, backend: str, jac: bool = True, cse: b
     printer = _Printer({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
 
     def code(expr: sp.Expr) -> str:
-        try:
-            return printer.doprint(expr)
-        except PrintMethodNotImplementedError as exc:
-            raise CompileError(f"system {system.name!r} uses something numeric code cannot evaluate: "
-                               f"{str(exc).splitlines()[0]}") from None
+        return _numeric_code(printer, expr, f"system {system.name!r}")
 
     # local names for t, states and params, readable in the generated source
     local = {system.t: sp.Symbol("t")}
@@ -224,3 +235,49 @@ def generate_source(system: ODESystem, *, backend: str, jac: bool = True, cse: b
     source = "\n".join(head) + "\n\n".join(functions)
     identifiers = {"t", "y", "p", "out"} | {str(s) for s in local.values()} | {str(s) for s, _ in replacements}
     return finish_module(source, identifiers, system)
+
+
+def generate_function_module(name: str, functions: Sequence[tuple[str, Sequence[sp.Symbol], sp.Expr, str]], *,
+                             doc: str, backend: str = "numba", numba_cache: bool = True) -> str:
+    """Source of a module of scalar functions, printed, checked and sealed as the systems' modules are.
+
+    For scalar building blocks that hand-written numba kernels call (an activation, a loss entry), derived
+    with SymPy but not part of an :class:`~theorykit.derive.ODESystem`. Each entry ``(name, args, expr, comment)`` becomes
+    ``def name(*args): return <expr>`` under the line ``# comment``, decorated with ``numba.njit`` for
+    ``backend="numba"`` (``cache=True`` when ``numba_cache``).
+
+    Parameters
+    ----------
+    name : str
+        What the module holds, for error messages.
+    functions : sequence of (str, sequence of Symbol, Expr, str)
+        Name, arguments (symbols whose names are Python identifiers), expression in the arguments only,
+        one-line comment.
+    doc : str
+        The module docstring.
+
+    Raises
+    ------
+    CompileError
+        If a name is not an identifier, an expression uses a symbol outside its arguments or something numeric
+        code cannot evaluate, or the source fails the safety check of the systems' modules.
+    """
+    printer = _Printer({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
+    dec = _decorator(backend, numba_cache)
+    head = [f'"""{doc}"""', "import math"] + (["from numba import njit"] if backend == "numba" else []) + ["", "", ""]
+    identifiers: set[str] = set()
+    blocks = []
+    for fn, args, expr, comment in functions:
+        arg_names = [str(a) for a in args]
+        bad = [n for n in (fn, *arg_names) if not n.isidentifier() or keyword.iskeyword(n) or n in _RUNTIME_NAMES]
+        if bad:
+            raise CompileError(f"{name}: {bad} cannot name a function or argument in generated code")
+        stray = sorted(str(s) for s in expr.free_symbols - set(args))
+        if stray:
+            raise CompileError(f"{name}: function {fn!r} uses {stray}, which are not among its arguments {arg_names}")
+        identifiers |= set(arg_names)
+        blocks.append(f"# {' '.join(comment.split())}\n{dec}def {fn}({', '.join(arg_names)}):\n"
+                      f"    return {_numeric_code(printer, expr, f'{name}: function {fn!r}')}\n")
+    source = "\n".join(head) + "\n\n".join(blocks)
+    _check_generated(source, identifiers, name)
+    return seal(source)

@@ -1,15 +1,16 @@
 """Stage 4a — simulate: finite-width SGD / particle runs of a theory's model, recorded as :class:`ParticleRun`.
 
 A theory keeps only its model's numba step kernel; :func:`run_particles` drives it (chunked noise draws,
-recording, seeding, progress, cancellation); :func:`map_threads` runs replicates of a GIL-releasing kernel in
-parallel threads. Never imports SymPy.
+recording, seeding, progress, cancellation, one BLAS thread); :func:`map_threads` runs replicates in parallel
+threads. Never imports SymPy.
 """
 
 from ._driver import (CHUNK_BYTES as CHUNK_BYTES, NoiseStream as NoiseStream,
                       SimulationCancelled as SimulationCancelled, noise_generators as noise_generators,
                       run_particles as run_particles, standard_normal as standard_normal)
+from ._parallel import (default_threads as default_threads, map_threads as map_threads,
+                        single_threaded_blas as single_threaded_blas)
 from ._run import ParticleRun as ParticleRun
-from ._threads import map_threads as map_threads, single_threaded_blas as single_threaded_blas
 
 __all__ = ["ParticleRun", "run_particles", "NoiseStream", "SimulationCancelled", "noise_generators",
-           "standard_normal", "CHUNK_BYTES", "map_threads", "single_threaded_blas"]
+           "standard_normal", "CHUNK_BYTES", "map_threads", "default_threads", "single_threaded_blas"]

@@ -11,11 +11,15 @@ A theory supplies two callables over its own state (weights held in arrays it ow
 The driver draws the noise with ``numpy.random.Generator`` streams chunk by chunk (memory bounded by
 ``chunk_bytes``), cuts chunks at the record steps, records, averages the per-step values over each record
 interval, draws a progress bar and checks for cancellation between chunks. Each step consumes its noise
-in the same order whatever the chunking, so a run depends only on its seed.
+in the same order whatever the chunking, so a run depends only on its seed. The steps and records run with
+one BLAS thread (:func:`~theorykit.simulate.single_threaded_blas`; the products of a step are too small to
+gain from more); several runs use the cores as parallel replicates
+(:func:`~theorykit.simulate.map_threads`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -25,6 +29,7 @@ import numpy as np
 from .._checks import check_int
 from ..errors import InvalidParameterError, TheorykitError
 from ..progress import Progress
+from ._parallel import single_threaded_blas
 from ._run import ParticleRun
 
 #: default upper bound on the pre-drawn noise held at once (bytes)
@@ -76,7 +81,7 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
                   observe: Callable[[], Mapping[str, Any]], *, n_steps: int, record_steps: Sequence[int],
                   noise: Sequence[NoiseStream], seed: int, step_time: float, params: Mapping[str, Any] | None = None,
                   step_values: Sequence[str] = (), chunk_bytes: int | None = None, desc: str = "SGD steps",
-                  cancel: Any = None) -> ParticleRun:
+                  cancel: Any = None, single_blas_thread: bool = True) -> ParticleRun:
     """Run ``n_steps`` steps of a step kernel and record it (see the module docstring for the protocol).
 
     Parameters
@@ -90,7 +95,7 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
     noise : sequence of NoiseStream
         The per-step random inputs, drawn from :func:`noise_generators` ``(seed, len(noise))``.
     seed : int
-        Seed of the noise streams (kept as :attr:`ParticleRun.seed`).
+        Seed of the noise streams (kept as ``ParticleRun.seed``).
     step_time : float
         Training time per step; record times are ``record_steps * step_time``.
     params : mapping, optional
@@ -104,6 +109,10 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
         Progress bar label.
     cancel : threading.Event or callable, optional
         Checked between chunks; when set (or returning true) the run raises :class:`SimulationCancelled`.
+    single_blas_thread : bool
+        Run ``advance`` and ``observe`` with one BLAS thread in the calling thread (default; restored
+        afterwards). ``False`` leaves the BLAS threading as it is, for step kernels with products large
+        enough to gain from several threads on an otherwise idle machine. Results do not depend on it.
 
     Returns
     -------
@@ -123,12 +132,13 @@ def run_particles(advance: Callable[[tuple[np.ndarray, ...], int, np.ndarray], N
     rows: list[Mapping[str, Any]] = []
     means: list[np.ndarray | None] = []
     acc, n_acc = np.zeros(n_values), 0
-    if steps[0] == 0:
-        rows.append(dict(observe()))
-        means.append(None)  # the first step's values, filled in after it runs
-    pending = [s for s in steps if s > 0]
-    done = 0
-    with Progress(n_steps, desc) as bar:
+    blas = single_threaded_blas() if single_blas_thread else contextlib.nullcontext()
+    with blas, Progress(n_steps, desc) as bar:
+        if steps[0] == 0:
+            rows.append(dict(observe()))
+            means.append(None)  # the first step's values, filled in after it runs
+        pending = [s for s in steps if s > 0]
+        done = 0
         while done < n_steps:
             if _cancelled(cancel):
                 raise SimulationCancelled(f"cancelled after {done} of {n_steps} steps")

@@ -62,8 +62,9 @@ class Theory(Protocol):
 BUILTIN_THEORIES: dict[str, str] = {
     "reference": "theorykit.theories.reference",
     "noncontrastive": "theorykit.theories.noncontrastive",
-    "contrastive_highdim": "theorykit.theories._legacy:contrastive_highdim",
-    "barlow_ntk": "theorykit.theories._legacy:barlow_ntk",
+    "closed_form_predictor": "theorykit.theories.closed_form_predictor",
+    "contrastive_highdim": "theorykit.theories.contrastive_highdim",
+    "barlow_ntk": "theorykit.theories.barlow_ntk",
     "imbalanced_pruning": "theorykit.theories.imbalanced_pruning",
 }
 

@@ -117,7 +117,7 @@ class Study:
 
     def sweep(self, fn: PointFunction, points: Sequence[Mapping[str, Any]], *, seed: Any,
               desc: str = "sweep") -> SweepResult:
-        """:func:`theorykit.sweep.sweep` with the study's :class:`SweepOptions`."""
+        """:func:`theorykit.sweep.sweep` with the study's :class:`~theorykit.sweep.SweepOptions`."""
         self._swept = True
         return self.sweep_options.sweep(fn, points, seed=seed, desc=desc)
 

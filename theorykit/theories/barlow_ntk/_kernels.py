@@ -1,10 +1,19 @@
-"""Numba kernels of the Barlow Twins NTK theory.
+"""Numba kernels of the Barlow Twins NTK theory: forward and backward passes, the (S)GD and kernel-model step
+kernels that :func:`theorykit.simulate.run_particles` drives, the empirical NTK, and the
+function-space flow.
 
-Arrays and scalars only; results go into ``out`` arrays. All float arrays are float64 and C-contiguous.
+Arrays and scalars only; results go into ``out`` arrays (or the state arrays, updated in place); no recording,
+no random numbers. All float arrays are float64 and C-contiguous.
 Conventions: ``Z`` (n, d) stacks inputs row-wise; for a training set of N pairs the first N rows are the
 first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d), ``V`` (K, M).
 ``act`` is the activation code of ``_symbolic.ACTIVATIONS`` (0 = tanh, 1 = relu). The scalar building
-blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy.
+blocks (activation, loss entries, per-neuron NTK) come from ``_generated.py``, printed from SymPy by the
+compile stage, except the hidden layer's tanh, which :func:`tanh_vectorisable` evaluates in vector registers.
+
+The training step works neuron-major (activations ``AT`` (M, n)) in blocks of neurons (:func:`_block`): the
+products with the inputs (inner dimension d, and n for the gradient) go through BLAS, the activation, the
+outputs and the backward pass through the block are one vectorised numba pass each (timings and the
+comparison with a numpy loop: ``benchmarks/bench_barlow.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -14,18 +23,9 @@ import math
 import numpy as np
 from numba import njit
 
-from ._generated import (act_relu, act_tanh, dact_relu, dact_tanh, dloss_diag, dloss_offdiag, loss_diag,
-                         loss_offdiag, ntk_neuron)
-
-
-@njit(cache=True)
-def _act(x, act):
-    return act_tanh(x) if act == 0 else act_relu(x)
-
-
-@njit(cache=True)
-def _dact(x, act):
-    return dact_tanh(x) if act == 0 else dact_relu(x)
+# the generated functions are looked up when a kernel compiles, so that a kernel function can be added to
+# _symbolic.kernel_functions and generated before any kernel calls it
+from . import _generated as G
 
 
 @njit(cache=True)
@@ -38,26 +38,60 @@ def _matvec(T, x, out):
         out[i] = acc
 
 
-@njit(cache=True)
-def _dot(x, y):
-    acc = 0.0
-    for j in range(x.size):
-        acc += x[j] * y[j]
-    return acc
+# Cody-Waite split of ln 2 (LN2_HI has trailing zero bits, so k * LN2_HI is exact for the k used here)
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e+00
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def tanh_vectorisable(x):
+    """``tanh(x)`` within 2 ulp (as glibc's), in arithmetic that LLVM vectorises (with fused multiply-adds):
+    ``math.tanh`` is a scalar library call, about 20x slower over the hidden layer. ``tanh(x) = e / (e + 2)``
+    with ``e = expm1(2|x|)`` by range reduction ``2|x| = k ln 2 + r`` and a Taylor polynomial of ``expm1(r)``;
+    NaN stays NaN."""
+    ax = abs(x)
+    y = 2.0 * ax
+    y = y if y < 40.0 else 40.0  # tanh(20) rounds to 1; NaN also lands here and is passed through below
+    k = int(y * _INV_LN2 + 0.5)
+    kf = float(k)
+    r = (y - kf * _LN2_HI) - kf * _LN2_LO  # |r| <= ln(2) / 2: the polynomial's truncation is below 5e-18
+    q = r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
+        1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+            1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+    two_k = float(1 << k)
+    e = two_k * q + (two_k - 1.0)  # expm1(y) = 2^k expm1(r) + 2^k - 1, no cancellation for small y
+    t = math.copysign(e / (e + 2.0), x)
+    return t if ax == ax else x
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def activate(H, act):
+    """``H <- σ(H)`` in place (any shape, C-contiguous): tanh by :func:`tanh_vectorisable`, ReLU as generated."""
+    h = H.reshape(H.size)
+    if act == 0:
+        for i in range(h.size):
+            h[i] = tanh_vectorisable(h[i])
+    else:
+        for i in range(h.size):
+            h[i] = G.act_relu(h[i])
+
+
+@njit(cache=True, error_model="numpy")
+def derivative_from_values(A, act, out):
+    """``out = σ'(u)`` from the activations ``A = σ(u)`` (same shape, C-contiguous), by the generated
+    ``dact_*_of_value``."""
+    a = A.reshape(A.size)
+    o = out.reshape(out.size)
+    for i in range(a.size):
+        o[i] = G.dact_tanh_of_value(a[i]) if act == 0 else G.dact_relu_of_value(a[i])
 
 
 @njit(cache=True)
-def hidden(Z, W, act, A, dA):
-    """Hidden activations: ``A = σ(Z Wᵀ)``, ``dA = σ'(Z Wᵀ)``, both (n, M), written in place."""
-    n, d = Z.shape
-    M = W.shape[0]
-    for i in range(n):
-        for m in range(M):
-            h = 0.0
-            for a in range(d):
-                h += Z[i, a] * W[m, a]
-            A[i, m] = _act(h, act)
-            dA[i, m] = _dact(h, act)
+def hidden(Z, W, act, A):
+    """Hidden activations ``A = σ(Z Wᵀ)`` (n, M), written in place (the product through BLAS)."""
+    np.dot(Z, W.T, A)
+    activate(A, act)
 
 
 @njit(cache=True)
@@ -67,7 +101,7 @@ def loss_of_C(C, lam):
     s = 0.0
     for k in range(K):
         for l in range(K):
-            s += loss_diag(C[k, k]) if k == l else loss_offdiag(C[k, l], lam)
+            s += G.loss_diag(C[k, k]) if k == l else G.loss_offdiag(C[k, l], lam)
     return s
 
 
@@ -77,7 +111,7 @@ def dloss_dC(C, lam, out):
     K = C.shape[0]
     for k in range(K):
         for l in range(K):
-            out[k, l] = dloss_diag(C[k, k]) if k == l else dloss_offdiag(C[k, l], lam)
+            out[k, l] = G.dloss_diag(C[k, k]) if k == l else G.dloss_offdiag(C[k, l], lam)
 
 
 @njit(cache=True)
@@ -118,91 +152,155 @@ def dloss_dF(F, N, lam, out):
 
 
 @njit(cache=True)
-def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
-    """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z``; gradients written in place.
+def loss_of_outputs(F, N, lam, C):
+    """Loss of the outputs ``F`` (n, K) on the 2N training rows; ``C`` (K, K) receives ``F_Aᵀ F_B / N``."""
+    _cross(F, N, C)
+    return loss_of_C(C, lam)
 
-    Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M``. Returns ``(loss, C)``.
-    """
-    n, d = Z.shape
+
+#: multiply-adds of the largest product OpenBLAS runs in the calling thread (below 4 x 65536); its thread pool
+#: stalls when another process holds a core, so the blocks' products stay below this
+BLAS_SINGLE_THREAD = 4 * 65536 - 1
+#: largest block (entries, 256 KiB): a block's activations stay in the L2 cache between the product that makes
+#: them and the passes that use them
+BLOCK_ENTRIES = 32768
+
+
+@njit(cache=True)
+def _block(n, d):
+    """Neurons per block for ``n`` inputs of dimension ``d``: as many as :data:`BLAS_SINGLE_THREAD` and
+    :data:`BLOCK_ENTRIES` allow (larger products run closer to the BLAS peak), a multiple of 8 (the vector width),
+    at least 8."""
+    return max(8, min(BLAS_SINGLE_THREAD // (n * d), BLOCK_ENTRIES // n) // 8 * 8)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _activate_rows(AT, V, act, FT):
+    """One pass over a block of neurons: ``AT <- σ(AT)`` in place (m, n) and ``FT += V AT`` (K, n), ``V`` (K, m)."""
+    K, n = FT.shape
+    for m in range(AT.shape[0]):
+        row = AT[m]
+        if act == 0:
+            for i in range(n):
+                row[i] = tanh_vectorisable(row[i])
+        else:
+            for i in range(n):
+                row[i] = G.act_relu(row[i])
+        for k in range(K):
+            v = V[k, m]
+            f = FT[k]
+            for i in range(n):
+                f[i] += v * row[i]
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def _backward_rows(AT, gFT, V, act, BT, gV):
+    """One pass over a block of neurons: ``gV = gFT ATᵀ`` (K, m) and ``BT = (Vᵀ gFT) ⊙ σ'`` (m, n), with ``σ'``
+    from the activations ``AT`` (m, n) by the generated ``dact_*_of_value``; ``gFT`` (K, n)."""
+    K, n = gFT.shape
+    for m in range(AT.shape[0]):
+        a = AT[m]
+        b = BT[m]
+        for i in range(n):
+            b[i] = 0.0
+        for k in range(K):
+            g = gFT[k]
+            v = V[k, m]
+            acc = 0.0
+            for i in range(n):
+                b[i] += g[i] * v
+                acc += g[i] * a[i]
+            gV[k, m] = acc
+        if act == 0:
+            for i in range(n):
+                b[i] *= G.dact_tanh_of_value(a[i])
+        else:
+            for i in range(n):
+                b[i] *= G.dact_relu_of_value(a[i])
+
+
+@njit(cache=True)
+def forward(Z, W, V, act, AT, F):
+    """Forward pass, block by block of neurons: activations ``AT = σ(W Zᵀ)`` (M, n) and outputs
+    ``F = ATᵀ Vᵀ / √M`` (n, K) for inputs ``Z`` (n, d); the products ``W Zᵀ`` through BLAS."""
     M = W.shape[0]
-    K = V.shape[0]
-    A = np.empty((n, M))
-    dA = np.empty((n, M))
-    F = np.empty((n, K))
-    forward(Z, W, V, act, A, dA, F)
-    s = 1.0 / math.sqrt(M)
-    gF = np.empty((n, K))
+    FT = np.zeros((V.shape[0], Z.shape[0]))
+    block = _block(Z.shape[0], Z.shape[1])
+    for m0 in range(0, M, block):
+        m1 = min(M, m0 + block)
+        np.dot(W[m0:m1], Z.T, AT[m0:m1])
+        _activate_rows(AT[m0:m1], V[:, m0:m1], act, FT)
+    F[:] = FT.T
+    F *= 1.0 / math.sqrt(M)
+
+
+@njit(cache=True)
+def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV):
+    """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z`` (n, d); returns ``(loss, C)``.
+
+    Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M`` with the work arrays ``AT``, ``BT`` (M, n), ``F``, ``gF``
+    (n, K); the gradients go into ``gW`` (M, d) and ``gV`` (K, M). Neuron-major and block by block, so that
+    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``.
+    """
+    forward(Z, W, V, act, AT, F)
     L, C = dloss_dF(F, N, lam, gF)
-    gV[:] = 0.0
-    gW[:] = 0.0
-    for i in range(n):
-        for m in range(M):
-            gh = 0.0
-            for k in range(K):
-                gV[k, m] += gF[i, k] * A[i, m] * s
-                gh += gF[i, k] * V[k, m]
-            gh *= s * dA[i, m]
-            for a in range(d):
-                gW[m, a] += gh * Z[i, a]
+    gFT = np.ascontiguousarray(gF.T)
+    gFT *= 1.0 / math.sqrt(W.shape[0])
+    block = _block(Z.shape[0], Z.shape[1])
+    for m0 in range(0, W.shape[0], block):
+        m1 = min(W.shape[0], m0 + block)
+        _backward_rows(AT[m0:m1], gFT, V[:, m0:m1], act, BT[m0:m1], gV[:, m0:m1])
+        np.dot(BT[m0:m1], Z, gW[m0:m1])
     return L, C
 
 
 @njit(cache=True)
-def forward(Z, W, V, act, A, dA, out):
-    """Forward pass: hidden activations ``A`` and derivatives ``dA`` (n, M), outputs ``out = A Vᵀ / √M`` (n, K)."""
-    n = Z.shape[0]
-    M = W.shape[0]
-    K = V.shape[0]
-    hidden(Z, W, act, A, dA)
-    s = 1.0 / math.sqrt(M)
-    for i in range(n):
-        for k in range(K):
-            acc = 0.0
-            for m in range(M):
-                acc += A[i, m] * V[k, m]
-            out[i, k] = acc * s
+def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
+    """:func:`backprop` with work arrays of its own."""
+    n, M, K = Z.shape[0], W.shape[0], V.shape[0]
+    return backprop(Z, W, V, N, lam, act, np.empty((M, n)), np.empty((M, n)), np.empty((n, K)), np.empty((n, K)),
+                    gW, gV)
 
 
 @njit(cache=True)
 def outputs(Z, W, V, act, out):
     """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
-    n = Z.shape[0]
-    M = W.shape[0]
-    forward(Z, W, V, act, np.empty((n, M)), np.empty((n, M)), out)
+    forward(Z, W, V, act, np.empty((W.shape[0], Z.shape[0])), out)
 
 
 @njit(cache=True)
-def train(Z, W, V, N, lam, act, lr, n_steps, batches, record_every, loss_out, C_out):
-    """Gradient descent (``batches`` of shape (0, 0): full batch) or SGD on the loss, in place on W, V.
+def _descend(W, V, gW, gV, lr):
+    """``W -= lr gW``, ``V -= lr gV`` in place."""
+    w, g = W.reshape(W.size), gW.reshape(gW.size)
+    for i in range(w.size):
+        w[i] -= lr * g[i]
+    v, g = V.reshape(V.size), gV.reshape(gV.size)
+    for i in range(v.size):
+        v[i] -= lr * g[i]
 
-    ``batches`` (n_steps, B) int64 holds pre-drawn pair indices per step for SGD. ``n_steps`` must be a
-    multiple of ``record_every``; ``loss_out`` (n_steps // record_every + 1,) receives the full-batch
-    loss before steps 0, record_every, ..., n_steps and ``C_out`` (same length, K, K) the matching C.
-    """
-    gW = np.empty_like(W)
-    gV = np.empty_like(V)
-    sgd = batches.shape[0] > 0
-    rec = 0
-    for step in range(n_steps + 1):
-        at_record = step % record_every == 0
-        if at_record or not sgd:
-            L, C = loss_and_grad(Z, W, V, N, lam, act, gW, gV)
-            if at_record:
-                loss_out[rec] = L
-                C_out[rec] = C
-                rec += 1
-        if step == n_steps:
-            break
-        if sgd:
-            B = batches.shape[1]
-            Zb = np.empty((2 * B, Z.shape[1]))
-            for b in range(B):
-                Zb[b] = Z[batches[step, b]]
-                Zb[B + b] = Z[N + batches[step, b]]
-            loss_and_grad(Zb, W, V, B, lam, act, gW, gV)
-        W -= lr * gW
-        V -= lr * gV
-    return rec
+
+@njit(cache=True)
+def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV):
+    """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``, with
+    the work arrays of :func:`backprop` (allocated once by the caller: they are large)."""
+    for _ in range(n_steps):
+        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV)
+        _descend(W, V, gW, gV, lr)
+
+
+@njit(cache=True)
+def sgd_steps(Z, W, V, N, lam, act, lr, batches, Zb, AT, BT, F, gF, gW, gV):
+    """``batches.shape[0]`` SGD steps in place on ``W``, ``V``: step ``s`` follows the loss of the pairs
+    ``batches[s]`` (float64 (m, B), pair indices in ``0..N-1``), rows ``i`` and ``N + i`` of ``Z``, gathered
+    into ``Zb`` (2B, d); the other work arrays as for :func:`backprop` with ``n = 2B``."""
+    B = batches.shape[1]
+    for step in range(batches.shape[0]):
+        for b in range(B):
+            i = int(batches[step, b])
+            Zb[b] = Z[i]
+            Zb[B + b] = Z[N + i]
+        backprop(Zb, W, V, B, lam, act, AT, BT, F, gF, gW, gV)
+        _descend(W, V, gW, gV, lr)
 
 
 @njit(cache=True)
@@ -215,8 +313,9 @@ def empirical_ntk(Z, W, V, act, out):
     M = W.shape[0]
     K = V.shape[0]
     A = np.empty((n, M))
+    hidden(Z, W, act, A)
     dA = np.empty((n, M))
-    hidden(Z, W, act, A, dA)
+    derivative_from_values(A, act, dA)
     acc = np.empty((K, K))
     for i in range(n):
         for j in range(i, n):
@@ -228,7 +327,7 @@ def empirical_ntk(Z, W, V, act, out):
                 a, b, da, db = A[i, m], A[j, m], dA[i, m], dA[j, m]
                 for k in range(K):
                     for l in range(K):
-                        acc[k, l] += ntk_neuron(a, b, da, db, V[k, m], V[l, m], xx, 1.0 if k == l else 0.0)
+                        acc[k, l] += G.ntk_neuron(a, b, da, db, V[k, m], V[l, m], xx, 1.0 if k == l else 0.0)
             for k in range(K):
                 for l in range(K):
                     out[i * K + k, j * K + l] = acc[k, l] / M
@@ -256,6 +355,13 @@ def kernel_flow_rhs_into(t, y, p, out):
     kernel_flow_rhs(y, Theta, N, K, p[2], out)
 
 
+@njit("void(float64, float64[::1], float64[::1], float64[::1])", cache=True)
+def kernel_flow_loss_into(t, y, p, out):
+    """``out[0]``: the loss of the flattened outputs ``y`` (packed parameters of :func:`kernel_flow_rhs_into`)."""
+    K = int(p[1])
+    out[0] = loss_of_outputs(y.reshape((y.size // K, K)), int(p[0]), p[2], np.empty((K, K)))
+
+
 @njit(cache=True)
 def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
     """Flow of the coefficients ``α`` (2N K,) of ``f = f_0 + Θ α`` on the training rows: ``α̇ = -∂L/∂f``."""
@@ -269,90 +375,16 @@ def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
 
 
 @njit(cache=True)
-def relu_kernels(Z1, Z2, Sig, dSig):
-    """Arc-cosine kernels of ReLU, ``Sig = E σ(u)σ(u')`` and ``dSig = E σ'(u)σ'(u')`` for w ~ N(0, I)."""
-    for i in range(Z1.shape[0]):
-        n1 = math.sqrt(_dot(Z1[i], Z1[i]))
-        for j in range(Z2.shape[0]):
-            n2 = math.sqrt(_dot(Z2[j], Z2[j]))
-            if n1 == 0.0 or n2 == 0.0:
-                Sig[i, j] = 0.0
-                dSig[i, j] = 0.0  # u = 0 almost surely and σ'(0) = 0
-                continue
-            c = min(1.0, max(-1.0, _dot(Z1[i], Z2[j]) / (n1 * n2)))
-            th = math.acos(c)
-            Sig[i, j] = n1 * n2 / (2 * math.pi) * (math.sin(th) + (math.pi - th) * c)
-            dSig[i, j] = (math.pi - th) / (2 * math.pi)
-
-
-@njit(cache=True)
-def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
-    """``Sig``, ``dSig`` by tensor Gauss–Hermite quadrature for any activation code.
-
-    ``nodes``, ``weights``: probabilists' Gauss–Hermite rule (weights sum to 1). The pair
-    ``(u, u') = (x·w, x'·w)`` is written as ``u = a z1``, ``u' = c/a z1 + sqrt(b - c²/a) z2``.
-    """
-    q = nodes.size
-    for i in range(Z1.shape[0]):
-        a2 = _dot(Z1[i], Z1[i])
-        for j in range(Z2.shape[0]):
-            b2 = _dot(Z2[j], Z2[j])
-            c = _dot(Z1[i], Z2[j])
-            sa = math.sqrt(a2)
-            r = c / sa if sa > 0 else 0.0
-            s2 = math.sqrt(max(b2 - r * r, 0.0))
-            s = 0.0
-            ds = 0.0
-            for p in range(q):
-                u1 = sa * nodes[p]
-                f1 = _act(u1, act)
-                g1 = _dact(u1, act)
-                for t in range(q):
-                    u2 = r * nodes[p] + s2 * nodes[t]
-                    w = weights[p] * weights[t]
-                    s += w * f1 * _act(u2, act)
-                    ds += w * g1 * _dact(u2, act)
-            Sig[i, j] = s
-            dSig[i, j] = ds
-
-
-@njit(cache=True)
-def kernel_gd(F0, Theta, N, lam, lr, n_steps, record_every, F_out, loss_out):
-    """Gradient descent of the linearised model in function space, ``F <- F - lr Θ ∂L/∂F``.
+def kernel_gd_steps(y, Theta, N, K, lam, lr, n_steps):
+    """``n_steps`` steps of gradient descent of the linearised model in function space,
+    ``f <- f - lr Θ ∂L/∂f``, in place on the flattened outputs ``y`` (n K,).
 
     The exact counterpart of network gradient descent with the same ``lr`` (no time-discretisation gap).
-    ``F0`` (n, K); records ``F_out`` (n_rec, n, K) and the loss ``loss_out`` (n_rec,) every
-    ``record_every`` steps, starting with step 0.
     """
-    n, K = F0.shape
-    y = F0.ravel().copy()
+    n = y.size // K
     g = np.empty((n, K))
     step_vec = np.empty(n * K)
-    rec = 0
-    for step in range(n_steps + 1):
-        L, _ = dloss_dF(y.reshape((n, K)), N, lam, g)
-        if step % record_every == 0:
-            F_out[rec] = y.reshape((n, K))
-            loss_out[rec] = L
-            rec += 1
-        if step == n_steps:
-            break
+    for _ in range(n_steps):
+        dloss_dF(y.reshape((n, K)), N, lam, g)
         _matvec(Theta, g.ravel(), step_vec)
         y -= lr * step_vec
-    return rec
-
-
-@njit(cache=True)
-def gh_diag(Z, act, nodes, weights, Sig, dSig):
-    """Diagonal ``Sig[i] = E σ(u)²``, ``dSig[i] = E σ'(u)²`` with ``u ~ N(0, |z_i|²)`` (1-D Gauss–Hermite)."""
-    for i in range(Z.shape[0]):
-        a = math.sqrt(_dot(Z[i], Z[i]))
-        s = 0.0
-        ds = 0.0
-        for p in range(nodes.size):
-            f = _act(a * nodes[p], act)
-            g = _dact(a * nodes[p], act)
-            s += weights[p] * f * f
-            ds += weights[p] * g * g
-        Sig[i] = s
-        dSig[i] = ds

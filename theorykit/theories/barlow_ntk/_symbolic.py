@@ -9,14 +9,13 @@ Everything numeric in this theory starts here:
   activation and its infinite-width average;
 * gradient-flow systems (:class:`theorykit.derive.ODESystem`) for small instances of the network and of
   the linearised (kernel) model in function space;
-* the source of ``_generated.py``: the scalar expressions above printed as numba functions
-  (:func:`generate_source`), which the numba kernels call.
+* the scalar expressions the numba kernels call (:func:`kernel_functions`, printed into ``_generated.py``
+  by the compile stage).
 """
 
 from __future__ import annotations
 
 import sympy as sp
-from sympy.printing.pycode import PythonCodePrinter
 
 from ...derive import ODESystem, gradient_flow
 from ...errors import InvalidParameterError
@@ -45,6 +44,24 @@ def activation_derivative(name: str, arg: sp.Expr = u) -> sp.Expr:
         d = sp.Piecewise((sp.Float(1.0), u > 0), (sp.Float(0.0), True))
         assert sp.simplify(sp.diff(activation_expr(name, u), u).subs(u, 2) - d.subs(u, 2)) == 0
     return d.subs(u, arg)
+
+
+def activation_derivative_of_value(name: str, a: sp.Symbol) -> sp.Expr:
+    r""":math:`\sigma'(u)` written in terms of the activation's value ``a`` = :math:`\sigma(u)`, so that
+    backpropagation needs only the stored activations: ``1 - a**2`` for tanh, the step ``[a > 0]`` for ReLU.
+
+    Derived by replacing :math:`\sigma(u)` by ``a`` in :func:`activation_derivative` (for ReLU, whose derivative
+    depends on the sign of ``u`` only, ``u`` by ``a``: ``u > 0`` exactly when ``relu(u) > 0``), and checked at
+    sample points of both signs.
+    """
+    d = activation_derivative(name)
+    by_value = d.subs(activation_expr(name), a)
+    if u in by_value.free_symbols:
+        by_value = d.subs(u, a)
+    for u0 in (-1.5, -0.25, 0.25, 1.5):
+        value = activation_expr(name).subs(u, u0)
+        assert abs(float(by_value.subs(a, value)) - float(d.subs(u, u0))) < 1e-14, (name, u0)
+    return by_value
 
 
 # ---------------------------------------------------------------------------------------------- loss
@@ -216,52 +233,49 @@ def kernel_flow_system(N: int, K: int, n_extra: int = 0) -> ODESystem:
                                  "d f/dt = -J_0 J_0^T dL/df = -Theta_0 dL/df on the training inputs"))
 
 
-# ---------------------------------------------------------------------------------------------- codegen
-class _Printer(PythonCodePrinter):
-    """Python printer whose output numba compiles: floats everywhere, ``math`` functions."""
+def packed_kernel_flow_system(n: int, K: int) -> ODESystem:
+    r"""The kernel-model flow on ``n`` inputs as the numba kernel evaluates it: names, no formulas.
 
-    def _print_Integer(self, expr):
-        return f"{float(expr)!r}"
-
-    def _print_Rational(self, expr):
-        return f"{float(expr)!r}"
-
-    def _print_Pow(self, expr, rational=False):
-        # small integer powers as products: exact and faster than pow() in numba loops
-        if expr.exp.is_Integer and 1 < int(expr.exp) <= 3:
-            b = self.parenthesize(expr.base, 100)
-            return "*".join([b] * int(expr.exp))
-        return super()._print_Pow(expr, rational=rational)
-
-
-def _fn(name: str, args: str, expr: sp.Expr, doc: str) -> str:
-    body = _Printer({"standard": "python3"}).doprint(expr)
-    return (f"@njit(cache=True)\ndef {name}({args}):\n    \"\"\"{doc}\"\"\"\n    return {body}\n")
+    The same flow as :func:`kernel_flow_system`, with states ``f_{i}_{k}`` (index ``i*K + k``) and the
+    parameters packed as the kernel reads them, ``[N, K, lambda, Theta_0, ..., Theta_{(nK)^2-1}]`` (the
+    Gram matrix row by row); the right-hand sides and the observable ``loss`` are undefined functions of
+    ``t``, evaluated by hand-written kernels (at the widths of the experiments the SymPy form would hold
+    thousands of symbols per equation).
+    """
+    t = sp.Symbol("t", real=True)
+    states = tuple(sp.Symbol(f"f_{i}_{k}", real=True) for i in range(n) for k in range(K))
+    params = (sp.Symbol("N", positive=True), sp.Symbol("K", positive=True), lam,
+              *(sp.Symbol(f"Theta_{a}", real=True) for a in range((n * K) ** 2)))
+    return ODESystem(t=t, states=states, rhs=tuple(-sp.Function(f"Theta_dLdf_{s.name[2:]}")(t) for s in states),
+                     params=params, observed={"loss": sp.Function("barlow_loss")(t)},
+                     name=f"barlow_twins_kernel_flow_n{n}_K{K}",
+                     provenance=("linearised network f_lin = f_0 + J_0 (theta - theta_0)",
+                                 "d f/dt = -Theta_0 dL/df on the training inputs (kernel_flow_system), "
+                                 "evaluated by numba kernels with Theta packed in the parameters"))
 
 
-def generate_source() -> str:
-    """The text of ``_generated.py``: activations, loss entries and the per-neuron NTK as numba functions."""
-    parts = ['"""Numba functions printed from the SymPy expressions of ``_symbolic.py``.',
-             "",
-             "Generated by ``theorykit.theories.barlow_ntk._symbolic.generate_source()``; regenerate with",
-             "``python derivations/barlow_ntk.py``, never edit by hand. All arguments and results are float64.",
-             '"""', "", "import math", "", "from numba import njit", "", ""]
+# ---------------------------------------------------------------------------------------------- kernel code
+def kernel_functions() -> list[tuple[str, tuple[sp.Symbol, ...], sp.Expr, str]]:
+    """The scalar functions the numba kernels call, as ``(name, arguments, expression, comment)`` for
+    :func:`theorykit.compile.generate_function_module`: activations and their derivatives (also in terms of
+    the activation's value), the loss entries and their derivatives, and one neuron's NTK contribution."""
+    x, a = sp.Symbol("u", real=True), sp.Symbol("a", real=True)
     fns = []
     for name in ACTIVATIONS:
-        fns.append(_fn(f"act_{name}", "u", activation_expr(name), f"{name}(u)."))
-        fns.append(_fn(f"dact_{name}", "u", activation_derivative(name), f"Derivative of {name} at u."))
+        fns.append((f"act_{name}", (x,), activation_expr(name, x), f"{name}(u)."))
+        fns.append((f"dact_{name}", (x,), activation_derivative(name, x), f"Derivative of {name} at u."))
+        fns.append((f"dact_{name}_of_value", (a,), activation_derivative_of_value(name, a),
+                    f"Derivative of {name} at u, from its value a = {name}(u)."))
     le = loss_entry_exprs()
-    c = le["c"]
-    lam_p = sp.Symbol("lam")
-    rep = {c: sp.Symbol("c"), lam: lam_p}
-    fns.append(_fn("loss_diag", "c", le["diag"].subs(rep), "Diagonal loss term (1 - C_kk)^2."))
-    fns.append(_fn("loss_offdiag", "c, lam", le["offdiag"].subs(rep), "Off-diagonal loss term lambda C_kl^2."))
-    fns.append(_fn("dloss_diag", "c", le["ddiag"].subs(rep), "dL/dC_kk."))
-    fns.append(_fn("dloss_offdiag", "c, lam", le["doffdiag"].subs(rep), "dL/dC_kl for k != l."))
+    c, lam_p = sp.Symbol("c"), sp.Symbol("lam")
+    rep = {le["c"]: c, lam: lam_p}
+    fns.append(("loss_diag", (c,), le["diag"].subs(rep), "Diagonal loss term (1 - C_kk)^2."))
+    fns.append(("loss_offdiag", (c, lam_p), le["offdiag"].subs(rep), "Off-diagonal loss term lambda C_kl^2."))
+    fns.append(("dloss_diag", (c,), le["ddiag"].subs(rep), "dL/dC_kk."))
+    fns.append(("dloss_offdiag", (c, lam_p), le["doffdiag"].subs(rep), "dL/dC_kl for k != l."))
     expr, sy = ntk_neuron_expr()
-    names = {sy["s"]: "s", sy["sp"]: "s2", sy["ds"]: "ds", sy["dsp"]: "ds2", sy["vk"]: "vk", sy["vl"]: "vl",
-             sy["xx"]: "xx", sy["delta"]: "delta"}
-    e2 = expr.subs({k: sp.Symbol(v) for k, v in names.items()})
-    fns.append(_fn("ntk_neuron", "s, s2, ds, ds2, vk, vl, xx, delta", e2,
-                   "One neuron's contribution to Theta_kl(x, x') (before the 1/M average)."))
-    return "\n".join(parts) + "\n\n".join(fns)
+    names = {"s": "s", "sp": "s2", "ds": "ds", "dsp": "ds2", "vk": "vk", "vl": "vl", "xx": "xx", "delta": "delta"}
+    args = tuple(sp.Symbol(v) for v in names.values())
+    fns.append(("ntk_neuron", args, expr.subs({sy[k]: a for k, a in zip(names, args)}),
+                "One neuron's contribution to Theta_kl(x, x') (before the 1/M average)."))
+    return fns

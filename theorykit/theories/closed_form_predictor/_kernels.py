@@ -1,5 +1,11 @@
-"""numba kernels: one SGD step of the linear encoder with a closed-form (or DirectPred) predictor, and a
-recording loop over pre-drawn data. All arrays float64, C-contiguous; shapes in the docstrings."""
+"""numba kernels: SGD steps of the linear encoder with a closed-form (or DirectPred) predictor on pre-drawn data,
+and its eigen-observables. All arrays float64, C-contiguous; shapes in the docstrings.
+
+The kernels keep the predictor ``P`` of the current state in an array of the caller's (:func:`prepare` before
+the first step, then each step), so a step does one eigen-decomposition and a record none. Products go through
+BLAS (``np.dot`` into preallocated arrays), elementwise work is plain loops (they compile in a fraction of the
+time of array expressions), and every kernel releases the GIL, so replicates run in parallel threads.
+"""
 
 from __future__ import annotations
 
@@ -10,88 +16,180 @@ from numba import njit
 EUCLIDEAN, COSINE, ISO_EUCLIDEAN, ISO_COSINE = 0, 1, 2, 3
 
 
-@njit(cache=True)
-def predictor(F, alpha, epsilon):
-    """``(P, lam)``: ``P = U diag(|d|**alpha + epsilon * max d) U^T`` from ``F = U diag(d) U^T`` ((M, M))."""
-    d, U = np.linalg.eigh(F)
-    lam = np.abs(d) ** alpha + epsilon * d.max()
-    return (U * lam) @ U.T, lam
+@njit(cache=True, nogil=True)
+def predictor(F, alpha, epsilon, P, lam):
+    """``P = U diag(lam) U^T`` with ``lam = |d|**alpha + epsilon * max d`` from ``F = U diag(d) U^T``.
 
-
-@njit(cache=True)
-def sgd_step(W, Wt, F, X1, X2, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale):
-    """One minibatch step in place on ``W``, ``Wt`` ((M, N)) and, if ``running``, ``F`` ((M, M)).
-
-    ``X1, X2``: (B, N) online and target views. The predictor is built from ``F <- rho F + (1 - rho)
-    Z1^T Z1 / B`` (``running``: DirectPred) or from ``W W^T``, and gets no gradient. Per-sample loss of
-    ``p = P z1`` and ``z2 = Wt x2`` (stop-gradient): 0 ``|p - z2|^2/2``; 1 ``-scale cos(p, z2)``; 2
-    ``|z1 - sg(z2 + z1 - p)|^2/2``; 3 ``-scale [<z1, z2>/sg(|p||z2|) - sg(<p, z2>/(|p|^3|z2|)) z1^T P z1/2]``.
-    Then ``W -= lr (grad + eta W)``, ``Wt = keep Wt + (1 - keep) W``. Returns ``<grad, W>/(|grad||W|)`` at
-    the old ``W`` (0 for a zero gradient).
+    ``F``, ``P``: (M, M); ``lam``: (M,), in the order of ascending ``d``. Writes ``P`` and ``lam``.
     """
-    B = X1.shape[0]
-    Z1 = X1 @ W.T
-    Z2 = X2 @ Wt.T
-    if running:
-        F[:, :] = rho * F + (1.0 - rho) * (Z1.T @ Z1) / B
-    else:
-        F[:, :] = W @ W.T
-    P, _ = predictor(F, alpha, epsilon)
-    Pz = Z1 @ P
-    G = Pz - Z2
-    if loss_code == COSINE or loss_code == ISO_COSINE:
-        for b in range(B):
-            n_p = np.sqrt(np.sum(Pz[b] ** 2))
-            n_z = np.sqrt(np.sum(Z2[b] ** 2))
-            if n_p == 0.0 or n_z == 0.0:  # an undefined cosine contributes no gradient
-                G[b] = 0.0
-                continue
-            c = np.sum(Pz[b] * Z2[b])
-            G[b] = -scale * (Z2[b] / (n_p * n_z) - c * Pz[b] / (n_p ** 3 * n_z))
-    if loss_code == EUCLIDEAN or loss_code == COSINE:
-        G = G @ P
-    grad = G.T @ X1 / B
-    gn, wn = np.sqrt(np.sum(grad ** 2)), np.sqrt(np.sum(W ** 2))
-    inner = np.sum(grad * W) / (gn * wn) if gn > 0.0 and wn > 0.0 else 0.0
-    W -= lr * (grad + eta * W)
-    Wt[:, :] = keep * Wt + (1.0 - keep) * W
-    return inner
+    d, U = np.linalg.eigh(F)
+    top = d.max()
+    M = d.shape[0]
+    for k in range(M):
+        lam[k] = np.abs(d[k]) ** alpha + epsilon * top
+    UL = np.empty((M, M))
+    for i in range(M):
+        for k in range(M):
+            UL[i, k] = U[i, k] * lam[k]
+    np.dot(UL, U.T, P)
 
 
-@njit(cache=True)
-def observe(W, Wt, F, U, group, n_groups, alpha, epsilon, out_s, out_lam, out_tau):
-    """Group means of ``s_j = |W^T u_j|^2``, ``lambda_j = u_j^T P u_j`` (``P`` from ``F``) and
-    ``tau_j = u_j^T Wt W^T u_j / s_j`` over the fixed basis ``U`` ((M, M) columns), modes grouped by
-    ``group`` (int64 (M,)); writes ``out_*`` ((n_groups,)); returns ``|W|_F^2 / M``."""
-    P, _ = predictor(F, alpha, epsilon)
-    A, C = U.T @ W, U.T @ Wt
-    s = np.sum(A ** 2, axis=1)
-    lam = np.sum(U * (P @ U), axis=0)
-    tau = np.sum(C * A, axis=1) / s
-    for k in range(n_groups):
-        m = group == k
-        out_s[k], out_lam[k], out_tau[k] = s[m].mean(), lam[m].mean(), tau[m].mean()
-    return np.sum(W ** 2) / W.shape[0]
+@njit(cache=True, nogil=True)
+def gram_predictor(F, alpha, epsilon, P, lam):
+    """:func:`predictor` of a positive semi-definite ``F`` (a Gram matrix ``W W^T``, or DirectPred's running mean
+    of Gram matrices): for ``alpha = 1, epsilon = 0`` that is ``F`` itself (``|d| = d``), copied into ``P``
+    without an eigen-decomposition (``lam`` is left as it is). Raises ``LinAlgError`` for a non-finite ``F``,
+    as the eigen-decomposition does."""
+    if alpha != 1.0 or epsilon != 0.0:
+        predictor(F, alpha, epsilon, P, lam)
+        return
+    M = F.shape[0]
+    for a in range(M):
+        for c in range(M):
+            f = F[a, c]
+            if not np.isfinite(f):
+                raise np.linalg.LinAlgError("Array must not contain infs or NaNs.")
+            P[a, c] = f
 
 
-@njit(cache=True)
-def run_steps(W, Wt, F, E, sigma_o, sigma_t, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale,
-              U, group, step0, every, out_s, out_lam, out_tau, out_mean_s):
-    """``E.shape[0]`` steps from global step ``step0``. ``E``: (m, 3, B, N) standard normals, per step
-    ``x = E[i, 0]``, views ``x + sigma_o E[i, 1]`` and ``x + sigma_t E[i, 2]``. After every ``every``-th
-    global step, :func:`observe` writes row ``(step + 1) // every`` of ``out_s, out_lam, out_tau``
-    ((n_rec, n_groups)) and ``out_mean_s`` ((n_rec,)). Returns the largest ``|<grad, W>|/(|grad||W|)``."""
+@njit(cache=True, nogil=True)
+def prepare(W, F, P, lam, running, alpha, epsilon):
+    """Before the first step: ``F = W W^T`` unless ``running`` (DirectPred keeps its estimate ``F``), then
+    ``P`` from ``F`` (:func:`gram_predictor`). ``W``: (M, N); ``F, P``: (M, M); ``lam``: (M,)."""
+    if not running:
+        np.dot(W, W.T, F)
+    gram_predictor(F, alpha, epsilon, P, lam)
+
+
+@njit(cache=True, nogil=True)
+def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, rho, running, lr, eta, keep,
+              scale):
+    """``E.shape[0]`` minibatch steps in place on ``W``, ``Wt`` ((M, N)), ``F``, ``P`` ((M, M)) and ``lam`` ((M,)).
+
+    ``E``: (m, 3, B, N) standard normals, per step ``x = E[i, 0]`` and the views ``x1 = x + sigma_o E[i, 1]``,
+    ``x2 = x + sigma_t E[i, 2]``, with ``z1 = W x1``, ``z2 = Wt x2``. On entry ``P`` is the predictor of the
+    current state (:func:`prepare`, or the previous chunk). The predictor (:func:`gram_predictor`) is built
+    from ``F <- rho F + (1 - rho) Z1^T Z1 / B`` (``running``: DirectPred, updated at the start of the step) or
+    from ``F = W W^T`` (updated after the step, for the next one), and gets no gradient. Per-sample loss of
+    ``p = P z1`` and ``z2`` (stop-gradient): 0 ``|p - z2|^2/2``; 1 ``-scale cos(p, z2)``; 2 ``|z1 - sg(z2 + z1 -
+    p)|^2/2``; 3 ``-scale [<z1, z2>/sg(|p||z2|) - sg(<p, z2>/(|p|^3|z2|)) z1^T P z1/2]``. Then ``W -= lr (grad +
+    eta W)``, ``Wt = keep Wt + (1 - keep) W``. Returns the largest ``|<grad, W>|/(|grad||W|)`` at the step's old ``W``
+    (0 for a zero gradient).
+    """
+    m, _, B, N = E.shape
+    M = W.shape[0]
+    X1 = np.empty((B, N))
+    X2 = np.empty((B, N))
+    Z1 = np.empty((B, M))
+    Z2 = np.empty((B, M))
+    Pz = np.empty((B, M))
+    G = np.empty((B, M))
+    GP = np.empty((B, M))
+    grad = np.empty((M, N))
+    ZZ = np.empty((M, M))
+    project = loss_code == EUCLIDEAN or loss_code == COSINE  # the gradient reaches z1 through p = P z1
+    cosine = loss_code == COSINE or loss_code == ISO_COSINE
     worst = 0.0
-    F_obs = np.empty_like(F)
-    for i in range(E.shape[0]):
-        X1 = E[i, 0] + sigma_o * E[i, 1]
-        X2 = E[i, 0] + sigma_t * E[i, 2]
-        inner = sgd_step(W, Wt, F, X1, X2, loss_code, alpha, epsilon, rho, running, lr, eta, keep, scale)
+    for i in range(m):
+        for b in range(B):
+            for n in range(N):
+                x = E[i, 0, b, n]
+                X1[b, n] = x + sigma_o * E[i, 1, b, n]
+                X2[b, n] = x + sigma_t * E[i, 2, b, n]
+        np.dot(X1, W.T, Z1)
+        np.dot(X2, Wt.T, Z2)
+        if running:
+            np.dot(Z1.T, Z1, ZZ)
+            for a in range(M):
+                for c in range(M):
+                    F[a, c] = rho * F[a, c] + (1.0 - rho) * ZZ[a, c] / B
+            gram_predictor(F, alpha, epsilon, P, lam)
+        np.dot(Z1, P, Pz)
+        for b in range(B):
+            for k in range(M):
+                G[b, k] = Pz[b, k] - Z2[b, k]
+        if cosine:
+            for b in range(B):
+                sp = 0.0
+                sz = 0.0
+                c = 0.0
+                for k in range(M):
+                    sp += Pz[b, k] ** 2
+                    sz += Z2[b, k] ** 2
+                    c += Pz[b, k] * Z2[b, k]
+                n_p = np.sqrt(sp)
+                n_z = np.sqrt(sz)
+                if n_p == 0.0 or n_z == 0.0:  # an undefined cosine contributes no gradient
+                    for k in range(M):
+                        G[b, k] = 0.0
+                    continue
+                for k in range(M):
+                    G[b, k] = -scale * (Z2[b, k] / (n_p * n_z) - c * Pz[b, k] / (n_p ** 3 * n_z))
+        if project:
+            np.dot(G, P, GP)
+            np.dot(GP.T, X1, grad)
+        else:
+            np.dot(G.T, X1, grad)
+        g2 = 0.0
+        w2 = 0.0
+        gw = 0.0
+        for a in range(M):
+            for n in range(N):
+                grad[a, n] = grad[a, n] / B
+                g2 += grad[a, n] ** 2
+                w2 += W[a, n] ** 2
+                gw += grad[a, n] * W[a, n]
+        gn, wn = np.sqrt(g2), np.sqrt(w2)
+        inner = gw / (gn * wn) if gn > 0.0 and wn > 0.0 else 0.0
         worst = max(worst, abs(inner))
-        step = step0 + i + 1
-        if step % every == 0:
-            F_obs[:, :] = F if running else W @ W.T
-            r = step // every
-            out_mean_s[r] = observe(W, Wt, F_obs, U, group, out_s.shape[1], alpha, epsilon, out_s[r],
-                                    out_lam[r], out_tau[r])
+        for a in range(M):
+            for n in range(N):
+                w = W[a, n] - lr * (grad[a, n] + eta * W[a, n])
+                W[a, n] = w
+                Wt[a, n] = keep * Wt[a, n] + (1.0 - keep) * w
+        if not running:
+            np.dot(W, W.T, F)
+            gram_predictor(F, alpha, epsilon, P, lam)
     return worst
+
+
+@njit(cache=True, nogil=True)
+def observe(W, Wt, P, U, group, n_groups, out_s, out_lam, out_tau):
+    """Group means of ``s_j = |W^T u_j|^2``, ``lambda_j = u_j^T P u_j`` and ``tau_j = u_j^T Wt W^T u_j / s_j``
+    over the fixed basis ``U`` ((M, M) columns), modes grouped by ``group`` (int64 (M,)); writes ``out_*``
+    ((n_groups,)); returns ``|W|_F^2 / M``. ``W, Wt``: (M, N); ``P``: (M, M)."""
+    M, N = W.shape
+    A = np.empty((M, N))
+    C = np.empty((M, N))
+    PU = np.empty((M, M))
+    np.dot(U.T, W, A)
+    np.dot(U.T, Wt, C)
+    np.dot(P, U, PU)
+    counts = np.zeros(n_groups)
+    for g in range(n_groups):
+        out_s[g] = 0.0
+        out_lam[g] = 0.0
+        out_tau[g] = 0.0
+    for j in range(M):
+        s = 0.0
+        ct = 0.0
+        lam = 0.0
+        for n in range(N):
+            s += A[j, n] ** 2
+            ct += C[j, n] * A[j, n]
+        for i in range(M):
+            lam += U[i, j] * PU[i, j]
+        g = group[j]
+        out_s[g] += s
+        out_lam[g] += lam
+        out_tau[g] += ct / s
+        counts[g] += 1.0
+    for g in range(n_groups):
+        out_s[g] /= counts[g]
+        out_lam[g] /= counts[g]
+        out_tau[g] /= counts[g]
+    w2 = 0.0
+    for a in range(M):
+        for n in range(N):
+            w2 += W[a, n] ** 2
+    return w2 / M

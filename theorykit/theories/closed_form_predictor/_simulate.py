@@ -1,8 +1,9 @@
-"""Finite-width SGD on the linear encoder with a closed-form predictor, observed in a fixed eigenbasis."""
+"""Finite-width SGD on the linear encoder with a closed-form predictor, observed in a fixed eigenbasis; the numba
+steps (:func:`._kernels.sgd_chunk`) run inside :func:`theorykit.simulate.run_particles`, and
+:func:`simulate_replicates` runs several seeds of one configuration in parallel threads."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -10,30 +11,9 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
 from . import _kernels
 from ._symbolic import LOSSES, check
-
-# Upper bound on the pre-drawn data held at once (bytes); the result does not depend on it.
-CHUNK_BYTES = 16 * 2**20
-
-
-@dataclass(frozen=True)
-class Run:
-    """One SGD run: ``t`` (n_rec,) training time ``lr * step``; ``observables`` by name, each (n_rec,):
-    ``s<k>``, ``lambda<k>``, ``tau<k>`` (group means over the eigenbasis of the start, groups 1-based) and
-    ``mean_s`` (``|W|_F^2 / M``); ``spectrum`` the final eigenvalues of ``W W^T`` (ascending);
-    ``max_inner`` the largest ``|<grad, W>|/(|grad||W|)`` over the steps; ``seed`` of the data stream."""
-
-    t: np.ndarray
-    observables: dict[str, np.ndarray]
-    spectrum: np.ndarray
-    max_inner: float
-    seed: int
-    params: dict = field(default_factory=dict)
-
-    def group(self, kind: str) -> np.ndarray:
-        """``s``, ``lambda`` or ``tau`` of every group as (n_rec, n_groups)."""
-        return np.stack([self.observables[f"{kind}{k + 1}"] for k in range(len(self.params["s0"]))], axis=1)
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -41,11 +21,17 @@ def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
+def group_series(run: ParticleRun, kind: str) -> np.ndarray:
+    """``s``, ``lambda`` or ``tau`` of every group of a run as (n_rec, n_groups)."""
+    return run.stack(*(f"{kind}{k + 1}" for k in range(len(run.params["s0"]))))
+
+
+@single_threaded_blas()  # the set-up's products too (see theorykit.simulate.single_threaded_blas)
 def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int, lr: float, t_end: float,
              s0: Sequence[float], n_in: int | None = None, fractions: Sequence[float] | None = None,
              alpha: float | None = None, epsilon: float = 0.0, rho: float = 0.99, eta: float = 0.0,
              sigma2_o: float = 0.0, sigma2_t: float = 0.0, ema_rate: float | None = None, n_record: int = 51,
-             seed: SeedLike = 0) -> Run:
+             seed: SeedLike = 0) -> ParticleRun:
     r"""SGD on ``W`` (``dim`` x ``n_in``, default square) from ``W = U diag(sqrt(s0[group])) V^T`` (random
     orthogonal ``U``, ``V``; group ``k`` holds ``fractions[k]`` of the modes, default equal), ``W_t = W``.
 
@@ -54,6 +40,13 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     ``rho``, started at its expectation). ``round(t_end / lr)`` steps of minibatch ``batch``, recorded
     ``n_record`` times; ``eta`` weight decay, ``sigma2_o`` / ``sigma2_t`` augmentation variances, ``ema_rate``
     the EMA target :math:`\dot W_t = \beta(W - W_t)` (``None``: SimSiam). ``seed`` draws the bases and the data.
+
+    Returns
+    -------
+    ParticleRun
+        Observables ``s<k>``, ``lambda<k>``, ``tau<k>`` (group means over the eigenbasis of the start, groups
+        1-based), ``mean_s`` (``|W|_F^2 / M``), ``spectrum`` (eigenvalues of ``W W^T``, ascending, (n_rec, M))
+        and ``max_inner`` (the largest ``|<grad, W>|/(|grad||W|)`` over the steps so far).
     """
     check(loss, predictor)
     dim, batch = check_int("dim", dim, 1), check_int("batch", batch, 1)
@@ -84,27 +77,37 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     group = np.repeat(np.arange(n_groups), sizes).astype(np.int64)
     W = np.ascontiguousarray((U * np.sqrt(s0[group])) @ V)
     Wt, F = W.copy(), (1.0 + sigma2_o) * W @ W.T
-    out = {k: np.zeros((n_record, n_groups)) for k in ("s", "lambda", "tau")}
-    mean_s = np.zeros(n_record)
-    mean_s[0] = _kernels.observe(W, Wt, F if running else W @ W.T, U, group, n_groups, alpha, epsilon,
-                                 out["s"][0], out["lambda"][0], out["tau"][0])
-    kseed = int(rng.integers(0, 2**31 - 1))
-    data = np.random.default_rng(kseed)
+    P, lam = np.empty((dim, dim)), np.empty(dim)
+    _kernels.prepare(W, F, P, lam, running, alpha, epsilon)
+    out = {k: np.zeros(n_groups) for k in ("s", "lambda", "tau")}
+    worst = [0.0]
+    code, sig_o, sig_t = LOSSES.index(loss), float(np.sqrt(sigma2_o)), float(np.sqrt(sigma2_t))
+
+    def advance(draws, step0, values):
+        worst[0] = max(worst[0], _kernels.sgd_chunk(W, Wt, F, P, lam, draws[0], sig_o, sig_t, code, alpha, epsilon,
+                                                    rho, running, lr, eta, keep, float(dim)))
+
+    def observe():
+        mean_s = _kernels.observe(W, Wt, P, U, group, n_groups, out["s"], out["lambda"], out["tau"])
+        return {**{f"{k}{g + 1}": out[k][g] for k in out for g in range(n_groups)}, "mean_s": mean_s,
+                "spectrum": np.linalg.eigvalsh(W @ W.T), "max_inner": worst[0]}
+
     n_steps = every * (n_record - 1)
-    chunk = max(1, min(n_steps, CHUNK_BYTES // (8 * 3 * batch * n_in)))
-    worst = 0.0
-    code = LOSSES.index(loss)
-    for step0 in range(0, n_steps, chunk):
-        E = data.standard_normal((min(chunk, n_steps - step0), 3, batch, n_in))
-        worst = max(worst, _kernels.run_steps(W, Wt, F, E, np.sqrt(sigma2_o), np.sqrt(sigma2_t), code, alpha,
-                                              epsilon, rho, running, lr, eta, keep, float(dim), U, group, step0,
-                                              every, out["s"], out["lambda"], out["tau"], mean_s))
-    obs = {f"{k}{g + 1}": out[k][:, g] for k in out for g in range(n_groups)}
-    obs["mean_s"] = mean_s
     params = dict(loss=loss, predictor=predictor, dim=dim, n_in=n_in, batch=batch, lr=lr, alpha=alpha,
                   epsilon=epsilon, rho=rho, eta=eta, sigma2_o=sigma2_o, sigma2_t=sigma2_t, ema_rate=ema_rate,
                   s0=s0.tolist(), fractions=f.tolist())
-    return Run(np.arange(n_record) * every * lr, obs, np.linalg.eigvalsh(W @ W.T), float(worst), kseed, params)
+    return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
+                         noise=[NoiseStream((3, batch, n_in))], seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
+                         params=params, desc=f"{loss} SGD steps")
 
 
-__all__ = ["Run", "simulate"]
+def simulate_replicates(loss: str, predictor: str = "closed_form", *, seeds: Sequence[int], threads: int | None = None,
+                        **options) -> list[ParticleRun]:
+    """:func:`simulate` ``(loss, predictor, seed=seed, **options)`` for each of ``seeds``, the replicates in
+    parallel threads (default: one per CPU this process may use, at most one per seed; see
+    :func:`theorykit.simulate.map_threads`). The step kernel and the noise draws release the GIL; each run
+    equals the single run of its seed. Returns the runs in the order of ``seeds``."""
+    seeds = list(seeds)
+    if not seeds:
+        raise InvalidParameterError("seeds must list at least one seed")
+    return map_threads(lambda seed: simulate(loss, predictor, seed=seed, **options), seeds, threads)

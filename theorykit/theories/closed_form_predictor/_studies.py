@@ -3,47 +3,21 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from scipy.integrate import trapezoid
 
 from ..._random import spawn_seeds
 from ...analysis import find_fixed_points, linearize
-from ...compile import compile_system
-from ...solve import solve
-from ...validate import fit_power_law
+from ...validate import compare, fit_power_law
 from . import _symbolic as S
-from ._simulate import simulate
-
-#: parameter values used where a study does not set them
-DEFAULTS = dict(eta=0.0, sigma2_o=0.0, sigma2_t=0.0, alpha=1.0, epsilon=0.0, beta=1.0, f1=0.5)
+from ._analysis import compiled, ode_solution, packed
+from ._simulate import group_series, simulate
 
 
 def claim(name, statement, measured, predicted, tolerance, kind="abs", **details) -> dict:
     """The fields of a :class:`theorykit.validate.Claim` as a plain dict."""
     return dict(name=name, statement=statement, measured=float(measured), tolerance=float(tolerance), kind=kind,
                 predicted=None if predicted is None else float(predicted), details=details)
-
-
-@lru_cache(maxsize=None)
-def compiled(loss: str, predictor: str = "closed_form", n_groups: int = 2, ema: bool = False, lam: bool = False):
-    """The compiled :func:`_symbolic.mode_system` (or, with ``lam``, :func:`_symbolic.lambda_system`)."""
-    return compile_system(S.lambda_system(loss) if lam else S.mode_system(loss, predictor, n_groups, ema))
-
-
-def packed(csys, params) -> np.ndarray:
-    return csys.pack_params({k: v for k, v in {**DEFAULTS, **params}.items() if k in csys.param_names})
-
-
-def ode(loss: str, predictor: str, s0, t, **params) -> dict[str, np.ndarray]:
-    """The eigenvalue ODE of ``len(s0)`` groups at times ``t``: ``s`` and ``lambda`` (n_t, G), ``mean_s``."""
-    csys = compiled(loss, predictor, len(s0))
-    p, t = packed(csys, params), np.asarray(t, dtype=float)
-    y = np.asarray(solve(csys, np.asarray(s0, float), (t[0], t[-1]), p, t_eval=t, method="lsoda", rtol=1e-9,
-                         atol=1e-12).y)
-    lam = np.stack([csys.observed(f"lambda{k + 1}", t, y, p) for k in range(len(s0))], axis=1)
-    return {"s": y, "lambda": lam, "mean_s": np.asarray(csys.observed("mean_s", t, y, p))}
 
 
 # ------------------------------------------------------------------ references typed from the papers
@@ -144,20 +118,11 @@ def stability_study() -> dict:
 
 
 # ---------------------------------------------------------------------------------- SGD studies
-def crossing_time(t, y, level):
-    """First time ``y`` rises through ``level`` (linear interpolation; NaN if it never does)."""
-    i = np.flatnonzero(y >= level)
-    if not i.size or i[0] == 0:
-        return float("nan")
-    i = i[0]
-    return float(t[i - 1] + (level - y[i - 1]) / (y[i] - y[i - 1]) * (t[i] - t[i - 1]))
-
-
 def rate_law(run, window: float, multiplier) -> np.ndarray:
     r"""Per group, :math:`\Delta\ln s / \int 2\,m(\lambda)(1-\lambda)\,dt` over ``t <= window`` along the
     run's own group means: 1 where SGD follows :math:`d\ln s/dt = 2m(\lambda)(1-\lambda)`."""
     w = run.t <= window
-    s, lam = run.group("s")[w], run.group("lambda")[w]
+    s, lam = group_series(run, "s")[w], group_series(run, "lambda")[w]
     return np.log(s[-1] / s[0]) / trapezoid(2 * multiplier(lam) * (1 - lam), run.t[w], axis=0)
 
 
@@ -169,16 +134,19 @@ def euclidean_study(seed: int = 0, quick: bool = True) -> dict:
     sd = spawn_seeds(seed, 2)
     runs = {"euclidean": simulate("euclidean", t_end=10.0, seed=int(sd[0]), **common),
             "iso_euclidean": simulate("iso_euclidean", t_end=2.0, seed=int(sd[1]), **common)}
-    odes = {k: ode(k, "closed_form", common["s0"], r.t, sigma2_t=0.5) for k, r in runs.items()}
-    T = S.evaluate(S.transit_time("euclidean"), alpha=1, lambda0=lam0, lambda1=level)
+    odes = {k: ode_solution(k, "closed_form", common["s0"], r.t, sigma2_t=0.5) for k, r in runs.items()}
+    transit = S.transit_time("euclidean")
+    T = float(transit.xreplace({x: dict(alpha=1, lambda0=lam0, lambda1=level)[x.name] for x in transit.free_symbols}))
     r = runs["euclidean"]
     euc = rate_law(r, 3.0, lambda lam: lam)
     iso = rate_law(runs["iso_euclidean"], 0.5, np.ones_like)
-    end = np.abs(r.group("lambda")[-1] - 1.0)
+    end = np.abs(group_series(r, "lambda")[-1] - 1.0)
+    y, i = r.observable("lambda1"), int(np.argmax(r.observable("lambda1") >= level))  # first record at the level
+    cross = float(r.t[i - 1] + (level - y[i - 1]) / (y[i] - y[i - 1]) * (r.t[i] - r.t[i - 1])) if i else np.nan
     return {"runs": runs, "odes": odes, "claims": [
         claim("euclidean_transit_time", f"Euclidean SGD: time for the small group to go from lambda={lam0} to {level} "
               "= SymPy integral of 1/lambda' (transient slowed by the lambda^2 multiplier)",
-              crossing_time(r.t, r.observables["lambda1"], level), T, 0.05, "rel"),
+              cross, T, 0.05, "rel"),
         claim("euclidean_rate_multiplier", "Euclidean SGD, groups at lambda0 = 0.1 and 0.3, t < 3: d ln s/dt = "
               "2 lambda (1 - lambda), the rate carries the multiplier lambda (lambda^2 in lambda'); max over the "
               "groups of |measured/law - 1|", float(np.max(np.abs(euc - 1))), 0.0, 0.05, "le", per_group=euc.tolist()),
@@ -187,7 +155,7 @@ def euclidean_study(seed: int = 0, quick: bool = True) -> dict:
               float(np.max(np.abs(iso - 1))), 0.0, 0.05, "le", per_group=iso.tolist()),
         claim("euclidean_isotropic", "Euclidean SGD ends isotropic at the stable lambda* = 1: max over the groups "
               "of |mean lambda - 1| at the end", float(end.max()), 0.0, 0.03, "le",
-              rms_spectrum=float(np.sqrt(np.mean((r.spectrum - 1.0) ** 2))))]}
+              rms_spectrum=float(np.sqrt(np.mean((r.observable("spectrum")[-1] - 1.0) ** 2))))]}
 
 
 def cosine_study(seed: int = 0, quick: bool = True) -> dict:
@@ -197,19 +165,20 @@ def cosine_study(seed: int = 0, quick: bool = True) -> dict:
     s0, alpha = [1.2, 0.4], 0.5
     r = simulate("cosine", dim=dim, batch=2 * dim, lr=0.005, t_end=6.0, s0=s0, alpha=alpha, sigma2_t=0.5, n_record=61,
                  seed=int(spawn_seeds(seed, 1)[0]))
-    o = ode("cosine", "closed_form", s0, r.t, alpha=alpha, sigma2_t=0.5)
+    o = ode_solution("cosine", "closed_form", s0, r.t, alpha=alpha, sigma2_t=0.5)
     lam_star = float(np.mean(s0)) ** alpha
-    lam_end = r.spectrum ** alpha
-    drift = abs(r.observables["mean_s"][-1] / r.observables["mean_s"][0] - 1)
+    lam_end = r.observable("spectrum")[-1] ** alpha
+    drift = abs(r.observable("mean_s")[-1] / r.observable("mean_s")[0] - 1)
     return {"runs": {"cosine": r}, "odes": {"cosine": o}, "claims": [
         claim("cosine_gradient_orthogonal", "cosine loss: <grad, W> = 0 at every SGD step (max |cos angle|)",
-              r.max_inner, 0.0, 1e-12, "le"),
+              r.observable("max_inner")[-1], 0.0, 1e-12, "le"),
         claim("cosine_norm_conserved", "cosine SGD: relative change of |W|_F^2 over the run (the flow conserves "
               "it; SGD adds lr^2 |grad|^2 per step)", drift, 0.0, 0.02, "le"),
         claim("cosine_isotropic_scale", "cosine SGD ends isotropic at lambda* = (|W0|_F^2/M)^alpha: mean final "
               "predictor eigenvalue", float(np.mean(lam_end)), lam_star, 0.01, "rel"),
         claim("cosine_isotropic_groups", "cosine SGD: the groups, lambda ratio sqrt(3) at the start, end equal: "
-              "|lambda_1 - lambda_2| / lambda* at the end", float(abs(np.diff(r.group("lambda")[-1])[0])) / lam_star,
+              "|lambda_1 - lambda_2| / lambda* at the end",
+              float(abs(np.diff(group_series(r, "lambda")[-1])[0])) / lam_star,
               0.0, 0.01, "le", max_spectrum_deviation=float(np.max(np.abs(lam_end / lam_star - 1))))]}
 
 
@@ -223,10 +192,9 @@ def directpred_study(seed: int = 0, quick: bool = True, epsilons=(0.0, 0.4)) -> 
         key = f"epsilon={eps:g}"
         runs[key] = r = simulate("euclidean", "directpred", dim=dim, batch=32, lr=0.01, t_end=25.0, s0=s0, rho=0.99,
                                  epsilon=eps, eta=eta, sigma2_o=sigma2, sigma2_t=sigma2, n_record=51, seed=int(sd))
-        odes[key] = o = ode("euclidean", "directpred", s0, r.t, eta=eta, sigma2_o=sigma2, epsilon=eps)
-        err = max(err, float(np.max(np.abs(r.group("lambda")[-1] - o["lambda"][-1]))))
-        grows = lambda s: s[-1, 1] > s[0, 1]  # noqa: E731
-        outcome &= grows(r.group("s")) == grows(o["s"])
+        odes[key] = o = ode_solution("euclidean", "directpred", s0, r.t, eta=eta, sigma2_o=sigma2, epsilon=eps)
+        err = max(err, *(c[-1] for c in compare(o, r, ("lambda1", "lambda2")).curves.values()))
+        outcome &= bool(np.diff(r.observable("s2")[[0, -1]])[0] > 0) == bool(np.diff(o.y_of("s2")[[0, -1]])[0] > 0)
     return {"runs": runs, "odes": odes, "claims": [
         claim("directpred_sgd_vs_ode", "DirectPred SGD (running estimate of E[f f^T]): final predictor eigenvalues "
               "of both groups vs the derived ODE, epsilon in " + str(list(epsilons)), err, 0.0, 0.02, "abs"),
@@ -247,17 +215,12 @@ def width_study(seed: int = 0, quick: bool = True, losses=("euclidean", "cosine"
             for j in range(n_seeds):
                 r = simulate(loss, dim=d, batch=b, lr=lr, t_end=4.0, s0=s0, sigma2_t=0.5, n_record=21,
                              seed=int(seeds[i, j]))
-                errors[i, j] = np.max(np.abs(r.group("s") - ode(loss, "closed_form", s0, r.t, sigma2_t=0.5)["s"]))
-        ok = np.isfinite(errors)
-        fit = fit_power_law(np.broadcast_to(out["sizes"][:, :1], errors.shape)[ok], errors[ok])
+                sol = ode_solution(loss, "closed_form", s0, r.t, sigma2_t=0.5)
+                errors[i, j] = compare(sol, r, ("s1", "s2")).max_error()
+        fit = fit_power_law(out["sizes"][:, 0], errors, nan_policy="omit")
         out[loss] = {"errors": errors, "fit": fit}
         out["claims"].append(claim(f"{loss}_width_convergence", f"{loss}: max |s_SGD - s_ODE| shrinks with the width "
                                    "M (lr M / batch halving): upper end of the 95% CI of the fitted slope",
                                    fit.slope_ci[1], 0.0, 0.0, "le", slope=fit.slope, slope_ci=fit.slope_ci,
                                    errors=errors.tolist()))
     return out
-
-
-__all__ = ["DEFAULTS", "claim", "compiled", "ode", "halvagal_rate", "tian_directpred", "tian_roots",
-           "derivation_study", "stability_study", "euclidean_study", "cosine_study", "directpred_study",
-           "width_study"]

@@ -165,12 +165,3 @@ def transit_time(loss: str) -> sp.Expr:
     # below the fixed point 1: log(lambda - 1) and log(1 - lambda) differ by a constant that cancels
     antider = antider.subs(sp.log(lam - 1), sp.log(1 - lam))
     return sp.simplify(antider.subs(lam, l1) - antider.subs(lam, l0))
-
-
-def evaluate(expr: sp.Expr, **values: float) -> float:
-    """``expr`` as a float, its symbols given by name."""
-    return float(expr.xreplace({x: values[x.name] for x in expr.free_symbols if x.name in values}))
-
-
-__all__ = ["LOSSES", "PREDICTORS", "check", "evaluate", "loss_of_overlaps", "fractions", "predictor_eigenvalues",
-           "mode_system", "lambda_system", "transit_time"]

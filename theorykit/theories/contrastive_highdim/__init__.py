@@ -12,70 +12,46 @@ views :math:`x + \sigma\varepsilon^{(1,2)}` with noise correlation :math:`\rho`,
 with odd activation (``tanh``), the pair loss :math:`-f(w^\top x^{(1)}) f(w^\top x^{(2)})` summed over
 ``K`` neurons, online SGD with step :math:`\tau/n` and L2 (or L1) regularisation.
 
-Pipeline: :mod:`._symbolic` derives the loss derivatives, the per-coordinate SDE, the closed ODEs and their
-expansion at the uninformative state with the law of ``c`` through moment symbols; the derivatives are
-compiled with ``compile_system`` and averaged by Gauss quadrature in :mod:`._kernels`
-(:class:`ContrastiveODE` is a ``CompiledSystem`` for ``theorykit.solve`` / ``theorykit.analysis``);
-:func:`simulate_sgd` and :func:`simulate_pde` are the finite-n and particle-PDE checks.
+Files: :mod:`._symbolic` derives the loss derivatives, the per-coordinate SDE, the closed ODEs and their
+expansion at the uninformative state with the law of ``c`` through moment symbols (and holds the validated
+hyper-parameters :class:`Hyper`); :mod:`._analysis` realises the closed ODEs by Gauss quadrature of the
+compiled derivatives (:class:`ContrastiveODE`, a ``CompiledSystem`` for ``theorykit.solve`` /
+``theorykit.analysis``) and analyses them; :mod:`._kernels` holds the numba quadrature and step kernels and
+:mod:`._simulate` runs finite-n online SGD and the particle PDE as :class:`~theorykit.simulate.ParticleRun` s;
+:mod:`._studies` are the experiments, :mod:`._figures` their figures and :mod:`._claims` the claims of
+``theorykit reproduce``. The module implements :class:`theorykit.theories.Theory`.
 """
 
 from __future__ import annotations
 
-from ._analysis import (Uninformative, basin_fractions, classify_selection, final_cosine_grid,
-                        gaussian_coefficients, learnability_threshold, ode_trajectory, sgd_errors, uninformative_state)
-from ._model import (ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_pde, simulate_sgd)
-from ._symbolic import (closed_ode_abstract, coordinate_sde, cubic_anisotropy, integrand_system, linear_system,
-                        loss_derivatives, negative_term, small_q_expansion, stein_check)
+from ._analysis import (SMALL_Q_DEFAULTS as SMALL_Q_DEFAULTS, ContrastiveODE as ContrastiveODE,
+                        Uninformative as Uninformative, basin_fractions as basin_fractions,
+                        classify_selection as classify_selection, compiled_ode as compiled_ode,
+                        contrastive_highdim_systems as systems, final_cosine_grid as final_cosine_grid,
+                        gaussian_coefficients as gaussian_coefficients,
+                        learnability_threshold as learnability_threshold, ode_solution as ode_solution,
+                        uninformative_state as uninformative_state)
+from ._claims import CLAIM_NAMES as claim_names, reproduce as reproduce, standard_laws as standard_laws
+from ._simulate import (HiddenLaw as HiddenLaw, order_parameter_names as order_parameter_names,
+                        order_parameters as order_parameters, simulate_pde as simulate_pde,
+                        simulate_sgd as simulate_sgd, simulate_sgd_replicates as simulate_sgd_replicates)
+from ._studies import (case_errors as case_errors, sgd_error_point as sgd_error_point,
+                       sgd_error_points as sgd_error_points, sgd_error_study as sgd_error_study)
+from ._symbolic import (Hyper as Hyper, closed_ode_abstract as closed_ode_abstract,
+                        coordinate_sde as coordinate_sde, cubic_anisotropy as cubic_anisotropy,
+                        integrand_system as integrand_system, linear_system as linear_system,
+                        loss_derivatives as loss_derivatives, negative_term as negative_term,
+                        small_q_expansion as small_q_expansion, stein_check as stein_check)
 
+name = "contrastive_highdim"
+title = "Nonlinear contrastive learning in the high-dimensional limit"
+sources = ("Meng & Wang (arXiv 2406.06909)",)
 
-def standard_laws() -> dict[str, HiddenLaw]:
-    """The laws of ``c`` used in the report, all with ``<c²> = 1``."""
-    return {"rademacher": HiddenLaw.rademacher(), "uniform": HiddenLaw.uniform(), "gaussian": HiddenLaw.gaussian(),
-            "sparse_0.5": HiddenLaw.sparse_ternary(0.5), "sparse_0.25": HiddenLaw.sparse_ternary(0.25),
-            "sparse_0.1": HiddenLaw.sparse_ternary(0.1)}
-
-
-#: Gaussian coefficients of the tanh ODEs at the uninformative state for tau = 1, lambda = 0.2, sigma = 1,
-#: rho = eta = 0 (Q_star = 0.91405), with Rademacher moments; the defaults of the ``small_q`` system
-SMALL_Q_DEFAULTS = {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.77315, "G_3": 1.9294, "B_0": 0.0, "B_2": 0.9647,
-                    "D_0": 0.36562, "D_2": -0.00965, "lambda": 0.2, "tau": 1.0}
-
-
-def builtin_systems():
-    """Systems for the CLI analysis commands: the exact linear-activation ODEs and the cubic expansion of
-    the tanh ODEs at the uninformative state (law through ``<c^2>``, ``<c^4>``)."""
-    from .. import BuiltinSystem
-
-    def small_q():
-        return small_q_expansion(2, 3)["system"]
-
-    return {
-        "linear": BuiltinSystem(
-            "linear", lambda: linear_system(2),
-            {"<c^2>": 1.0, "beta": 0.0, "eta": 0.0, "lambda": 2.5, "rho": 0.0, "sigma": 0.5, "tau": 0.5},
-            {"q_1": 0.3, "q_2": 0.2, "Q": 1.0},
-            "contrastive ODEs (q_1, q_2, Q) for linear activation: exact, closed",
-            {"sigma": (0.0, 1.5), "rho": (-1.0, 1.0), "lambda": (1.0, 4.0)}),
-        "small_q": BuiltinSystem(
-            "small_q", small_q,
-            # gaussian_coefficients at tau = 1, lambda = 0.2, sigma = 1, rho = 0, Q = Q_star (checked by a test)
-            dict(SMALL_Q_DEFAULTS),
-            {"q_1": 0.05, "q_2": 0.03, "Q": 0.91405},
-            "cubic expansion of the contrastive ODEs at q = 0 (Gaussian coefficients as parameters)",
-            {"<c^4>": (1.0, 10.0), "lambda": (0.0, 1.0)}),
-    }
-
-
-def reproduce(outdir, *, quick: bool = True, seed: int = 0, **sweep_options):
-    """Derive, compile, analyse, simulate and compare; write figures into ``outdir``. See
-    :func:`._reproduce.reproduce` (``sweep_options``: ``processes``, ``scheduler``, ``store``)."""
-    from ._reproduce import reproduce as _r
-
-    return _r(outdir, quick=quick, seed=seed, **sweep_options)
-
-
-__all__ = ["ContrastiveODE", "HiddenLaw", "Hyper", "Trajectory", "Uninformative", "simulate_sgd", "simulate_pde",
-           "ode_trajectory", "uninformative_state", "learnability_threshold", "basin_fractions",
-           "classify_selection", "final_cosine_grid", "gaussian_coefficients", "sgd_errors", "standard_laws", "builtin_systems", "reproduce",
-           "loss_derivatives", "integrand_system", "negative_term", "stein_check", "coordinate_sde", "closed_ode_abstract",
-           "small_q_expansion", "cubic_anisotropy", "linear_system"]
+__all__ = ["name", "title", "sources", "claim_names", "systems", "reproduce", "Hyper", "HiddenLaw", "standard_laws",
+           "ContrastiveODE", "compiled_ode", "ode_solution", "Uninformative", "uninformative_state",
+           "learnability_threshold", "classify_selection", "basin_fractions", "final_cosine_grid",
+           "gaussian_coefficients", "SMALL_Q_DEFAULTS", "simulate_sgd", "simulate_sgd_replicates", "simulate_pde",
+           "order_parameter_names", "order_parameters", "sgd_error_points", "sgd_error_point", "sgd_error_study",
+           "case_errors",
+           "loss_derivatives", "integrand_system", "negative_term", "stein_check", "coordinate_sde",
+           "closed_ode_abstract", "small_q_expansion", "cubic_anisotropy", "linear_system"]

@@ -1,37 +1,159 @@
-"""Analysis of the contrastive ODEs: the uninformative state and its stability (learnability threshold),
-basins of feature selection, final cosines against the augmentation noise, and ODE-vs-SGD errors (of our
-reconstructed model, see ``derivations/contrastive_highdim.md`` §0)."""
+"""Numerics of the contrastive ODEs: the compiled order-parameter system (Gauss quadrature of the derived
+loss derivatives), its solutions, the uninformative state and its stability (learnability threshold), basins of
+feature selection, final cosines against the augmentation noise, and the systems offered to the CLI. The model
+is our reconstruction of Meng & Wang's (arXiv 2406.06909), see ``derivations/contrastive_highdim.md`` §0."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
+import sympy as sp
+from numba import njit
 from scipy.optimize import brentq
 
 from ..._checks import check_int
 from ..._random import SeedLike, as_generator
 from ...analysis import linearize
+from ...compile import CompiledSystem, compile_system
 from ...errors import InvalidParameterError
-from ...solve import solve, solve_ensemble
-from ...sweep import SweepResult, sweep
-from ._model import ContrastiveODE, HiddenLaw, Hyper, Trajectory, simulate_sgd
+from ...solve import Solution, solve, solve_ensemble
+from .. import BuiltinSystem
+from . import _kernels as K_
+from . import _symbolic as S
+from ._simulate import RULE_POINTS, HiddenLaw, initial_overlaps
+from ._symbolic import Hyper
 
 
-def ode_trajectory(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, q0: Any, Q0: float,
-                   t_eval: Sequence[float]) -> Trajectory:
-    """Integrate the closed ODEs (Dormand–Prince) and return the order parameters at ``t_eval``."""
+# ------------------------------------------------------------------------------------------ compiled ODE
+@lru_cache(maxsize=None)
+def integrand(act: str):
+    """The compiled loss-derivative integrand of :func:`._symbolic.integrand_system` (njit dispatcher)."""
+    return compile_system(S.integrand_system(act), jac=False).observed_into
+
+
+@lru_cache(maxsize=None)
+def gauss_hermite(points: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(points)
+    return x, w / w.sum()
+
+
+class ContrastiveODE:
+    """The closed order-parameter ODEs of ``K`` neurons over ``d`` features as a :class:`CompiledSystem`.
+
+    Parameters (packed in this order): ``beta, eta, lambda, rho, sigma, tau`` then the law's one-coordinate
+    rule ``cx_1..cx_L, cw_1..cw_L`` (see :meth:`pack`). States ``q_1..q_d, Q`` (``K = 1``) or
+    ``q_{i}_{k}, Q_{k}``. ``csys`` works with :func:`theorykit.solve.solve`, ``solve_ensemble`` and the
+    analysis functions; its Jacobian is a central finite difference of the quadrature right-hand side.
+    """
+
+    def __init__(self, d: int = 2, K: int = 1, act: str = "tanh", gh_points: int = 12):
+        self.d = check_int("d", d, 1, 8)
+        self.K = check_int("K", K, 1, 64)
+        if act not in S.ACTIVATIONS:
+            raise InvalidParameterError(f"activation must be one of {S.ACTIVATIONS}, got {act!r}")
+        self.act = act
+        self.gh_points = check_int("gh_points", gh_points, 2, 64)
+        L = RULE_POINTS
+        extra = tuple(sp.Symbol(f"cx_{j + 1}", real=True) for j in range(L)) + tuple(
+            sp.Symbol(f"cw_{j + 1}", real=True) for j in range(L))
+        self.system = S.closed_ode_abstract(self.d, self.K, extra)
+        self.csys = _compiled(self.system, act, self.d, L, self.gh_points)
+        #: the compiled loss-derivative integrand and the Gauss–Hermite rule of the quadrature
+        self.integrand = integrand(act)
+        self.gauss_hermite = gauss_hermite(self.gh_points)
+
+    def pack(self, hyper: Hyper, law: HiddenLaw) -> np.ndarray:
+        """float64[n_params]: ``[beta, eta, lambda, rho, sigma, tau, cx..., cw...]``."""
+        cx, cw = law.rule(RULE_POINTS)
+        return np.concatenate(([hyper.beta, hyper.eta, hyper.lam, hyper.rho, hyper.sigma, hyper.tau], cx, cw))
+
+    def state(self, q0: Any, Q0: float) -> np.ndarray:
+        """Initial state from overlaps ``q0`` (float64[d] shared by all neurons, or [d, K]) and norm ``Q0``."""
+        q0, Q0 = initial_overlaps(q0, Q0, self.K)
+        if q0.shape[0] != self.d:
+            raise InvalidParameterError(f"q0 has {q0.shape[0]} overlaps but the ODEs have d = {self.d} features")
+        return np.concatenate([np.append(q0[:, k], Q0) for k in range(self.K)])
+
+    def expectations(self, q, Q: float, hyper: Hyper, law: HiddenLaw) -> tuple[np.ndarray, float, float]:
+        """``(A float64[d], B, D)`` at one neuron's order parameters (``D`` with the negative-pair term)."""
+        cx, cw = law.rule(RULE_POINTS)
+        gx, gw = self.gauss_hermite
+        A = np.empty(self.d)
+        B, D, F2, Fp2 = K_.expectations_into(self.integrand, np.asarray(q, dtype=float), float(Q), hyper.s2,
+                                             hyper.kappa, cx, cw, gx, gw, A)
+        return A, B, D + 2 * hyper.beta**2 * hyper.s2 * F2 * Fp2
+
+
+@lru_cache(maxsize=None)
+def _compiled(system, act: str, d: int, L: int, gh_points: int) -> CompiledSystem:
+    """A CompiledSystem whose functions are njit closures over the quadrature kernels (one per
+    activation/d/K/rule size: numba compiles them once per process; closures cannot be disk-cached)."""
+    fn = integrand(act)
+    gx, gw = gauss_hermite(gh_points)
+    n_states = system.n_states
+    n_obs = len(system.observed)
+    dd = d
+
+    @njit
+    def rhs_into(t, y, p, out):
+        beta, eta, lam, rho, sigma, tau = p[0], p[1], p[2], p[3], p[4], p[5]
+        s2 = eta + sigma * sigma
+        kap = eta + rho * sigma * sigma
+        K_.ode_rhs_into(fn, y, dd, tau, lam, s2, kap, beta, p[6:6 + L], p[6 + L:6 + 2 * L], gx, gw, out)
+
+    @njit
+    def jac_into(t, y, p, out):
+        f1 = np.empty(n_states)
+        f2 = np.empty(n_states)
+        yy = y.copy()
+        for j in range(n_states):
+            h = 1e-6 * max(1.0, abs(y[j]))
+            yy[j] = y[j] + h
+            rhs_into(t, yy, p, f1)
+            yy[j] = y[j] - h
+            rhs_into(t, yy, p, f2)
+            yy[j] = y[j]
+            for i in range(n_states):
+                out[i, j] = (f1[i] - f2[i]) / (2.0 * h)
+
+    @njit
+    def observed_into(t, y, p, out):
+        k = 0
+        for o in range(0, n_states, dd + 1):
+            Qk = y[o + dd]
+            for i in range(dd):
+                if k < n_obs:
+                    out[k] = y[o + i] / math.sqrt(Qk) if Qk > 0.0 else 0.0
+                k += 1
+
+    source = ("# quadrature realisation of the closed ODEs: theorykit.theories.contrastive_highdim._kernels."
+              f"ode_rhs_into with the compiled integrand of {S.integrand_system(act).name!r}, "
+              f"{gh_points}x{gh_points} Gauss-Hermite nodes, a {L}-point rule per coordinate of c\n")
+    return CompiledSystem.from_functions(system, rhs_into=rhs_into, jac_into=jac_into, observed_into=observed_into,
+                                         source=source)
+
+
+@lru_cache(maxsize=None)
+def compiled_ode(d: int = 2, K: int = 1, act: str = "tanh", gh_points: int = 12) -> ContrastiveODE:
+    """The :class:`ContrastiveODE` of ``K`` neurons over ``d`` features (one per setting and process)."""
+    return ContrastiveODE(d=d, K=K, act=act, gh_points=gh_points)
+
+
+def ode_solution(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, q0: Any, Q0: float,
+                 t_eval: Sequence[float]) -> Solution:
+    """The closed ODEs from overlaps ``q0`` and norm ``Q0`` at ``t = 0``, integrated (Dormand–Prince,
+    rtol 1e-8, atol 1e-10) and given at ``t_eval`` (in ``[0, t_eval[-1]]``).
+
+    The states ``q_i``, ``Q`` and observables ``m_i`` carry the names :func:`simulate_sgd` records, so
+    ``compare(ode_solution(..., t_eval=run.t), run, names)`` pairs them.
+    """
     t_eval = np.asarray(t_eval, dtype=float)
-    y0 = ode.state(q0, Q0)
-    sol = solve(ode.csys, y0, (0.0, float(t_eval[-1])), ode.pack(hyper, law), t_eval=t_eval[t_eval > 0],
-                rtol=1e-8, atol=1e-10)
-    y = np.vstack([y0[None, :], sol.y]) if t_eval[0] == 0 else sol.y
-    d, K = ode.d, ode.K
-    y = y.reshape(len(t_eval), K, d + 1)
-    return Trajectory(t_eval, np.transpose(y[:, :, :d], (0, 2, 1)), y[:, :, d])
+    return solve(ode.csys, ode.state(q0, Q0), (0.0, float(t_eval[-1])), ode.pack(hyper, law), t_eval=t_eval,
+                 rtol=1e-8, atol=1e-10)
 
 
 @dataclass(frozen=True)
@@ -123,7 +245,8 @@ def basin_fractions(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, *, n_init
 
 
 def final_cosine_grid(ode: ContrastiveODE, law: HiddenLaw, base: Hyper, sigmas: Sequence[float],
-                      rhos: Sequence[float], *, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 60.0) -> dict[str, np.ndarray]:
+                      rhos: Sequence[float], *, q0=(0.3, 0.2), Q0: float = 1.0,
+                      t_final: float = 60.0) -> dict[str, np.ndarray]:
     """Final ``max_i |m_i|``, ``Q`` and the diffusion ``D`` at the end, on a ``sigma × rho`` grid
     (one ensemble integration). Returns float64[n_sigma, n_rho] arrays ``m``, ``Q``, ``D``."""
     sig = np.asarray(sigmas, dtype=float)
@@ -137,97 +260,6 @@ def final_cosine_grid(ode: ContrastiveODE, law: HiddenLaw, base: Hyper, sigmas: 
                   for y, (s, r) in zip(yf, [(s, r) for s in sig for r in rh])])
     shape = (sig.size, rh.size)
     return {"sigma": sig, "rho": rh, "m": m.reshape(shape), "Q": Q.reshape(shape), "D": D.reshape(shape)}
-
-
-def sgd_error_points(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], n_seeds: int, *,
-                     case: str | None = None, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0,
-                     record_dt: float = 0.5) -> list[dict]:
-    """Sweep points of the ODE-vs-SGD study: every ``n`` times ``n_seeds`` replicates of one setting.
-
-    Each point carries plain values only (the law as its :class:`HiddenLaw` fields, the hyper-parameters,
-    the ODE's ``d``, ``K``, activation and quadrature size) so it can be evaluated by
-    :func:`sgd_error_point` in any process; ``case`` labels the setting (default ``"<law>_rho<rho>"``).
-    Concatenate the lists of several settings to run them in one sweep.
-    """
-    check_int("n_seeds", n_seeds, 1)
-    if not len(ns):
-        raise InvalidParameterError("ns must contain at least one dimension n")
-    case = case or f"{law.name}_rho{hyper.rho:+g}"
-    common = {"case": case, "law": asdict(law), **asdict(hyper), "q0": [float(v) for v in np.ravel(q0)],
-              "Q0": float(Q0), "t_final": float(t_final), "record_dt": float(record_dt), "d": ode.d, "K": ode.K,
-              "act": ode.act, "gh_points": ode.gh_points}
-    return [{**common, "n": int(n), "replicate": r} for n in ns for r in range(n_seeds)]
-
-
-@lru_cache(maxsize=None)
-def _reference(d: int, K: int, act: str, gh_points: int, hyper: Hyper, law: HiddenLaw, q0: tuple, Q0: float,
-               t_final: float, record_dt: float) -> Trajectory:
-    """The ODE trajectory a point is compared with (cached: all points of a setting share it)."""
-    t_eval = np.arange(0.0, t_final + 1e-9, record_dt)
-    return ode_trajectory(_ode(d, K, act, gh_points), hyper, law, q0, Q0, t_eval)
-
-
-@lru_cache(maxsize=None)
-def _ode(d: int, K: int, act: str, gh_points: int) -> ContrastiveODE:
-    return ContrastiveODE(d=d, K=K, act=act, gh_points=gh_points)
-
-
-def sgd_error_point(params: dict, seed: int) -> dict[str, Any]:
-    """One online-SGD run at dimension ``params["n"]`` against the ODEs (sweep point function, see
-    :func:`sgd_error_points`), seeded by the point's ``seed``.
-
-    Returns ``err_m = max_t |m_SGD - m_ODE|_inf``, ``err_Q = max_t |Q_SGD - Q_ODE|``, ``rms_m`` (root mean
-    square over time and features, ``t > 0``) and the SGD trajectory ``t`` float64[n_t], ``q``
-    float64[n_t, d, K], ``Q`` float64[n_t, K].
-    """
-    law = dict(params["law"])
-    law = HiddenLaw(law["name"], tuple(law["nodes"]), tuple(law["weights"]), law["sampler"], float(law["scale"]))
-    hyper = Hyper(**{f.name: float(params[f.name]) for f in fields(Hyper)})
-    q0 = tuple(float(v) for v in params["q0"])
-    t_final, record_dt = float(params["t_final"]), float(params["record_dt"])
-    ref = _reference(int(params["d"]), int(params["K"]), params["act"], int(params["gh_points"]), hyper, law, q0,
-                     float(params["Q0"]), t_final, record_dt)
-    tr = simulate_sgd(params["n"], t_final, hyper, law, q0, float(params["Q0"]), K=int(params["K"]),
-                      act=params["act"], record_dt=record_dt, seed=seed)
-    k = min(len(tr.t), len(ref.t))
-    return {"err_m": float(np.max(np.abs(tr.m[:k] - ref.m[:k]))), "err_Q": float(np.max(np.abs(tr.Q[:k] - ref.Q[:k]))),
-            "rms_m": float(np.sqrt(np.mean((tr.m[1:k] - ref.m[1:k]) ** 2))), "t": tr.t, "q": tr.q, "Q": tr.Q}
-
-
-def collect_sgd_errors(result: SweepResult) -> dict[str, Any]:
-    """Per-point arrays from a sweep of :func:`sgd_error_point`: ``case`` (str), ``n`` int64, ``replicate``
-    int64, ``err_m``, ``err_Q``, ``rms_m`` float64 (NaN where the point failed), ``ok`` bool, ``runs``
-    (:class:`Trajectory` or ``None``) and ``failures`` (one line per failed point)."""
-    pts = result.points
-    out: dict[str, Any] = {"case": np.array([p.params["case"] for p in pts]),
-                           "n": np.array([int(p.params["n"]) for p in pts], dtype=np.int64),
-                           "replicate": np.array([int(p.params["replicate"]) for p in pts], dtype=np.int64),
-                           "ok": np.array([p.status == "ok" for p in pts])}
-    for key in ("err_m", "err_Q", "rms_m"):
-        out[key] = result.values(key) if out["ok"].any() else np.full(len(pts), np.nan)
-    out["runs"] = [Trajectory(p.values["t"], p.values["q"], p.values["Q"]) if p.status == "ok" else None
-                   for p in pts]
-    out["failures"] = [f"{p.params['case']} n={p.params['n']} replicate {p.params['replicate']}: {p.status}: "
-                       f"{p.error}" for p in result.failed]
-    return out
-
-
-def sgd_errors(ode: ContrastiveODE, hyper: Hyper, law: HiddenLaw, ns: Sequence[int], n_seeds: int = 3, *,
-               seed: SeedLike = 0, q0=(0.3, 0.2), Q0: float = 1.0, t_final: float = 10.0, record_dt: float = 0.5,
-               processes: int | None = 1, scheduler: Any = None, store: str | os.PathLike | None = None,
-               ) -> dict[str, Any]:
-    """Errors of online SGD against the ODEs at each ``n`` (``n_seeds`` runs each), as a sweep.
-
-    Runs :func:`sgd_error_point` over :func:`sgd_error_points` with :func:`theorykit.sweep.sweep` (per-point
-    seeds from ``seed``; ``processes``, ``scheduler``, ``store`` as there) and returns
-    :func:`collect_sgd_errors` plus ``"ode"``, the reference :class:`Trajectory`.
-    """
-    pts = sgd_error_points(ode, hyper, law, ns, n_seeds, q0=q0, Q0=Q0, t_final=t_final, record_dt=record_dt)
-    res = sweep(sgd_error_point, pts, seed=seed, processes=processes, scheduler=scheduler, store=store,
-                desc="SGD runs")
-    out = collect_sgd_errors(res)
-    out["ode"] = ode_trajectory(ode, hyper, law, q0, Q0, np.arange(0.0, t_final + 1e-9, record_dt))
-    return out
 
 
 def gaussian_coefficients(ode: ContrastiveODE, hyper: Hyper, Q: float, *, x_max: float = 0.05) -> dict[str, float]:
@@ -248,3 +280,38 @@ def gaussian_coefficients(ode: ContrastiveODE, hyper: Hyper, Q: float, *, x_max:
     dd = np.polyfit(xs, D, 4)[::-1]
     return {"G_1": float(a[1]), "G_3": float(6 * a[3]), "B_0": float(b[0]), "B_2": float(2 * b[2]),
             "D_0": float(dd[0]), "D_2": float(2 * dd[2])}
+
+
+#: Gaussian coefficients of the tanh ODEs at the uninformative state for tau = 1, lambda = 0.2, sigma = 1,
+#: rho = eta = 0 (Q_star = 0.91405), with Rademacher moments; the defaults of the ``small_q`` system
+SMALL_Q_DEFAULTS = {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.77315, "G_3": 1.9294, "B_0": 0.0, "B_2": 0.9647,
+                    "D_0": 0.36562, "D_2": -0.00965, "lambda": 0.2, "tau": 1.0}
+
+
+def _small_q_system():
+    return S.small_q_expansion(2, 3)["system"]
+
+
+def contrastive_highdim_systems() -> dict[str, BuiltinSystem]:
+    """Systems for the CLI analysis commands: the exact linear-activation ODEs and the cubic expansion of
+    the tanh ODEs at the uninformative state (law through ``<c^2>``, ``<c^4>``)."""
+    return {
+        "linear": BuiltinSystem(
+            "linear", lambda: S.linear_system(2),
+            {"<c^2>": 1.0, "beta": 0.0, "eta": 0.0, "lambda": 2.5, "rho": 0.0, "sigma": 0.5, "tau": 0.5},
+            {"q_1": 0.3, "q_2": 0.2, "Q": 1.0},
+            "contrastive ODEs (q_1, q_2, Q) for linear activation: exact, closed",
+            {"sigma": (0.0, 1.5), "rho": (-1.0, 1.0), "lambda": (1.0, 4.0)}),
+        "small_q": BuiltinSystem(
+            "small_q", _small_q_system,
+            # gaussian_coefficients at tau = 1, lambda = 0.2, sigma = 1, rho = 0, Q = Q_star (checked by a test)
+            dict(SMALL_Q_DEFAULTS),
+            {"q_1": 0.05, "q_2": 0.03, "Q": 0.91405},
+            "cubic expansion of the contrastive ODEs at q = 0 (Gaussian coefficients as parameters)",
+            {"<c^4>": (1.0, 10.0), "lambda": (0.0, 1.0)}),
+    }
+
+
+__all__ = ["ContrastiveODE", "compiled_ode", "ode_solution", "Uninformative", "uninformative_state",
+           "learnability_threshold", "classify_selection", "basin_fractions", "final_cosine_grid",
+           "gaussian_coefficients", "SMALL_Q_DEFAULTS", "contrastive_highdim_systems"]

@@ -1,11 +1,14 @@
 """Numba kernels of the contrastive model: Gauss-quadrature expectations of the derived loss derivatives,
-the order-parameter right-hand side, finite-n online SGD and the McKean-Vlasov particle method.
+the order-parameter right-hand side, and the step kernels of finite-n online SGD and of the McKean-Vlasov
+particle method.
 
-The quadrature kernels take the compiled integrand ``integrand(t, z[2], p[0], out[5])`` (the
+The quadrature kernels take the compiled integrand ``integrand(t, z[2], p[0], out[7])`` (the
 ``observed_into`` of :func:`._symbolic.integrand_system` through ``compile_system``) as an argument;
 numba specialises them per integrand in each process (functions taking a dispatcher argument do not hit
-numba's on-disk cache), the SGD kernel is cached. The SGD kernel takes its samples pre-drawn by the caller
-(``numpy.random.Generator``, much faster than numba's per-element draws) and only does arithmetic.
+numba's on-disk cache); the SGD kernels are cached. The step kernels take their random input pre-drawn by
+the particle driver (:func:`theorykit.simulate.run_particles`, ``numpy.random.Generator`` streams) and only
+do arithmetic; the driver records the observables (:func:`overlaps`, :func:`particle_moments`) between
+chunks of steps.
 """
 
 from __future__ import annotations
@@ -121,14 +124,26 @@ def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, beta, cx, cw, gx, gw, out):
         out[o + d] = -2.0 * tau * (qa + Q * B + lam * Q) + tau * tau * D
 
 
-@njit(cache=True)
+
+# ----------------------------------------------------------------------------------------- online SGD
+#: activation codes of the SGD kernels
+ACT_CODES = {"tanh": 0, "linear": 1}
+#: regulariser codes: L2 step ``-(τ/n) λ w``, L1 step ``-(τ/n) (λ/√n) sign(w)``
+REG_CODES = {"L2": 0, "L1": 1}
+#: positions in the ``coeffs`` array of :func:`sgd_steps`
+ETA, SIGMA, RHO, BETA, TAU, LAM = range(6)
+#: positions in the ``rows`` array of :func:`sgd_steps` (noise rows other than row 0, the first view's)
+ROW_E2, ROW_ETA1, ROW_E3, ROW_ETA3 = range(4)
+
+
+@njit(cache=True, nogil=True)
 def _act(code, z):
     if code == 0:
         return math.tanh(z)
     return z
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dact(code, z):
     if code == 0:
         t = math.tanh(z)
@@ -136,159 +151,180 @@ def _dact(code, z):
     return 1.0
 
 
-@njit(cache=True)
-def record_overlaps(W, U, out_q, out_Q, rec):
-    """Write ``out_q[rec] = Uᵀ W`` ((d, K)) and ``out_Q[rec]`` ((K,)) the squared column norms of ``W``."""
-    n, K = W.shape
-    d = U.shape[1]
+@njit(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+def _dot(w, x):
+    """``w · x`` of two float64[n], summed in whatever order vectorises: the only reassociated sums of the SGD
+    step (a scalar sum waits on each addition; the timings are in BENCHMARKS.md)."""
+    s = 0.0
+    for j in range(w.shape[0]):
+        s += w[j] * x[j]
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _signal_into(U, c, a, sq_eta, out):
+    """``out = Uᵀ c + sqrt(η) a``: the clean input of a sample (``U`` float64[d, n], ``c`` float64[d], ``a``
+    float64[n] its isotropic noise, zeros when ``η = 0``), accumulated feature by feature on contiguous rows."""
+    d, n = U.shape
+    for j in range(n):
+        out[j] = U[0, j] * c[0]
+    for i in range(1, d):
+        ci = c[i]
+        for j in range(n):
+            out[j] += U[i, j] * ci
+    for j in range(n):
+        out[j] += sq_eta * a[j]
+
+
+@njit(cache=True, nogil=True)
+def overlaps(W, U, out_q, out_Q):
+    """Order parameters of the weights ``W`` float64[K, n] (one row per neuron) with the features ``U``
+    float64[d, n] (one row per feature): ``out_q = U Wᵀ`` float64[d, K] and ``out_Q`` float64[K] the squared
+    norms of the rows of ``W``."""
+    K, n = W.shape
+    d = U.shape[0]
     for k in range(K):
         s = 0.0
         for j in range(n):
-            s += W[j, k] * W[j, k]
-        out_Q[rec, k] = s
+            s += W[k, j] * W[k, j]
+        out_Q[k] = s
         for i in range(d):
             s = 0.0
             for j in range(n):
-                s += U[j, i] * W[j, k]
-            out_q[rec, i, k] = s
+                s += U[i, j] * W[k, j]
+            out_q[i, k] = s
 
 
-@njit(cache=True)
-def sgd_steps(W, U, act, C, Z, i_e2, i_eta1, i_e3, i_eta3, eta, sigma, rho, beta, tau, lam, reg, step0,
-              record_every, rec, out_q, out_Q):
+@njit(cache=True, nogil=True)
+def sgd_steps(W, U, C, Z, rows, coeffs, act, reg):
     """Online SGD of ``Σ_k [-f(z1k) f(z2k) + β f(z1k) f(z3k)]`` with fresh pre-drawn samples, in place on
-    ``W``, for ``C.shape[0]`` steps from global step ``step0`` (``z3`` a view of an independent sample; used
-    only if ``beta != 0``).
+    ``W``, for ``C.shape[0]`` steps (``z3`` a view of an independent sample; used only if ``β != 0``).
 
     Parameters
     ----------
-    W : float64[n, K]
-        Weights (updated in place).
-    U : float64[n, d]
-        Orthonormal feature directions.
-    act : int (0 tanh, 1 linear)
+    W : float64[K, n]
+        Weights, one row per neuron (updated in place).
+    U : float64[d, n]
+        Orthonormal feature directions, one row per feature.
     C : float64[m, n_c, d]
         Hidden variables of each step: ``C[s, 0]`` for the positive pair, ``C[s, 1]`` for the negative
-        sample (``n_c = 2`` when ``beta != 0``).
+        sample (``n_c = 2`` when ``β != 0``).
     Z : float64[m, n_z, n]
-        Standard normals of each step: row 0 the first view's noise, rows ``i_e2`` (second view, mixed with
-        row 0 by ``rho``), ``i_eta1`` (isotropic input noise of the pair), ``i_e3`` (negative view's noise)
-        and ``i_eta3`` (its input noise); an index ``< 0`` means the row is not drawn (its term is zero).
-    eta, sigma, rho, beta, tau, lam : float
+        Standard normals of each step: row 0 the first view's noise, then the rows named by ``rows``.
+    rows : int64[4]
+        Rows of ``Z`` holding (:data:`ROW_E2`) the second view's noise (mixed with row 0 by ``ρ``),
+        (:data:`ROW_ETA1`) the isotropic input noise of the pair, (:data:`ROW_E3`) the negative view's noise
+        and (:data:`ROW_ETA3`) its input noise; ``-1`` means the row is not drawn (its term is zero).
+    coeffs : float64[6]
+        ``η, σ, ρ, β, τ, λ`` at the positions :data:`ETA` ... :data:`LAM`.
+    act : int
+        :data:`ACT_CODES` (0 tanh, 1 linear).
     reg : int
-        0: L2 step ``-(τ/n) λ w``; 1: L1 step ``-(τ/n) (λ/√n) sign(w)``.
-    step0, record_every, rec : int
-        Global index of the first step, record spacing, next record row.
-    out_q : float64[n_rec, d, K], out_Q : float64[n_rec, K]
-        Overlaps ``Uᵀ W`` and squared norms recorded at steps ``0, record_every, ...`` (before the update).
+        :data:`REG_CODES` (0 L2, 1 L1).
 
-    Returns
-    -------
-    int : the next record row.
+    Notes
+    -----
+    Every loop runs over contiguous rows of length ``n`` (the views are built once per step and shared by
+    the neurons), and the kernel releases the GIL, so replicates can run in threads.
     """
-    n, K = W.shape
-    d = U.shape[1]
+    K, n = W.shape
     m = C.shape[0]
+    eta, sigma, rho, beta, tau, lam = (coeffs[ETA], coeffs[SIGMA], coeffs[RHO], coeffs[BETA], coeffs[TAU],
+                                       coeffs[LAM])
+    i_e2, i_eta1, i_e3, i_eta3 = rows[ROW_E2], rows[ROW_ETA1], rows[ROW_E3], rows[ROW_ETA3]
+    neg = beta != 0.0
     x1 = np.empty(n)
     x2 = np.empty(n)
-    x3 = np.empty(n)
-    g1 = np.empty(K)
-    g2 = np.empty(K)
-    g3 = np.empty(K)
-    neg = beta != 0.0
+    x3 = np.zeros(n)
+    zero = np.zeros(n)  # a noise row that is not drawn
     step = tau / n
     l1 = lam / math.sqrt(n)
     sq_eta = math.sqrt(eta)
     r2 = math.sqrt(max(1.0 - rho * rho, 0.0))
     for s in range(m):
-        if (step0 + s) % record_every == 0 and rec < out_q.shape[0]:
-            record_overlaps(W, U, out_q, out_Q, rec)
-            rec += 1
+        # the two views x1 = x + σ e1, x2 = x + σ (ρ e1 + sqrt(1 - ρ²) e2) of x = U c + sqrt(η) a
+        _signal_into(U, C[s, 0], Z[s, i_eta1] if i_eta1 >= 0 else zero, sq_eta, x2)
+        e1 = Z[s, 0]
+        e2 = Z[s, i_e2] if i_e2 >= 0 else zero
         for j in range(n):
-            base = 0.0
-            for i in range(d):
-                base += U[j, i] * C[s, 0, i]
-            if i_eta1 >= 0:
-                base += sq_eta * Z[s, i_eta1, j]
-            e1 = Z[s, 0, j]
-            e2 = rho * e1
-            if i_e2 >= 0:
-                e2 += r2 * Z[s, i_e2, j]
-            x1[j] = base + sigma * e1
-            x2[j] = base + sigma * e2
-        if neg:
+            base = x2[j]
+            x1[j] = base + sigma * e1[j]
+            x2[j] = base + sigma * (rho * e1[j] + r2 * e2[j])
+        if neg:  # a view x3 of an independent sample
+            _signal_into(U, C[s, 1], Z[s, i_eta3] if i_eta3 >= 0 else zero, sq_eta, x3)
+            e3 = Z[s, i_e3]
             for j in range(n):
-                base = 0.0
-                for i in range(d):
-                    base += U[j, i] * C[s, 1, i]
-                if i_eta3 >= 0:
-                    base += sq_eta * Z[s, i_eta3, j]
-                x3[j] = base + sigma * Z[s, i_e3, j]
+                x3[j] += sigma * e3[j]
         for k in range(K):
-            s1 = 0.0
-            s2_ = 0.0
-            s3 = 0.0
-            for j in range(n):
-                s1 += W[j, k] * x1[j]
-                s2_ += W[j, k] * x2[j]
-                if neg:
-                    s3 += W[j, k] * x3[j]
-            f1 = _act(act, s1)
-            f2 = _act(act, s2_)
-            f3 = _act(act, s3)
-            g1[k] = -_dact(act, s1) * (f2 - beta * f3)
-            g2[k] = -f1 * _dact(act, s2_)
-            g3[k] = beta * f1 * _dact(act, s3)
-        for k in range(K):
-            for j in range(n):
-                wj = W[j, k]
-                if reg == 0:
-                    r = lam * wj
-                else:
+            w = W[k]
+            z1 = _dot(w, x1)
+            z2 = _dot(w, x2)
+            z3 = _dot(w, x3) if neg else 0.0
+            f1 = _act(act, z1)
+            f2 = _act(act, z2)
+            f3 = _act(act, z3)
+            g1 = -_dact(act, z1) * (f2 - beta * f3)
+            g2 = -f1 * _dact(act, z2)
+            g3 = beta * f1 * _dact(act, z3)
+            if reg == 0 and not neg:
+                for j in range(n):
+                    wj = w[j]
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + lam * wj)
+            elif reg == 0:
+                for j in range(n):
+                    wj = w[j]
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + lam * wj + g3 * x3[j])
+            else:
+                for j in range(n):
+                    wj = w[j]
                     r = l1 * (1.0 if wj > 0.0 else (-1.0 if wj < 0.0 else 0.0))
-                gj = g1[k] * x1[j] + g2[k] * x2[j] + r
-                if neg:
-                    gj += g3[k] * x3[j]
-                W[j, k] = wj - step * gj
-    return rec
+                    w[j] = wj - step * (g1 * x1[j] + g2 * x2[j] + r + g3 * x3[j])
+
+
+# ------------------------------------------------------------------------------------ particle PDE
+@njit(cache=True)
+def particle_moments(xi, theta, out_q):
+    """Empirical order parameters of the particles: ``out_q[i] = mean(ξ̄_i θ)`` (float64[d]); returns
+    ``Q = mean(θ²)`` (``xi`` float64[N, d], ``theta`` float64[N])."""
+    N, d = xi.shape
+    for i in range(d):
+        s = 0.0
+        for j in range(N):
+            s += xi[j, i] * theta[j]
+        out_q[i] = s / N
+    Q = 0.0
+    for j in range(N):
+        Q += theta[j] * theta[j]
+    return Q / N
 
 
 @njit
-def particle_run(integrand, xi, theta, tau, lam, s2, kap, beta, reg, cx, cw, gx, gw, dt, n_steps, record_every,
-                 seed, out_q, out_Q):
-    """Particle method for the McKean–Vlasov PDE of one neuron (Euler–Maruyama on every particle).
+def particle_steps(integrand, xi, theta, coeffs, reg, cx, cw, gx, gw, E):
+    """Euler–Maruyama steps of the McKean–Vlasov particle method of one neuron, in place on ``theta``.
 
     ``dθ = -τ (ξ̄·A + θ B + Γ'(θ)) dt + τ √D dW`` with ``A, B, D`` evaluated at the empirical
     ``q = mean(ξ̄ θ)``, ``Q = mean(θ²)``; ``Γ' = λθ`` (``reg = 0``) or ``λ sign θ`` (``reg = 1``).
 
     Parameters
     ----------
-    xi : float64[N, d]  (feature coordinates of the particles, fixed)
-    theta : float64[N]  (updated in place)
-    out_q : float64[n_rec, d], out_Q : float64[n_rec]
+    integrand : numba dispatcher, as for :func:`expectations_into`
+    xi : float64[N, d]
+        Feature coordinates of the particles (fixed).
+    theta : float64[N]
+        Particle weights (updated in place).
+    coeffs : float64[6]
+        ``τ, λ, s², κ, β, dt``.
+    cx, cw, gx, gw : float64[L], float64[L], float64[G], float64[G]
+        Quadrature rules, as for :func:`expectations_into`.
+    E : float64[m, N]
+        Standard normals of each of the ``m`` steps.
     """
-    np.random.seed(seed)
+    tau, lam, s2, kap, beta, dt = coeffs[0], coeffs[1], coeffs[2], coeffs[3], coeffs[4], coeffs[5]
     N, d = xi.shape
     q = np.empty(d)
     A = np.empty(d)
-    rec = 0
-    for it in range(n_steps + 1):
-        for i in range(d):
-            s = 0.0
-            for j in range(N):
-                s += xi[j, i] * theta[j]
-            q[i] = s / N
-        Q = 0.0
-        for j in range(N):
-            Q += theta[j] * theta[j]
-        Q /= N
-        if it % record_every == 0 and rec < out_q.shape[0]:
-            for i in range(d):
-                out_q[rec, i] = q[i]
-            out_Q[rec] = Q
-            rec += 1
-        if it == n_steps:
-            break
+    for it in range(E.shape[0]):
+        Q = particle_moments(xi, theta, q)
         B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
         D += 2.0 * beta * beta * s2 * F2 * Fp2
         amp = tau * math.sqrt(max(D, 0.0) * dt)
@@ -301,4 +337,4 @@ def particle_run(integrand, xi, theta, tau, lam, s2, kap, beta, reg, cx, cw, gx,
                 drift += lam * th
             else:
                 drift += lam * (1.0 if th > 0.0 else (-1.0 if th < 0.0 else 0.0))
-            theta[j] = th - tau * drift * dt + amp * np.random.standard_normal()
+            theta[j] = th - tau * drift * dt + amp * E[it, j]

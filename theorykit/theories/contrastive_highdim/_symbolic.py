@@ -11,10 +11,12 @@ Notation (see ``derivations/contrastive_highdim.md``): pre-activations of the tw
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
 
+from ..._checks import check_range
 from ...derive import Law, ODESystem, expectation, moment_symbol
 from ...errors import InvalidParameterError
 
@@ -28,6 +30,43 @@ s2 = eta + sigma**2
 kap = eta + rho * sigma**2
 #: the noise covariance of (v_1, v_2) in units of Q
 C = sp.Matrix([[s2, kap], [kap, s2]])
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Training and augmentation hyper-parameters (validated), the numbers behind the symbols above.
+
+    tau : step scale (SGD step ``tau/n``), > 0;  lam : regularisation strength, >= 0;
+    sigma : augmentation noise std, >= 0;  rho : correlation of the two views' noise, in [-1, 1];
+    eta : background noise variance, >= 0;  beta : weight of the negative pair ``+β f(z1) f(z3)``, >= 0.
+    """
+
+    tau: float = 0.5
+    lam: float = 0.5
+    sigma: float = 0.5
+    rho: float = 0.0
+    eta: float = 0.0
+    beta: float = 0.0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "tau", check_range("tau", self.tau, 0.0, low_open=True))
+        set_(self, "lam", check_range("lam", self.lam, 0.0))
+        set_(self, "sigma", check_range("sigma", self.sigma, 0.0))
+        set_(self, "rho", check_range("rho", self.rho, -1.0, 1.0))
+        set_(self, "eta", check_range("eta", self.eta, 0.0))
+        set_(self, "beta", check_range("beta", self.beta, 0.0))
+
+    @property
+    def s2(self) -> float:
+        return self.eta + self.sigma**2
+
+    @property
+    def kappa(self) -> float:
+        return self.eta + self.rho * self.sigma**2
+
+    def replace(self, **kw: float) -> "Hyper":
+        return Hyper(**{**self.__dict__, **kw})
 
 
 def activation(name: str) -> sp.Lambda:
@@ -118,7 +157,8 @@ def negative_term() -> dict[str, sp.Expr]:
             deg = sp.Poly(third, *F[3], c3).monoms()[0] if third != 1 else (0, 0, 0, 0)
             if (deg[0] + deg[2] + deg[3]) % 2:
                 continue
-            out += coeff * (sp.Symbol(f"E[{pair}]") if pair != 1 else 1) * (sp.Symbol(f"E[{third}]") if third != 1 else 1)
+            out += (coeff * (sp.Symbol(f"E[{pair}]") if pair != 1 else 1)
+                    * (sp.Symbol(f"E[{third}]") if third != 1 else 1))
         return out
 
     res = {}
@@ -258,7 +298,8 @@ def small_q_expansion(d: int = 2, order: int = 3) -> dict[str, object]:
                                    "average over c by moment substitution (symmetric law, i.i.d. coordinates)"))
     J = system.jacobian().subs({q: 0 for q in qs})
     # cosine growth: d log m_i/dt = qdot_i/q_i - Qdot/(2Q) at q -> 0
-    growth = sp.simplify(sp.limit(rhs[0] / qs[0], qs[0], 0).subs({q: 0 for q in qs}) - rhs[d].subs({q: 0 for q in qs}) / (2 * Q))
+    at_origin = {q: 0 for q in qs}
+    growth = sp.simplify(sp.limit(rhs[0] / qs[0], qs[0], 0).subs(at_origin) - rhs[d].subs(at_origin) / (2 * Q))
     return {"system": system, "jacobian_origin": J, "growth_rate": sp.expand(growth), "A": A,
             "moments": tuple(moment_symbol("c", k) for k in range(2, order + 2, 2))}
 
@@ -310,5 +351,6 @@ def linear_system(d: int = 2) -> ODESystem:
                                  "Gaussian averages and the average over c by moment substitution"))
 
 
-__all__ = ["ACTIVATIONS", "activation", "pair_loss", "loss_derivatives", "integrand_system", "stein_check",
-           "coordinate_sde", "negative_term", "state_symbols", "closed_ode_abstract", "small_q_expansion", "cubic_anisotropy", "linear_system"]
+__all__ = ["ACTIVATIONS", "Hyper", "activation", "pair_loss", "loss_derivatives", "integrand_system", "stein_check",
+           "coordinate_sde", "negative_term", "state_symbols", "closed_ode_abstract", "small_q_expansion",
+           "cubic_anisotropy", "linear_system"]

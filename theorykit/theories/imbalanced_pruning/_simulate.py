@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles
 from . import _kernels as K
 from ._config import Config, network_state_names
 from ._data import encode, feature_matrix, sample_pairs, uniform
@@ -93,12 +93,11 @@ def simulate_sgd(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = Non
 
     T = cfg.batch * cfg.n_tokens
     record = [*range(0, cfg.steps, cfg.record_every), cfg.steps]
-    with single_threaded_blas():
-        return run_particles(advance, observe, n_steps=cfg.steps, record_steps=record,
-                             noise=[NoiseStream((T, cfg.d), uniform), NoiseStream((2, T, cfg.d1))],
-                             seed=int(seeds[2]), step_time=1.0, step_values=("loss",),
-                             params={**cfg.as_dict(), "features": M, "prune_step": cfg.prune_step,
-                                     "train_seed": int(seed) if isinstance(seed, (int, np.integer)) else -1})
+    return run_particles(advance, observe, n_steps=cfg.steps, record_steps=record,
+                         noise=[NoiseStream((T, cfg.d), uniform), NoiseStream((2, T, cfg.d1))],
+                         seed=int(seeds[2]), step_time=1.0, step_values=("loss",),
+                         params={**cfg.as_dict(), "features": M, "prune_step": cfg.prune_step,
+                                 "train_seed": int(seed) if isinstance(seed, (int, np.integer)) else -1})
 
 
 def simulate_replicates(cfg: Config, seeds: Iterable[int], *, threads: int | None = None) -> list[ParticleRun]:

@@ -25,6 +25,7 @@ import sympy as sp
 
 from ...compile import compile_system
 from ...derive import cached_derivation
+from ..._checks import check_range
 from ...errors import InvalidParameterError
 from . import _symbolic as S
 from ._simulate import check_hyper
@@ -36,16 +37,21 @@ _SYMBOLIC_DIGEST = hashlib.sha256(Path(S.__file__).read_bytes()).hexdigest()[:16
 
 
 @lru_cache(maxsize=None)
-def ode_system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False):
+def ode_system(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, shape: bool = False,
+               separate_decays: bool = False):
     """The derived :class:`~theorykit.derive.ODESystem` (cached per process and on disk).
 
-    ``reduced``: the one-dimensional per-mode flow; ``shape`` (cosine only): the normalised shape system.
+    ``reduced``: the one-dimensional per-mode flow; ``shape`` (cosine only): the normalised shape system;
+    ``separate_decays``: weight decays ``eta_p``, ``eta_s`` of predictor and online network.
     """
-    return _derive(S.check_loss(loss), int(n_groups), bool(byol), bool(reduced), bool(shape), _SYMBOLIC_DIGEST)
+    return _derive(S.check_loss(loss), int(n_groups), bool(byol), bool(reduced), bool(shape), _SYMBOLIC_DIGEST,
+                   bool(separate_decays))
 
 
 @cached_derivation
-def _derive(loss: str, n_groups: int, byol: bool, reduced: bool, shape: bool, digest: str):
+def _derive(loss: str, n_groups: int, byol: bool, reduced: bool, shape: bool, digest: str, separate: bool = False):
+    if separate:
+        return S.eigenmode_system(loss, n_groups, byol=byol, separate_decays=True)
     if shape:
         if loss != "cosine":
             raise InvalidParameterError("the shape system exists for the scale-invariant cosine loss only")
@@ -57,9 +63,9 @@ def _derive(loss: str, n_groups: int, byol: bool, reduced: bool, shape: bool, di
 
 @lru_cache(maxsize=None)
 def compiled_ode(loss: str, n_groups: int = 1, byol: bool = False, reduced: bool = False, backend: str = "numba",
-                 shape: bool = False):
+                 shape: bool = False, separate_decays: bool = False):
     """``compile_system`` of :func:`ode_system` (disk-cached by content hash)."""
-    return compile_system(ode_system(loss, n_groups, byol, reduced, shape), backend=backend)
+    return compile_system(ode_system(loss, n_groups, byol, reduced, shape, separate_decays), backend=backend)
 
 
 def pack(csys, values: Mapping[str, float]) -> np.ndarray:
@@ -79,8 +85,9 @@ def hyper(eta: float, sigma2: float, alpha_p: float = 1.0, beta: float = 0.0, di
 
 def ode_solution(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s0: Sequence[float] | None = None,
                  eta: float = 0.0, sigma2: float = 0.0, alpha_p: float = 1.0, beta: float = 0.0, dim: float = 1.0,
-                 fractions: Sequence[float] | None = None):
-    """The eigenmode system of ``len(p0)`` mode groups (BYOL target if ``beta > 0``) solved at ``t_eval``.
+                 fractions: Sequence[float] | None = None, tau0: float = 1.0):
+    """The eigenmode system of ``len(p0)`` mode groups (BYOL target if ``beta > 0``, started at the target
+    ratio ``tau0``: 0 is Tian et al.'s :math:`W_a(0) = 0`) solved at ``t_eval``.
 
     Returns a :class:`theorykit.solve.Solution` with states ``p<k>``, ``s<k>`` (and ``tau<k>`` for BYOL) and
     the observable ``loss`` — the names :func:`simulate_sgd` records, so :func:`theorykit.validate.compare`
@@ -102,7 +109,7 @@ def ode_solution(loss: str, p0: Sequence[float], t_eval: Sequence[float], *, s0:
     y0 = np.empty(per * G)
     y0[0::per], y0[1::per] = p0, s0
     if byol:
-        y0[2::per] = 1.0
+        y0[2::per] = check_range("tau0 (initial target ratio W_t / W)", tau0, 0.0)
     t_eval = np.asarray(t_eval, dtype=float)
     return solve(csys, y0, (float(t_eval[0]), float(t_eval[-1])), prm, t_eval=t_eval, rtol=1e-8, atol=1e-10,
                  method="lsoda", max_steps=1_000_000)
@@ -307,34 +314,47 @@ def phase_grid(etas: np.ndarray, sigma2s: np.ndarray, *, p0: Sequence[float] = (
             "cosine_initially_collapsed": c_init}
 
 
-# ----------------------------------------------------------------------------------- continuation
-def continue_in_eta(loss: str, params: Mapping[str, float], eta_bounds: tuple[float, float],
-                    start_p: float | None = None):
-    """Continue the non-collapsed equilibrium of the reduced per-mode flow in ``eta``.
+# ------------------------------------------------------------------- symmetric predictor, no EMA
+#: tolerances of the symmetric-predictor runs: the collapsed mode's s falls by many decades
+_SYMMETRIC_TOL = dict(rtol=1e-9, atol=1e-14)
 
-    Uses :func:`theorykit.analysis.continue_branch` (pseudo-arclength, fold detection) from the stable
-    root at ``eta_bounds[0]``. Returns ``(eta, p, stable, folds)`` arrays / list of fold ``eta`` values.
-    """
-    from ...analysis import continue_branch
 
-    csys = compiled_ode(loss, reduced=True)
-    prm = {k: v for k, v in params.items() if k in csys.param_names}
-    prm["eta"] = float(eta_bounds[0])
-    if start_p is None:
-        fps = [r for r, st in reduced_fixed_points(loss, prm) if st and r > 0]
-        if not fps:
-            raise InvalidParameterError(f"no stable non-zero equilibrium of the reduced {loss} flow at eta={eta_bounds[0]}")
-        start_p = max(fps)
-    br = continue_branch(csys, np.array([start_p]), prm, param="eta", bounds=(float(eta_bounds[0]), float(eta_bounds[1])),
-                         ds=1e-3, ds_max=0.02, max_points=4000, detect=("fold",))
-    folds = [sp_.param_value for sp_ in br.special("fold")]
-    return np.asarray(br.param_values), np.asarray(br.states[:, 0]), np.asarray(br.stable), folds
+def symmetric_predictor_grid(alphas: np.ndarray, eta_ps: np.ndarray, *, eta_s: float, sigma2: float, eps: float,
+                             t_end: float, collapse_ratio: float = 0.01):
+    """Collapse of a mode whose predictor eigenvalue starts negative, ``(p, s) = (-eps, eps^2)`` (the same
+    scale for predictor and network, as from a small random symmetric start), without EMA (``tau = 1``),
+    on the grid ``alpha_p x eta_p`` at fixed ``eta_s``, from the separate-decay eigenmode ODE integrated
+    with :func:`theorykit.analysis.phase_diagram`. Collapsed: ``s(t_end) < collapse_ratio * eps^2``.
+    Returns the :class:`~theorykit.analysis.PhaseDiagram` (axes ``alpha_p``, ``eta_p``; labels
+    ``"survives"``, ``"collapses"``)."""
+    from ...analysis import phase_diagram
+
+    csys = compiled_ode("euclidean", 1, separate_decays=True)
+    level = collapse_ratio * eps ** 2
+
+    def collapsed(final):
+        return (final[:, 1] < level).astype(np.int64)
+
+    return phase_diagram(csys, {"alpha_p": np.asarray(alphas, float), "eta_p": np.asarray(eta_ps, float)},
+                         {"eta_s": eta_s, "sigma2": sigma2}, [-eps, eps ** 2], t_final=t_end, classify=collapsed,
+                         labels=("survives", "collapses"), progress=False, **_SYMMETRIC_TOL)
+
+
+def symmetric_predictor_collapses(alpha_p: float, eta_p: float, *, eta_s: float, sigma2: float, eps: float,
+                                  t_end: float, collapse_ratio: float = 0.01) -> bool:
+    """One point of :func:`symmetric_predictor_grid`: whether the negative-predictor mode collapses."""
+    from ...solve import solve
+
+    csys = compiled_ode("euclidean", 1, separate_decays=True)
+    prm = pack(csys, dict(alpha_p=alpha_p, eta_p=eta_p, eta_s=eta_s, sigma2=sigma2))
+    return bool(solve(csys, [-eps, eps ** 2], (0.0, t_end), prm, **_SYMMETRIC_TOL).final[1] < collapse_ratio * eps ** 2)
 
 
 __all__ = ["ode_system", "compiled_ode", "hyper", "ode_solution", "ode_trajectory", "equilibria", "euclidean_critical_eta",
            "euclidean_fixed_points", "reduced_coefficients", "reduced_fixed_points", "cosine_fold_eta",
-           "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid", "continue_in_eta",
-           "noncontrastive_systems"]
+           "frozen_norms", "predicted_euclidean_collapse", "normalised_ratio", "phase_grid",
+           "noncontrastive_systems", "symmetric_predictor_grid",
+           "symmetric_predictor_collapses"]
 
 
 def noncontrastive_systems():
@@ -367,8 +387,26 @@ def noncontrastive_systems():
             {"p1": 1.0, "s1": 1.0, "p2": 0.4, "s2": 0.16},
             "two mode groups of the cosine loss coupled through the concentrated norms",
             {"eta": (0.0, 0.3), "sigma2": (0.0, 2.0)}),
+        "euclidean_2decays": BuiltinSystem(
+            "euclidean_2decays", lambda: ode_system("euclidean", 1, separate_decays=True),
+            {"eta_p": 0.02, "eta_s": 0.01, "sigma2": 0.5, "alpha_p": 1.0}, {"p1": -0.2, "s1": 0.04},
+            "one eigenmode of the Euclidean loss with separate weight decays eta_p (predictor), eta_s (network)",
+            {"alpha_p": (0.25, 4.0), "eta_p": (0.0, 0.05)}),
+        "alignment_3x3": BuiltinSystem(
+            "alignment_3x3", _alignment_system,
+            {"eta_p": 0.01, "eta_s": 0.01, "sigma2": 0.5, "alpha_p": 1.0, "tau": 1.0},
+            {**{f"W_{i}{j}": 0.5 * (i == j) + 0.1 * (i < j) for i in range(3) for j in range(3)},
+             **{f"P_{i}{j}": 0.4 * (i == j) + 0.05 for i in range(3) for j in range(i, 3)}},
+            "3 x 3 weights W and a symmetric predictor P, not aligned (Tian et al. Eq. 7 in the weights)",
+            {"eta_p": (0.0, 0.1), "alpha_p": (0.25, 4.0)}),
         "cosine_shape": BuiltinSystem(
             "cosine_shape", lambda: ode_system("cosine", shape=True), {"sigma2": 0.5, "alpha_p": 1.0, "f1": 0.5},
             {"x": 1.2}, "normalised shape of two cosine mode groups in rescaled time (weight decay drops out)",
             {"sigma2": (0.0, 2.0), "alpha_p": (0.2, 3.0)}),
     }
+
+
+def _alignment_system():
+    from ._alignment import alignment_ode_system
+
+    return alignment_ode_system(3)

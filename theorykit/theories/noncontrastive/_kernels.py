@@ -2,7 +2,8 @@
 
 All arrays are float64 and C-contiguous unless stated. The Gaussian samples are drawn in chunks of steps by
 the particle driver (:func:`theorykit.simulate.run_particles`) and passed in, so the kernel only does
-arithmetic; the driver also records the observables (:func:`project`) between chunks.
+arithmetic; the driver also records the observables (:func:`project`) between chunks. Every kernel releases
+the GIL, so replicates run in parallel threads.
 """
 
 from __future__ import annotations
@@ -17,25 +18,25 @@ COSINE = 1
 # step compared with plain triple loops, and is on par at d = 32 (benchmarks/bench_sgd.py).
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_nt(A, B, out):
     """``out = A @ B.T`` for ``A`` (m, k), ``B`` (n, k), ``out`` (m, n)."""
     np.dot(A, B.T, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_tn(A, B, out):
     """``out = A.T @ B`` for ``A`` (k, m), ``B`` (k, n), ``out`` (m, n)."""
     np.dot(A.T, B, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def matmul_nn(A, B, out):
     """``out = A @ B`` for ``A`` (m, k), ``B`` (k, n), ``out`` (m, n)."""
     np.dot(A, B, out)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
     """Group-averaged eigen-observables of one state.
 
@@ -76,22 +77,23 @@ def project(W, Wp, Wt, U, group, n_groups, out_p, out_s, out_tau):
             out_tau[g] /= counts[g]
 
 
-@njit(cache=True)
-def sgd_steps(W, Wp, Wt, loss_code, eta, sigma, alpha_p, keep, lr, E, out_loss):
+@njit(cache=True, nogil=True)
+def sgd_steps(W, Wp, Wt, loss_code, eta_p, eta_s, sigma, alpha_p, keep, lr, symmetric, E, out_loss):
     """Run ``E.shape[0]`` steps of minibatch SGD in place on ``W, Wp, Wt`` ((d, d) each) with pre-drawn noise.
 
     ``E``: (m, n_draw, batch, d) standard normals, per step ``x = E[s, 0]`` and (``n_draw = 3``) the views
     ``x + sigma * E[s, 1]``, ``x + sigma * E[s, 2]``; with ``n_draw = 1`` both views are ``x`` (``sigma = 0``).
     ``u = Wp W x1``, ``v = Wt x2``; loss 0 (Euclidean) ``1/2 |u - v|^2`` or 1 (cosine) ``-d <u, v>/(|u||v|)``,
-    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta Wp)``, ``W -= lr (dL/dW + eta W)``,
-    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam).
+    ``v`` behind the stop-gradient. Updates ``Wp -= lr (alpha_p dL/dWp + eta_p Wp)``, ``W -= lr (dL/dW + eta_s W)``,
+    then the target ``Wt = keep * Wt + (1 - keep) * W`` (``keep = 0``: SimSiam). ``symmetric``: the predictor
+    gradient is symmetrised, ``(dL/dWp + dL/dWp^T) / 2``, so a symmetric ``Wp`` stays symmetric.
 
     ``out_loss``: (m,) float64, written with each step's mean minibatch loss per mode (loss / d: the per-mode
     Euclidean loss, or minus the cosine), evaluated before the step's update.
     """
     m, n_draw, batch, d = E.shape
-    X1 = np.empty((batch, d))
-    X2 = np.empty((batch, d))
+    V1 = np.empty((batch, d))
+    V2 = np.empty((batch, d))
     G = np.empty((batch, d))
     Z = np.empty((batch, d))
     Uo = np.empty((batch, d))
@@ -100,10 +102,12 @@ def sgd_steps(W, Wp, Wt, loss_code, eta, sigma, alpha_p, keep, lr, E, out_loss):
     gWp = np.empty((d, d))
     gW = np.empty((d, d))
     for s in range(m):
-        if n_draw == 1:
-            X1[:, :] = E[s, 0]
-            X2[:, :] = E[s, 0]
+        if n_draw == 1:  # both views are the clean sample
+            X1 = E[s, 0]
+            X2 = X1
         else:
+            X1 = V1
+            X2 = V2
             for b in range(batch):
                 for i in range(d):
                     xi = E[s, 0, b, i]
@@ -139,10 +143,14 @@ def sgd_steps(W, Wp, Wt, loss_code, eta, sigma, alpha_p, keep, lr, E, out_loss):
         matmul_tn(G, Z, gWp)    # batch * dL/dWp = G^T Z
         matmul_nn(G, Wp, H)     # H = G Wp, batch * dL/dW = H^T X1
         matmul_tn(H, X1, gW)
-        for i in range(d):
+        if symmetric:
+            for i in range(d):
+                for k in range(i + 1, d):
+                    gWp[i, k] = 0.5 * (gWp[i, k] + gWp[k, i])
+                    gWp[k, i] = gWp[i, k]
+        for i in range(d):  # Wt may be W itself (SimSiam target, keep = 0): it reads w after W is written
             for k in range(d):
-                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta * Wp[i, k])
-                W[i, k] -= lr * (gW[i, k] / batch + eta * W[i, k])
-        for i in range(d):
-            for k in range(d):
-                Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * W[i, k]
+                Wp[i, k] -= lr * (alpha_p * gWp[i, k] / batch + eta_p * Wp[i, k])
+                w = W[i, k] - lr * (gW[i, k] / batch + eta_s * W[i, k])
+                W[i, k] = w
+                Wt[i, k] = keep * Wt[i, k] + (1.0 - keep) * w

@@ -20,6 +20,7 @@ from ...errors import InvalidParameterError
 from ...sweep import SweepOptions
 from ...validate import compare
 from . import _analysis as A
+from . import _continuation as C
 from . import _symbolic as S
 from ._simulate import group_series, simulate_sgd
 
@@ -93,7 +94,7 @@ def cosine_shape_check() -> tuple[float, str, bool]:
 def bifurcation(loss: str, params: dict[str, float], eta_max: float) -> dict[str, Any]:
     """Branch of the non-collapsed equilibrium of the reduced flow in ``eta`` and its folds
     (pseudo-arclength continuation, :func:`theorykit.analysis.continue_branch`)."""
-    eta_v, p_v, stable, folds = A.continue_in_eta(loss, params, (0.0, eta_max))
+    eta_v, p_v, stable, folds = C.continue_in_eta(loss, params, (0.0, eta_max))
     return dict(eta=eta_v, p=p_v, stable=stable, folds=list(folds), method="pseudo-arclength continuation")
 
 
@@ -256,3 +257,45 @@ def emergence_study(eta: float, sigma2: float, seed, *, dim: int = 32, batch: in
     f_ode = fold(ode["p"][:, 0], ode["s"][:, 0])
     return dict(t=run.t, fold_sim=f_sim, fold_ode=f_ode, eta=eta, t_emerge_sim=first_above(f_sim),
                 t_emerge_ode=first_above(f_ode), p_sim=run.observable("p1"), p_ode=ode["p"][:, 0])
+
+
+# ---------------------------------------------------------------- fold curves, self-consistent norms
+def fold_curve_study(sigma2: float = 0.5, sigma2_bounds=(0.0, 2.0), nu_u_bounds=(0.2, 3.0)) -> dict[str, Any]:
+    r"""Both collapse boundaries as fold curves (:func:`theorykit.analysis.continue_fold`) against their closed
+    forms along the whole curve: Euclidean in ``(eta, sigma2)`` against :math:`\tau^2 = 4\eta(1+\sigma^2)`
+    (``tau = 1``), the frozen-norm cosine fold in ``(nu_u, eta)`` against the SymPy-derived ``eta_fold(nu_u)``.
+    A deviation is infinite unless the curve reached both ends of its box."""
+    euc = C.euclidean_fold_curve(sigma2_bounds)
+    cos = C.cosine_fold_curve(nu_u_bounds, sigma2)
+    nu_v = A.frozen_norms(1.0, sigma2)[1]
+
+    def eta_fold(nu):
+        return np.array([A.cosine_fold_eta(sigma2, 1.0, 1.0, x, nu_v) for x in np.atleast_1d(nu)])
+
+    def whole(cv, name, bounds):
+        ends = np.sort(cv.param_of(name)[[0, -1]])
+        return cv.stop_reason == "bounds / bounds" and np.allclose(ends, bounds, rtol=0, atol=1e-9)
+
+    eta, s2 = euc.param_of("eta"), euc.param_of("sigma2")
+    euc_dev = float(np.max(np.abs(1.0 - 4 * eta * (1 + s2)))) if whole(euc, "sigma2", sigma2_bounds) else np.inf
+    nu = cos.param_of("nu_u")
+    cos_dev = float(np.max(np.abs(cos.param_of("eta") / eta_fold(nu) - 1))) if whole(cos, "nu_u", nu_u_bounds) \
+        else np.inf
+    return dict(euclidean=euc, cosine=cos, euclidean_dev=euc_dev, cosine_dev=cos_dev, eta_fold=eta_fold)
+
+
+def self_consistent_check(seed, n_points: int = 16) -> tuple[float, tuple[str, str]]:
+    r"""The cosine loss with one group of modes carrying the whole spectrum: the SymPy residuals of
+    ``p' + eta p`` and ``s' + 2 eta s`` (strings, both ``"0"``), and the largest of the same residuals of the
+    compiled system at random points, relative to the size of the gradient terms that cancel
+    (:math:`\alpha_p/((1+\sigma^2)|p|)` and :math:`2/(1+\sigma^2)`); infinite if SymPy left a residual."""
+    residuals = S.cosine_self_consistent_drift()
+    csys = A.compiled_ode("cosine", 1)
+    rng = np.random.default_rng(int(spawn_seeds(seed, 1)[0]))
+    worst = 0.0
+    for _ in range(n_points):
+        p, s = rng.choice([-1.0, 1.0]) * rng.uniform(0.1, 2.0), rng.uniform(0.05, 2.0)
+        eta, s2, ap = rng.uniform(0.0, 0.5), rng.uniform(0.0, 2.0), rng.uniform(0.2, 3.0)
+        f = csys.rhs(0.0, np.array([p, s]), A.pack(csys, A.hyper(eta, s2, ap)))
+        worst = max(worst, abs(f[0] + eta * p) * (1 + s2) * abs(p) / ap, abs(f[1] + 2 * eta * s) * (1 + s2) / 2)
+    return (worst if all(r == 0 for r in residuals) else np.inf), tuple(str(r) for r in residuals)

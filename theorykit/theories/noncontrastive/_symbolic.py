@@ -39,6 +39,8 @@ LOSSES = ("euclidean", "cosine")
 # ----------------------------------------------------------------------------------------- symbols
 t = sp.Symbol("t", real=True)
 eta = sp.Symbol("eta", nonnegative=True)
+#: separate weight decays of the predictor and of the online network (Tian et al. 2021, §3.3, Table 5)
+eta_p, eta_s = sp.symbols("eta_p eta_s", nonnegative=True)
 sigma2 = sp.Symbol("sigma2", nonnegative=True)
 alpha_p = sp.Symbol("alpha_p", positive=True)
 beta = sp.Symbol("beta", positive=True)
@@ -104,17 +106,26 @@ def expected_mode_gradient(loss: str) -> tuple[sp.Expr, sp.Expr]:
     return out[0], out[1]
 
 
+def weight_decays(separate: bool) -> tuple[sp.Symbol, sp.Symbol]:
+    """``(eta_p, eta_s)``: the predictor's and the online network's weight decay (both ``eta`` unless
+    ``separate``)."""
+    return (eta_p, eta_s) if separate else (eta, eta)
+
+
 @lru_cache(maxsize=None)
-def mode_flow(loss: str) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+def mode_flow(loss: str, separate_decays: bool = False) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
     r"""Drift of one eigenmode in the variables ``(p, s, tau)`` with frozen norms / rest.
 
-    Returns ``(dp/dt, ds/dt, dw/dt / w)``: gradient flow with rate ``alpha_p`` on the predictor and
-    weight decay ``eta`` on both (:math:`\dot p = -\alpha_p E[\partial_p \ell] - \eta p`,
-    :math:`\dot w = -E[\partial_w \ell] - \eta w`), then :math:`s = w^2`, :math:`a = \tau w`.
+    Returns ``(dp/dt, ds/dt, dw/dt / w)``: the gradient flow of the regularised loss
+    :math:`\ell + \eta_p p^2/(2\alpha_p) + \eta_s w^2/2` with rate ``alpha_p`` on the predictor
+    (:math:`\dot p = -\alpha_p E[\partial_p \ell] - \eta_p p`, :math:`\dot w = -E[\partial_w \ell] - \eta_s w`:
+    the weight decay of SGD, not scaled by the predictor's rate), then :math:`s = w^2`, :math:`a = \tau w`.
+    ``separate_decays``: two symbols ``eta_p``, ``eta_s``; otherwise both are ``eta``.
     """
     gp, gw = expected_mode_gradient(loss)
-    pdot = -alpha_p * gp - eta * p
-    wdot = -gw - eta * w
+    dp, ds = weight_decays(separate_decays)
+    pdot = -alpha_p * (gp + sp.diff(dp * p ** 2 / (2 * alpha_p), p))
+    wdot = -(gw + sp.diff(ds * w ** 2 / 2, w))
     sub = {a: tau * w}
     pdot = sp.expand(pdot.subs(sub))
     wrel = sp.expand((wdot.subs(sub) / w))
@@ -140,7 +151,7 @@ def _mode_syms(k: int):
     return (sp.Symbol(f"p{k}", real=True), sp.Symbol(f"s{k}", positive=True), sp.Symbol(f"tau{k}", positive=True))
 
 
-def eigenmode_system(loss: str, n_groups: int = 1, *, byol: bool = False) -> ODESystem:
+def eigenmode_system(loss: str, n_groups: int = 1, *, byol: bool = False, separate_decays: bool = False) -> ODESystem:
     r"""The eigenmode ODE system of ``n_groups`` groups of modes (fraction ``f_k`` of the ``D`` modes each).
 
     Euclidean modes are uncoupled. For the cosine loss the frozen quantities are replaced by their
@@ -150,10 +161,11 @@ def eigenmode_system(loss: str, n_groups: int = 1, *, byol: bool = False) -> ODE
 
     SimSiam (``byol=False``): ``tau = 1``. BYOL (``byol=True``): the target follows
     :math:`\dot W_t = \kappa (W - W_t)`, :math:`\kappa = -\ln\beta` (``beta`` the EMA momentum per unit
-    time), so :math:`\dot\tau = \kappa(1 - \tau) - \tau\,\dot w / w`.
+    time), so :math:`\dot\tau = \kappa(1 - \tau) - \tau\,\dot w / w`. ``separate_decays``: weight decays
+    ``eta_p`` (predictor) and ``eta_s`` (online network) instead of one ``eta``.
     """
     check_loss(loss)
-    pdot, sdot, wrel = mode_flow(loss)
+    pdot, sdot, wrel = mode_flow(loss, separate_decays)
     groups = [_mode_syms(k + 1) for k in range(n_groups)]
     fr = [sp.Symbol(f"f{k + 1}", positive=True) for k in range(n_groups)] if n_groups > 1 else [sp.Integer(1)]
     taus = [g[2] if byol else sp.Integer(1) for g in groups]
@@ -179,7 +191,7 @@ def eigenmode_system(loss: str, n_groups: int = 1, *, byol: bool = False) -> ODE
         # the overlaps are all proportional to D, so D cancels from the flow; set D = 1 after checking
         rhs = [_drop_dim(e) for e in rhs]
         extra = {k: v.subs(dim, 1) for k, v in extra.items()}
-    params = [eta, sigma2, alpha_p] + ([beta] if byol else []) \
+    params = [*dict.fromkeys(weight_decays(separate_decays)), sigma2, alpha_p] + ([beta] if byol else []) \
         + ([f for f in fr if isinstance(f, sp.Symbol)] if loss == "cosine" else [])
     observed = {}
     if loss == "euclidean":
@@ -190,13 +202,15 @@ def eigenmode_system(loss: str, n_groups: int = 1, *, byol: bool = False) -> ODE
     else:
         observed["loss"] = -extra["Muv"] / sp.sqrt(extra["Nu2"] * extra["Nv2"])
         observed["norm_u"] = sp.sqrt(extra["Nu2"])
-    name = f"{loss}_{'byol' if byol else 'simsiam'}_{n_groups}g"
+    name = f"{loss}_{'byol' if byol else 'simsiam'}_{n_groups}g" + ("_2decays" if separate_decays else "")
     prov = ("per-sample loss " + ("1/2|u - sg(v)|^2 = (A - 2M + B)/2" if loss == "euclidean" else "-D M/sqrt(A B)")
             + " of the overlaps A = |u|^2, M = <u, sg(v)>, B = |sg(v)|^2",
             "SymPy chain rule through the overlaps in mode variables (p, w), target a fixed (stop-gradient)",
             "Gaussian expectation of the mode parts over z ~ N(0,1), e1, e2 ~ N(0, sigma2) (theorykit.derive.expectation)",
             *(("outer factors dl/dA, dl/dM at the concentration values of the overlaps",) if loss == "cosine" else ()),
-            "gradient flow: p' = -alpha_p dL/dp - eta p, w' = -dL/dw - eta w; s = w^2, a = tau w",
+            ("gradient flow of L + eta_p p^2/(2 alpha_p) + eta_s w^2/2: p' = -alpha_p dL/dp - eta_p p, "
+             "w' = -dL/dw - eta_s w" if separate_decays else
+             "gradient flow: p' = -alpha_p dL/dp - eta p, w' = -dL/dw - eta w") + "; s = w^2, a = tau w",
             *(("concentration values A, M, B summed over mode groups with fractions f_k of the D modes",) if loss == "cosine" else ()),
             *(("EMA target: tau' = -ln(beta)(1 - tau) - tau w'/w",) if byol else ()))
     return ODESystem(t=t, states=tuple(states), rhs=tuple(rhs), params=tuple(params), observed=observed,
@@ -311,7 +325,8 @@ def cosine_fold() -> tuple[sp.Expr, sp.Expr]:
 
 
 __all__ = ["LOSSES", "loss_of_overlaps", "mode_features", "mode_laws", "expected_mode_gradient", "mode_flow", "concentration_values",
-           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "euclidean_critical", "cosine_fold", "cosine_shape_system", "matrix_flow"]
+           "eigenmode_system", "Reduction", "reduce_mode", "euclidean_roots", "euclidean_critical", "cosine_fold", "cosine_shape_system",
+           "weight_decays", "balance_drift", "cosine_self_consistent_drift"]
 
 
 @lru_cache(maxsize=None)
@@ -342,35 +357,28 @@ def cosine_shape_system() -> ODESystem:
                                  "normalised shape x = p1/r on s = p^2/alpha_p, time dtau = dt/r^2 (eta drops out)"))
 
 
-def matrix_flow(loss: str, n: int = 2) -> tuple[sp.Matrix, sp.Matrix, dict]:
-    r"""Expected gradient flow of general ``n x n`` symbolic matrices ``W_p``, ``W`` (target ``W_t`` fixed).
+def balance_drift(loss: str) -> sp.Expr:
+    r"""The drift of the balance :math:`D = s - p^2/\alpha_p` along the mode flow with separate weight decays,
+    expressed in ``D`` (symbol ``D``) and ``p``: SymPy finds
+    :math:`\dot D = -2\eta_s D + 2(\eta_p - \eta_s)p^2/\alpha_p` for both losses (the gradient parts cancel,
+    :math:`p\,\partial_p\ell = w\,\partial_w\ell`). With :math:`\eta_p = \eta_s` it is Tian et al.'s Eq. 14;
+    with :math:`\eta_p > \eta_s` it lifts every mode above the invariant parabola."""
+    pdot, sdot, _ = mode_flow(loss, True)
+    D = sp.Symbol("D", real=True)
+    drift = sp.expand(sdot - 2 * p * pdot / alpha_p)
+    return sp.expand(sp.simplify(drift.subs(s, D + p ** 2 / alpha_p)))
 
-    Same recipe as the eigenmode flow but without the alignment assumption: overlaps
-    :math:`A = |W_p W x_1|^2`, :math:`M = \langle W_p W x_1, W_t x_2\rangle`, :math:`B = |W_t x_2|^2` with
-    ``x_1 = z + e_1``, ``x_2 = z + e_2`` (``n`` independent coordinates each), outer factors at the
-    concentration values ``E[A], E[M], E[B]`` and ``D = n``. Returns ``(dW_p/dt, dW/dt, symbols)`` where
-    ``symbols`` maps ``"Wp", "W", "Wt"`` to the symbolic matrices. Used to check that aligned (diagonal)
-    weights stay aligned and follow the eigenmode flow.
-    """
-    check_loss(loss)
-    Wp = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"P_{i}{j}", real=True))
-    W = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"W_{i}{j}", real=True))
-    Wt = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"T_{i}{j}", real=True))
-    zs = [sp.Symbol(f"z{i}", real=True) for i in range(n)]
-    e1s = [sp.Symbol(f"e1_{i}", real=True) for i in range(n)]
-    e2s = [sp.Symbol(f"e2_{i}", real=True) for i in range(n)]
-    laws = {**{v: Law.gaussian(1) for v in zs}, **{v: Law.gaussian(sigma2) for v in e1s + e2s}}
-    x1 = sp.Matrix([zi + ei for zi, ei in zip(zs, e1s)])
-    x2 = sp.Matrix([zi + ei for zi, ei in zip(zs, e2s)])
-    u, v = Wp * W * x1, Wt * x2
-    overlaps = {A_uu: (u.T * u)[0], M_uv: (u.T * v)[0], B_vv: (v.T * v)[0]}
-    conc = {X: expectation(e, laws) for X, e in overlaps.items()}
-    ell = loss_of_overlaps(loss).subs(dim, n)
-    outer = {X: sp.diff(ell, X).subs(conc) for X in (A_uu, M_uv)}
 
-    def grad(theta):
-        return sum(outer[X] * expectation(sp.diff(overlaps[X], theta), laws) for X in (A_uu, M_uv))
+def cosine_self_consistent_drift() -> tuple[sp.Expr, sp.Expr]:
+    r"""``(p' + eta p, s' + 2 eta s)`` of the cosine loss when one group of modes carries the whole spectrum
+    and the feature norms take their self-consistent (concentration) values, simplified by SymPy: both
+    vanish identically, so the drift is the weight decay alone and every scale is neutral — no fold, unlike
+    the frozen-norm reduction (:func:`reduce_mode`, Bao 2023's constant-norm approximation)."""
+    one = eigenmode_system("cosine", 1)
+    p1, s1 = one.states
 
-    dWp = Wp.applyfunc(lambda th: -alpha_p * grad(th) - eta * th)
-    dW = W.applyfunc(lambda th: -grad(th) - eta * th)
-    return dWp, dW, {"Wp": Wp, "W": W, "Wt": Wt}
+    def simplified(e):  # factor under the roots first: sqrt((1 + sigma2)^2) = 1 + sigma2
+        e = sp.simplify(e)
+        return sp.simplify(e.replace(lambda x: x.is_Pow and x.exp == sp.S.Half, lambda x: sp.sqrt(sp.factor(x.base))))
+
+    return simplified(one.rhs[0] + eta * p1), simplified(one.rhs[1] + 2 * eta * s1)

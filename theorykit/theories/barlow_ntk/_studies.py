@@ -1,20 +1,31 @@
-"""Width sweeps, kernel-model comparison and the generalisation bound of the Barlow Twins NTK theory."""
+"""The experiments behind the claims: the width sweep (NTK change, weight distance, network against the kernel
+model), kernelised Barlow Twins and its generalisation bound, and the check of the numba gradient against the
+SymPy gradient flow.
+
+The width sweep runs its module-level point function through ``sweeps.sweep(...)``, where ``sweeps`` is the
+:class:`theorykit.validate.Study` of a report or a :class:`theorykit.sweep.SweepOptions`, and reduces the
+points with :meth:`theorykit.sweep.SweepResult.grid`.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import sympy as sp
 
-from ..._checks import check_finite_array, check_int, check_range
+from ..._checks import check_int, check_range
 from ..._random import SeedLike, spawn_seeds
 from ...errors import InvalidParameterError
-from ...sweep import SweepResult, sweep
-from ._model import (PairData, barlow_loss, digits_pairs, empirical_ntk, gaussian_pairs, infinite_width_ntk, infinite_width_ntk_diag,
-                     init_params, kernel_flow, kernel_gd, network_outputs, train_network)
+from ...sweep import SweepOptions
+from ...validate import compare
 from . import _kernels as _k
+from . import _symbolic as S
+from ._analysis import deviation_bound, feature_kernel_diag, infinite_width_ntk, ode_solution, pair_rademacher_trace
+from ._simulate import (PairData, barlow_loss, cross_correlation, digits_pairs, empirical_ntk, gaussian_pairs,
+                        init_params, loss_and_gradient, network_outputs, relative_change, simulate_kernel_model,
+                        simulate_network)
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,11 @@ class SweepConfig:
         per = self.record_every * self.n_checkpoints
         return max(per, (steps // per) * per)
 
+    @property
+    def t(self) -> np.ndarray:
+        """The record times of a training run, float64[n_steps // record_every + 1]."""
+        return np.arange(self.n_steps // self.record_every + 1) * self.record_every * self.lr
+
     def check(self) -> "SweepConfig":
         if len(self.widths) < 2 or len(set(self.widths)) < 2:
             raise InvalidParameterError(f"widths needs at least two distinct values, got {self.widths}")
@@ -89,29 +105,24 @@ def make_data(cfg: SweepConfig, n: int, seed: SeedLike, subset: str = "train") -
     """Pairs from the configured data set (``gaussian`` or ``digits``)."""
     if cfg.data == "digits":
         return digits_pairs(n, noise=cfg.noise, mask=0.1, radius=cfg.radius, seed=seed, subset=subset)
-    d = gaussian_pairs(n, cfg.d, n_clusters=cfg.n_clusters, spread=cfg.spread, noise=cfg.noise,
-                       radius=cfg.radius, seed=seed)
-    return d
+    return gaussian_pairs(n, cfg.d, n_clusters=cfg.n_clusters, spread=cfg.spread, noise=cfg.noise,
+                          radius=cfg.radius, seed=seed)
 
 
 def _init(cfg: SweepConfig, d: int, M: int, Z: np.ndarray, N: int, seed: int, tries: int = 50):
     """Initial weights, redrawn (up to ``tries`` times) until L(0) < ``cfg.init_loss_below``."""
-    seeds = spawn_seeds(seed, tries)
-    for s in seeds:
+    for s in spawn_seeds(seed, tries):
         W, V = init_params(d, M, cfg.K, seed=int(s))
         F = network_outputs(Z, W, V, cfg.activation)
-        L0 = barlow_loss(F[:N].T @ F[N:2 * N] / N, cfg.lam)
+        L0 = barlow_loss(cross_correlation(F[:N], F[N:2 * N]), cfg.lam)
         if cfg.init_loss_below is None or L0 < cfg.init_loss_below:
             break
     return W, V, F, L0
 
 
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
+# ---------------------------------------------------------------------------------------------- width sweep
 def width_sweep_points(cfg: SweepConfig = QUICK, seed: int = 0) -> list[dict]:
-    """The points of a width sweep, replicate-major (``index = replicate * len(widths) + width_index``).
+    """The points of a width sweep, replicate-major.
 
     Replicate ``s`` takes its training and evaluation pairs and its initialisation seed from
     ``spawn_seeds(seed, n_seeds)[s]``, so all widths of one replicate see the same data (a paired design
@@ -120,7 +131,7 @@ def width_sweep_points(cfg: SweepConfig = QUICK, seed: int = 0) -> list[dict]:
     dict, so stored points are only reused for the same settings.
     """
     cfg.check()
-    conf = config_dict(cfg)
+    conf = asdict(cfg)
     points = []
     for s, sd in enumerate(spawn_seeds(seed, cfg.n_seeds)):
         data_seed, eval_seed, init_seed = (int(v) for v in spawn_seeds(int(sd), 3))
@@ -129,106 +140,87 @@ def width_sweep_points(cfg: SweepConfig = QUICK, seed: int = 0) -> list[dict]:
     return points
 
 
-def width_point(params: dict, seed: int) -> dict[str, np.ndarray]:
-    """Train one network of width ``params["M"]`` (sweep point function, see :func:`width_sweep_points`).
+def width_point(params: dict, seed: int) -> dict[str, Any]:
+    """Train one network of width ``params["M"]`` against its kernel model (sweep point function, see
+    :func:`width_sweep_points`).
 
     Returns ``ntk_change_t`` float64[n_checkpoints + 1], ``loss_net`` / ``loss_lin`` / ``loss_ode``
-    float64[n_rec], the scalars ``ntk_init_fluct``, ``weight_dist``, ``gap_eval``, ``gap_train``, ``L0``
-    and ``hit_index`` (first record with loss <= ``delta``, ``-1`` if none; an index, not a time, so a run
-    that never converges is still a finite, successful point).
+    float64[n_rec] (the network, the kernel model's gradient descent and its gradient-flow ODE), the scalars
+    ``ntk_init_fluct``, ``weight_dist``, ``gap_eval``, ``gap_train``, ``L0``, ``kernel_loss_gap``
+    (``max_t |L_net - L_ode| / L(0)``, from :func:`theorykit.validate.compare`) and ``hit_index`` (first
+    record with loss <= ``delta``, ``-1`` if none; an index, not a time, so a run that never converges is
+    still a finite, successful point).
     """
     conf = dict(params["config"])
     cfg = SweepConfig(**{**conf, "widths": tuple(conf["widths"])})
     M = check_int("M", params["M"], 1)
-    N = cfg.n_train
-    n_steps = cfg.n_steps
-    seg = n_steps // cfg.n_checkpoints
+    N, n_steps = cfg.n_train, cfg.n_steps
     tr = make_data(cfg, N, int(params["data_seed"]), "train")
     ev = make_data(cfg, cfg.n_eval, int(params["eval_seed"]), "test")
     Z = np.vstack([tr.X, tr.Xp, ev.X])
-    t = np.arange(n_steps // cfg.record_every + 1) * cfg.record_every * cfg.lr
     ntr = 2 * N * cfg.K  # training rows of the NTK
     th_inf = np.kron(infinite_width_ntk(Z[:2 * N], activation=cfg.activation), np.eye(cfg.K))
     W0, V0, F0, L0 = _init(cfg, Z.shape[1], M, Z, N, int(params["init_seed"]) + M)
     th0 = empirical_ntk(Z, W0, V0, cfg.activation)
-    change = np.zeros(cfg.n_checkpoints + 1)
-    Wc, Vc = W0, V0
-    losses = [np.array([L0])]
-    for c, sc in enumerate(spawn_seeds(seed, cfg.n_checkpoints)):
-        r = train_network(tr.X, tr.Xp, Wc, Vc, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
-                          n_steps=seg, record_every=cfg.record_every, batch_size=cfg.batch_size, seed=int(sc))
-        Wc, Vc = r.W, r.V
-        losses.append(r.loss[1:])
-        change[c + 1] = _rel(empirical_ntk(Z[:2 * N], Wc, Vc, cfg.activation), th0[:ntr, :ntr])
-    loss_net = np.concatenate(losses)
-    FT = network_outputs(Z, Wc, Vc, cfg.activation)
-    lin = kernel_gd(F0, th0, N, lr=cfg.lr, n_steps=n_steps, record_every=cfg.record_every, lam=cfg.lam)
-    FL = lin.F[-1]
-    ode = kernel_flow(F0[:2 * N], th0[:ntr, :ntr], N, t, lam=cfg.lam, rtol=1e-6, atol=1e-9)
+    seg = n_steps // cfg.n_checkpoints
+    net = simulate_network(tr.X, tr.Xp, W0, V0, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr, n_steps=n_steps,
+                           record_every=cfg.record_every, batch_size=cfg.batch_size, seed=seed, probe=Z,
+                           ntk_every=seg)
+    lin = simulate_kernel_model(F0, th0, N, lr=cfg.lr, n_steps=n_steps, record_every=cfg.record_every, lam=cfg.lam)
+    ode = ode_solution(F0[:2 * N], th0[:ntr, :ntr], N, net.t, lam=cfg.lam, rtol=1e-6, atol=1e-9)
+    loss_net = net.observable("loss")
+    FT, FL = net.observable("F")[-1], lin.observable("F")[-1]
     hit = np.nonzero(loss_net <= cfg.delta)[0]
-    return {"ntk_change_t": change, "ntk_init_fluct": _rel(th0[:ntr, :ntr], th_inf),
-            "weight_dist": float(np.sqrt(np.sum((Wc - W0) ** 2) + np.sum((Vc - V0) ** 2))),
-            "gap_eval": _rel(FT[2 * N:], FL[2 * N:]), "gap_train": _rel(FT[:2 * N], FL[:2 * N]),
+    return {"ntk_change_t": net.observable("ntk_change")[::seg // cfg.record_every],
+            "ntk_init_fluct": relative_change(th0[:ntr, :ntr], th_inf),
+            "weight_dist": float(net.observable("weight_dist")[-1]),
+            "gap_eval": relative_change(FT[2 * N:], FL[2 * N:]), "gap_train": relative_change(FT[:2 * N], FL[:2 * N]),
             "L0": float(L0), "hit_index": int(hit[0]) if hit.size else -1,
-            "loss_net": loss_net, "loss_lin": lin.loss, "loss_ode": ode.loss}
+            "kernel_loss_gap": compare(ode, net, ("loss",)).errors["loss"] / float(loss_net[0]),
+            "loss_net": loss_net, "loss_lin": lin.observable("loss"), "loss_ode": ode.observed("loss")}
 
 
-def collect_width_sweep(cfg: SweepConfig, result: SweepResult) -> dict[str, Any]:
-    """Arrays indexed ``[width, replicate, ...]`` from the points of :func:`width_sweep_points`.
-
-    A failed point (exception or non-finite value) leaves NaN in every array at its ``[width, replicate]``
-    and one line in ``failures`` (list of str).
-    """
-    W_, S_ = len(cfg.widths), cfg.n_seeds
-    if len(result.points) != W_ * S_:
-        raise InvalidParameterError(f"expected {W_ * S_} sweep points for {cfg.widths} x {S_} seeds, "
-                                    f"got {len(result.points)}")
-    n_rec = cfg.n_steps // cfg.record_every + 1
-    t = np.arange(n_rec) * cfg.record_every * cfg.lr
-    shapes = {"ntk_change_t": (cfg.n_checkpoints + 1,), "loss_net": (n_rec,), "loss_lin": (n_rec,),
-              "loss_ode": (n_rec,), "ntk_init_fluct": (), "weight_dist": (), "gap_eval": (), "gap_train": (),
-              "L0": (), "t_hit": ()}
-    out: dict[str, Any] = {k: np.full((W_, S_, *sh), np.nan) for k, sh in shapes.items()}
-    failures = []
-    for p in result.points:
-        w, s = p.index % W_, p.index // W_
-        if p.status != "ok":
-            failures.append(f"width M={p.params.get('M')}, replicate {s}: {p.status}: {p.error}")
-            continue
-        for k in shapes:
-            if k != "t_hit":
-                out[k][w, s] = p.values[k]
-        h = int(p.values["hit_index"])
-        out["t_hit"][w, s] = t[h] if h >= 0 else np.inf
-    out["ntk_change"] = out["ntk_change_t"][:, :, -1]
-    out["t"] = t
-    out["widths"] = np.asarray(cfg.widths, dtype=float)
-    out["failures"] = failures
-    return out
+#: the values of :func:`width_point` that :func:`run_width_sweep` arranges on the (width, replicate) grid
+WIDTH_POINT_KEYS = ("ntk_change_t", "ntk_init_fluct", "weight_dist", "gap_eval", "gap_train", "L0", "hit_index",
+                    "kernel_loss_gap", "loss_net", "loss_lin", "loss_ode")
 
 
-def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0, *, processes: int | None = 1, scheduler: Any = None,
-                    store: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Train networks at every width and seed; measure NTK change, weight distance and the kernel-model gap.
+def run_width_sweep(cfg: SweepConfig = QUICK, seed: int = 0, *, sweeps: Any = SweepOptions()) -> dict[str, Any]:
+    r"""Train networks at every width and seed; measure NTK change, weight distance and the kernel-model gap.
 
-    Runs :func:`width_point` over :func:`width_sweep_points` with :func:`theorykit.sweep.sweep`
-    (``processes``, ``scheduler`` and ``store`` are passed on: inline by default, a local pool, a dask
-    cluster; ``store`` keeps finished points for resuming).
+    Runs :func:`width_point` over :func:`width_sweep_points` with ``sweeps.sweep`` (a
+    :class:`~theorykit.sweep.SweepOptions` or the report's :class:`~theorykit.validate.Study`: inline, a local
+    pool, a dask cluster, a store of finished points for resuming).
 
     Returns a dict of arrays indexed ``[width, seed, ...]``: ``ntk_change`` (final relative Frobenius change
     of the training-set NTK), ``ntk_change_t`` (at each checkpoint), ``ntk_init_fluct``
-    (:math:`\\|\\Theta_0-\\Theta_\\infty\\|_F/\\|\\Theta_\\infty\\|_F`), ``weight_dist``
-    (:math:`\\|\\theta_T-\\theta_0\\|`), ``gap_eval`` / ``gap_train`` (relative distance of network and
-    linearised-model outputs on evaluation / training inputs at ``t_end``), ``loss_net``, ``loss_lin``
-    (GD of the linearised model), ``loss_ode`` (its gradient-flow ODE), ``L0`` and ``t_hit`` (first record
-    time with loss <= ``delta``, ``inf`` if never), plus ``t``, ``widths`` and ``failures`` (one line per
-    failed point; its entries are NaN).
+    (:math:`\|\Theta_0-\Theta_\infty\|_F/\|\Theta_\infty\|_F`), ``weight_dist``
+    (:math:`\|\theta_T-\theta_0\|`), ``gap_eval`` / ``gap_train`` (relative distance of network and
+    linearised-model outputs on evaluation / training inputs at ``t_end``), ``kernel_loss_gap``, ``loss_net``,
+    ``loss_lin`` (GD of the linearised model), ``loss_ode`` (its gradient-flow ODE), ``L0`` and ``t_hit``
+    (first record time with loss <= ``delta``, ``inf`` if never), plus ``t``, ``widths`` and ``failures``
+    (one line per failed point; its entries are NaN).
+
+    Raises
+    ------
+    InvalidParameterError
+        If every point failed (the lines of the failures are in the message).
     """
-    result = sweep(width_point, width_sweep_points(cfg, seed), seed=seed, processes=processes,
-                   scheduler=scheduler, store=store, desc="barlow_ntk width sweep")
-    return collect_width_sweep(cfg, result)
+    res = sweeps.sweep(width_point, width_sweep_points(cfg, seed), seed=seed, desc="barlow_ntk width sweep")
+    grids = {key: res.grid(("M", "replicate"), key) for key in WIDTH_POINT_KEYS}
+    ok = grids["L0"].ok
+    if not ok.any():
+        raise InvalidParameterError("every point of the width sweep failed:\n" + "\n".join(grids["L0"].failures))
+    out: dict[str, Any] = {key: g.values for key, g in grids.items()}
+    t, hit = cfg.t, out.pop("hit_index")
+    out["t_hit"] = np.full(hit.shape, np.nan)
+    out["t_hit"][ok] = np.where(hit[ok] >= 0, t[np.maximum(hit[ok], 0).astype(int)], np.inf)
+    out.update(ntk_change=out["ntk_change_t"][:, :, -1], t=t, widths=np.asarray(cfg.widths, dtype=float),
+               failures=list(grids["L0"].failures))
+    return out
 
 
+# ---------------------------------------------------------------------------------------------- generalisation
 @dataclass(frozen=True)
 class KernelModelFit:
     r"""The trained kernel model :math:`f(x) = f_0(x) + \Theta_\infty(x, Z)\,A` of :func:`fit_kernel_model`.
@@ -312,12 +304,11 @@ def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | 
     N, K, n_pop = cfg.n_train, cfg.K, fit.population.X.shape[0]
     tr, pop, A, theta, W0, V0 = fit.train, fit.population, fit.A, fit.theta, fit.W0, fit.V0
     Ztr = np.vstack([tr.X, tr.Xp])
-    C_train = fit.F_train[:N].T @ fit.F_train[N:] / N
+    C_train = cross_correlation(fit.F_train[:N], fit.F_train[N:])
     L_train = barlow_loss(C_train, cfg.lam)
     Zpop = np.vstack([pop.X, pop.Xp])
     kx = infinite_width_ntk(Zpop, Ztr, activation=cfg.activation)
-    f0pop = network_outputs(Zpop, W0, V0, cfg.activation)
-    Fpop = f0pop + kx @ A
+    Fpop = network_outputs(Zpop, W0, V0, cfg.activation) + kx @ A
     prod = Fpop[:n_pop, :, None] * Fpop[n_pop:, None, :]  # f_k(x) f_l(x+) per population pair
     C_pop = prod.mean(axis=0)
     L_pop = barlow_loss(C_pop, cfg.lam)
@@ -327,21 +318,20 @@ def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | 
     W_op2 = float(np.linalg.eigvalsh(A.T @ theta @ A + np.eye(K)).max())
     n_mom = cfg.n_moment if cfg.data == "gaussian" else min(cfg.n_moment, 590)
     mom = make_data(cfg, n_mom, fit.moment_seed, "test")
-    kk = (feature_kernel_diag(mom.X, W0, V0, cfg.activation)
-          * feature_kernel_diag(mom.Xp, W0, V0, cfg.activation))
+    kk = feature_kernel_diag(mom.X, W0, V0, cfg.activation) * feature_kernel_diag(mom.Xp, W0, V0, cfg.activation)
     second_moment = float(kk.mean())
     eps = deviation_bound(W_op2, second_moment, N, cfg.conf_delta, cfg.lam)
     bound = (np.sqrt(L_train) + eps) ** 2
     # the network itself at width M_init, same data and initialisation
-    r = train_network(tr.X, tr.Xp, W0, V0, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
-                      n_steps=cfg.n_steps, record_every=cfg.n_steps)
-    Fn = network_outputs(Zpop, r.W, r.V, cfg.activation)
-    L_pop_net = barlow_loss(Fn[:n_pop].T @ Fn[n_pop:] / n_pop, cfg.lam)
+    net = simulate_network(tr.X, tr.Xp, W0, V0, lam=cfg.lam, activation=cfg.activation, lr=cfg.lr,
+                           n_steps=cfg.n_steps, record_every=cfg.n_steps, probe=Zpop)
+    Fn = net.observable("F")[-1]
+    L_pop_net = barlow_loss(cross_correlation(Fn[:n_pop], Fn[n_pop:]), cfg.lam)
     return {"deviation": deviation, "deviation_se": deviation_se, "deviation_bound": eps,
             "deviation_ratio": eps / deviation if deviation > 0 else float("inf"),
             "train_loss": float(L_train), "test_loss": float(L_pop),
             "bound": float(bound), "bound_ratio": float(bound / L_pop) if L_pop > 0 else float("inf"),
-            "test_loss_network": float(L_pop_net), "train_loss_network": float(r.loss[-1]),
+            "test_loss_network": float(L_pop_net), "train_loss_network": float(net.observable("loss")[-1]),
             "W_op2": W_op2, "second_moment": second_moment,
             "second_moment_se": float(kk.std(ddof=1) / np.sqrt(kk.size)),
             "rademacher_rms": float(np.sqrt(second_moment / N)),
@@ -351,71 +341,25 @@ def generalization_check(cfg: SweepConfig = QUICK, seed: int = 0, M_init: int | 
             "delta": cfg.conf_delta}
 
 
-def feature_kernel_diag(X, W0, V0, activation: str) -> np.ndarray:
-    r""":math:`\kappa(x, x) = \Theta_\infty(x, x) + \|f_0(x)\|^2` (n,) for inputs ``X`` (n, d): the diagonal of
-    the kernel of the feature map :math:`\psi(x) = (\phi_\infty(x), f_0(x))` of the kernel model, ``f_0`` the
-    outputs of the network ``(W0, V0)``."""
-    return infinite_width_ntk_diag(X, activation) + np.sum(network_outputs(X, W0, V0, activation) ** 2, axis=1)
+# ---------------------------------------------------------------------------------------------- derivation
+def symbolic_gradient_check(seed: int = 0, activation: str = "tanh") -> float:
+    """Largest difference between the SymPy gradient flow of a tiny network and the numba gradient.
 
-
-def pair_rademacher_trace(kdiag_first, kdiag_second) -> float:
-    r"""Trace bound on the empirical Rademacher complexity of the unit ball of the pair RKHS.
-
-    The pair kernel is :math:`k((x, x^+), (y, y^+)) = \kappa(x, y)\,\kappa(x^+, y^+)`; for N pairs
-
-    .. math:: \hat R_S = \frac1N E_\sigma \Big\|\sum_i \sigma_i\,\psi(x_i)\otimes\psi(x_i^+)\Big\|
-              \le \frac1N\sqrt{\sum_i \kappa(x_i, x_i)\,\kappa(x_i^+, x_i^+)} ,
-
-    the form :math:`B\sqrt{\mathrm{tr}\,K}/n` of Lemma 6.2 (as summarised) with B = 1.
-
-    Parameters
-    ----------
-    kdiag_first, kdiag_second : (N,)
-        :math:`\kappa(x_i, x_i)` and :math:`\kappa(x_i^+, x_i^+)`, non-negative.
+    Builds :func:`._symbolic.network_flow_system` (d = 2, M = 3, K = 2, N = 2), evaluates its right-hand
+    side with ``lambdify`` at random weights and data and compares with ``-loss_and_gradient``.
     """
-    ka = check_finite_array("kdiag_first", kdiag_first, ndim=1)
-    kb = check_finite_array("kdiag_second", kdiag_second, ndim=1)
-    if ka.shape != kb.shape or ka.size < 1:
-        raise InvalidParameterError(f"kdiag_first and kdiag_second must have the same length >= 1, got "
-                                    f"{ka.shape} and {kb.shape}")
-    if np.any(ka < 0) or np.any(kb < 0):
-        raise InvalidParameterError("kernel diagonals must be non-negative")
-    return float(np.sqrt(np.sum(ka * kb)) / ka.size)
-
-
-def deviation_bound(gram_max_eig: float, second_moment: float, n: int, delta: float, lam: float = 1.0) -> float:
-    r"""Our uniform bound on :math:`\|C_{pop} - \hat C\|_\Lambda` for kernelised Barlow Twins.
-
-    .. math:: \varepsilon = \max(1, \sqrt\lambda)\;\lambda_{\max}(G)\;
-              \sqrt{\frac{E[\kappa(x,x)\kappa(x^+,x^+)]}{n\,\delta}}
-
-    holds with probability at least :math:`1-\delta` over the n training pairs, for every weight operator
-    with Gram matrix G (derivation: ``derivations/barlow_ntk.md`` §5).
-
-    Parameters
-    ----------
-    gram_max_eig : float >= 0
-        :math:`\lambda_{\max}(G)`, G the Gram matrix of the K output weights.
-    second_moment : float >= 0
-        :math:`E[\kappa(x,x)\,\kappa(x^+,x^+)]` over positive pairs.
-    n : int >= 1
-    delta : float in (0, 1)
-    lam : float >= 0
-        Off-diagonal weight of the loss.
-    """
-    gram_max_eig = check_range("gram_max_eig", gram_max_eig, 0.0)
-    second_moment = check_range("second_moment", second_moment, 0.0)
-    n = check_int("n", n, 1)
-    delta = check_range("delta", delta, 0.0, 1.0, low_open=True, high_open=True)
-    lam = check_range("lam", lam, 0.0)
-    return float(max(1.0, np.sqrt(lam)) * gram_max_eig * np.sqrt(second_moment / (n * delta)))
-
-
-def config_dict(cfg: SweepConfig) -> dict:
-    """The configuration as a plain dict (for reports)."""
-    return asdict(cfg)
-
-
-__all__ = ["SweepConfig", "QUICK", "FULL", "run_width_sweep", "width_sweep_points", "width_point",
-           "collect_width_sweep", "generalization_check", "fit_kernel_model", "KernelModelFit",
-           "feature_kernel_diag", "pair_rademacher_trace", "deviation_bound", "make_data"]
+    d, M, K, N = 2, 3, 2, 2
+    sysm = S.network_flow_system(d, M, K, N, activation, expand=False)
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((M, d))
+    V = rng.standard_normal((K, M))
+    X = rng.standard_normal((N, d))
+    Xp = X + 0.3 * rng.standard_normal((N, d))
+    lam = 0.7
+    f = sp.lambdify([sysm.states, sysm.params], list(sysm.rhs), "numpy")
+    y = np.concatenate([W.ravel(), V.ravel()])
+    p = np.concatenate([[lam], X.ravel(), Xp.ravel()])
+    sym = np.asarray(f(y, p), dtype=float)
+    _, gW, gV = loss_and_gradient(X, Xp, W, V, lam=lam, activation=activation)
+    num = -np.concatenate([gW.ravel(), gV.ravel()])
+    return float(np.max(np.abs(sym - num)))

@@ -1,0 +1,176 @@
+"""Barlow Twins network training speed: theorykit's ``simulate_network`` (the numba gradient-descent step kernel
+driven by ``theorykit.simulate.run_particles``) versus the plain numpy loop a user would write for the same
+model, at the sizes of ``theorykit reproduce`` (quick: N = 24 pairs, widths up to 2048; full: N = 64 pairs,
+widths up to 16384), in the same run.
+
+Run: python benchmarks/bench_barlow.py [--quick]
+Prints the machine load, the measured matrix-multiply peak and a Markdown table: time per gradient-descent
+step (best of the repeats, numba compile time excluded by a warm-up call), speed-up, achieved floating-point
+rate of the step's matrix products as a fraction of the peak, and the agreement of the two loops (largest
+difference of the recorded losses relative to the initial loss: both start from the same weights and are
+deterministic, so they differ by rounding alone).
+
+Both sides record the full-batch loss every 10 steps. The flop count is that of the five matrix products of a
+step, ``2 n M (2 d + 3 K)`` for n = 2N inputs (tanh, the loss and the update are not counted); the peak is the
+best rate of a 2000 x 2000 ``numpy`` matrix product in the same run. Matrix products go through multi-threaded
+OpenBLAS on both sides (numpy's and scipy's); ``OPENBLAS_NUM_THREADS=1 python benchmarks/bench_barlow.py``
+measures the single-threaded case, and the first line printed says which one ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from theorykit.theories.barlow_ntk import _kernels, gaussian_pairs, init_params, simulate_network
+
+D, K, LR, LAM, RECORD_EVERY = 16, 2, 0.05, 1.0, 10
+
+
+def numpy_gd(X: np.ndarray, Xp: np.ndarray, W: np.ndarray, V: np.ndarray, n_steps: int) -> np.ndarray:
+    """The baseline: full-batch gradient descent of ``f(x) = tanh(x Wᵀ) Vᵀ / √M`` on the Barlow Twins loss in
+    plain numpy; returns the loss before steps 0, 10, ..., n_steps."""
+    N, M = X.shape[0], W.shape[0]
+    Z = np.vstack([X, Xp])
+    s = 1.0 / np.sqrt(M)
+    off = np.where(np.eye(K) > 0, 1.0, LAM)
+    losses = []
+    W, V = W.copy(), V.copy()
+    for step in range(n_steps + 1):
+        A = np.tanh(Z @ W.T)
+        F = A @ V.T * s
+        C = F[:N].T @ F[N:] / N
+        if step % RECORD_EVERY == 0:
+            losses.append(np.sum(off * (C - np.eye(K)) ** 2))
+        if step == n_steps:
+            break
+        G = 2 * off * (C - np.eye(K))  # dL/dC
+        gF = np.vstack([F[N:] @ G.T, F[:N] @ G]) / N * s
+        gV = gF.T @ A
+        gW = ((gF @ V) * (1 - A * A)).T @ Z
+        W -= LR * gW
+        V -= LR * gV
+    return np.array(losses)
+
+
+def matmul_peak(n: int = 2000, repeats: int = 5) -> float:
+    """Best flop/s of an ``n x n`` float64 matrix product with numpy (its BLAS, its threads)."""
+    a = np.random.default_rng(0).standard_normal((n, n))
+    b = np.random.default_rng(1).standard_normal((n, n))
+    out = np.empty((n, n))
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(a, b, out)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best
+
+
+def time_both(N: int, M: int, n_steps: int, repeats: int) -> dict:
+    """Best time per step of each loop (interleaved repeats) and the agreement of their losses."""
+    data = gaussian_pairs(N, D, radius=2.0, n_clusters=8, spread=1.0, seed=1)
+    W, V = init_params(D, M, K, seed=2)
+    t_np = t_tk = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        loss_np = numpy_gd(data.X, data.Xp, W, V, n_steps)
+        t_np = min(t_np, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        run = simulate_network(data.X, data.Xp, W, V, lam=LAM, activation="tanh", lr=LR, n_steps=n_steps,
+                               record_every=RECORD_EVERY)
+        t_tk = min(t_tk, time.perf_counter() - t0)
+    loss_tk = run.observable("loss")
+    return {"numpy": t_np / n_steps, "theorykit": t_tk / n_steps,
+            "rel_diff": float(np.max(np.abs(loss_tk - loss_np)) / loss_np[0])}
+
+
+def breakdown(N: int, M: int, repeats: int) -> dict[str, float]:
+    """Seconds per step of the parts of theorykit's step at one size (best of the repeats): the BLAS products
+    with the inputs, block by block as the kernel runs them, the activation-and-outputs pass and the backward
+    pass (tanh's share: the activation pass alone, without the outputs)."""
+    data = gaussian_pairs(N, D, radius=2.0, seed=1)
+    W, V = init_params(D, M, K, seed=2)
+    Z = np.vstack([data.X, data.Xp])
+    n = Z.shape[0]
+    AT, BT, gW, gV = np.random.default_rng(3).standard_normal((M, n)), np.empty((M, n)), np.empty_like(W), \
+        np.empty_like(V)
+    gFT = 1e-3 * np.random.default_rng(4).standard_normal((K, n))
+    block = _kernels._block(n, D)
+    blocks = [(m0, min(M, m0 + block)) for m0 in range(0, M, block)]
+
+    def products():
+        for m0, m1 in blocks:
+            np.dot(W[m0:m1], Z.T, AT[m0:m1])
+            np.dot(BT[m0:m1], Z, gW[m0:m1])
+
+    def activation_pass():
+        FT = np.zeros((K, n))
+        for m0, m1 in blocks:
+            _kernels._activate_rows(AT[m0:m1], V[:, m0:m1], 0, FT)
+
+    def backward_pass():
+        for m0, m1 in blocks:
+            _kernels._backward_rows(AT[m0:m1], gFT, V[:, m0:m1], 0, BT[m0:m1], gV[:, m0:m1])
+
+    def tanh_only():
+        _kernels.activate(AT, 0)
+
+    parts = {"BLAS products": products, "activation and outputs": activation_pass, "backward": backward_pass,
+             "tanh alone": tanh_only}
+    out = {}
+    for name, fn in parts.items():
+        fn()
+        best = np.inf
+        for _ in range(repeats):
+            AT[:] = np.clip(AT, -3.0, 3.0)  # keep the activations' inputs in tanh's working range
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = best
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    args = ap.parse_args()
+    # (N pairs, width M, steps): the quick reproduce's smallest, middle and largest widths, the full one's largest
+    sizes = [(24, 64, 2000), (24, 512, 1000), (24, 2048, 300), (64, 16384, 40)]
+    repeats = 2 if args.quick else 5
+    if args.quick:
+        sizes = [(N, M, max(1, steps // (4 * RECORD_EVERY)) * RECORD_EVERY) for N, M, steps in sizes]
+    data = gaussian_pairs(4, D, seed=0)
+    simulate_network(data.X, data.Xp, *init_params(D, 8, K), activation="tanh", n_steps=10)  # JIT / cache load
+    load0 = os.getloadavg()[0]
+    # the peak is measured before every row and at the end; the fractions use the best of these measurements
+    peaks = [matmul_peak()]
+    rows = []
+    for N, M, steps in sizes:
+        r = time_both(N, M, steps, repeats)
+        peaks.append(matmul_peak())
+        rows.append((N, M, steps, r, 2.0 * (2 * N) * M * (2 * D + 3 * K) / r["theorykit"]))
+    peak = max(peaks)
+    print(f"BLAS threads: OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"{os.cpu_count()} CPUs, load average {load0:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; "
+          f"matrix-multiply peak {peak / 1e9:.1f} Gflop/s (2000 x 2000, numpy; best of "
+          f"{', '.join(f'{p / 1e9:.1f}' for p in peaks)})\n")
+    print("| N pairs | width M | steps | numpy loop (µs/step) | theorykit (µs/step) | speed-up | theorykit Gflop/s "
+          "| fraction of peak | max abs. loss difference / L(0) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for N, M, steps, r, rate in rows:
+        print(f"| {N} | {M} | {steps} | {r['numpy'] * 1e6:.1f} | {r['theorykit'] * 1e6:.1f} | "
+              f"{r['numpy'] / r['theorykit']:.1f}x | {rate / 1e9:.2f} | {rate / peak:.0%} | {r['rel_diff']:.1e} |")
+    N, M, steps = sizes[-1]
+    parts = breakdown(N, M, 3 * repeats)
+    flops = 2.0 * (2 * N) * M * 2 * D
+    print(f"\nParts of one step at N = {N}, M = {M} (ms): "
+          + ", ".join(f"{name} {t * 1e3:.2f}" for name, t in parts.items())
+          + f"; the BLAS products alone run at {flops / parts['BLAS products'] / 1e9:.1f} Gflop/s "
+          f"({flops / parts['BLAS products'] / peak:.0%} of the peak)")
+
+
+if __name__ == "__main__":
+    main()
