@@ -6,7 +6,7 @@ flop rate against the machine's matrix-multiply peak measured in the same run.
 Run: python benchmarks/bench_imbalanced.py [--quick]
 Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
 numpy loop, of one theorykit run, and of two replicates of one configuration trained in parallel threads
-(``train_replicates``; time per step of each); speed-ups; the flop rate of one run and of the two replicates as a
+(``simulate_replicates``; time per step of each); speed-ups; the flop rate of one run and of the two replicates as a
 fraction of the peak of a 2048 x 2048 ``np.dot`` (all threads); and the agreement of the two implementations (loss
 and gradient on identical batches; the paper's neuron statistics after training from the same initial weights,
 each side with its own random stream, with the spread between seeds). ``--quick``: the quick size only, fewer
@@ -198,7 +198,7 @@ def main() -> None:
     else:
         large = full_cfg.with_(d1=128, n_major=8, n_minor=8, width=256, batch=64, n_tokens=4, steps=300)
         sizes, n_seeds = [("quick", quick_cfg), ("full", full_cfg), ("larger", large)], 3
-    ip.train(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
+    ip.simulate_sgd(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
     print(machine_line() + "\n")
     peak = matmul_peak()
     print(f"matrix-multiply peak (2048^3 np.dot): {peak / 1e9:.1f} GFlop/s\n")
@@ -211,14 +211,14 @@ def main() -> None:
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
-        t_tk = best_time(ip.train, cfg, seed=0, W0=W0)
-        t_rep = best_time(ip.train_replicates, cfg, [0, 1], threads=2) / 2
+        t_tk = best_time(ip.simulate_sgd, cfg, seed=0, W0=W0)
+        t_rep = best_time(ip.simulate_replicates, cfg, [0, 1], threads=2) / 2
         f = flops_per_step(cfg) * cfg.steps
         res_np, res_tk, W_end = [], [], None
         for s in range(n_seeds):
             W0s = initial_weights(cfg, 1000 + s)
             res_np.append(metrics_of(cfg, numpy_train(cfg, W0s, seed=2000 + s)))
-            W_end = ip.train(cfg, seed=3000 + s, W0=W0s).W
+            W_end = ip.simulate_sgd(cfg, seed=3000 + s, W0=W0s).observable("W")[-1]
             res_tk.append(metrics_of(cfg, W_end))
         dl, dg = grad_agreement(cfg, [W0, W_end])
         cols = [f"{np.mean([r[k] for r in res_np]):.2f} / {np.mean([r[k] for r in res_tk]):.2f}" for k in METRICS]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from theorykit.theories import imbalanced_pruning as ip
-from theorykit.theories.imbalanced_pruning import _model as mdl
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_imbalanced.py"
 
@@ -53,7 +52,7 @@ def test_numpy_tokens_match_theorykit_sampler():
     cfg = ip.Config(d1=9, n_major=2, n_minor=1, n_tokens=2, p=0.4, eps_min=0.5, basis="random")
     M = ip.feature_matrix(cfg, 4)
     rng = np.random.default_rng(0)
-    u, xi = mdl.draw_batches(cfg, 1, 50, rng, rng)
+    u, xi = rng.random((1, 100, cfg.d)), rng.standard_normal((1, 2, 100, cfg.d1))  # 50 inputs of 2 tokens
     X, Y, Z = bench.numpy_tokens(u[0], xi[0], M, cfg.feature_probs(), cfg.sigma)
     X_tk, Y_tk, Z_tk = ip.sample_pairs(cfg, 50, 1, M=M)  # other draws: compare the construction, not the values
     XY, Z2 = np.empty((200, cfg.d1)), np.empty((100, cfg.d))

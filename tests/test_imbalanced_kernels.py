@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import theorykit.simulate._driver as driver
 from theorykit.theories import imbalanced_pruning as ip
 from theorykit.theories.imbalanced_pruning import _kernels as K
-from theorykit.theories.imbalanced_pruning import _model as mdl
+from theorykit.theories.imbalanced_pruning import _simulate as sim
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_imbalanced.py"
 SMALL = ip.Config(d1=12, n_major=2, n_minor=2, p=0.3, eps_min=0.5, width=9, n_tokens=3, batch=6, tau=0.7, lam=0.05,
@@ -30,11 +31,9 @@ def _kernel_steps(cfg, W0, draws):
     """Run the kernel over the given per-step draws; returns the weights and the mask after every step."""
     W, mask, A = W0.copy(), np.ones_like(W0), cfg.initial_attention()
     M = ip.feature_matrix(cfg)
-    n_rec = cfg.steps + 1
-    rec = np.zeros((n_rec, cfg.width, cfg.d)), np.zeros((n_rec, cfg.width)), np.zeros(n_rec)
     out = []
     for t, (u, xi) in enumerate(draws):
-        K.train_chunk(W, A, mask, M, cfg.feature_probs(), u[None], xi[None], t, mdl.hyper(cfg), *rec)
+        K.sgd_steps(W, A, mask, M, cfg.feature_probs(), u[None], xi[None], t, sim.kernel_hyper(cfg), np.empty(1))
         out.append((W.copy(), mask.copy()))
     return out
 
@@ -51,7 +50,8 @@ def _reference_steps(bench, cfg, W0, draws):
 
 def _draws(cfg, seed):
     rng = np.random.default_rng(seed)
-    u, xi = mdl.draw_batches(cfg, cfg.steps, cfg.batch, rng, rng)
+    T = cfg.batch * cfg.n_tokens
+    u, xi = rng.random((cfg.steps, T, cfg.d)), rng.standard_normal((cfg.steps, 2, T, cfg.d1))
     return list(zip(u, xi))
 
 
@@ -100,14 +100,40 @@ def test_forward_mask_is_recomputed_on_schedule():
 
 
 @pytest.mark.numba
-def test_train_is_independent_of_chunking_and_threads(monkeypatch):
+def test_simulation_is_independent_of_chunking_and_threads(monkeypatch):
     cfg = ip.Config(d1=10, n_major=2, n_minor=1, width=6, batch=5, steps=30, record_every=5, prune_rate=0.3)
-    runs = ip.train_replicates(cfg, [3, 4, 5], threads=2)
+    runs = ip.simulate_replicates(cfg, [3, 4, 5], threads=2)
     for s, run in zip([3, 4, 5], runs):
-        one = ip.train(cfg, s)
-        np.testing.assert_array_equal(run.W, one.W)
-        np.testing.assert_array_equal(run.proj, one.proj)
-    monkeypatch.setattr(mdl, "_CHUNK_DRAWS", 1)  # one step per chunk
-    chunked = ip.train(cfg, 3)
-    np.testing.assert_array_equal(chunked.W, runs[0].W)
-    np.testing.assert_array_equal(chunked.loss, runs[0].loss)
+        one = ip.simulate_sgd(cfg, s)
+        assert run.names == one.names
+        for name in run.names:
+            np.testing.assert_array_equal(run.observable(name), one.observable(name), err_msg=name)
+    monkeypatch.setattr(driver, "CHUNK_BYTES", 1)  # one step per chunk
+    chunked = ip.simulate_sgd(cfg, 3)
+    for name in ("W", "mask", "loss", "a_1_1", "r_6"):
+        np.testing.assert_array_equal(chunked.observable(name), runs[0].observable(name), err_msg=name)
+
+
+@pytest.mark.numba
+def test_records_are_the_forward_weights_of_each_step():
+    """The records are taken between chunks of steps: at a record step the mask of that step (recomputed there on
+    Algorithm 1's schedule) gives the forward weights of that step, which the projections describe."""
+    cfg = SMALL.with_(prune="forward_mask", prune_rate=0.4, prune_at=0.3, prune_every=2, steps=8, record_every=2)
+    run = ip.simulate_sgd(cfg, 1)
+    assert list(run.t) == [0, 2, 4, 6, 8] and cfg.prune_step == 2
+    W, mask, M = run.observable("W"), run.observable("mask"), run.params["features"]
+    np.testing.assert_array_equal(mask[0], 1.0)
+    for k, t in enumerate(run.t[:-1]):
+        if t >= cfg.prune_step:  # a mask step: the mask recomputed from the weights of that step
+            np.testing.assert_array_equal(mask[k], ip.magnitude_prune(W[k], cfg.prune_rate))
+    proj, noise = ip.network_trajectories(run, cfg.width, cfg.d)
+    forward = W * mask
+    np.testing.assert_allclose(proj, forward @ M.T, rtol=1e-12, atol=1e-14)
+    full = np.linalg.norm(forward, axis=2) ** 2
+    np.testing.assert_allclose(noise ** 2, full - np.sum(proj ** 2, axis=2), rtol=1e-9, atol=1e-14)
+    # the last record keeps the mask of the last step (step 7 keeps the mask of step 6), not a fresh one, so that
+    # the final metrics see the forward pass the run ended with
+    np.testing.assert_array_equal(mask[-1], mask[3])
+    assert not np.array_equal(mask[-1], ip.magnitude_prune(W[-1], cfg.prune_rate))
+    np.testing.assert_array_equal(ip.forward_weights(run), W[-1] * mask[-1])
+    assert ip.weights_at_prune(run) is not None and np.array_equal(ip.weights_at_prune(run), W[1])

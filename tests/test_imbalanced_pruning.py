@@ -13,8 +13,9 @@ import sympy as sp
 
 from theorykit.errors import InvalidParameterError
 from theorykit.theories import imbalanced_pruning as ip
-from theorykit.theories.imbalanced_pruning import _flow as fl
-from theorykit.theories.imbalanced_pruning import _theory as th
+from theorykit.theories.imbalanced_pruning._studies import one_token_config
+from theorykit.theories.imbalanced_pruning import _symbolic as S
+from theorykit.validate import Study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,46 +165,47 @@ def test_pruning_removes_exact_fraction_by_magnitude(mode, rate):
 @pytest.mark.numba
 def test_hard_pruning_keeps_pruned_weights_at_zero_and_matches_until_pruning():
     cfg = ip.Config(**SMALL)
-    plain = ip.train(cfg, 7)
-    pruned = ip.train(cfg.with_(prune="hard", prune_rate=0.5, prune_mode="neuron", prune_at=0.5), 7)
-    k = np.searchsorted(plain.steps, pruned.prune_step)
-    np.testing.assert_allclose(plain.proj[:k], pruned.proj[:k])
-    assert not np.allclose(plain.proj[k:], pruned.proj[k:])
-    dead = ~pruned.alive
+    plain = ip.simulate_sgd(cfg, 7)
+    pruned = ip.simulate_sgd(cfg.with_(prune="hard", prune_rate=0.5, prune_mode="neuron", prune_at=0.5), 7)
+    k = np.searchsorted(plain.t, pruned.params["prune_step"])
+    proj_plain, proj = ip.network_trajectories(plain, cfg.width, cfg.d)[0], ip.network_trajectories(pruned, cfg.width,
+                                                                                                    cfg.d)[0]
+    np.testing.assert_allclose(proj_plain[:k], proj[:k])
+    assert not np.allclose(proj_plain[k:], proj[k:])
+    dead = ~pruned.observable("mask")[-1].any(axis=1)
     assert dead.sum() == cfg.width // 2
-    assert np.all(pruned.W[dead] == 0)
-    assert np.all(np.abs(pruned.proj[-1][dead]) == 0)
+    assert np.all(pruned.observable("W")[-1][dead] == 0)
+    assert np.all(np.abs(proj[-1][dead]) == 0)
 
 
 @pytest.mark.numba
 def test_forward_mask_prunes_the_forward_pass_only():
     cfg = ip.Config(**SMALL).with_(prune_rate=0.5, prune_at=0.5)  # Algorithm 1, weight level
-    run = ip.train(cfg, 7)
-    masked = run.mask == 0
-    assert masked.sum() == run.mask.size // 2
-    assert np.all(run.W[masked] != 0)  # the weights outside the mask keep their values ...
-    np.testing.assert_array_equal(run.W_forward, run.W * run.mask)  # ... and the forward pass does not see them
+    run = ip.simulate_sgd(cfg, 7)
+    W_all, mask = run.observable("W")[-1], run.observable("mask")[-1]
+    masked = mask == 0
+    assert masked.sum() == mask.size // 2
+    assert np.all(W_all[masked] != 0)  # the weights outside the mask keep their values ...
+    np.testing.assert_array_equal(ip.forward_weights(run), W_all * mask)  # ... and the forward pass does not see them
     # the metrics are those of the forward weights
-    W = run.W_forward
+    W, M = ip.forward_weights(run), run.params["features"]
     m = ip.feature_metrics(run)
-    assert m == pytest.approx(ip.projection_metrics(W @ run.M.T, np.linalg.norm(W, axis=1), cfg.n_major), rel=1e-12)
+    assert m == pytest.approx(ip.projection_metrics(W @ M.T, np.linalg.norm(W, axis=1), cfg.n_major), rel=1e-12)
 
 
 @pytest.mark.numba
 def test_weights_at_pruning_are_those_of_the_unpruned_twin():
     cfg = ip.Config(**SMALL).with_(prune_rate=0.3, prune_at=0.5)
-    pruned = ip.train(cfg, 5)
-    twin = ip.train(cfg.with_(prune_rate=0.0, steps=pruned.prune_step), 5)
-    np.testing.assert_array_equal(pruned.W_at_prune, twin.W)
-    assert ip.train(cfg.with_(prune_rate=0.0), 5).W_at_prune is None
+    pruned = ip.simulate_sgd(cfg, 5)
+    twin = ip.simulate_sgd(cfg.with_(prune_rate=0.0, steps=pruned.params["prune_step"]), 5)
+    np.testing.assert_array_equal(ip.weights_at_prune(pruned), twin.observable("W")[-1])
+    assert ip.weights_at_prune(ip.simulate_sgd(cfg.with_(prune_rate=0.0), 5)) is None
 
 
 @pytest.mark.numba
 def test_population_descent_predicts_the_hard_pruning_effect():
-    from theorykit.theories.imbalanced_pruning._reproduce import one_token_config
-
     cfg = one_token_config(ip.default_config(quick=True)).with_(eps_min=0.1, prune_rate=0.5, prune="hard")
-    plain, pruned = ip.train(cfg.with_(prune_rate=0.0), 1), ip.train(cfg, 1)
+    plain, pruned = ip.simulate_sgd(cfg.with_(prune_rate=0.0), 1), ip.simulate_sgd(cfg, 1)
     measured = ip.feature_metrics(pruned)["maxcos_minor"] - ip.feature_metrics(plain)["maxcos_minor"]
     predicted = ip.pruning_flow_effect(pruned)["flow_delta_maxcos_minor"]
     assert measured > 0.005 and predicted > 0.005
@@ -215,10 +217,10 @@ def test_population_descent_predicts_the_hard_pruning_effect():
 def test_masked_weights_never_reenter_in_the_population_descent():
     """A masked weight has zero mean gradient: Algorithm 1's descent keeps its first mask, like hard pruning."""
     cfg = ip.Config(d1=12, n_major=2, n_minor=2, width=8, prune_rate=0.5, steps=200)
-    run = ip.train(cfg.with_(prune_rate=0.0), 3)
-    W0 = run.W
-    forward = ip.population_descent(cfg, W0, run.M, 150, prune="forward_mask")
-    hard = ip.population_descent(cfg, W0, run.M, 150, prune="hard")
+    run = ip.simulate_sgd(cfg.with_(prune_rate=0.0), 3)
+    W0 = run.observable("W")[-1]
+    forward = ip.population_descent(cfg, W0, run.params["features"], 150, prune="forward_mask")
+    hard = ip.population_descent(cfg, W0, run.params["features"], 150, prune="hard")
     mask0 = ip.magnitude_prune(W0, cfg.prune_rate)
     np.testing.assert_array_equal(ip.magnitude_prune(forward, cfg.prune_rate), mask0)
     np.testing.assert_allclose(forward * mask0, hard, rtol=1e-12, atol=1e-15)
@@ -236,10 +238,10 @@ def test_population_descent_step_by_hand():
     M = ip.feature_matrix(cfg)
     We = W0 * ip.magnitude_prune(W0, cfg.prune_rate)
     k, m = cfg.d, cfg.width
-    pars = fl.network_params(cfg)
+    pars = ip.network_params(cfg)
     dy = np.empty(m * (k + 1))
     r = np.linalg.norm(We[:, k:], axis=1)
-    fl.compiled_network(m, k).rhs_into(0.0, np.concatenate([We[:, :k].ravel(), r]), pars, dy)
+    ip.compiled_network(m, k).rhs_into(0.0, np.concatenate([We[:, :k].ravel(), r]), pars, dy)
     expected = np.empty_like(W0)
     for i in range(m):
         g_a = -dy[i * k:(i + 1) * k] / cfg.eta - cfg.lam * We[i, :k]
@@ -250,7 +252,7 @@ def test_population_descent_step_by_hand():
                                atol=1e-15)
     # without a mask the descent is the Euler discretisation of the flow
     y0 = np.concatenate([W0[:, :k].ravel(), np.linalg.norm(W0[:, k:], axis=1)])
-    fl.compiled_network(m, k).rhs_into(0.0, y0, pars, dy)
+    ip.compiled_network(m, k).rhs_into(0.0, y0, pars, dy)
     W1 = ip.population_descent(cfg, W0, M, 1)
     np.testing.assert_allclose(W1[:, :k].ravel(), y0[:m * k] + dy[:m * k], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(np.linalg.norm(W1[:, k:], axis=1), y0[m * k:] + dy[m * k:], rtol=1e-12)
@@ -259,12 +261,12 @@ def test_population_descent_step_by_hand():
 def test_pruning_flow_effect_rejects_a_rotated_basis():
     cfg = ip.Config(**SMALL).with_(basis="random", prune_rate=0.3, steps=20)
     with pytest.raises(InvalidParameterError, match="basis"):
-        ip.pruning_flow_effect(ip.train(cfg, 0))
+        ip.pruning_flow_effect(ip.simulate_sgd(cfg, 0))
 
 
 # ------------------------------------------------------------------------------------------ symbolic
 def test_brelu_mean_matches_quadrature():
-    H = sp.lambdify((th.MU, th.V, th.BIAS), th.brelu_mean(), "mpmath")
+    H = sp.lambdify((S.MU, S.V, S.BIAS), S.brelu_mean(), "mpmath")
     for mu, v, b in [(0.7, 0.5, 0.3), (-0.2, 1.3, 0.9), (2.0, 0.1, 1.0)]:
         f = lambda g: (max(mu + v * g - b, 0) - max(-mu - v * g - b, 0)) * mpmath.npdf(g)  # noqa: E731
         kinks = sorted([(b - mu) / v, (-b - mu) / v])
@@ -276,9 +278,9 @@ def test_assembled_gradient_matches_full_symbolic_system():
     """The O(K) assembly of the compiled slopes equals the fully symbolic K-feature gradient."""
     cfg = ip.Config(d1=16, n_major=1, n_minor=1, p=0.3, eps_min=0.4, nsr=0.9, bias="norm", kappa=1.2, lam=0.02,
                     tau=0.8, n_tokens=2, batch=16)
-    D = th.derive(2)
-    pars = th.flow_params(cfg)
-    subs = {th.C: pars["c"], th.LAM: pars["lambda"], th.SIGMA: cfg.sigma, th.KAPPA: cfg.bias_scale,
+    D = ip.population_gradient(2)
+    pars = ip.flow_params(cfg)
+    subs = {S.C: pars["c"], S.LAM: pars["lambda"], S.SIGMA: cfg.sigma, S.KAPPA: cfg.bias_scale,
             D.pi[0]: pars["pi1"], D.pi[1]: pars["pi2"]}
     f = sp.lambdify((*D.a, D.r), [g.subs(subs) for g in (*D.grad_feature, D.grad_noise)], "mpmath")
     for a, r in [((0.3, -0.1), 0.4), ((1.2, 0.05), 0.2)]:
@@ -319,7 +321,7 @@ def _closure_loss(xp, xs, xo, n_s, n_r):
 
 
 def test_saturation_factor_matches_finite_differences_of_the_closure_loss():
-    q = sp.lambdify((th.LOGIT, th.N_SAME, th.N_REST), th.saturation_factor(), "numpy")
+    q = sp.lambdify((S.LOGIT, S.N_SAME, S.N_REST), S.saturation_factor(), "numpy")
     h = 1e-6
     for e, n_s, n_r in [(0.0, 2.0, 27.0), (0.7, 1.3, 20.4), (3.0, 4.0, 23.0), (-0.5, 0.5, 10.0)]:
         d_pos = (_closure_loss(e + h, e, -e, n_s, n_r) - _closure_loss(e - h, e, -e, n_s, n_r)) / (2 * h)
@@ -367,16 +369,16 @@ def test_network_flow_rhs_matches_hand_written_formulas(saturation):
     cfg = ip.Config(d1=16, n_major=2, n_minor=1, p=0.2, eps_min=0.3, nsr=0.8, bias="norm", kappa=1.3, tau=0.7,
                     lam=0.02, batch=24, n_tokens=2)
     rng = np.random.default_rng(4)
-    A = rng.normal(scale=0.6, size=(5, 3))
+    P = rng.normal(scale=0.6, size=(5, 3))
     r = np.abs(rng.normal(scale=0.3, size=5))
-    csys = fl.compiled_network(5, 3)
+    csys = ip.compiled_network(5, 3)
     out = np.empty(20)
-    csys.rhs_into(0.0, np.concatenate([A.ravel(), r]), fl.network_params(cfg, saturation=saturation), out)
-    np.testing.assert_allclose(out, _flow_rhs_by_hand(cfg, A, r, saturation), rtol=1e-10, atol=1e-14)
-    # the linearised flow of one neuron is the projected population gradient of derive()
+    csys.rhs_into(0.0, np.concatenate([P.ravel(), r]), ip.network_params(cfg, saturation=saturation), out)
+    np.testing.assert_allclose(out, _flow_rhs_by_hand(cfg, P, r, saturation), rtol=1e-10, atol=1e-14)
+    # the linearised flow of one neuron is the projected population gradient of population_gradient()
     if not saturation:
         for i in range(5):
-            g = ip.projected_gradient(cfg, A[i], r[i])
+            g = ip.projected_gradient(cfg, P[i], r[i])
             np.testing.assert_allclose(out[i * 3:(i + 1) * 3], -cfg.eta * g[:-1], rtol=1e-10, atol=1e-14)
             assert out[15 + i] == pytest.approx(-cfg.eta * g[-1], rel=1e-10, abs=1e-14)
 
@@ -384,20 +386,25 @@ def test_network_flow_rhs_matches_hand_written_formulas(saturation):
 @pytest.mark.numba
 def test_population_flow_saturates_only_with_the_closure():
     cfg = ip.default_config(quick=True).with_(eps_min=0.2)
-    start = ip.train(cfg.with_(steps=1), 0)
-    W0 = start.proj[0], start.noise[0]
+    start = ip.simulate_sgd(cfg.with_(steps=1), 0)
+    W0 = [x[0] for x in ip.network_trajectories(start, cfg.width, cfg.d)]
     t = np.linspace(0.0, 2400.0, 121)
-    P, N = ip.population_flow(cfg, W0[0], W0[1], t)
+    sol = ip.flow_solution(cfg, W0[0], W0[1], t)
+    assert sol.state_names == ip.network_state_names(cfg.width, cfg.d)  # the names of the SGD observables
+    P, N = ip.network_trajectories(sol, cfg.width, cfg.d)
     top = np.abs(P).max(axis=1)  # [n_t, K]: the largest projection on each feature
     assert np.all(top[-1, :cfg.n_major] > 5 * top[0, :cfg.n_major])  # majority features are learned ...
     maj = slice(0, cfg.n_major)
     assert np.all(np.abs(top[-1, maj] - top[-10, maj]) <= 0.02 * top[-1, maj])  # ... and have converged
-    P_lin, _ = ip.population_flow(cfg, W0[0], W0[1], t[:61], saturation=False)
+    P_lin, _ = ip.network_trajectories(ip.flow_solution(cfg, W0[0], W0[1], t[:61], saturation=False), cfg.width,
+                                       cfg.d)
     assert np.abs(P_lin[-1]).max() > 3 * np.abs(P[60]).max()  # without saturation growth goes on
     with pytest.raises(InvalidParameterError, match="a0"):
-        ip.population_flow(cfg, W0[0][:, :2], W0[1], t)
+        ip.flow_solution(cfg, W0[0][:, :2], W0[1], t)
+    with pytest.raises(InvalidParameterError, match="non-zero"):
+        ip.flow_solution(cfg, np.vstack([np.zeros((1, cfg.d)), W0[0][1:]]), np.append(0.0, W0[1][1:]), t)
     with pytest.raises(InvalidParameterError, match="t_eval"):
-        ip.population_flow(cfg, W0[0], W0[1], t[::-1])
+        ip.flow_solution(cfg, W0[0], W0[1], t[::-1])
 
 
 # ------------------------------------------------------------------------------------------ stages
@@ -437,11 +444,9 @@ def test_learned_neurons_selects_grown_and_aligned_neurons():
 
 @pytest.mark.numba
 def test_stage_detection_on_small_run():
-    from theorykit.theories.imbalanced_pruning._reproduce import one_token_config
-
     # the derivation's setting: one token per input, so attention does not mix tokens
     cfg = one_token_config(ip.default_config(quick=True)).with_(steps=1600, eps_min=0.2)
-    run = ip.train(cfg, 1)
+    run = ip.simulate_sgd(cfg, 1)
     st = ip.stage_summary(run)
     T = st.measured_major
     assert T.shape[0] >= 5
@@ -478,6 +483,36 @@ def test_stage1_rate_is_the_linearised_growth():
     assert -cfg.eta * ip.projected_gradient(cfg, a, 1.0)[0] / h == pytest.approx(ip.stage1_rate(cfg), rel=1e-5)
 
 
+# ------------------------------------------------------------------------------------------ statistics
+def test_paired_slope_is_least_squares_with_a_prefactor_per_replicate():
+    from scipy import stats
+
+    from theorykit.theories.imbalanced_pruning._studies import fit_paired_slope, fit_slope
+
+    rng = np.random.default_rng(0)
+    x = np.array([0.125, 0.25, 0.5])
+    offsets = rng.normal(scale=0.5, size=6)  # replicate levels, much larger than the noise along x
+    y = np.exp(offsets[None, :] - 0.15 * np.log(x)[:, None] + 0.05 * rng.normal(size=(3, 6)))
+    fit = fit_paired_slope(x, y)
+    # reference: ordinary least squares with one indicator column per replicate
+    design = np.column_stack([np.tile(np.log(x), 6), np.kron(np.eye(6), np.ones((3, 1)))])
+    coef, rss, *_ = np.linalg.lstsq(design, np.log(y).T.ravel(), rcond=None)
+    dof = 18 - 7
+    se = np.sqrt(rss[0] / dof * np.linalg.inv(design.T @ design)[0, 0])
+    assert fit["slope"] == pytest.approx(coef[0], rel=1e-12)
+    assert fit["slope_ci95"] == pytest.approx([coef[0] - stats.t.ppf(0.975, dof) * se,
+                                               coef[0] + stats.t.ppf(0.975, dof) * se], rel=1e-10)
+    assert fit["n_points"] == 18 and fit["n_replicates"] == 6
+    # the pooled fit (seeds as repeated x) sees the replicate levels as noise: a much wider interval
+    wide = fit_slope(np.broadcast_to(x[:, None], y.shape), y)
+    assert np.diff(wide["slope_ci95"])[0] > 3 * np.diff(fit["slope_ci95"])[0]
+    # failed points (NaN, non-positive) are left out; a replicate left with one point drops out
+    y[0, 1], y[1, 1], y[2, 2] = np.nan, 0.0, np.inf
+    part = fit_paired_slope(x, y)
+    assert part["n_points"] == 14 and part["n_replicates"] == 5 and np.isfinite(part["slope"])
+    assert np.isnan(fit_paired_slope(x, y[:, :1] * np.array([[1.0], [np.nan], [np.nan]]))["slope"])
+
+
 # ------------------------------------------------------------------------------------------ derivation
 def test_derivation_markdown_is_up_to_date():
     path = ROOT / "derivations" / "imbalanced_pruning.py"
@@ -490,11 +525,9 @@ def test_derivation_markdown_is_up_to_date():
 
 @pytest.mark.slow
 def test_reproduce_quick(tmp_path):
-    report = ip.reproduce(tmp_path, quick=True, seed=0)
-    assert {c.name for c in report.claims} >= {
-        "minority_smaller_magnitude", "pruning_lowers_downstream_error", "minority_coefficient_independent_of_eps",
-        "specialised_neurons_scale_as_m_over_d", "stage1_d1_exponent_vs_population_flow",
-        "hard_pruning_effect_predicted_by_population_descent"}
+    study = Study(ip.name, ip.title, tmp_path, quick=True, seed=0, claim_names=ip.claim_names)
+    report = study.run(ip.reproduce)
+    assert {c.name for c in report.claims} == set(ip.claim_names)
     for c in report.claims:  # no inequality without its margin, none 100x looser than what it bounds
         if c.kind in ("le", "ge"):
             assert c.details["bound_over_measured"] <= 100, (c.name, c.details["bound_over_measured"])

@@ -155,6 +155,7 @@ def test_blas_limit_holds_while_any_block_is_open_and_comes_back_after_the_last(
 def test_map_threads_keeps_the_order_and_checks_threads():
     assert map_threads(lambda x: x * x, range(7), threads=3) == [x * x for x in range(7)]
     assert map_threads(lambda x: x, [], threads=2) == []
+    assert map_threads(lambda x: -x, [4]) == [-4]
     with pytest.raises(InvalidParameterError, match="threads"):
         map_threads(lambda x: x, [1], threads=0)
     with pytest.raises(ZeroDivisionError):

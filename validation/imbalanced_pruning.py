@@ -1,8 +1,8 @@
 """Measurements and figures for contrastive learning under imbalanced data with magnitude pruning.
 
-Runs :func:`theorykit.theories.imbalanced_pruning.reproduce` (stage dynamics with automatic stage
-detection, neuron counts / maximum cosine / positive-pair cosine / downstream regression MSE vs eps_min
-for several NSR, with and without pruning, mean ± std over seeds) and writes the figures, a
+Runs :func:`theorykit.theories.imbalanced_pruning.reproduce` in a :class:`theorykit.validate.Study` (stage
+dynamics with automatic stage detection, neuron counts / maximum cosine / positive-pair cosine / downstream
+regression MSE vs eps_min for several NSR, with and without pruning, mean ± std over seeds) and writes the figures, a
 ``results.json`` with every claim and number, and a one-line verdict per claim. The eps_min x NSR x
 prune-rate x seed sweep runs through ``theorykit.sweep``: ``--processes N`` for a local pool,
 ``--scheduler tcp://host:8786`` for a dask cluster, ``--store DIR`` to keep finished points and resume an
@@ -16,8 +16,10 @@ from __future__ import annotations
 import sys
 
 from theorykit._io import provenance, write_json
-from theorykit.theories.imbalanced_pruning import reproduce
 from theorykit.cli import add_sweep_arguments, experiment_parser, sweep_options
+from theorykit.sweep import SweepOptions
+from theorykit.theories import imbalanced_pruning as theory
+from theorykit.validate import Study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     add_sweep_arguments(ap)
     args = ap.parse_args(argv)
 
-    report = reproduce(args.out, quick=args.quick, seed=args.seed, **sweep_options(args))
+    study = Study(theory.name, theory.title, args.out, quick=args.quick, seed=args.seed,
+                  sweep_options=SweepOptions(**sweep_options(args)), claim_names=theory.claim_names)
+    report = study.run(theory.reproduce)
     claims = [{"name": c.name, "statement": c.statement, "measured": c.measured, "predicted": c.predicted,
                "tolerance": c.tolerance, "kind": c.kind, "criterion": c.criterion(), "passed": c.passed,
                "details": c.details, "figures": list(c.figures)} for c in report.claims]

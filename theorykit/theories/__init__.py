@@ -65,7 +65,7 @@ BUILTIN_THEORIES: dict[str, str] = {
     "closed_form_predictor": "theorykit.theories.closed_form_predictor",
     "contrastive_highdim": "theorykit.theories.contrastive_highdim",
     "barlow_ntk": "theorykit.theories.barlow_ntk",
-    "imbalanced_pruning": "theorykit.theories._legacy:imbalanced_pruning",
+    "imbalanced_pruning": "theorykit.theories.imbalanced_pruning",
 }
 
 _registered: dict[str, Theory] = {}

@@ -1,4 +1,5 @@
-"""Settings of one training run of the imbalanced-data contrastive simulator."""
+"""Settings of one training run of the imbalanced-data contrastive simulator, and the names of the network's
+projections shared by the population flow and the SGD runs."""
 
 from __future__ import annotations
 
@@ -191,3 +192,16 @@ class Config:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values) -> "Config":
+        """The settings among the entries of ``values`` (e.g. a run's ``params``); other entries are ignored."""
+        return cls(**{name: values[name] for name in cls.__dataclass_fields__})
+
+
+def network_state_names(width: int, n_features: int) -> tuple[str, ...]:
+    """``a_{i}_{k}`` (the projection of neuron ``i`` on feature ``k``, both from 1, neuron-major), then ``r_{i}`` (the
+    norm of neuron ``i`` outside span(M)): the states of the population flow and the observables of an SGD run, so
+    that :func:`theorykit.validate.compare` pairs them."""
+    return (*(f"a_{i + 1}_{k + 1}" for i in range(width) for k in range(n_features)),
+            *(f"r_{i + 1}" for i in range(width)))

@@ -1,13 +1,12 @@
-"""Numba kernels of the Transformer-MLP contrastive simulator (arrays and scalars only).
+"""numba step kernels of the Transformer-MLP contrastive simulator (arrays and scalars only).
 
 Layout: a batch of ``B`` inputs of ``L`` tokens in ambient dimension ``d1`` is a 2-d array float64[B L, d1]
 whose row ``n L + r`` is token ``r`` of input ``n``; the views ``X`` and ``Y`` are stacked into one
 float64[2 B L, d1] array, so that the two ``(B L) x d1`` by ``d1 x m`` products of the encoder are one
 BLAS call (``np.dot`` inside numba) and the weight gradient is another. ``m`` is the number of MLP neurons
 and ``K`` the number of features. Floating arrays are float64 and C-contiguous. Kernels write into their
-``out``-style arguments and take no Python objects; the random numbers are drawn outside (numpy
-``Generator``, vectorised, in chunks of steps) and passed in, so a run depends only on its seed and not on the
-chunk size. The public wrappers in :mod:`._model` validate, draw and allocate.
+``out``-style arguments; the random numbers are drawn outside (by :func:`theorykit.simulate.run_particles`)
+and passed in, and the observables are recorded outside (:func:`project`) between chunks of steps.
 
 Every kernel releases the GIL (``nogil=True``): replicates of one configuration train in parallel threads.
 """
@@ -20,20 +19,17 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ._kernels_attention import attention_general, attention_grad, attention_scaled
-
-#: pruning modes of :func:`train_chunk`
+#: pruning modes of :func:`sgd_steps`
 PRUNE_NONE, PRUNE_FORWARD, PRUNE_HARD = 0, 1, 2
 
-#: Scalars of one training run (a record, so the long argument list of :func:`train_chunk` stays readable).
+#: Scalars of one training run (a record, so the long argument list of :func:`sgd_steps` stays readable).
 #: ``sigma`` noise per coordinate; ``beta`` attention score scale (fixed attention); ``tau``, ``lam``, ``eta``,
 #: ``eta_A`` (attention step); ``kappa`` the bias in noise standard deviations; ``prune_rate``;
 #: ``prune_start`` (first masked step); ``prune_every`` (steps between mask updates); ``prune_mode``
 #: (``PRUNE_*``); ``neuron_level`` (1: mask whole neurons); ``train_attention`` (1: train ``A``);
-#: ``n_tokens``; ``record_every``.
+#: ``n_tokens``.
 Hyper = namedtuple("Hyper", ["sigma", "beta", "tau", "lam", "eta", "eta_A", "kappa", "prune_rate", "prune_start",
-                             "prune_every", "prune_mode", "neuron_level", "train_attention", "n_tokens",
-                             "record_every"])
+                             "prune_every", "prune_mode", "neuron_level", "train_attention", "n_tokens"])
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -158,62 +154,119 @@ def loss_grad_core(UXY, Weff, bias, Wsg, bias_sg, shared, L, tau, S, HX, HY, G, 
     grad[:] = np.dot(gS.T, UXY[:T])
     return loss
 
+# ---------------------------------------------------------------------------------------------- attention
+@njit(cache=True, nogil=True)
+def softmax_mix(X, V, scale, L, U, P):
+    """``P[nL + r, s] = softmax_s(scale <x_r, v_s>)`` and ``U[nL + r] = sum_s P[nL + r, s] x_{nL+s}`` within each
+    input of ``L`` tokens; ``X``, ``V``, ``U`` float64[T, d1], ``P`` float64[T, L]."""
+    T, d1 = X.shape
+    for o in range(0, T, L):
+        for r in range(L):
+            mx = -1e300
+            for s in range(L):
+                acc = 0.0
+                for c in range(d1):
+                    acc += X[o + r, c] * V[o + s, c]
+                P[o + r, s] = scale * acc
+                mx = max(mx, P[o + r, s])
+            tot = 0.0
+            for s in range(L):
+                P[o + r, s] = math.exp(P[o + r, s] - mx)
+                tot += P[o + r, s]
+            for c in range(d1):
+                U[o + r, c] = 0.0
+            for s in range(L):
+                P[o + r, s] /= tot
+                for c in range(d1):
+                    U[o + r, c] += P[o + r, s] * X[o + s, c]
+
+
+@njit(cache=True, nogil=True)
+def attention_scaled(X, L, beta, U):
+    """Self-attention with ``W_Q^T W_K = beta I`` and ``W_V = I`` (``beta = 1``: the identity initialisation).
+
+    ``U[nL + r] = sum_s softmax_s(beta <x_r, x_s>) x_s`` within each input; ``X``, ``U`` float64[T, d1],
+    ``T`` a multiple of ``L``.
+    """
+    softmax_mix(X, X, beta, L, U, np.empty((X.shape[0], L)))
+
+
+@njit(cache=True, nogil=True)
+def attention_general(X, L, A, U, P):
+    """Self-attention with a general score matrix ``A = W_Q^T W_K`` and ``W_V = I``.
+
+    ``P[nL + r, s] = softmax_s(<x_r, A x_s>)`` (float64[T, L], kept for :func:`attention_grad`) and
+    ``U[nL + r] = sum_s P[nL + r, s] x_{nL+s}``; ``X``, ``U`` float64[T, d1], ``A`` float64[d1, d1].
+    """
+    softmax_mix(X, np.dot(X, A.T), 1.0, L, U, P)  # A x_t once per token: the L^2 scores then cost O(d1) each
+
+
+@njit(cache=True, nogil=True)
+def attention_grad(X, UX, P, W, bias, SX, G, L, gradA):
+    r"""Gradient of the InfoNCE loss in ``A`` through the ``X`` view (the ``Y`` view is under the stop-gradient).
+
+    With :math:`a_{rs} = P[nL+r, s]` and :math:`g_r = \partial\ell/\partial U_r = \sum_{i\ \mathrm{active}}
+    G_{ni} w_i`, :math:`\partial\ell/\partial A = \sum_{n,r,s} a_{rs}(x_s\cdot g_r - U_r\cdot g_r)\,x_r x_s^\top`.
+    ``X``, ``UX`` float64[T, d1], ``P`` float64[T, L], ``W`` float64[m, d1] (the weights of the forward
+    pass), ``bias`` float64[m], ``SX`` float64[T, m] pre-activations, ``G`` float64[B, m] the loss gradient in
+    the representation (from :func:`infonce`), output ``gradA`` float64[d1, d1]. No L2 term on ``A``.
+    """
+    T, d1 = X.shape
+    m = W.shape[0]
+    g = np.empty(d1)
+    v = np.empty(d1)
+    gradA[:] = 0.0
+    for t in range(T):
+        n = t // L
+        o = n * L
+        g[:] = 0.0
+        for i in range(m):
+            s = SX[t, i]
+            if s > bias[i] or s < -bias[i]:
+                for c in range(d1):
+                    g[c] += G[n, i] * W[i, c]
+        ug = 0.0
+        for c in range(d1):
+            ug += UX[t, c] * g[c]
+        v[:] = 0.0
+        for s in range(L):
+            xg = 0.0
+            for c in range(d1):
+                xg += X[o + s, c] * g[c]
+            coef = P[t, s] * (xg - ug)
+            for c in range(d1):
+                v[c] += coef * X[o + s, c]
+        for c in range(d1):
+            for e in range(d1):
+                gradA[c, e] += X[t, c] * v[e]
 
 # ------------------------------------------------------------------------------------------------ pruning
 @njit(cache=True, nogil=True)
 def magnitude_mask(W, rate, neuron_level, eligible, mask):
     """Magnitude-pruning mask: 0 for the ``floor(rate * n_eligible)`` smallest units among the eligible ones.
 
-    A unit is an entry ``W[i, c]`` (``neuron_level = 0``) or a neuron ``w_i`` measured by its norm
-    (``neuron_level = 1``). ``eligible`` float64[m, d1] (1 = may be pruned; 0 stays 0 in ``mask``). The
-    threshold is the k-th smallest magnitude (``np.partition``); units at it are masked too, so ties (of
-    probability zero for continuous weights) can mask more than ``k``. Output ``mask`` float64[m, d1].
+    A unit is an entry ``W[i, c]`` (``neuron_level = 0``) or a neuron ``w_i`` measured by the norm of its
+    eligible weights (``neuron_level = 1``). ``eligible`` float64[m, d1] (1 = may be pruned; 0 stays 0 in
+    ``mask``). The threshold is the k-th smallest magnitude (``np.partition``); units at it are masked too, so
+    ties (of probability zero for continuous weights) can mask more than ``k``. Output ``mask`` float64[m, d1].
     """
     m, d1 = W.shape
-    if neuron_level:
-        alive = np.zeros(m, dtype=np.bool_)
-        for i in range(m):
-            for c in range(d1):
-                if eligible[i, c] != 0.0:
-                    alive[i] = True
-        norms = np.empty(m)
-        n_alive = 0
-        for i in range(m):
-            acc = 0.0
-            for c in range(d1):
-                acc += (W[i, c] * eligible[i, c]) ** 2
-            norms[i] = math.sqrt(acc)
-            if alive[i]:
-                n_alive += 1
-        k = int(math.floor(rate * n_alive))
-        vals = np.empty(n_alive)
-        j = 0
-        for i in range(m):
-            if alive[i]:
-                vals[j] = norms[i]
-                j += 1
-        thr = np.partition(vals, k - 1)[k - 1] if k > 0 else -1.0
-        for i in range(m):
-            keep = 1.0 if (alive[i] and norms[i] > thr) else 0.0
-            for c in range(d1):
-                mask[i, c] = keep * eligible[i, c]
-    else:
-        n_alive = 0
-        for i in range(m):
-            for c in range(d1):
-                if eligible[i, c] != 0.0:
-                    n_alive += 1
-        k = int(math.floor(rate * n_alive))
-        vals = np.empty(n_alive)
-        j = 0
-        for i in range(m):
-            for c in range(d1):
-                if eligible[i, c] != 0.0:
-                    vals[j] = abs(W[i, c])
-                    j += 1
-        thr = np.partition(vals, k - 1)[k - 1] if k > 0 else -1.0
-        for i in range(m):
-            for c in range(d1):
+    alive = np.zeros(m, dtype=np.bool_)
+    norms = np.zeros(m)
+    for i in range(m):
+        for c in range(d1):
+            if eligible[i, c] != 0.0:
+                alive[i] = True
+            norms[i] += (W[i, c] * eligible[i, c]) ** 2
+        norms[i] = math.sqrt(norms[i])
+    vals = norms[alive] if neuron_level else np.abs(W).ravel()[eligible.ravel() != 0.0]
+    k = int(math.floor(rate * vals.size))
+    thr = np.partition(vals, k - 1)[k - 1] if k > 0 else -1.0
+    for i in range(m):
+        for c in range(d1):
+            if neuron_level:
+                mask[i, c] = eligible[i, c] if (alive[i] and norms[i] > thr) else 0.0
+            else:
                 mask[i, c] = 1.0 if (eligible[i, c] != 0.0 and abs(W[i, c]) > thr) else 0.0
 
 
@@ -241,10 +294,9 @@ def project(W, M, proj, noise):
             tot -= proj[i, j] * proj[i, j]
         noise[i] = math.sqrt(max(tot, 0.0))
 
-
 # ---------------------------------------------------------------------------------------------- training
 @njit(cache=True, nogil=True)
-def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
+def sgd_steps(W, A, mask, M, pi, u, xi, t0, h, out_loss):
     """Run ``u.shape[0]`` SGD steps from global step ``t0`` on the pre-drawn batches ``u``, ``xi``.
 
     One step (Algorithm 1 of the paper with ``prune_mode = PRUNE_FORWARD``): from step ``prune_start`` on, every
@@ -252,8 +304,8 @@ def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
     from ``W``; the forward pass uses ``W * M^(t)``; the gradient ``g`` of the InfoNCE loss in those forward
     weights is applied to every weight, ``W <- (1 - eta lam) W - eta g``. ``PRUNE_HARD`` computes the mask
     once, at ``prune_start``, and keeps the pruned weights at zero (``W <- ((1 - eta lam) W - eta g) * mask``).
-    The biases are ``kappa sigma ||w_i||`` of the forward weights. With ``train_attention`` the score matrix ``A`` takes
-    the step ``A <- A - eta_A grad_A`` at the same point; otherwise the scores are ``beta <x_r, x_s>``.
+    The biases are ``kappa sigma ||w_i||`` of the forward weights. With ``train_attention`` the score matrix
+    ``A`` takes the step ``A <- A - eta_A grad_A`` at the same point; otherwise the scores are ``beta <x_r, x_s>``.
 
     Parameters
     ----------
@@ -271,9 +323,8 @@ def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
     t0 : int
         Global index of the first step.
     h : Hyper
-    rec_proj, rec_noise, rec_loss : float64[n_rec, m, K], float64[n_rec, m], float64[n_rec]
-        Records of the forward weights and the batch loss at global steps ``0, record_every, ...`` (row
-        ``t // record_every``).
+    out_loss : float64[n_steps]
+        Written with each step's batch loss plus ``lam/2 ||W||^2``, evaluated before the step's update.
     """
     n_steps, T, K = u.shape
     m, d1 = W.shape
@@ -293,8 +344,6 @@ def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
     gradA = np.empty((d1, d1))
     Weff = np.empty((m, d1))
     bias = np.empty(m)
-    proj = np.empty((m, K))
-    noise = np.empty(m)
     ones = np.ones((m, d1))
     decay = 1.0 - h.eta * h.lam
     for k in range(n_steps):
@@ -306,9 +355,11 @@ def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
             for i in range(m):
                 for c in range(d1):
                     W[i, c] *= mask[i, c]
+        sq = 0.0
         for i in range(m):
             for c in range(d1):
                 Weff[i, c] = W[i, c] * mask[i, c]
+                sq += W[i, c] * W[i, c]
         neuron_bias(Weff, h.kappa * h.sigma, bias)
         tokens_from_draws(u[k], xi[k], M, pi, h.sigma, XY, Z)
         if h.train_attention:
@@ -320,17 +371,7 @@ def train_chunk(W, A, mask, M, pi, u, xi, t0, h, rec_proj, rec_noise, rec_loss):
         loss = loss_grad_core(UXY, Weff, bias, Weff, bias, True, L, h.tau, S, HX, HY, G, gS, grad)
         if h.train_attention:
             attention_grad(XY[:T], UXY[:T], P, Weff, bias, S, G, L, gradA)
-        if t % h.record_every == 0:
-            row = t // h.record_every
-            if row < rec_proj.shape[0]:
-                project(Weff, M, proj, noise)
-                rec_proj[row] = proj
-                rec_noise[row] = noise
-                sq = 0.0
-                for i in range(m):
-                    for c in range(d1):
-                        sq += W[i, c] * W[i, c]
-                rec_loss[row] = loss + 0.5 * h.lam * sq
+        out_loss[k] = loss + 0.5 * h.lam * sq
         hard = h.prune_mode == PRUNE_HARD and t >= h.prune_start
         for i in range(m):
             for c in range(d1):

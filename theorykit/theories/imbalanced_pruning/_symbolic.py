@@ -1,4 +1,5 @@
-r"""Symbolic part: the per-neuron population gradient, its projections, the population flow and stage times.
+r"""The model and its derivation: the per-neuron population gradient, its projections, the softmax
+saturation and the coupled population flow of the network (SymPy).
 
 Setting of the derivation: a token is :math:`x = Mz + \xi\in\mathbb R^{d_1}` (Assumption 3.1) with
 independent :math:`z_j\in\{0,\pm1\}`, :math:`\Pr(z_j\ne0)=\pi_j` (Definition 3.1), noise
@@ -25,17 +26,13 @@ the noise direction :math:`e_\perp` are
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 
-import numpy as np
 import sympy as sp
 
 from ..._checks import check_int
-from ...compile import compile_system
 from ...derive import ODESystem
-from ...errors import InvalidParameterError
-from ._config import Config
+from ._config import network_state_names
 
 # ------------------------------------------------------------------------------------------ symbols
 MU = sp.Symbol("mu", real=True)
@@ -66,8 +63,8 @@ Z = sp.Symbol("z", real=True)
 
 
 @dataclass(frozen=True)
-class Derivation:
-    r"""Symbolic results of :func:`derive`.
+class PopulationGradient:
+    r"""Symbolic results of :func:`population_gradient`.
 
     ``H`` is :math:`H(\mu, v, b)`; ``slope_mu`` / ``slope_v`` are :math:`\partial_\mu(H^2)/v` and
     :math:`\partial_v(H^2)/v` at fixed :math:`b`, evaluated at :math:`b = \kappa v`, :math:`\mu = z v`
@@ -92,7 +89,7 @@ class Derivation:
 
 
 @functools.lru_cache(maxsize=1)
-def _slopes() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+def neuron_slopes() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
     H = brelu_mean()
     dH_dmu = sp.simplify(sp.diff(H, MU))
     dH_dv = sp.simplify(sp.diff(H, V))
@@ -103,10 +100,10 @@ def _slopes() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
 
 
 @functools.lru_cache(maxsize=8)
-def derive(n_features: int) -> Derivation:
+def population_gradient(n_features: int) -> PopulationGradient:
     """Derive the projected population gradient for ``n_features`` features (SymPy, cached)."""
     H = brelu_mean()
-    dH_dmu, dH_dv, slope_mu, slope_v, _ = _slopes()
+    dH_dmu, dH_dv, slope_mu, slope_v, _ = neuron_slopes()
     a = tuple(sp.Symbol(f"a{k + 1}", real=True) for k in range(n_features))
     pi = tuple(sp.Symbol(f"pi{k + 1}", positive=True) for k in range(n_features))
     r = sp.Symbol("r", nonnegative=True)
@@ -125,7 +122,7 @@ def derive(n_features: int) -> Derivation:
                     "population average over signs, features and Gaussian noise (closed form, erf)",
                     "InfoNCE linearised in the logits; bias b = kappa sigma ||w|| held fixed in the gradient"),
         name=f"imbalanced_pruning_neuron_K{n_features}")
-    return Derivation(H, dH_dmu, dH_dv, slope_mu, slope_v, a, r, pi, grad_feature, grad_noise, system)
+    return PopulationGradient(H, dH_dmu, dH_dv, slope_mu, slope_v, a, r, pi, grad_feature, grad_noise, system)
 
 
 @functools.lru_cache(maxsize=1)
@@ -135,29 +132,15 @@ def slope_system() -> ODESystem:
     ``slope_mu`` is :math:`\partial_\mu(H^2)/v` and ``slope_v`` is :math:`\partial_v(H^2)/v`, both
     at :math:`\mu = z v`, :math:`b = \kappa v`; ``h`` is :math:`H(z, 1, \kappa) = H(a, v, \kappa v)/v`.
     The right-hand side is zero: the system only carries the compiled observables, from which
-    :func:`projected_gradient` and :func:`population_flow` assemble the ``K``-feature gradient in
-    :math:`O(K)` per neuron (the fully symbolic ``K``-feature system of :func:`derive` has
+    :func:`._analysis.projected_gradient` and :func:`._analysis.compiled_network` assemble the ``K``-feature
+    gradient in :math:`O(K)` per neuron (the fully symbolic ``K``-feature system of :func:`population_gradient` has
     :math:`O(K^2)` terms and is kept for display and testing).
     """
-    _, _, slope_mu, slope_v, h = _slopes()
+    _, _, slope_mu, slope_v, h = neuron_slopes()
     return ODESystem(t=T, states=(Z,), rhs=(sp.Integer(0),), params=(KAPPA,),
                      observed={"slope_mu": slope_mu, "slope_v": slope_v, "h": h},
                      provenance=("imbalanced_pruning: per-feature population terms of the BReLU neuron",),
                      name="imbalanced_pruning_slopes")
-
-
-@functools.lru_cache(maxsize=2)
-def compiled(backend: str = "numba"):
-    """:func:`slope_system` compiled by :func:`theorykit.compile.compile_system`."""
-    return compile_system(slope_system(), backend=backend, jac=False)
-
-
-def flow_params(cfg: Config) -> dict[str, float]:
-    """Numeric parameters of the population flow for ``cfg``: ``c = (1 - 1/B) L / tau`` and friends."""
-    c = (1.0 - 1.0 / cfg.batch) * cfg.n_tokens / cfg.tau
-    out = {"eta": cfg.eta, "c": c, "lambda": cfg.lam, "sigma": cfg.sigma, "kappa": cfg.bias_scale}
-    out |= {f"pi{k + 1}": float(p) for k, p in enumerate(cfg.feature_probs())}
-    return out
 
 
 # ------------------------------------------------------------------------------- saturating network flow
@@ -198,32 +181,46 @@ def saturation_system() -> ODESystem:
                      name="imbalanced_pruning_saturation")
 
 
-# ------------------------------------------------------------------------------------------- stage times
-def stage_time_scales(d1: int, d: int, eta: float, eps: float) -> dict[str, float]:
-    r"""Lemma 3.1's stage-1 time :math:`T_1 = \Theta(d_1\log d/(\eta\log\log d))` with a unit constant, and
-    :math:`1/\varepsilon` times that for a minority feature (the lemma's growth rate is :math:`\propto\varepsilon_j`).
+# ---------------------------------------------------------------------------------------- network flow
+def network_system(width: int, n_features: int) -> ODESystem:
+    r"""The coupled population flow of ``width`` neurons (states ``a_{i}_{k}``, ``r_{i}``), abstractly.
 
-    Returns ``T1_major`` and ``T1_minor``.
+    Neuron :math:`i` follows the projected population gradient of :func:`population_gradient` with the linearised
+    weight :math:`(B-1)/B` replaced by the saturation :math:`q_k = q(e_k)` of :func:`saturation_factor`
+    per feature, :math:`e_k = \gamma\sum_i v_i^2 h(z_{ik})^2` with :math:`\gamma = 1/\tau` (the logit
+    scale; :math:`\gamma = 0` gives the linearised flow), which couples the neurons (:math:`v_i = \sigma\|w_i\|`,
+    :math:`z_{ik} = a_{ik}/v_i`):
+
+    .. math:: \dot a_{ik} = \eta\Big[\tfrac{L}{2\tau}\big(q_k\pi_k v_i s_\mu(z_{ik})
+              + \sigma^2 a_{ik} D_i\big) - \lambda a_{ik}\Big],\qquad
+              \dot r_i = \eta\Big[\tfrac{L}{2\tau}\sigma^2 r_i D_i - \lambda r_i\Big],
+              \qquad D_i = \sum_j q_j \pi_j s_v(z_{ij}).
+
+    Like :func:`population_gradient` it treats the ``L`` tokens of an input as unmixed by attention
+    (exact for ``L = 1``).
+
+    The per-feature terms are functions ``G_*`` here; :func:`._analysis.compiled_network` evaluates them with
+    the compiled :func:`slope_system` and :func:`saturation_system`.
     """
-    check_int("d", d, 3)  # log log d > 0
-    t1 = d1 * math.log(d) / (eta * math.log(math.log(d)))
-    return {"T1_major": t1, "T1_minor": t1 / eps}
+    check_int("width", width, 1)
+    check_int("n_features", n_features, 1)
+    names = network_state_names(width, n_features)
+    a = [sp.Symbol(n, real=True) for n in names[:width * n_features]]
+    r = [sp.Symbol(n, nonnegative=True) for n in names[width * n_features:]]
+    tau_, ell = sp.symbols("tau L", positive=True)
+    gamma = sp.Symbol("gamma", nonnegative=True)
+    pis = [sp.Symbol(f"pi{k + 1}", positive=True) for k in range(n_features)]
+    n_same = [sp.Symbol(f"n_s{k + 1}", nonnegative=True) for k in range(n_features)]
+    n_rest = [sp.Symbol(f"n_r{k + 1}", nonnegative=True) for k in range(n_features)]
+    rhs = [-ETA * sp.Function(f"G_{x.name}")(T) for x in (*a, *r)]
+    return ODESystem(t=T, states=(*a, *r), rhs=tuple(rhs),
+                     params=(ETA, ell, tau_, LAM, SIGMA, KAPPA, gamma, *pis, *n_same, *n_rest),
+                     provenance=("imbalanced_pruning: per-neuron projected population gradient (population_gradient)",
+                                 "InfoNCE softmax closed per feature by the token-level saturation q(e)"),
+                     name=f"imbalanced_pruning_network_m{width}_K{n_features}")
 
 
 @functools.lru_cache(maxsize=1)
-def _slope_mu_at_zero() -> sp.Expr:
-    r""":math:`s_\mu'(0) = 2\,\mathrm{erfc}(\kappa/\sqrt2)^2` as SymPy derives it from :func:`_slopes`."""
-    return sp.simplify(sp.diff(_slopes()[2], Z).subs(Z, 0))
-
-
-def stage1_rate(cfg: Config, feature: int = 0) -> float:
-    r"""Per-step growth rate of a feature projection at :math:`a = 0` in the linearised population flow:
-    :math:`\eta\,(\tfrac c2\pi_k s_\mu'(0) - \lambda)` (at :math:`a = 0`, :math:`s_v = 0`).
-
-    A projection that starts at the random overlap :math:`\approx\|w_0\|/\sqrt{d_1}` and must reach the noise
-    part :math:`\approx\|w_0\|` therefore needs :math:`T_1\approx(\tfrac12\ln d_1 + O(1))/\mathrm{rate}`: in
-    this model :math:`d_1` enters stage 1 only logarithmically.
-    """
-    slope = float(_slope_mu_at_zero().subs(KAPPA, cfg.bias_scale))
-    c = flow_params(cfg)["c"]
-    return cfg.eta * (0.5 * c * float(cfg.feature_probs()[feature]) * slope - cfg.lam)
+def slope_mu_at_zero() -> sp.Expr:
+    r""":math:`s_\mu'(0) = 2\,\mathrm{erfc}(\kappa/\sqrt2)^2` as SymPy derives it from :func:`neuron_slopes`."""
+    return sp.simplify(sp.diff(neuron_slopes()[2], Z).subs(Z, 0))

@@ -1,27 +1,23 @@
-"""Data model, Transformer-MLP encoder, SGD training with magnitude pruning (Algorithm 1 or one-shot).
+"""The data model and the encoder: feature directions, positive pairs of sparse-coded tokens, the Transformer-MLP
+forward pass, the InfoNCE loss with its gradients, and magnitude-pruning masks.
 
-The public functions validate their arguments, draw the random numbers (numpy ``Generator``, vectorised, in
-chunks of steps) and allocate; the numerical work happens in :mod:`._kernels`.
+The public functions validate their arguments, draw and allocate; the numerical work happens in
+:mod:`._kernels`.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
-from ...simulate import map_threads, single_threaded_blas
+from ...simulate import single_threaded_blas
 from . import _kernels as K
 from ._config import Config
 
-#: numbers drawn per chunk of training steps (about 8 MB): the chunk size never changes a run's numbers
-_CHUNK_DRAWS = 1 << 20
 
-
+# ------------------------------------------------------------------------------------------------ data
 def feature_matrix(cfg: Config, seed: SeedLike = 0) -> np.ndarray:
     """float64[d, d1]: the orthonormal feature directions ``M_j`` as rows (the columns of the paper's
     ``d1 x d`` matrix), majority features first."""
@@ -31,13 +27,9 @@ def feature_matrix(cfg: Config, seed: SeedLike = 0) -> np.ndarray:
     return np.ascontiguousarray(q[:, : cfg.d].T)
 
 
-def draw_batches(cfg: Config, n_steps: int, batch: int, code_rng: np.random.Generator,
-                 noise_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The random numbers of ``n_steps`` batches: uniforms float64[n_steps, batch L, d] (feature codes) and
-    standard normals float64[n_steps, 2, batch L, d1] (the noise of both views), from two streams so that a
-    run does not depend on how its steps are chunked."""
-    T = batch * cfg.n_tokens
-    return code_rng.random((n_steps, T, cfg.d)), noise_rng.standard_normal((n_steps, 2, T, cfg.d1))
+def uniform(rng: np.random.Generator, out: np.ndarray) -> None:
+    """Fill ``out`` with uniforms on [0, 1) (the draw of the feature codes' stream)."""
+    rng.random(out=out)
 
 
 def sample_pairs(cfg: Config, n: int, seed: SeedLike, *, M: np.ndarray | None = None,
@@ -52,14 +44,15 @@ def sample_pairs(cfg: Config, n: int, seed: SeedLike, *, M: np.ndarray | None = 
     if probs.shape != (cfg.d,) or np.any(probs < 0) or np.any(probs > 1):
         raise InvalidParameterError(f"probs must be {cfg.d} probabilities in [0, 1], got {probs!r}")
     s = spawn_seeds(seed, 2)
-    u, xi = draw_batches(cfg, 1, n, as_generator(int(s[0])), as_generator(int(s[1])))
     T = n * cfg.n_tokens
+    u, xi = as_generator(int(s[0])).random((T, cfg.d)), as_generator(int(s[1])).standard_normal((2, T, cfg.d1))
     XY, Z = np.empty((2 * T, cfg.d1)), np.empty((T, cfg.d))
-    K.tokens_from_draws(u[0], xi[0], np.ascontiguousarray(M, dtype=np.float64), probs, cfg.sigma, XY, Z)
+    K.tokens_from_draws(u, xi, np.ascontiguousarray(M, dtype=np.float64), probs, cfg.sigma, XY, Z)
     shape = (n, cfg.n_tokens)
     return XY[:T].reshape(*shape, cfg.d1), XY[T:].reshape(*shape, cfg.d1), Z.reshape(*shape, cfg.d)
 
 
+# ------------------------------------------------------------------------------------------------ encoder
 def bias_of(cfg: Config, W: np.ndarray) -> np.ndarray:
     """float64[m] BReLU thresholds ``bias_scale * sigma * ||w_i||`` of the forward weights ``W``."""
     b = np.empty(W.shape[0])
@@ -176,7 +169,7 @@ def magnitude_prune(W: np.ndarray, rate: float, mode: str = "weight", mask: np.n
 
     ``mode="weight"`` masks ``floor(rate * n_alive)`` entries with the smallest ``|W_ic|``; ``mode="neuron"``
     masks ``floor(rate * m_alive)`` whole neurons with the smallest ``||w_i||``. Units already removed by
-    ``mask`` are not counted again. The mask of every step of Algorithm 1 (:func:`train`) is this one.
+    ``mask`` are not counted again. The mask of every step of Algorithm 1 (:func:`._simulate.simulate_sgd`) is this one.
 
     Raises
     ------
@@ -193,132 +186,5 @@ def magnitude_prune(W: np.ndarray, rate: float, mode: str = "weight", mask: np.n
     return out
 
 
-@dataclass(frozen=True)
-class Run:
-    """One training run: recorded projections and the final weights.
-
-    Attributes
-    ----------
-    steps : int64[n_rec]
-        SGD steps of the records.
-    proj : float64[n_rec, m, d]
-        ``<w_i, M_j>`` of the forward weights over training.
-    noise : float64[n_rec, m]
-        Norm of the forward ``w_i`` outside span(M) over training.
-    loss : float64[n_rec]
-        Batch loss at the recorded steps.
-    W : float64[m, d1]
-        Final weights (with ``prune="forward_mask"`` the masked ones keep their values).
-    mask : float64[m, d1]
-        Final mask (1 = kept); the forward weights are ``W * mask`` (:attr:`W_forward`).
-    M : float64[d, d1]
-        Feature directions.
-    prune_step : int or None
-        First pruned step.
-    seed : int
-        The integer seed of :func:`train` (``-1`` for a Generator).
-    attention_matrix : float64[d1, d1]
-        Final attention score matrix ``A`` (``beta I`` with fixed attention).
-    W_at_prune : float64[m, d1] or None
-        The weights just before the first mask (``None`` without pruning): the common state of a pruned run
-        and its unpruned twin of the same seed.
-    """
-
-    config: Config
-    steps: np.ndarray
-    proj: np.ndarray
-    noise: np.ndarray
-    loss: np.ndarray
-    W: np.ndarray
-    mask: np.ndarray
-    M: np.ndarray
-    prune_step: int | None
-    seed: int
-    attention_matrix: np.ndarray
-    W_at_prune: np.ndarray | None = None
-
-    @property
-    def W_forward(self) -> np.ndarray:
-        """float64[m, d1]: the weights of the forward pass, ``W * mask``."""
-        return self.W * self.mask
-
-    @property
-    def alive(self) -> np.ndarray:
-        """bool[m]: neurons with a kept weight."""
-        return self.mask.any(axis=1)
-
-    @property
-    def attention(self) -> np.ndarray | None:
-        """The attention argument of :func:`encode`: ``None`` (fixed ``beta I``) or the trained ``A``."""
-        return self.attention_matrix if self.config.attention == "trained" else None
-
-
-def init_weights(cfg: Config, seed: SeedLike) -> np.ndarray:
-    """float64[m, d1] initial MLP weights, i.i.d. ``N(0, init_scale^2 / d1)``."""
-    return as_generator(seed).standard_normal((cfg.width, cfg.d1)) * (cfg.init_scale / math.sqrt(cfg.d1))
-
-
-def hyper(cfg: Config) -> K.Hyper:
-    """The scalars of :func:`._kernels.train_chunk` for ``cfg``."""
-    start = cfg.prune_step
-    mode = K.PRUNE_NONE if start is None else (K.PRUNE_FORWARD if cfg.prune == "forward_mask" else K.PRUNE_HARD)
-    return K.Hyper(cfg.sigma, cfg.beta, cfg.tau, cfg.lam, cfg.eta, cfg.attention_step, cfg.bias_scale,
-                   cfg.prune_rate, cfg.steps + 1 if start is None else start, cfg.prune_every, mode,
-                   cfg.prune_mode == "neuron", cfg.attention == "trained", cfg.n_tokens, cfg.record_every)
-
-
-def train(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = None) -> Run:
-    """Train the Transformer-MLP encoder by SGD on the InfoNCE loss, with magnitude pruning if ``prune_rate > 0``.
-
-    Parameters
-    ----------
-    cfg : Config
-        Settings (``prune`` chooses Algorithm 1's forward mask or one-shot hard pruning).
-    seed : int or Generator
-        Seeds the features (random basis), the initial weights and the two streams of the batches (feature
-        codes and noise).
-    W0 : float64[m, d1], optional
-        Initial weights (default :func:`init_weights`); the same ``seed`` with and without pruning gives the
-        same run up to the pruning step.
-
-    Returns
-    -------
-    Run
-    """
-    seeds = spawn_seeds(seed, 4)
-    M = feature_matrix(cfg, int(seeds[0]))
-    W = init_weights(cfg, int(seeds[1])) if W0 is None else np.array(W0, dtype=np.float64)
-    if W.shape != (cfg.width, cfg.d1):
-        raise InvalidParameterError(f"W0 must have shape {(cfg.width, cfg.d1)}, got {W.shape}")
-    W = np.ascontiguousarray(W)
-    mask = np.ones_like(W)
-    A = cfg.initial_attention()
-    n_rec = (cfg.steps + cfg.record_every - 1) // cfg.record_every + 1
-    rec_proj, rec_noise, rec_loss = np.zeros((n_rec, cfg.width, cfg.d)), np.zeros((n_rec, cfg.width)), np.zeros(n_rec)
-    h, pi = hyper(cfg), cfg.feature_probs()
-    code_rng, noise_rng = as_generator(int(seeds[2])), as_generator(int(seeds[3]))
-    chunk = max(1, _CHUNK_DRAWS // (2 * cfg.batch * cfg.n_tokens * cfg.d1))
-    prune_step, W_at_prune = cfg.prune_step, None
-    t = 0
-    with single_threaded_blas():
-        while t < cfg.steps:
-            if t == prune_step:
-                W_at_prune = W.copy()
-            n = min(chunk, cfg.steps - t, (prune_step - t) if prune_step is not None and t < prune_step else cfg.steps)
-            u, xi = draw_batches(cfg, n, cfg.batch, code_rng, noise_rng)
-            K.train_chunk(W, A, mask, M, pi, u, xi, t, h, rec_proj, rec_noise, rec_loss)
-            t += n
-        W_forward = W * mask
-        row = (cfg.steps - 1) // cfg.record_every + 1  # the final state is the last record
-        proj, noise = np.empty((cfg.width, cfg.d)), np.empty(cfg.width)
-        K.project(W_forward, M, proj, noise)
-    rec_proj[row], rec_noise[row], rec_loss[row] = proj, noise, rec_loss[row - 1]
-    steps = np.minimum(np.arange(row + 1) * cfg.record_every, cfg.steps)
-    return Run(cfg, steps.astype(np.int64), rec_proj[: row + 1], rec_noise[: row + 1], rec_loss[: row + 1], W, mask,
-               M, prune_step, int(seed) if isinstance(seed, (int, np.integer)) else -1, A, W_at_prune)
-
-
-def train_replicates(cfg: Config, seeds, *, threads: int | None = None) -> list[Run]:
-    """:func:`train` at each seed of ``seeds``, replicates in parallel threads (default: one per CPU this
-    process may use, at most one per seed). The runs equal those of :func:`train` one by one."""
-    return map_threads(lambda s: train(cfg, s), [int(s) for s in seeds], threads)
+__all__ = ["feature_matrix", "uniform", "sample_pairs", "bias_of", "encode", "loss_and_grad", "loss_and_attention_grad",
+           "magnitude_prune"]
