@@ -15,7 +15,6 @@ from theorykit.errors import InvalidParameterError
 from theorykit.theories import imbalanced_pruning as ip
 from theorykit.theories.imbalanced_pruning._studies import one_token_config
 from theorykit.theories.imbalanced_pruning import _symbolic as S
-from theorykit.validate import Study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -521,15 +520,3 @@ def test_derivation_markdown_is_up_to_date():
     spec.loader.exec_module(mod)
     committed = (ROOT / "derivations" / "imbalanced_pruning.md").read_text()
     assert mod.render() == committed
-
-
-@pytest.mark.slow
-def test_reproduce_quick(tmp_path):
-    study = Study(ip.name, ip.title, tmp_path, quick=True, seed=0, claim_names=ip.claim_names)
-    report = study.run(ip.reproduce)
-    assert {c.name for c in report.claims} == set(ip.claim_names)
-    for c in report.claims:  # no inequality without its margin, none 100x looser than what it bounds
-        if c.kind in ("le", "ge"):
-            assert c.details["bound_over_measured"] <= 100, (c.name, c.details["bound_over_measured"])
-    for fig in report.figures:
-        assert (tmp_path / fig).exists()

@@ -99,6 +99,21 @@ def test_claim_kinds():
     assert not Claim("nan", "", float("nan"), 1.0, 1e9).passed
 
 
+def test_claim_margin_and_looseness():
+    assert Claim("a", "", 1.03, 1.0, 0.05).margin == pytest.approx(0.02)
+    assert Claim("a", "", 1.08, 1.0, 0.05).margin == pytest.approx(-0.03)  # fails by 0.03
+    assert Claim("t", "", 1.0, None, 0.0, kind="true").margin is None
+    upper = Claim("le", "", 0.02, 0.0, 1.0, kind="le")  # 0.02 <= 1: a bound 50x above the measurement
+    assert upper.bound == 1.0 and upper.margin == pytest.approx(0.98) and upper.bound_over_measured == pytest.approx(50)
+    lower = Claim("ge", "", 3.3, 1.645, 0.0, kind="ge")
+    assert lower.bound == 1.645 and lower.bound_over_measured == pytest.approx(3.3 / 1.645)
+    assert Claim("le", "", 0.0, 1e-12, 0.0, kind="le").bound_over_measured == float("inf")
+    # a slope under a negative bound or a sign claim: no ratio that would mean anything
+    assert Claim("slope", "", -1.2, -0.5, 0.0, kind="le").bound_over_measured is None
+    assert Claim("sign", "", 0.003, 0.0, 0.0, kind="ge").bound_over_measured is None
+    assert Claim("abs", "", 0.1, 0.0, 1.0).bound is None and Claim("abs", "", 0.1, 0.0, 1.0).bound_over_measured is None
+
+
 @pytest.mark.parametrize("argv", [["reproduce", "--seed", "x"], ["reproduce", "--quick", "--full"], ["nope"]])
 def test_bad_cli_arguments_exit_nonzero_with_one_line(argv):
     proc = subprocess.run([sys.executable, "-m", "theorykit.cli", *argv], capture_output=True, text=True)

@@ -192,10 +192,6 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     assert claim.details["p_value"] == pytest.approx(norm.sf(z), rel=1e-9)
     assert claim.predicted == pytest.approx(1.6448536, rel=1e-6) and claim.passed == (z >= claim.predicted)
     assert claim.details["sign_fraction"] == pytest.approx(np.sum(dmse < 0) / n)
-    # every inequality claim states its margin and how loose its bound is
-    for c in report.claims:
-        if c.kind in ("le", "ge"):
-            assert {"margin", "bound", "bound_over_measured"} <= set(c.details), c.name
     # a claim on unpruned runs only sees no failure: its mean is over all points
     dcount = grid["count_minor"][:, :, 0, :] - grid["count_major"][:, :, 0, :]
     claim = next(c for c in report.claims if c.name == "minority_fewer_neurons")

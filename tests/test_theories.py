@@ -46,5 +46,10 @@ def test_reproduce_quick_passes(name, tmp_path):
     report = study.run(theory.reproduce)
     failed = [c.describe_failure() + " " + str(c.details.get("error", "")) for c in report.claims if not c.passed]
     assert not failed, failed
-    assert {c.name for c in report.claims} <= set(theory.claim_names)
+    assert {c.name for c in report.claims} == set(theory.claim_names)
     assert report.figures and all((tmp_path / f).exists() for f in report.figures)
+    # no inequality that cannot fail: none more than 100x looser than what it bounds, except a rounding
+    # tolerance (bound <= 1e-8) on an exact identity, which any real violation would exceed by orders of magnitude
+    loose = [(c.name, c.bound_over_measured) for c in report.claims
+             if c.bound_over_measured is not None and c.bound_over_measured > 100 and c.bound > 1e-8]
+    assert not loose, loose

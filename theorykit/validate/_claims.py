@@ -63,6 +63,33 @@ class Claim:
         raise ValueError(f"unknown claim kind {self.kind!r}")
 
     @property
+    def margin(self) -> float | None:
+        """How far inside its tolerance the claim lies (``tolerance - deviation``; negative: it fails by that
+        much), in the units of the deviation. ``None`` for a ``true`` claim."""
+        return None if self.kind == "true" else float(self.tolerance - self.deviation)
+
+    @property
+    def bound(self) -> float | None:
+        """The bound of an inequality: ``predicted + tolerance`` (``le``) or ``predicted - tolerance`` (``ge``)."""
+        if self.kind not in ("le", "ge") or self.predicted is None:
+            return None
+        return float(self.predicted) + (self.tolerance if self.kind == "le" else -self.tolerance)
+
+    @property
+    def bound_over_measured(self) -> float | None:
+        """How loose an inequality between positive numbers is: the bound over the measured value (``le``) or
+        the measured value over the bound (``ge``); ``inf`` for a measured zero under a positive bound.
+        ``None`` where that ratio says nothing (other kinds, or a sign, slope or difference claim whose
+        bound or measured value is not positive). A claim of this kind with a ratio above ~100 cannot fail in
+        practice unless its bound is a rounding tolerance on an exact identity."""
+        bound, m = self.bound, float(self.measured)
+        if bound is None or not math.isfinite(m) or bound <= 0.0 or m < 0.0 or (self.kind == "ge" and m == 0.0):
+            return None
+        if self.kind == "le":
+            return math.inf if m == 0.0 else bound / m
+        return m / bound
+
+    @property
     def passed(self) -> bool:
         if not math.isfinite(float(self.measured)):
             return False

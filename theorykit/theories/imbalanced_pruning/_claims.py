@@ -1,6 +1,6 @@
 """``reproduce``: derive, simulate and compare, as named claims with figures.
 
-Every claim can fail: inequalities report their margin and how loose their bound is (``bound_over_measured``),
+Every claim can fail: inequalities report their margin and how loose their bound is (``Claim.bound_over_measured``),
 paired comparisons give the signed-rank statistic as a z-score against the one-sided 5% critical value, and
 "does not depend on" claims require the whole 95% confidence interval of a fitted slope to lie within a stated
 tolerance of zero.
@@ -132,20 +132,6 @@ def reproduce(study: Study) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ claim helpers
-def claim(study: Study, name: str, statement: str, measured, predicted, tolerance: float, kind: str, *,
-          details=None, figures=()) -> None:
-    """:meth:`Study.claim`; for an inequality (``le`` / ``ge``) the details also get the ``margin`` by which it
-    passes (negative: fails) and ``bound_over_measured``, the bound ``predicted +- tolerance`` over the measured
-    value."""
-    details = dict(details or {})
-    if kind in ("le", "ge"):
-        bound = predicted + (tolerance if kind == "le" else -tolerance)
-        ratio = abs(bound) / abs(measured) if measured != 0.0 and math.isfinite(measured) else math.inf
-        details |= {"bound": float(bound), "margin": float(bound - measured if kind == "le" else measured - bound),
-                    "bound_over_measured": float(ratio)}
-    study.claim(name, statement, measured, predicted, tolerance, kind, details=details, figures=figures)
-
-
 def signed_rank_claim(study: Study, name: str, statement: str, diff: np.ndarray, *, increase: bool, figures=(),
                       details=None) -> None:
     """Paired differences move in the predicted direction: the Wilcoxon signed-rank statistic of the non-zero
@@ -166,7 +152,7 @@ def signed_rank_claim(study: Study, name: str, statement: str, diff: np.ndarray,
             "n_ties": int(d.size - n), "sign_fraction": (n_pos if increase else n_neg) / n if n else math.nan,
             "mean": float(np.mean(d)) if d.size else math.nan,
             "stderr": float(np.std(d, ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan}
-    claim(study, name, statement + " Measured: the Wilcoxon signed-rank statistic of the paired differences as a "
+    study.claim(name, statement + " Measured: the Wilcoxon signed-rank statistic of the paired differences as a "
           "z-score (positive in the predicted direction); predicted: the one-sided 5% critical value.",
           z, float(norm.isf(0.05)), 0.0, "ge", details=info | (details or {}), figures=figures)
 
@@ -177,7 +163,7 @@ def ci_claim(study: Study, name: str, statement: str, fit: dict, predicted: floa
     the whole 95% confidence interval lies within ``tolerance`` of it. Measured is the largest distance of the
     interval from ``predicted``."""
     far = max(abs(fit["slope_ci95"][0] - predicted), abs(fit["slope_ci95"][1] - predicted))
-    claim(study, name, statement + f" Measured: the largest distance of the fitted exponent's 95% confidence "
+    study.claim(name, statement + f" Measured: the largest distance of the fitted exponent's 95% confidence "
           f"interval from {predicted:g}.", far, 0.0, tolerance, "le",
           details=fit | {"predicted_exponent": predicted} | (details or {}), figures=figures)
 
@@ -194,7 +180,7 @@ def stage_claims(study: Study, st: X.StageSummary, st_half: X.StageSummary, scal
     T = st.measured_major
     for k in range(3):
         med_m, med_p, n_both = X.paired_medians(T[:, k], st.predicted_major[:, k])
-        claim(study, f"stage{k + 1}_time_vs_population_flow",
+        study.claim(f"stage{k + 1}_time_vs_population_flow",
               f"{STAGE_MEANING[k]} ends at the time predicted by the compiled population flow (per-neuron projected "
               "population gradient with the token-level softmax saturation) started from the same initial "
               "projections: median over majority-feature neurons, in the derivation's setting (one token per input).",
@@ -209,7 +195,7 @@ def stage_claims(study: Study, st: X.StageSummary, st_half: X.StageSummary, scal
             dom, _, nz, _ = A.neuron_trajectories(st.proj, st.noise, int(i), dom=int(j))
             k1 = int(np.searchsorted(st.t, T[n, 0]))
             grew[n] = dom[k1] > dom[0] and nz[k1] < nz[0]
-    claim(study, "three_stages_detected",
+    study.claim("three_stages_detected",
           "Majority-feature neurons that learn their feature (final projection >= 2x the initial norm, cosine >= 0.5) "
           "pass through three stages: growth along the dominant feature while the noise projection shrinks (until "
           "T1), separation from the other features and the noise (T2), convergence (T3); fraction of such neurons "
@@ -220,13 +206,13 @@ def stage_claims(study: Study, st: X.StageSummary, st_half: X.StageSummary, scal
           figures=("stages.png",))
     ratios = np.array([X.median_ratio(st_half.measured_major[:, k], T[:, k]) for k in range(3)])
     worst = int(np.nanargmax(np.abs(np.log(ratios / 2.0)))) if np.isfinite(ratios).any() else 0
-    claim(study, "stage_times_scale_as_1_over_eta",
+    study.claim("stage_times_scale_as_1_over_eta",
           "T1, T2 and T3 scale as 1/eta (Lemma 3.1: T1 = Theta(d1 log d / (eta log log d)); the flow depends on time "
           "through eta t): halving the step size doubles each median stage time; measured is the ratio furthest "
           "from 2.", float(ratios[worst]), 2.0, 0.25, "rel", figures=("stage_times.png",),
           details={"ratios_T1_T2_T3": ratios, "eta": eta, "T_eta": [X.stat(T[:, k]) for k in range(3)],
                    "T_eta_half": [X.stat(st_half.measured_major[:, k]) for k in range(3)]})
-    claim(study, "minority_stage1_later_as_predicted",
+    study.claim("minority_stage1_later_as_predicted",
           "Minority features (frequency eps_min p) finish stage 1 later than majority features, by the factor the "
           "population flow predicts from the same initial projections (median T1 of minority-feature neurons over "
           "that of majority-feature neurons). Lemma 3.1's rate gives 1/eps_min; at finite d the factor is smaller "
@@ -243,14 +229,14 @@ def imbalance_claims(study: Study, sw: dict, rare_eps: float = 0.1) -> None:
     ratio = sw["magnitude_minor"][:, :, 0, :] / sw["magnitude_major"][:, :, 0, :]
     rare = sw["eps_min"] <= rare_eps + 1e-12
     dcount = sw["count_minor"][:, :, 0, :] - sw["count_major"][:, :, 0, :]
-    claim(study, "minority_smaller_magnitude",
+    study.claim("minority_smaller_magnitude",
           f"Rare minority features (eps_min <= {rare_eps:g}) are learned with smaller magnitude within the training "
           "horizon: max_i |<w_i, M_j>| of minority features over that of majority features (mean over those "
           "eps_min, NSR and seeds, no pruning) is below 1. Per-eps_min ratios in the details.",
           X.nan_reduce(np.nanmean, ratio[rare]), 1.0, 0.0, "le",
           details={"per_eps_mean": X.nan_reduce(np.nanmean, ratio, axis=(1, 2)),
                    "per_eps_std": X.nan_reduce(np.nanstd, ratio, axis=(1, 2)), "eps": sw["eps_min"]})
-    claim(study, "minority_fewer_neurons",
+    study.claim("minority_fewer_neurons",
           "Minority features are learned by fewer neurons: (#neurons with cos >= 0.3 per minority feature) - "
           "(same per majority feature), mean over eps_min, NSR and seeds without pruning, is negative.",
           X.nan_reduce(np.nanmean, dcount), 0.0, 0.0, "le", figures=("neuron_counts.png",),
@@ -292,7 +278,7 @@ def descent_claim(study: Study, plain: dict, forward: dict, hard: dict) -> None:
     both = np.isfinite(d_hard) & np.isfinite(f_hard)
     with np.errstate(invalid="ignore", divide="ignore"):  # constant inputs have no correlation: NaN
         corr = float(np.corrcoef(d_hard[both], f_hard[both])[0, 1]) if both.sum() > 2 else math.nan
-    claim(study, "hard_pruning_effect_predicted_by_population_descent",
+    study.claim("hard_pruning_effect_predicted_by_population_descent",
           "The population gradient iterated like SGD from each run's weights at the pruning step, with and without "
           "one-shot hard pruning, predicts how much that pruning raises the largest cosine of minority features: "
           f"mean paired difference over eps_min and {d_hard.shape[-1]} replicates, SGD against the population "
