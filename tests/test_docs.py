@@ -70,7 +70,9 @@ def test_docs_build_strictly_with_api_reference_and_tutorials(tmp_path):
         flags = [flag for action in sub._actions for flag in action.option_strings if flag.startswith("--")]
         assert [flag for flag in flags if flag not in cli_page] == [], name
     # the theory file template (theorykit/theories/README.md) is a page of the site
-    assert "Porting a theory" in (html / "theory_template.html").read_text()
+    assert "Changing a theory" in (html / "theory_template.html").read_text()
+    # and so is the seed study's pass-rate table
+    assert "claims pass at every seed" in (html / "pass_rates.html").read_text()
     # the tutorials are pages of the site, with their code
     for tutorial in sorted((DOCS / "tutorials").glob("*.ipynb")):
         page = (html / "tutorials" / f"{tutorial.stem}.html").read_text()

@@ -95,19 +95,44 @@ def _g(x: float | None) -> str:
     return "—" if x is None else f"{x:.4g}"
 
 
-def render(rows: Sequence[Mapping[str, Any]], seeds: Sequence[int], quick: bool) -> str:
-    """Markdown table of :func:`tabulate`'s rows, least robust claims first."""
+def render(rows: Sequence[Mapping[str, Any]], seeds: Sequence[int], quick: bool,
+           source: Mapping[str, Any] | None = None) -> str:
+    """Markdown table of :func:`tabulate`'s rows, least robust claims first.
+
+    ``source`` (optional) says where the numbers come from: ``commit``, ``created``, ``cpu_count`` and
+    ``seconds`` (per seed) are printed above the table when given, with the command that regenerates it.
+    """
     n_all = sum(r["n_passed"] == r["n_seeds"] for r in rows)
+    mode = "quick" if quick else "full"
     lines = ["# theorykit seed study", "",
-             f"`reproduce --{'quick' if quick else 'full'}` at seeds {', '.join(map(str, seeds))}: "
-             f"{n_all}/{len(rows)} claims pass at every seed.", "",
-             "| theory | claim | passed | measured (min / median / max) | criterion | failed at seeds |",
-             "|---|---|---|---|---|---|"]
+             f"`reproduce --{mode}` at seeds {', '.join(map(str, seeds))}: "
+             f"{n_all}/{len(rows)} claims pass at every seed."]
+    if source:
+        seconds = [float(x) for x in source.get("seconds", ())]
+        timing = (f", {min(seconds):.0f}–{max(seconds):.0f} s per seed on {source.get('cpu_count', '?')} cores"
+                  if seconds else "")
+        lines += ["", f"Commit `{source.get('commit') or 'n/a'}`, {source.get('created', '')}{timing}. Regenerate "
+                  f"with `theorykit seed-study --{mode} --seeds {','.join(map(str, seeds))}` (add `--only THEORY` "
+                  "for one theory)."]
+    lines += ["", "Rows: least robust first; measured: the smallest, median and largest value over the seeds.", "",
+              "| theory | claim | passed | measured (min / median / max) | criterion | failed at seeds |",
+              "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["pass_rate"], r["theory"], r["claim"])):
         lines.append(f"| {r['theory']} | `{r['claim']}` | {r['n_passed']}/{r['n_seeds']} | "
                      f"{_g(r['measured_min'])} / {_g(r['measured_median'])} / {_g(r['measured_max'])} | "
                      f"{r['criterion'].replace('|', '&#124;')} | {', '.join(map(str, r['failed_seeds'])) or '—'} |")
     return "\n".join(lines) + "\n"
+
+
+def source_of(seed_dirs: Mapping[int, Path]) -> dict[str, Any]:
+    """Commit, date and per-seed wall times of the seeds' ``results.json`` (for :func:`render`); the commit is
+    ``None`` unless every seed ran at the same one."""
+    records = [json.loads((d / "results.json").read_text()) for _, d in sorted(seed_dirs.items())]
+    commits = {r["provenance"].get("git_commit") for r in records}
+    return {"commit": commits.pop() if len(commits) == 1 else None,
+            "created": max(r["provenance"]["created"] for r in records)[:10],
+            "cpu_count": records[0]["provenance"].get("cpu_count"),
+            "seconds": [r.get("wall_time_s", float("nan")) for r in records]}
 
 
 def seed_study(outdir: str | Path, seeds: Iterable[int], *, only: Iterable[str] | None = None, quick: bool = True,
@@ -141,5 +166,5 @@ def seed_study(outdir: str | Path, seeds: Iterable[int], *, only: Iterable[str] 
                                              "tolerance_overrides": overrides, "claims": rows,
                                              "provenance": provenance()})
     with atomic_path(outdir / "pass_rates.md") as tmp:
-        tmp.write_text(render(rows, seeds, quick))
+        tmp.write_text(render(rows, seeds, quick, source_of(dirs)))
     return rows
