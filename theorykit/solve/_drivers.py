@@ -12,9 +12,11 @@ Three kinds of driver run the same algorithm (one source, :mod:`theorykit.solve.
   in this process or another, loads them from the cache as soon as they are there. Both give the same
   numbers: same operations in the same order, IEEE arithmetic in both.
 * **inlined** ensemble drivers, compiled per system with the right-hand side inlined, cached in a
-  generated module next to the system's generated code: ``solve_ensemble(..., inline=True)``. (They were
-  faster while the generic drivers called the right-hand side through a helper; measured since, the two
-  are equal within noise, see BENCHMARKS.md, so nothing compiles them unasked.)
+  generated module next to the system's generated code: ``solve_ensemble(..., inline=True)``. They advance
+  several Dormand–Prince trajectories per thread together (``_kernels.LANES``), which pays only when the
+  right-hand side is inlined: on a 2-state system about 1.7x less CPU per trajectory than the generic
+  driver (see BENCHMARKS.md). Compiling one takes about 20 s, so ``inline="auto"`` only uses one that is
+  already in the cache.
 
 ``THEORYKIT_COMPILE=foreground`` compiles in the calling process instead of in the background (and never
 runs the plain-Python flavour for a numba-backend system).

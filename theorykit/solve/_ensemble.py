@@ -159,9 +159,10 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         :class:`~theorykit.errors.InvalidParameterError` names the size instead.
     inline : {"auto", True, False}
         Use a driver compiled for this system with its right-hand side inlined (numba backend, systems from
-        ``compile_system``); its first compilation takes about as long as the generic driver's, and it
-        then lives in the disk cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the
-        cache; ``False`` never does. Results are the same (see BENCHMARKS.md for the speed).
+        ``compile_system``), which advances several Dormand–Prince trajectories per thread together; its
+        first compilation takes about as long as the generic driver's, and it then lives in the disk
+        cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the cache; ``False`` never
+        does. Results are the same, bit for bit; small systems run faster (see BENCHMARKS.md).
 
     Returns
     -------
