@@ -190,3 +190,58 @@ def test_cold_cache_first_solve_runs_in_python_and_equals_the_compiled_one(tmp_p
     env.pop("THEORYKIT_COMPILE", None)
     proc = subprocess.run([sys.executable, "-c", _COLD], env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0 and proc.stdout.strip() == "same", proc.stderr
+
+
+def test_a_long_auto_ensemble_starts_the_inlined_drivers_compilation(compiled_available, monkeypatch):
+    from theorykit.compile import compile_system
+    from theorykit.derive import make_system
+    from theorykit.solve import _ensemble
+
+    csys = compile_system(make_system(["x"], ["-k*x"], ["k"], name="drivers_auto_inline"))
+    started = []
+    monkeypatch.setattr(_ensemble, "compile_inline_in_background", started.append)
+    y0s, ks = np.ones((64, 1)), np.linspace(0.5, 2.0, 64)[:, None]
+    solve_ensemble(csys, y0s, (0.0, 1.0), ks, inline="auto")
+    assert started == []  # 64 short trajectories never repay a compilation
+    monkeypatch.setattr(_ensemble, "INLINE_REPAY_SECONDS", 0.0)
+    solve_ensemble(csys, y0s, (0.0, 1.0), ks, inline=False)
+    assert started == []  # inline=False: never
+    solve_ensemble(csys, y0s, (0.0, 1.0), ks, inline="auto")
+    assert started == [csys]  # once per ensemble, however many chunks it runs
+
+
+_INLINE_BACKGROUND = """
+import os, time
+import numpy as np
+from theorykit.compile import compile_system
+from theorykit.derive import make_system
+from theorykit.solve import _drivers, solve_ensemble
+
+csys = compile_system(make_system(["p", "s"], ["s*(1 - p) - e*p", "2*p*s*(1 - p) - 2*e*s"], ["e"],
+                                  name="drivers_inline_background"))
+assert _drivers.inline_rows(csys, compile_now=False) is None, "the cache was not cold"
+assert _drivers.compile_inline_in_background(csys), "no background compilation started"
+background = _drivers._inline[str(csys.path)].background
+deadline = time.monotonic() + 900
+while background.busy() and time.monotonic() < deadline:
+    time.sleep(1.0)
+time.sleep(_drivers.POLL_INTERVAL)
+assert _drivers.inline_rows(csys, compile_now=False) is not None, "the inlined driver is not in the cache"
+assert not _drivers.compile_inline_in_background(csys)  # nothing left to compile
+os.environ["THEORYKIT_COMPILE"] = "foreground"
+y0s = np.random.default_rng(1).uniform(0.05, 1.0, (40, 2))
+es = np.linspace(0.0, 0.2, 40)[:, None]
+auto = solve_ensemble(csys, y0s, (0.0, 20.0), es, inline="auto", t_eval=np.linspace(0.0, 20.0, 5))
+generic = solve_ensemble(csys, y0s, (0.0, 20.0), es, inline=False, t_eval=np.linspace(0.0, 20.0, 5))
+assert np.array_equal(auto.y, generic.y) and np.array_equal(auto.status, generic.status)
+print("same")
+"""
+
+
+@pytest.mark.slow
+def test_inlined_driver_compiled_in_the_background_is_used_and_equal(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"), THEORYKIT_CACHE_DIR=str(tmp_path / "tk"))
+    env.pop("THEORYKIT_COMPILE", None)
+    proc = subprocess.run([sys.executable, "-c", _INLINE_BACKGROUND], env=env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0 and proc.stdout.strip() == "same", proc.stderr
