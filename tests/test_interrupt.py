@@ -20,7 +20,7 @@ import sys, time
 import numpy as np
 sys.path.insert(0, {tests!r})
 from solve_helpers import REFERENCES
-from theorykit.solve import solve, solve_ensemble, _drivers
+from theorykit.solve import solve, solve_ensemble, _drivers, _solve
 
 ref = REFERENCES["oscillator"]
 csys = ref.compiled()
@@ -28,7 +28,10 @@ while _drivers.GENERIC.get("integrate") is None or _drivers.GENERIC.get("integra
     time.sleep(0.5)  # compiled drivers only (a cold cache fills in the background)
 solve(csys, ref.y0, (0.0, 1.0), ref.p)
 solve_ensemble(csys, ref.y0, (0.0, 1.0), ref.p)
+fns = _solve.system_functions(csys)
 for what in ("solve", "ensemble"):
+    # what a failure needs to be understood: the measured cost of a step and the steps of one kernel call
+    print(what, fns.seconds_per_attempt, fns.budget("compiled", 10**10), file=sys.stderr, flush=True)
     print(what, flush=True)
     try:
         if what == "solve":  # ~10^9 steps
