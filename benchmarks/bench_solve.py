@@ -17,8 +17,11 @@ Per call: one solve() of the 2-state system from Python (default options: every 
 against the same integration done by a direct call of the compiled driver with records built
 beforehand: the difference is the fixed cost of a call (checks, packing, buffers, result object).
 
---baseline GIT_REF also times solve_ensemble and solve() of that revision of theorykit (extracted with
-git archive into a temporary folder, run in a subprocess with its own caches), in the same run.
+--baseline GIT_REF also times solve_ensemble (both drivers) and solve() of that revision of theorykit
+(extracted with git archive into a temporary folder, run in a subprocess with its own caches, compiling
+in the foreground), in the same run.
+
+NUMBA_NUM_THREADS=1 runs theorykit's ensembles on one thread: CPU time per trajectory per core.
 """
 
 from __future__ import annotations
@@ -129,21 +132,23 @@ from theorykit.solve import solve, solve_ensemble
 rhs, params, y0s, repeats = json.loads(sys.stdin.read())
 csys = compile_system(make_system(["p1", "s1"], rhs, list(params), name="bench_eigenmode"))
 y0s = np.array(y0s)
-solve_ensemble(csys, y0s[:4], (0.0, 50.0), params, rtol=1e-8, atol=1e-10)
 solve(csys, y0s[0], (0.0, 50.0), params, rtol=1e-8, atol=1e-10)
-best = None
-for _ in range(repeats):
-    w, c = time.perf_counter(), time.process_time()
-    ens = solve_ensemble(csys, y0s, (0.0, 50.0), params, rtol=1e-8, atol=1e-10)
-    w, c = time.perf_counter() - w, time.process_time() - c
-    best = (w, c) if best is None or w < best[0] else best
+best = {}
+for inline in (False, True):
+    solve_ensemble(csys, y0s[:4], (0.0, 50.0), params, rtol=1e-8, atol=1e-10, inline=inline)
+    for _ in range(repeats):
+        w, c = time.perf_counter(), time.process_time()
+        ens = solve_ensemble(csys, y0s, (0.0, 50.0), params, rtol=1e-8, atol=1e-10, inline=inline)
+        w, c = time.perf_counter() - w, time.process_time() - c
+        best[inline] = (w, c) if inline not in best or w < best[inline][0] else best[inline]
 calls = []
 for _ in range(5):
     t = time.perf_counter()
     for _ in range(500):
         solve(csys, {"p1": 0.5, "s1": 0.5}, (0.0, 50.0), params, rtol=1e-8, atol=1e-10)
     calls.append((time.perf_counter() - t) / 500)
-print(json.dumps({"ensemble": best, "final": ens.final.tolist(), "solve_call": min(calls)}))
+print(json.dumps({"ensemble": best[False], "ensemble_inlined": best[True], "final": ens.final.tolist(),
+                  "solve_call": min(calls)}))
 """
 
 
@@ -153,8 +158,10 @@ def baseline_revision(ref: str, y0s: np.ndarray, repeats: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="theorykit-baseline-"))
     archive = subprocess.run(["git", "-C", str(root), "archive", ref, "theorykit"], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+    # compile in the timed process: with its fresh caches a revision that compiles in the background would
+    # otherwise run its first ensembles and solves as plain Python
     env = dict(os.environ, PYTHONPATH=str(tmp), NUMBA_CACHE_DIR=str(tmp / "numba-cache"),
-               THEORYKIT_CACHE_DIR=str(tmp / "tk-cache"))
+               THEORYKIT_CACHE_DIR=str(tmp / "tk-cache"), THEORYKIT_COMPILE="foreground")
     payload = json.dumps([EIGENMODE_RHS, EIGENMODE_PARAMS, y0s.tolist(), repeats])
     proc = subprocess.run([sys.executable, "-c", _BASELINE_SNIPPET], input=payload, env=env, capture_output=True,
                           text=True, check=True, cwd=tmp)
@@ -192,10 +199,11 @@ def bench_ensemble(label, system, values, n_traj, n_sub, rng, baseline_ref=None)
                          cpu=c / n_traj, setup=compile_s))
     if baseline_ref is not None and label.startswith("2-state"):
         base = baseline_revision(baseline_ref, y0s, 3)
-        solver = f"theorykit solve_ensemble at {baseline_ref} (baseline)"
-        finals[solver] = np.array(base["final"])
-        rows.append(dict(system=label, solver=solver, n=n_traj, wall=base["ensemble"][0] / n_traj,
-                         cpu=base["ensemble"][1] / n_traj, setup=np.nan))
+        for name, key in (("inlined driver", "ensemble_inlined"), ("generic driver", "ensemble")):
+            solver = f"theorykit solve_ensemble at {baseline_ref} (baseline), {name}"
+            finals[solver] = np.array(base["final"])
+            rows.append(dict(system=label, solver=solver, n=n_traj, wall=base[key][0] / n_traj,
+                             cpu=base[key][1] / n_traj, setup=np.nan))
     fun = lambdify_baseline(system, p)
     w, c = time.perf_counter(), time.process_time()
     ivp = np.array([solve_ivp(fun, T_SPAN, y0s[i], method="RK45", rtol=RTOL, atol=ATOL).y[:, -1]

@@ -9,7 +9,6 @@ source is checked name by name before it is used (:func:`_check_generated`).
 from __future__ import annotations
 
 import ast
-import hashlib
 import keyword
 import re
 from typing import Sequence
@@ -18,13 +17,12 @@ import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.pycode import PythonCodePrinter
 
+from .._sealed import seal
 from ..derive import ODESystem
 from ..errors import CompileError
 
 #: bump when the generated code's layout changes, so cached modules are regenerated
 CODEGEN_VERSION = "4"
-#: the first line of a generated module: the SHA-256 of the rest, checked before a cached module is used
-SEAL_PREFIX = "# theorykit generated module; sha256 of the lines below: "
 _HEADER_CONSTANTS = ("SYSTEM_NAME", "SYSTEM_HASH", "STATES", "PARAMS", "OBSERVABLES")
 #: names generated code may use besides the arguments, the unpacked symbols and the CSE temporaries
 _RUNTIME_NAMES = frozenset({"math", "njit", "abs", "min", "max", "float", *_HEADER_CONSTANTS})
@@ -61,19 +59,6 @@ def _identifier(name: str, prefix: str) -> str:
     """``prefix`` + ``name`` with every character outside ``[A-Za-z0-9_]`` replaced by ``_`` (ASCII only:
     Python folds Unicode identifiers by NFKC, which could merge two distinct names)."""
     return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name)
-
-
-def seal(body: str) -> str:
-    """``body`` preceded by a line holding its SHA-256, so that an edited or truncated file is detected."""
-    return f"{SEAL_PREFIX}{hashlib.sha256(body.encode()).hexdigest()}\n{body}"
-
-
-def unseal(text: str) -> str | None:
-    """The body of a :func:`seal`-ed text, or ``None`` if the first line is missing or does not match."""
-    first, _, body = text.partition("\n")
-    if not first.startswith(SEAL_PREFIX):
-        return None
-    return body if first[len(SEAL_PREFIX):] == hashlib.sha256(body.encode()).hexdigest() else None
 
 
 def module_head(system: ODESystem, backend: str, numba_cache: bool, doc: str) -> tuple[list[str], str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import warnings
 from pathlib import Path
@@ -17,7 +16,8 @@ from .._cache import usable_cache_dir
 from .._io import atomic_path
 from ..derive import ODESystem
 from ..errors import CacheWarning, CompileError, IncompleteSystemError, InvalidParameterError
-from ._codegen import CODEGEN_VERSION, generate_source, unseal
+from .._sealed import exec_module, unseal
+from ._codegen import CODEGEN_VERSION, generate_source
 
 BACKENDS = ("numba", "numpy")
 _memo: dict[str, "CompiledSystem"] = {}
@@ -176,20 +176,6 @@ def _cache_key(system: ODESystem, backend: str, jac: bool, cse: bool) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _load_module(source: str, module_name: str, filename: str):
-    """Execute generated ``source`` as module ``module_name``; ``filename`` is where numba's cache finds it."""
-    module = type(sys)(module_name)
-    module.__file__ = filename
-    try:
-        code = compile(source, filename, "exec")
-        sys.modules[module_name] = module
-        exec(code, module.__dict__)
-    except Exception as exc:  # pragma: no cover - generator bug
-        sys.modules.pop(module_name, None)
-        raise CompileError(f"generated code {filename} does not run: {exc}") from exc
-    return module
-
-
 def _cached_source(path: Path, system: ODESystem, generate: Callable[[], str]) -> str:
     """The generated module stored at ``path`` if it is intact and belongs to ``system``; otherwise a
     freshly generated one, written there (an edited or corrupt file is replaced, with a warning)."""
@@ -217,10 +203,10 @@ def load_generated(module_name: str, system: ODESystem, generate: Callable[[bool
     folder = usable_cache_dir("generated") if cache else None
     if folder is None:
         source = generate(False)
-        return _load_module(source, module_name, f"<theorykit generated {module_name}>"), source, None
+        return exec_module(source, module_name, f"<theorykit generated {module_name}>"), source, None
     path = folder / f"{module_name}.py"
     source = _cached_source(path, system, lambda: generate(True))
-    return _load_module(source, module_name, str(path)), source, path
+    return exec_module(source, module_name, str(path)), source, path
 
 
 def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = True, cse: bool = True,

@@ -15,7 +15,7 @@ from .._random import SeedLike, spawn_seeds
 from ..errors import InvalidParameterError
 from ..progress import Progress
 from . import _layout as L
-from ._drivers import GENERIC, inline_rows, python_kernels
+from ._drivers import GENERIC, INLINE_REPAY_SECONDS, compile_inline_in_background, inline_rows, python_kernels
 from ._events import Event, pack_events
 from ._solution import EnsembleSolution
 from ._solve import (CALL_SECONDS, KERNEL_METHODS, QuietNumbaErrors, check_method, check_options, check_t_eval,
@@ -159,9 +159,11 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         :class:`~theorykit.errors.InvalidParameterError` names the size instead.
     inline : {"auto", True, False}
         Use a driver compiled for this system with its right-hand side inlined (numba backend, systems from
-        ``compile_system``); its first compilation takes about as long as the generic driver's, and it
-        then lives in the disk cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the
-        cache; ``False`` never does. Results are the same (see BENCHMARKS.md for the speed).
+        ``compile_system``), which advances several Dormand–Prince trajectories per thread together; its
+        first compilation takes about as long as the generic driver's, and it then lives in the disk
+        cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the cache, and an ensemble
+        expected to take more than ``INLINE_REPAY_SECONDS`` (20 s, about the compilation's cost) starts its
+        compilation in a background process, so the system's later ensembles get it; ``False`` never does. Results are the same, bit for bit; small systems run faster (see BENCHMARKS.md).
 
     Returns
     -------
@@ -247,6 +249,7 @@ class _EnsembleRun:
         self.n = rows.y0.shape[0]
         self.max_rows = chunk_size or self.n
         self.inline = inline
+        self.inline_requested = False
         self.report = report
         self.next = 0
         self.done = 0
@@ -291,6 +294,11 @@ class _EnsembleRun:
             self.done += b - a
             if b - a >= 4 or self.seconds_per_row is None:
                 self.seconds_per_row = seconds / (b - a)
+            large = (self.inline == "auto" and not self.inline_requested
+                     and self.seconds_per_row * self.n >= INLINE_REPAY_SECONDS)
+            self.inline_requested |= large
+        if large:  # long enough to repay the inlined driver's compilation: later ensembles of the system get it
+            compile_inline_in_background(self.csys)
 
     def _compiled_rows(self):
         driver = self._rows_driver()

@@ -117,6 +117,11 @@ _TINY_STEP = 1e-300  # initial step when Hairer's estimate underflows (|f| beyon
 _TINY_SCALE = 2.2250738585072014e-308  # the smallest normal float: floor of an error scale atol + rtol |y|
 
 
+def inline_njit(fn):
+    """:func:`njit` inlined into its callers by numba (for small helpers on the hot path)."""
+    return njit(fn, inline="always")
+
+
 # ---------------------------------------------------------------------------------------------
 # Array helpers.
 # ---------------------------------------------------------------------------------------------
@@ -367,36 +372,40 @@ def refine_initial_step(h, y0, f0, f1, rtol, atol, max_step):
     return min(100.0 * h, h1, max_step)
 
 
-@njit
-def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
-    """One Dormand–Prince 5(4) step from (t, y) of size h; returns the scaled RMS error estimate.
+@inline_njit
+def dopri5_stage(s, y, h, k, arg):
+    """The argument of Dormand–Prince stage ``s`` from ``k[0]`` ... ``k[s - 1]``, written into ``arg`` [n].
 
-    ``k`` [7, n]: ``k[0]`` must hold f(t, y) on entry (FSAL); on exit ``k[6]`` = f(t + h, y_new).
-    Writes the 5th-order solution to ``y_new`` [n] and the dense-output coefficients to ``rcont`` [5, n];
-    ``ytmp`` [n] keeps the last stage's argument. Six right-hand side evaluations. (The steppers take
-    single arrays, not the Scratch record: a record is passed by value, field by field, on every call.)
+    ``s`` = 1 ... 5 give the arguments of ``k[1]`` ... ``k[5]``; ``s`` = 6 gives the 5th-order solution
+    ``y_new`` (the argument of ``k[6]``). ``k`` [7, n] holds the stages computed so far.
     """
     n = y.shape[0]
-    for i in range(n):
-        ytmp[i] = y[i] + h * _A21 * k[0, i]
-    rhs(t + _C2 * h, ytmp, p, k[1])
-    for i in range(n):
-        ytmp[i] = y[i] + h * (_A31 * k[0, i] + _A32 * k[1, i])
-    rhs(t + _C3 * h, ytmp, p, k[2])
-    for i in range(n):
-        ytmp[i] = y[i] + h * (_A41 * k[0, i] + _A42 * k[1, i] + _A43 * k[2, i])
-    rhs(t + _C4 * h, ytmp, p, k[3])
-    for i in range(n):
-        ytmp[i] = y[i] + h * (_A51 * k[0, i] + _A52 * k[1, i] + _A53 * k[2, i] + _A54 * k[3, i])
-    rhs(t + _C5 * h, ytmp, p, k[4])
-    for i in range(n):
-        ytmp[i] = y[i] + h * (_A61 * k[0, i] + _A62 * k[1, i] + _A63 * k[2, i] + _A64 * k[3, i]
-                              + _A65 * k[4, i])
-    rhs(t + h, ytmp, p, k[5])
-    for i in range(n):
-        y_new[i] = y[i] + h * (_A71 * k[0, i] + _A73 * k[2, i] + _A74 * k[3, i] + _A75 * k[4, i]
-                               + _A76 * k[5, i])
-    rhs(t + h, y_new, p, k[6])
+    if s == 1:
+        for i in range(n):
+            arg[i] = y[i] + h * _A21 * k[0, i]
+    elif s == 2:
+        for i in range(n):
+            arg[i] = y[i] + h * (_A31 * k[0, i] + _A32 * k[1, i])
+    elif s == 3:
+        for i in range(n):
+            arg[i] = y[i] + h * (_A41 * k[0, i] + _A42 * k[1, i] + _A43 * k[2, i])
+    elif s == 4:
+        for i in range(n):
+            arg[i] = y[i] + h * (_A51 * k[0, i] + _A52 * k[1, i] + _A53 * k[2, i] + _A54 * k[3, i])
+    elif s == 5:
+        for i in range(n):
+            arg[i] = y[i] + h * (_A61 * k[0, i] + _A62 * k[1, i] + _A63 * k[2, i] + _A64 * k[3, i]
+                                 + _A65 * k[4, i])
+    else:
+        for i in range(n):
+            arg[i] = y[i] + h * (_A71 * k[0, i] + _A73 * k[2, i] + _A74 * k[3, i] + _A75 * k[4, i]
+                                 + _A76 * k[5, i])
+
+
+@inline_njit
+def dopri5_error(y, h, k, y_new, rcont, rtol, atol):
+    """A completed Dormand–Prince step's scaled RMS error estimate; fills ``rcont`` [5, n] (dense output)."""
+    n = y.shape[0]
     err = 0.0
     for i in range(n):
         e = h * (_E1 * k[0, i] + _E3 * k[2, i] + _E4 * k[3, i] + _E5 * k[4, i] + _E6 * k[5, i]
@@ -411,6 +420,70 @@ def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
         rcont[4, i] = h * (_D1 * k[0, i] + _D3 * k[2, i] + _D4 * k[3, i] + _D5 * k[4, i] + _D6 * k[5, i]
                            + _D7 * k[6, i])
     return math.sqrt(err / n)
+
+
+@njit
+def dopri5_step(rhs, t, y, h, p, k, ytmp, y_new, rcont, rtol, atol):
+    """One Dormand–Prince 5(4) step from (t, y) of size h; returns the scaled RMS error estimate.
+
+    ``k`` [7, n]: ``k[0]`` must hold f(t, y) on entry (FSAL); on exit ``k[6]`` = f(t + h, y_new).
+    Writes the 5th-order solution to ``y_new`` [n] and the dense-output coefficients to ``rcont`` [5, n];
+    ``ytmp`` [n] keeps the last stage's argument. Six right-hand side evaluations. (The steppers take
+    single arrays, not the Scratch record: a record is passed by value, field by field, on every call.)
+    """
+    dopri5_stage(1, y, h, k, ytmp)
+    rhs(t + _C2 * h, ytmp, p, k[1])
+    dopri5_stage(2, y, h, k, ytmp)
+    rhs(t + _C3 * h, ytmp, p, k[2])
+    dopri5_stage(3, y, h, k, ytmp)
+    rhs(t + _C4 * h, ytmp, p, k[3])
+    dopri5_stage(4, y, h, k, ytmp)
+    rhs(t + _C5 * h, ytmp, p, k[4])
+    dopri5_stage(5, y, h, k, ytmp)
+    rhs(t + h, ytmp, p, k[5])
+    dopri5_stage(6, y, h, k, y_new)
+    rhs(t + h, y_new, p, k[6])
+    return dopri5_error(y, h, k, y_new, rcont, rtol, atol)
+
+
+@njit
+def dopri5_lanes(rhs, lanes, n_go, t, h, y, p, k, ytmp, y_new, rcont, rtol, atol, err):
+    """One Dormand–Prince step of each of the trajectories ``lanes[:n_go]``, stage by stage across them.
+
+    Lane ``l`` is a trajectory at ``t[l]``, ``y[l]`` with parameters ``p[l]``, stages ``k[l]``; the step of
+    size ``h[l]`` fills ``ytmp[l]``, ``y_new[l]``, ``rcont[l]`` and ``err[l]`` exactly as
+    :func:`dopri5_step` does (the same operations in the same order for every lane). The lanes' steps are
+    independent, so the CPU overlaps their chains of dependent floating-point operations, which bound the
+    speed of a single small system.
+    """
+    # The stages are written out: a loop over them (constants from a tuple) measured 5% slower.
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(1, y[l], h[l], k[l], ytmp[l])
+        rhs(t[l] + _C2 * h[l], ytmp[l], p[l], k[l, 1])
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(2, y[l], h[l], k[l], ytmp[l])
+        rhs(t[l] + _C3 * h[l], ytmp[l], p[l], k[l, 2])
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(3, y[l], h[l], k[l], ytmp[l])
+        rhs(t[l] + _C4 * h[l], ytmp[l], p[l], k[l, 3])
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(4, y[l], h[l], k[l], ytmp[l])
+        rhs(t[l] + _C5 * h[l], ytmp[l], p[l], k[l, 4])
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(5, y[l], h[l], k[l], ytmp[l])
+        rhs(t[l] + h[l], ytmp[l], p[l], k[l, 5])
+    for j in range(n_go):
+        l = lanes[j]
+        dopri5_stage(6, y[l], h[l], k[l], y_new[l])
+        rhs(t[l] + h[l], y_new[l], p[l], k[l, 6])
+    for j in range(n_go):
+        l = lanes[j]
+        err[l] = dopri5_error(y[l], h[l], k[l], y_new[l], rcont[l], rtol, atol)
 
 
 @njit
@@ -526,6 +599,128 @@ def _start(rhs, prob, p, st, sc, out):
         st.f[S_H] = h
 
 
+@inline_njit
+def next_attempt(t, h, target, max_step, adaptive, nonfinite_reject, t1, n_attempt, max_steps, attempts_here,
+                 budget, buffer_full):
+    """Whether and how far a trajectory at ``t`` steps next: ``(status, h, t_new)``.
+
+    ``status`` is ``RUNNING`` to attempt a step of size ``h`` (at most ``max_step``; stretched by up to a
+    relative 1e-9 onto ``target`` instead of leaving a sliver before it) ending at ``t_new``, else the
+    reason to stop: ``t1`` reached, ``max_steps`` attempts in all or ``budget`` in this call, a full
+    output buffer, or (``adaptive``) a step below the resolution of ``t``.
+    """
+    if t >= t1:
+        return SUCCESS, h, t
+    if n_attempt >= max_steps:
+        return MAX_STEPS, h, t
+    if attempts_here >= budget:
+        return PAUSED, h, t
+    if buffer_full:
+        return BUFFER_FULL, h, t
+    h = min(h, max_step)
+    if t + h * (1.0 + 1e-9) >= target:
+        h = target - t
+        t_new = target
+    else:
+        t_new = t + h
+    if adaptive and 0.1 * abs(h) <= abs(t) * _EPS:
+        # non-finite stages that persist down to the resolution of t make the status NON_FINITE
+        return (NON_FINITE if nonfinite_reject else STEP_SIZE_UNDERFLOW), h, t_new
+    return RUNNING, h, t_new
+
+
+@njit
+def finite_stages(y_new, k):
+    """Whether a rejected Dormand–Prince step's solution and last two stages are finite."""
+    return all_finite(y_new) and all_finite(k[6]) and all_finite(k[5])
+
+
+@inline_njit
+def rejected_step_size(err, h):
+    """The size to retry with after a Dormand–Prince step of size ``h`` was rejected with error ``err``
+    (> 1 or nan); an infinite or nan estimate shrinks it by the most allowed."""
+    if math.isfinite(err):
+        return h / min(1.0 / _FAC_MIN, err ** _EXPO1 / _SAFE)
+    return h * _FAC_MIN
+
+
+@inline_njit
+def accepted_step_size(err, h, facold, last_rejected):
+    """PI control after an accepted Dormand–Prince step: ``(h_next, facold)`` (never growing right after
+    a rejection)."""
+    fac11 = err ** _EXPO1
+    fac = fac11 / facold ** _BETA
+    fac = max(1.0 / _FAC_MAX, min(1.0 / _FAC_MIN, fac / _SAFE))
+    h_next = h / fac
+    if last_rejected:
+        h_next = min(h_next, h)
+    return h_next, max(err, 1e-4)
+
+
+@inline_njit
+def stiffness_test(h, k, y_new, ytmp, n_stiff, n_stiff_run, n_nonstiff_run):
+    """Hairer's stiffness test after an accepted Dormand–Prince step; returns the updated counters
+    ``(n_stiff, n_stiff_run, n_nonstiff_run)``.
+
+    h |lambda| is estimated from the last two stages (``ytmp`` still holds stage 6's argument); beyond
+    3.25 for 15 accepted steps (6 non-stiff ones in between reset the run) the step size is limited by
+    stability, not accuracy.
+    """
+    st_num = 0.0
+    st_den = 0.0
+    for i in range(y_new.shape[0]):
+        dk = k[6, i] - k[5, i]
+        dy = y_new[i] - ytmp[i]
+        st_num += dk * dk
+        st_den += dy * dy
+    if st_den > 0.0 and h * h * st_num > 10.5625 * st_den:
+        n_nonstiff_run = 0
+        n_stiff_run += 1
+        if n_stiff_run >= 15:
+            n_stiff += 1
+    else:
+        n_nonstiff_run += 1
+        if n_nonstiff_run == 6:
+            n_stiff_run = 0
+    return n_stiff, n_stiff_run, n_nonstiff_run
+
+
+@njit
+def step_events(events, t, h, t_new, rcont, y_new, g, out, n_ev, sc):
+    """Events of an accepted step from ``t`` to ``t_new`` (see :func:`locate_events`): ``(status, t_end, n_ev)``.
+
+    A terminal event ends the step early: ``status`` is then ``EVENT`` and ``y_new`` is overwritten with
+    the state at ``t_end``; otherwise ``status`` is ``RUNNING`` and ``t_end = t_new``. ``g`` holds the
+    event functions at ``t``, updated to those at the step's end.
+    """
+    theta_stop, n_ev = locate_events(events, t, h, rcont, y_new, g, out, n_ev, sc)
+    if theta_stop < 0.0:
+        return RUNNING, t_new, n_ev
+    if theta_stop < 1.0:
+        t_new = t + theta_stop * h
+        interpolate(rcont, theta_stop, y_new)
+    return EVENT, t_new, n_ev
+
+
+@inline_njit
+def step_outputs(save_steps, t_eval, i_out, t, h, t_end, rcont, y_end, out_t, out_y):
+    """Outputs of an accepted step from ``t`` ending at ``t_end`` in state ``y_end``: that end point when
+    ``save_steps``, else the output times within the step (:func:`save_outputs`); returns the next index."""
+    if save_steps:
+        out_t[i_out] = t_end
+        copy_into(y_end, out_y[i_out])
+        return i_out + 1
+    return save_outputs(t_eval, i_out, t, h, t_end, rcont, y_end, out_t, out_y)
+
+
+@inline_njit
+def advance(y_new, y, k):
+    """Move a trajectory to the end of its accepted step: ``y = y_new``, ``k[0] = k[6]`` (first same as last)."""
+    for i in range(y.shape[0]):
+        y[i] = y_new[i]
+        k[0, i] = k[6, i]
+
+
 @njit
 def _integrate(rhs, diffusion, prob, p, st, sc, out):
     """Advance one trajectory; see :func:`integrate` (this is the body that the ensemble also calls)."""
@@ -536,7 +731,6 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
     fopt, iopt, t_eval, events = prob.fopt, prob.iopt, prob.t_eval, prob.events
     fs, ist, y, k = st.f, st.i, st.y, st.k
     y_new, ytmp, rcont, gmat, dw = sc.y_new, sc.ytmp, sc.rcont, sc.gmat, sc.dw
-    n = y.shape[0]
     n_t = t_eval.shape[0]
     save_steps = n_t == 0
     method = iopt[I_METHOD]
@@ -558,30 +752,13 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
     attempts_here = 0
     status = RUNNING
     while status == RUNNING:
-        if t >= t1:
-            status = SUCCESS
-            break
-        if n_attempt >= max_steps:
-            status = MAX_STEPS
-            break
-        if attempts_here >= budget:
-            status = PAUSED
-            break
-        if (save_steps and i_out >= cap_out) or (cap_dense > 0 and n_dense >= cap_dense):
-            status = BUFFER_FULL
-            break
-        h = min(h, max_step)
         target = t1
         if land_on_eval and i_out < n_t and t_eval[i_out] < target:
             target = t_eval[i_out]
-        # Stretch the step by up to a relative 1e-9 instead of leaving a sliver before the target.
-        if t + h * (1.0 + 1e-9) >= target:
-            h = target - t
-            t_new = target
-        else:
-            t_new = t + h
-        if adaptive and 0.1 * abs(h) <= abs(t) * _EPS:
-            status = NON_FINITE if nonfinite_reject else STEP_SIZE_UNDERFLOW
+        status, h, t_new = next_attempt(t, h, target, max_step, adaptive, nonfinite_reject, t1, n_attempt,
+                                        max_steps, attempts_here, budget,
+                                        (save_steps and i_out >= cap_out) or (cap_dense > 0 and n_dense >= cap_dense))
+        if status != RUNNING:
             break
         n_attempt += 1
         attempts_here += 1
@@ -593,42 +770,14 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
             if not (err <= 1.0):  # rejected, also when err is nan
                 n_rej += 1
                 last_rejected = True
-                nonfinite_reject = not (all_finite(y_new) and all_finite(k[6]) and all_finite(k[5]))
-                if math.isfinite(err):
-                    h = h / min(1.0 / _FAC_MIN, err ** _EXPO1 / _SAFE)
-                else:
-                    # An infinite error estimate: shrink hard; if non-finite stages persist down to the
-                    # resolution of t, the status is NON_FINITE.
-                    h = h * _FAC_MIN
+                nonfinite_reject = not finite_stages(y_new, k)
+                h = rejected_step_size(err, h)
                 continue
-            fac11 = err ** _EXPO1
-            fac = fac11 / facold ** _BETA
-            fac = max(1.0 / _FAC_MAX, min(1.0 / _FAC_MIN, fac / _SAFE))
-            h_next = h / fac
-            if last_rejected:
-                h_next = min(h_next, h)
-            facold = max(err, 1e-4)
+            h_next, facold = accepted_step_size(err, h, facold, last_rejected)
             last_rejected = False
             nonfinite_reject = False
-            # Hairer's stiffness test: h * |lambda| estimated from the last two stages (ytmp still holds
-            # stage 6); beyond 3.25 for 15 accepted steps (6 non-stiff ones in between reset it) the
-            # step size is limited by stability, not accuracy.
-            st_num = 0.0
-            st_den = 0.0
-            for i in range(n):
-                dk = k[6, i] - k[5, i]
-                dy = y_new[i] - ytmp[i]
-                st_num += dk * dk
-                st_den += dy * dy
-            if st_den > 0.0 and h * h * st_num > 10.5625 * st_den:
-                n_nonstiff_run = 0
-                n_stiff_run += 1
-                if n_stiff_run >= 15:
-                    n_stiff += 1
-            else:
-                n_nonstiff_run += 1
-                if n_nonstiff_run == 6:
-                    n_stiff_run = 0
+            n_stiff, n_stiff_run, n_nonstiff_run = stiffness_test(h, k, y_new, ytmp, n_stiff, n_stiff_run,
+                                                                  n_nonstiff_run)
         elif method == RK4:
             rk4_step(rhs, t, y, h, p, k, ytmp, y_new, rcont)
             n_rhs += 4
@@ -647,24 +796,11 @@ def _integrate(rhs, diffusion, prob, p, st, sc, out):
                 copy_into(rcont[j], out.dense_r[n_dense, j])
             n_dense += 1
 
-        theta_stop = -1.0
         if n_ev_kinds > 0:
-            theta_stop, n_ev = locate_events(events, t, h, rcont, y_new, st.g, out, n_ev, sc)
-        if theta_stop >= 0.0:
-            if theta_stop < 1.0:
-                t_new = t + theta_stop * h
-                interpolate(rcont, theta_stop, y_new)
-            status = EVENT
-        if save_steps:
-            out.t[i_out] = t_new
-            copy_into(y_new, out.y[i_out])
-            i_out += 1
-        else:
-            i_out = save_outputs(t_eval, i_out, t, h, t_new, rcont, y_new, out.t, out.y)
+            status, t_new, n_ev = step_events(events, t, h, t_new, rcont, y_new, st.g, out, n_ev, sc)
+        i_out = step_outputs(save_steps, t_eval, i_out, t, h, t_new, rcont, y_new, out.t, out.y)
         t = t_new
-        for i in range(n):
-            y[i] = y_new[i]
-            k[0, i] = k[6, i]  # first-same-as-last
+        advance(y_new, y, k)
         if status != RUNNING:
             break
         if max_abs(y) > blow_up:
@@ -729,9 +865,19 @@ def integrate(rhs, diffusion, prob, p, st, sc, out):
     _integrate(rhs_from_address(rhs), diffusion_from_address(diffusion), prob, p, st, sc, out)
 
 
+#: Trajectories one thread of an ensemble advances together with Dormand–Prince (:func:`dopri5_lanes`).
+#: It pays where the right-hand side is inlined: 2-state system, one thread, CPU per trajectory 14.3 µs
+#: one at a time, 9.6 / 9.1 / 8.9 µs with 4 / 8 / 16 lanes. Called through a pointer, the per-lane
+#: array views and calls cost about what the overlap saves, so the generic driver takes one at a time.
+LANES = 8 if _FLAVOUR == "inline" else 1
+
+
 @njit
 def integrate_rows(rhs, diffusion, prob, rows, res):
-    """Integrate the trajectories ``rows`` one after another with :func:`integrate`, to their end.
+    """Integrate the trajectories ``rows`` to their end, each exactly as :func:`integrate` would.
+
+    Dormand–Prince rows run :data:`LANES` at a time (:func:`_interleaved_rows`) in the inlined flavour;
+    otherwise, and for the fixed-step methods, one after another.
 
     ``rows``: :class:`Rows` with ``y0`` [n_rows, n], ``p`` [n_rows, m], ``seed`` int64 [n_rows] (-1: do
     not seed). ``res``: :class:`RowsOutput` with ``y`` [n_rows, n_t, n] (rows a trajectory does not reach
@@ -741,23 +887,130 @@ def integrate_rows(rhs, diffusion, prob, rows, res):
     ``prob.iopt[I_BUDGET]`` at least ``max_steps``.
     """
     rhs, diffusion = rhs_from_address(rhs), diffusion_from_address(diffusion)
+    if LANES > 1 and prob.iopt[I_METHOD] == DOPRI5:
+        _interleaved_rows(rhs, prob, rows, res, LANES)
+        return
     n_rows, n = rows.y0.shape[0], rows.y0.shape[1]
-    n_t = prob.t_eval.shape[0]
     st = State(np.zeros(N_SF), np.zeros(N_SI, dtype=np.int64), np.empty(n), np.empty((7, n)),
                np.empty(prob.events.shape[0]))
     sc = new_scratch(n, prob.iopt[I_N_NOISE], prob.events.shape[0])
-    out_t = np.empty(n_t)
-    no_dense = np.empty(0)
-    no_dense_r = np.empty((0, 5, n))
+    out_t, no_dense, no_dense_r = np.empty(prob.t_eval.shape[0]), np.empty(0), np.empty((0, 5, n))
     for r in range(n_rows):
         reset_state(st, rows.y0[r], rows.seed[r])
-        out = Output(out_t, res.y[r], no_dense, no_dense, no_dense_r, res.ev_t[r], res.ev_y[r], res.ev_which[r])
-        _integrate(rhs, diffusion, prob, rows.p[r], st, sc, out)
-        res.status[r] = st.i[C_STATUS]
-        res.t_final[r] = st.f[S_T]
-        copy_into(st.y, res.final[r])
-        for j in range(N_STATS):
-            res.stats[r, j] = st.i[j]
+        _integrate(rhs, diffusion, prob, rows.p[r], st, sc, _row_output(res, r, out_t, no_dense, no_dense_r))
+        _store_row(st.f, st.i, st.y, res, r)
+
+
+@njit
+def _row_output(res, r, out_t, no_dense, no_dense_r):
+    """The :class:`Output` of ensemble row ``r``: outputs into ``res.y[r]``, first event into ``res``, no
+    dense output (``no_dense`` [0], ``no_dense_r`` [0, 5, n]); ``out_t`` [n_t] receives the output times."""
+    return Output(out_t, res.y[r], no_dense, no_dense, no_dense_r, res.ev_t[r], res.ev_y[r], res.ev_which[r])
+
+
+@njit
+def _store_row(f, i, y, res, r):
+    """Copy a finished trajectory (its State's ``f``, ``i``, ``y``) into row ``r`` of ``res``."""
+    res.status[r] = i[C_STATUS]
+    res.t_final[r] = f[S_T]
+    copy_into(y, res.final[r])
+    for j in range(N_STATS):
+        res.stats[r, j] = i[j]
+
+
+@njit
+def _interleaved_rows(rhs, prob, rows, res, lanes):
+    """Dormand–Prince rows, ``lanes`` trajectories at a time: the body of :func:`_integrate` for each.
+
+    Every lane holds one trajectory (its State in row ``l`` of ``F``, ``I``, ``Y``, ``K``, ``G``). A round
+    decides each lane's next attempt (a finished trajectory is stored and its lane takes the next row),
+    makes the steps stage by stage across the lanes (:func:`dopri5_lanes`), then accepts or rejects each
+    step, with the same helpers and in the same order as :func:`_integrate`: every trajectory gets the
+    same numbers as alone.
+    """
+    fopt, t_eval, events = prob.fopt, prob.t_eval, prob.events
+    n_rows, n, m = rows.y0.shape[0], rows.y0.shape[1], rows.p.shape[1]
+    n_t, n_ev_kinds = t_eval.shape[0], events.shape[0]
+    t1, rtol, atol = fopt[F_T1], fopt[F_RTOL], fopt[F_ATOL]
+    max_step, blow_up = fopt[F_MAX_STEP], fopt[F_BLOW_UP]
+    max_steps, budget = prob.iopt[I_MAX_STEPS], prob.iopt[I_BUDGET]
+    n_lanes = max(1, min(lanes, n_rows))
+    F, I = np.zeros((n_lanes, N_SF)), np.zeros((n_lanes, N_SI), dtype=np.int64)
+    Y, K, G = np.empty((n_lanes, n)), np.empty((n_lanes, 7, n)), np.empty((n_lanes, n_ev_kinds))
+    P = np.empty((n_lanes, m))
+    YT, YN, RC = np.empty((n_lanes, n)), np.empty((n_lanes, n)), np.zeros((n_lanes, 5, n))
+    T, H, T_NEW, ERR = np.empty(n_lanes), np.empty(n_lanes), np.empty(n_lanes), np.empty(n_lanes)
+    row = np.full(n_lanes, -1, dtype=np.int64)  # the row each lane integrates (-1: none)
+    go = np.empty(n_lanes, dtype=np.int64)       # the lanes that attempt a step this round
+    sc = new_scratch(n, 0, n_ev_kinds)
+    out_t, no_dense, no_dense_r = np.empty(n_t), np.empty(0), np.empty((0, 5, n))
+    next_row = 0
+    while True:
+        n_go = 0
+        for l in range(n_lanes):
+            while True:
+                if row[l] < 0:
+                    if next_row >= n_rows:
+                        break
+                    r = next_row
+                    next_row += 1
+                    row[l] = r
+                    copy_into(rows.p[r], P[l])
+                    st = State(F[l], I[l], Y[l], K[l], G[l])
+                    reset_state(st, rows.y0[r], rows.seed[r])
+                    _start(rhs, prob, P[l], st, sc, _row_output(res, r, out_t, no_dense, no_dense_r))
+                status, h, t_new = I[l, C_STATUS], 0.0, 0.0
+                if status == RUNNING:
+                    status, h, t_new = next_attempt(F[l, S_T], F[l, S_H], t1, max_step, True,
+                                                    I[l, C_NONFINITE_REJECTED] != 0, t1, I[l, C_ATTEMPTS],
+                                                    max_steps, 0, budget, False)
+                    F[l, S_H] = h
+                if status != RUNNING:
+                    I[l, C_STATUS] = status
+                    _store_row(F[l], I[l], Y[l], res, row[l])
+                    row[l] = -1
+                    continue
+                T[l], H[l], T_NEW[l] = F[l, S_T], h, t_new
+                go[n_go] = l
+                n_go += 1
+                break
+        if n_go == 0:
+            return
+        dopri5_lanes(rhs, go, n_go, T, H, Y, P, K, YT, YN, RC, rtol, atol, ERR)
+        for j in range(n_go):
+            l = go[j]
+            f, i, k, y_new, err, h = F[l], I[l], K[l], YN[l], ERR[l], H[l]
+            i[C_ATTEMPTS] += 1
+            i[C_RHS] += 6
+            if not (err <= 1.0):  # rejected, also when err is nan
+                i[C_REJECTED] += 1
+                i[C_LAST_REJECTED] = 1
+                i[C_NONFINITE_REJECTED] = 0 if finite_stages(y_new, k) else 1
+                f[S_H] = rejected_step_size(err, h)
+                continue
+            h_next, f[S_FACOLD] = accepted_step_size(err, h, f[S_FACOLD], i[C_LAST_REJECTED] != 0)
+            i[C_LAST_REJECTED] = 0
+            i[C_NONFINITE_REJECTED] = 0
+            i[C_STIFF], i[C_STIFF_RUN], i[C_NONSTIFF_RUN] = stiffness_test(h, k, y_new, YT[l], i[C_STIFF],
+                                                                           i[C_STIFF_RUN], i[C_NONSTIFF_RUN])
+            if not (all_finite(y_new) and all_finite(k[6])):
+                i[C_STATUS] = NON_FINITE
+                continue
+            i[C_ACCEPTED] += 1
+            status, t_end = RUNNING, T_NEW[l]
+            if n_ev_kinds > 0:
+                status, t_end, i[C_EVENTS] = step_events(events, T[l], h, t_end, RC[l], y_new, G[l],
+                                                         _row_output(res, row[l], out_t, no_dense, no_dense_r),
+                                                         i[C_EVENTS], sc)
+            if i[C_OUT] < n_t and t_eval[i[C_OUT]] <= t_end:  # an output time within the step
+                i[C_OUT] = step_outputs(False, t_eval, i[C_OUT], T[l], h, t_end, RC[l], y_new, out_t, res.y[row[l]])
+            f[S_T] = t_end
+            advance(y_new, Y[l], k)
+            if status == RUNNING and max_abs(Y[l]) > blow_up:
+                status = BLOW_UP
+            if status == RUNNING:
+                f[S_H] = h_next
+            i[C_STATUS] = status
 
 
 # ---------------------------------------------------------------------------------------------
