@@ -16,7 +16,10 @@ import pytest
 pytestmark = pytest.mark.numba
 
 _CHILD = """
-import sys, time
+import signal, sys, time
+# Ctrl-C raises KeyboardInterrupt here even when the test runs as a background job, whose shell hands
+# its children SIGINT ignored (Python then leaves it ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 sys.path.insert(0, {tests!r})
 from solve_helpers import REFERENCES
