@@ -95,7 +95,8 @@ def _cell(text: str) -> str:
 def _claim_record(c: Claim) -> dict[str, Any]:
     return {"name": c.name, "statement": c.statement, "measured": c.measured, "predicted": c.predicted,
             "tolerance": c.tolerance, "kind": c.kind, "criterion": c.criterion(), "deviation": c.deviation,
-            "margin": c.margin, "bound_over_measured": c.bound_over_measured, "passed": c.passed, "details": c.details, "figures": list(c.figures)}
+            "margin": c.margin, "bound_over_measured": c.bound_over_measured, "passed": c.passed,
+            "details": c.details, "figures": list(c.figures)}
 
 
 def results_record(reports: list[TheoryReport], settings: Mapping[str, Any], seconds: float) -> dict[str, Any]:

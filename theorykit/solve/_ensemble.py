@@ -163,7 +163,8 @@ def solve_ensemble(csys: Any, y0s: Any, t_span: tuple[float, float], params: Any
         first compilation takes about as long as the generic driver's, and it then lives in the disk
         cache. ``True`` compiles it if needed; ``"auto"`` uses it when it is in the cache, and an ensemble
         expected to take more than ``INLINE_REPAY_SECONDS`` (20 s, about the compilation's cost) starts its
-        compilation in a background process, so the system's later ensembles get it; ``False`` never does. Results are the same, bit for bit; small systems run faster (see BENCHMARKS.md).
+        compilation in a background process, so the system's later ensembles get it; ``False`` never does.
+        Results are the same, bit for bit; small systems run faster (see BENCHMARKS.md).
 
     Returns
     -------
