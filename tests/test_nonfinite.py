@@ -34,6 +34,26 @@ def _opts(method):
     return {"dt": 0.01} if method in FIXED else {}
 
 
+def test_direct_evaluation_is_ieee_on_both_backends(recwarn):
+    """``csys.rhs`` / ``csys.jac`` called directly give the same values, inf and nan on both backends (the numpy
+    backend used to raise ZeroDivisionError, ValueError or OverflowError), without a warning."""
+    rhs = ["1/a - sqrt(x) + log(x) + 1/t + x**(-2) + 0.5/sqrt(x)", "exp(x) + cosh(x) + acosh(x)",
+           "asin(y) + atanh(y) + x*y"]
+    system = make_system(["x", "y", "z"], rhs, ["a"], name="ieee_direct")
+    numba_sys, numpy_sys = (compile_system(system, backend=be) for be in ("numba", "numpy"))
+    points = [(1.0, 1.0, 0.0, 0.0), (1.0, -1.0, 0.5, 1.0), (1.0, 1000.0, 2.0, 1.0), (1.0, 0.0, 1.0, 1.0),
+              (0.0, 2.0, -0.5, 1.0), (1.0, 2.0, 0.5, 2.0), (1.0, 1e-300, 0.0, 1.0)]
+    kinds = set()
+    for t, x, y, a in points:
+        for f in ("rhs", "jac"):
+            want = getattr(numba_sys, f)(t, [x, y, 0.0], [a])
+            got = getattr(numpy_sys, f)(t, [x, y, 0.0], [a])
+            np.testing.assert_array_equal(got, want, err_msg=f"{f} at t={t}, x={x}, y={y}, a={a}")
+            kinds |= {"inf" if np.isinf(v) else "nan" if np.isnan(v) else "finite" for v in want.ravel()}
+    assert kinds == {"inf", "nan", "finite"}  # the points reach every outcome
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 @pytest.fixture(scope="module")
 def bad_systems():
     systems = {(name, be): compile_system(make_system(["x"], [rhs], ["r"], name=f"bad_{i}"), backend=be)

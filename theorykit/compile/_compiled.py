@@ -18,6 +18,7 @@ from ..derive import ODESystem
 from ..errors import CacheWarning, CompileError, IncompleteSystemError, InvalidParameterError
 from .._sealed import exec_module, unseal
 from ._codegen import CODEGEN_VERSION, generate_source
+from ._ieee import make_ieee
 
 BACKENDS = ("numba", "numpy")
 _memo: dict[str, "CompiledSystem"] = {}
@@ -55,7 +56,8 @@ class CompiledSystem:
     out)`` and write into ``out``: ``rhs_into`` (``out[n_states]``), ``jac_into`` (``out[n_states,
     n_states]``), ``observed_into`` (``out[n_observables]``), ``diffusion_into`` (``out[n_states, n_noise]``,
     ``None`` without noise). For ``backend="numba"`` they are ``numba.njit`` dispatchers that other
-    kernels can call; for ``"numpy"`` plain Python functions.
+    kernels can call; for ``"numpy"`` plain Python functions. Both compute in IEEE arithmetic: bad arithmetic
+    (``x/0``, ``sqrt(-1)``, overflow) gives inf/nan, never an exception (see :mod:`._ieee`).
 
     Attributes
     ----------
@@ -219,7 +221,7 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
         A complete system (checked again here).
     backend : {"numba", "numpy"}
         ``numba`` JIT-compiles every function with ``njit``; ``numpy`` leaves them as plain Python (useful
-        for debugging and for tiny problems).
+        for debugging and for tiny problems). Both give inf/nan for bad arithmetic, never an exception.
     jac : bool
         Also generate the Jacobian.
     cse : bool
@@ -253,6 +255,8 @@ def compile_system(system: ODESystem, backend: str = "numba", *, jac: bool = Tru
             f"theorykit_generated_{key[:32]}", system, cache=cache,
             generate=lambda numba_cache: generate_source(system, backend=backend, jac=jac, cse=cse,
                                                          numba_cache=numba_cache))
+        if backend == "numpy":
+            make_ieee(module)
         csys = CompiledSystem(system, backend, module, source, path, {"jac": jac, "cse": cse})
         if cache:
             _memo[key] = csys

@@ -109,6 +109,7 @@ def generate_derivative_source(system: ODESystem, *, backend: str, order: int, n
 def _load(system: ODESystem, backend: str, order: int, cache: bool):
     """The generated module of one order, from the in-process memo, the disk cache or freshly generated."""
     from ._compiled import load_generated
+    from ._ieee import make_ieee
 
     text = "\n".join([system.canonical(), backend, f"derivatives order {order}", DERIVATIVES_VERSION,
                       CODEGEN_VERSION, __version__])
@@ -120,6 +121,8 @@ def _load(system: ODESystem, backend: str, order: int, cache: bool):
             f"theorykit_derivatives_{key[:32]}", system, cache=cache,
             generate=lambda numba_cache: generate_derivative_source(system, backend=backend, order=order,
                                                                     numba_cache=numba_cache))
+        if backend == "numpy":
+            make_ieee(module)
         if cache:
             _memo[(key, backend, order)] = module
         return module
