@@ -353,6 +353,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random Newton starts, >= 0")
 
 
+def _plane_axes(p: argparse.ArgumentParser, kind: str) -> None:
+    """``--x`` and ``--y`` (a ``kind``, parameter or state, on each axis) and their ``--x-range`` / ``--y-range``
+    on the sub-command ``p``."""
+    for axis in ("x", "y"):
+        p.add_argument(f"--{axis}", default=None, help=f"{kind} on the {axis} axis")
+    for axis in ("x", "y"):
+        p.add_argument(f"--{axis}-range", default=None, metavar="LO,HI", help=f"interval of the {axis} axis")
+
+
 def register(sub) -> None:
     p = sub.add_parser("fixed-points", help="find and classify the equilibria of a built-in system")
     _common(p)
@@ -385,10 +394,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("phase-diagram", help="long-time state over a grid of two parameters (ensemble integration)")
     _common(p)
-    p.add_argument("--x", default=None, help="parameter on the x axis")
-    p.add_argument("--y", default=None, help="parameter on the y axis")
-    p.add_argument("--x-range", default=None, metavar="LO,HI")
-    p.add_argument("--y-range", default=None, metavar="LO,HI")
+    _plane_axes(p, "parameter")
     p.add_argument("--nx", type=int_at_least(2), default=60, help="grid points along x")
     p.add_argument("--ny", type=int_at_least(2), default=50, help="grid points along y")
     p.add_argument("--t-final", type=positive_float, default=200.0, help="integration time")
@@ -399,10 +405,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("basins", help="basins of attraction of the stable fixed points over two states")
     _common(p)
-    p.add_argument("--x", default=None, help="state on the x axis")
-    p.add_argument("--y", default=None, help="state on the y axis")
-    p.add_argument("--x-range", default=None, metavar="LO,HI")
-    p.add_argument("--y-range", default=None, metavar="LO,HI")
+    _plane_axes(p, "state")
     p.add_argument("--n", type=int_at_least(2), default=101, help="grid points per axis")
     p.add_argument("--t-final", type=positive_float, default=100.0, help="integration time")
     p.add_argument("--tol", type=positive_float, default=1e-2, help="relative distance to a fixed point that counts as arrived")
