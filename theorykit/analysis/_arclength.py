@@ -22,7 +22,7 @@ Brent's method in the arclength of a step, correcting every trial point back ont
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from scipy.optimize import brentq
@@ -182,6 +182,39 @@ def trace(prob, u0: np.ndarray, t0: np.ndarray, *, ds: float, ds_min: float, ds_
     return out
 
 
+def locate_sign_change(correct_at, test: Callable[[np.ndarray], float], u: np.ndarray, w: np.ndarray, t: np.ndarray,
+                       span: float, psi_a: float, psi_b: float, locate_tol: float) -> tuple[float, np.ndarray] | None:
+    """``(s, v)``: the arclength ``s`` in ``[0, span]`` along ``t`` from ``u`` where ``test`` (``psi_a`` at ``u``,
+    ``psi_b`` at ``w``, of opposite signs) changes sign, and the point ``v`` on the curve there; ``None`` if
+    ``brentq`` fails.
+
+    ``correct_at(x)`` returns ``(v, ok)``: ``x`` corrected onto the curve. Each correction starts from the nearest
+    point already on the curve, shifted along ``t``, so that Newton still converges close to a branch point
+    (where the bordered matrix becomes singular).
+    """
+    known = {0.0: u, span: w}
+
+    def on_curve(s: float) -> np.ndarray:
+        near = min(known, key=lambda k: abs(k - s))
+        v, ok = correct_at(known[near] + (s - near) * t)
+        if ok:
+            known[s] = v
+        return v
+
+    def g(s: float) -> float:
+        if s <= 0.0:
+            return psi_a
+        if s >= span:
+            return psi_b
+        return test(on_curve(s))
+
+    try:
+        s = brentq(g, 0.0, span, xtol=locate_tol, rtol=4 * np.finfo(float).eps, maxiter=200)
+    except (ValueError, RuntimeError):
+        return None
+    return s, on_curve(s) if 0.0 < s < span else (u if s <= 0.0 else w)
+
+
 def _locate(prob, u: np.ndarray, t: np.ndarray, w: np.ndarray, psi_a: np.ndarray, psi_b: np.ndarray,
             watch: np.ndarray, tol: float, locate_tol: float, out: Trace) -> None:
     """Locate the watched sign changes of the tests between ``u`` and ``w``; append the points to ``out``."""
@@ -192,29 +225,15 @@ def _locate(prob, u: np.ndarray, t: np.ndarray, w: np.ndarray, psi_a: np.ndarray
     span = _wdot(prob.weights, t, w - u)
     found = []
     for idx in np.flatnonzero(changed):
-        known = {0.0: u, span: w}
-
-        def on_curve(s: float) -> np.ndarray:
-            near = min(known, key=lambda k: abs(k - s))
-            v, _, ok = correct(prob, known[near] + (s - near) * t, t, tol=tol, max_newton=50)
-            if ok:
-                known[s] = v
-            return v
-
-        def g(s: float, idx=idx) -> float:
-            if s <= 0.0:
-                return float(psi_a[idx])
-            if s >= span:
-                return float(psi_b[idx])
-            v = on_curve(s)
+        def test(v: np.ndarray, idx=idx) -> float:
             val = float(prob.tests(v, tangent(prob, v, t))[idx])
             return val if np.isfinite(val) else float(psi_a[idx])
 
-        try:
-            s = brentq(g, 0.0, span, xtol=locate_tol, rtol=4 * np.finfo(float).eps, maxiter=200)
-        except (ValueError, RuntimeError):
+        located = locate_sign_change(lambda x: correct(prob, x, t, tol=tol, max_newton=50)[::2], test, u, w, t,
+                                     span, float(psi_a[idx]), float(psi_b[idx]), locate_tol)
+        if located is None:
             continue
-        v = on_curve(s) if 0.0 < s < span else (u if s <= 0.0 else w)
+        s, v = located
         kind = prob.test_names[idx]
         if prob.confirm(kind, v):
             found.append((s, kind, v))

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-from scipy.optimize import brentq
 
 from .._checks import check_int, check_range
 from ..errors import InvalidParameterError
+from ._arclength import locate_sign_change
 from ._fixed_points import (FixedPoint, _Evaluator, _frozen, _solve_linear, _sorted_eigenvalues, classify_eigenvalues,
                             newton, require_finite_jacobian)
 
@@ -407,29 +407,12 @@ def _locate_between(prob: _Problem, u: np.ndarray, t: np.ndarray, w: np.ndarray,
     span = float(t @ (w - u)) if h is None else h
     found = []
     for idx in np.flatnonzero(changed):
-        # warm starts: correct from the nearest point already on the branch, shifted along t, so that
-        # Newton still converges close to a branch point (where the bordered matrix becomes singular)
-        known = {0.0: u, span: w}
-
-        def on_branch(s: float) -> np.ndarray:
-            near = min(known, key=lambda k: abs(k - s))
-            v, _, ok = prob.correct(known[near] + (s - near) * t, t, max_newton=50)
-            if ok:
-                known[s] = v
-            return v
-
-        def g(s: float, idx=idx) -> float:
-            if s <= 0.0:
-                return float(psi_a[idx])
-            if s >= span:
-                return float(psi_b[idx])
-            v = on_branch(s)
-            return float(prob.tests(v, prob.tangent(v, t))[0][idx])
-        try:
-            s = brentq(g, 0.0, span, xtol=locate_tol, rtol=4 * np.finfo(float).eps, maxiter=200)
-        except (ValueError, RuntimeError):
+        located = locate_sign_change(lambda x: prob.correct(x, t, max_newton=50)[::2],
+                                     lambda v, idx=idx: float(prob.tests(v, prob.tangent(v, t))[0][idx]), u, w, t,
+                                     span, float(psi_a[idx]), float(psi_b[idx]), locate_tol)
+        if located is None:
             continue
-        v = on_branch(s) if 0.0 < s < span else (u if s <= 0.0 else w)
+        s, v = located
         if exact_end and s >= span:
             v = w
         psi_v, eig = prob.tests(v, prob.tangent(v, t))
