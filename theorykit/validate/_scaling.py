@@ -1,7 +1,9 @@
-"""Finite-size scaling: power-law fits with confidence intervals (error ~ C N^slope)."""
+"""Finite-size scaling: power-law fits with confidence intervals (error ~ C N^slope), and NaN-safe reductions
+over sweep results."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,3 +96,14 @@ def fit_power_law(x, y, confidence: float = 0.95, *, nan_policy: str = "raise") 
         n_points=n,
         r_squared=float(res.rvalue**2),
     )
+
+
+def nan_reduce(fn, x, axis=None):
+    """``fn`` (``np.nanmean``, ``np.nanstd``, ``np.nanmedian``, ...) over ``x`` ignoring NaN entries (failed sweep
+    points, runs that never reached a threshold); NaN, without a warning, where every entry is NaN. A float for
+    ``axis=None``, else an array."""
+    x = np.asarray(x, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = fn(x, axis=axis)
+    return float(out) if axis is None else out

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..._io import save_result
-from ...validate import Study, fit_power_law
+from ...validate import Study, fit_power_law, nan_reduce
 from . import _analysis as A
 from . import _figures as F
 from . import _studies as X
@@ -89,12 +89,6 @@ def _slope_margin(slope: float) -> dict[str, float]:
     return {"threshold": threshold, "margin": threshold - float(slope)}
 
 
-def _mean_over_finite(values: np.ndarray) -> list[float | None]:
-    """Row means over the finite entries; ``None`` for a row with none (no mean of an empty slice)."""
-    finite = np.isfinite(values)
-    return [float(np.mean(row[ok])) if ok.any() else None for row, ok in zip(values, finite)]
-
-
 def state_width_claims(study: Study, res: dict, cfg: X.SweepConfig) -> None:
     """The claims of the width sweep (:func:`._studies.run_width_sweep`): rates in the width, the
     width-independent ball, finite-time convergence and the kernel model's loss curve."""
@@ -135,7 +129,7 @@ def state_width_claims(study: Study, res: dict, cfg: X.SweepConfig) -> None:
                 0.0, "true", figures=("loss_curves.png",),
                 details={"n_runs_L0_below_1": int(small.sum()), "fraction_converged": frac, "t_hit_max": t_hit_max,
                          "margin_ratio": float(res["t"][-1] / t_hit_max),
-                         "t_hit_mean_by_width": _mean_over_finite(res["t_hit"]),
+                         "t_hit_mean_by_width": nan_reduce(np.nanmean, res["t_hit"], axis=1),
                          "fraction_converged_L0_above_1": float(np.mean(conv[~small])) if np.any(~small) else None})
     gap = res["kernel_loss_gap"]  # (width, seed): max_t |L_net - L_kernel ODE| / L(0)
     study.claim("kernel_model_loss_agreement", "At the largest width the network's loss curve follows the "

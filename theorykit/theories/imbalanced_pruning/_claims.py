@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from ..._random import spawn_seeds
-from ...validate import Study
+from ...validate import Study, nan_reduce
 from . import _analysis as A
 from . import _figures as F
 from . import _studies as X
@@ -233,15 +233,15 @@ def imbalance_claims(study: Study, sw: dict, rare_eps: float = 0.1) -> None:
           f"Rare minority features (eps_min <= {rare_eps:g}) are learned with smaller magnitude within the training "
           "horizon: max_i |<w_i, M_j>| of minority features over that of majority features (mean over those "
           "eps_min, NSR and seeds, no pruning) is below 1. Per-eps_min ratios in the details.",
-          X.nan_reduce(np.nanmean, ratio[rare]), 1.0, 0.0, "le",
-          details={"per_eps_mean": X.nan_reduce(np.nanmean, ratio, axis=(1, 2)),
-                   "per_eps_std": X.nan_reduce(np.nanstd, ratio, axis=(1, 2)), "eps": sw["eps_min"]})
+          nan_reduce(np.nanmean, ratio[rare]), 1.0, 0.0, "le",
+          details={"per_eps_mean": nan_reduce(np.nanmean, ratio, axis=(1, 2)),
+                   "per_eps_std": nan_reduce(np.nanstd, ratio, axis=(1, 2)), "eps": sw["eps_min"]})
     study.claim("minority_fewer_neurons",
           "Minority features are learned by fewer neurons: (#neurons with cos >= 0.3 per minority feature) - "
           "(same per majority feature), mean over eps_min, NSR and seeds without pruning, is negative.",
-          X.nan_reduce(np.nanmean, dcount), 0.0, 0.0, "le", figures=("neuron_counts.png",),
-          details={"per_eps_mean": X.nan_reduce(np.nanmean, dcount, axis=(1, 2)),
-                   "per_eps_std": X.nan_reduce(np.nanstd, dcount, axis=(1, 2)),
+          nan_reduce(np.nanmean, dcount), 0.0, 0.0, "le", figures=("neuron_counts.png",),
+          details={"per_eps_mean": nan_reduce(np.nanmean, dcount, axis=(1, 2)),
+                   "per_eps_std": nan_reduce(np.nanstd, dcount, axis=(1, 2)),
                    "count_major": X.stat(sw["count_major"][:, :, 0, :]),
                    "count_minor": X.stat(sw["count_minor"][:, :, 0, :])})
 
@@ -258,7 +258,7 @@ def pruning_claims(study: Study, sw: dict, pruning: str) -> None:
         diff = sw[key][:, :, 1, :] - sw[key][:, :, 0, :]
         signed_rank_claim(
             study, name, f"{pruning} {what} in paired runs (same seed, eps_min and NSR, pruned vs not).", diff,
-            increase=up, figures=(fig,), details={"per_eps_mean": X.nan_reduce(np.nanmean, diff, axis=(1, 2)),
+            increase=up, figures=(fig,), details={"per_eps_mean": nan_reduce(np.nanmean, diff, axis=(1, 2)),
                                                   "pruned": X.stat(sw[key][:, :, 1, :]),
                                                   "unpruned": X.stat(sw[key][:, :, 0, :])})
 
@@ -285,12 +285,12 @@ def descent_claim(study: Study, plain: dict, forward: dict, hard: dict) -> None:
           "descent, in the derivation's setting (one token per input). Under Algorithm 1 the descent predicts the "
           "same effect as for hard pruning (a masked weight has zero mean gradient, so it never re-enters the mask), "
           "while SGD's gradient noise on the masked weights lets them re-enter and gives a larger effect: both are in "
-          "the details.", X.nan_reduce(np.nanmean, d_hard[both]), X.nan_reduce(np.nanmean, f_hard[both]), 0.35,
+          "the details.", nan_reduce(np.nanmean, d_hard[both]), nan_reduce(np.nanmean, f_hard[both]), 0.35,
           "rel", figures=("max_cosine.png",),
-          details={"correlation_per_run": corr, "sgd_per_eps_mean": X.nan_reduce(np.nanmean, d_hard, axis=(1, 2)),
-                   "descent_per_eps_mean": X.nan_reduce(np.nanmean, f_hard, axis=(1, 2)), "n_runs": int(both.sum()),
+          details={"correlation_per_run": corr, "sgd_per_eps_mean": nan_reduce(np.nanmean, d_hard, axis=(1, 2)),
+                   "descent_per_eps_mean": nan_reduce(np.nanmean, f_hard, axis=(1, 2)), "n_runs": int(both.sum()),
                    "algorithm_1_sgd": X.stat(d_fwd), "algorithm_1_descent": X.stat(f_fwd),
-                   "algorithm_1_sgd_per_eps_mean": X.nan_reduce(np.nanmean, d_fwd, axis=(1, 2))})
+                   "algorithm_1_sgd_per_eps_mean": nan_reduce(np.nanmean, d_fwd, axis=(1, 2))})
 
 
 def theorem_3_2_claims(study: Study, pruned: dict, unpruned: dict, widths: dict, tau: float, d: int,
@@ -304,7 +304,7 @@ def theorem_3_2_claims(study: Study, pruned: dict, unpruned: dict, widths: dict,
     fit = X.fit_paired_slope(pruned["eps_min"], coef)
     eps = np.broadcast_to(pruned["eps_min"][:, None], coef.shape)
     unpruned_fit = X.fit_paired_slope(unpruned["eps_min"], unpruned["magnitude_minor"][:, 0, 0, :] / tau)
-    per_eps = X.nan_reduce(np.nanmean, coef, axis=1)
+    per_eps = nan_reduce(np.nanmean, coef, axis=1)
     ci_claim(study, "minority_coefficient_independent_of_eps",
              "Theorem 3.2: after Algorithm 1's pruning the coefficient of a minority feature's most specialised "
              "neuron, over tau, does not depend on eps_min / eps_max (runs trained to convergence, eps_min swept at "
@@ -319,7 +319,7 @@ def theorem_3_2_claims(study: Study, pruned: dict, unpruned: dict, widths: dict,
              "Theorem 3.2: after Algorithm 1's pruning the number of neurons specialised on a minority feature "
              "(|cos| >= 0.3) is Omega(m/d): at fixed d it grows in proportion to the width m (fitted exponent 1).",
              X.fit_slope(m, widths["count_minor"][:, 0, :]), 1.0, 0.3, figures=("scaling.png",),
-             details={"count_over_m_over_d": X.nan_reduce(np.nanmean, widths["count_minor"][:, 0, :], axis=1)
+             details={"count_over_m_over_d": nan_reduce(np.nanmean, widths["count_minor"][:, 0, :], axis=1)
                       / (widths["width"] / d), "width": widths["width"], "d": d})
     study.note(
         "Theorem 3.2 in numbers: after Algorithm 1's pruning the minority coefficient over tau is "
@@ -346,8 +346,8 @@ def d1_claim(study: Study, d1s: dict, d: int, eta: float) -> None:
         X.fit_slope(x, d1s["T1_sgd"] / d1s["T1_flow"]), 0.0, 0.15, figures=("scaling.png",),
         details={"sgd_exponent": sgd, "flow_exponent": flow, "lemma_3_1_exponent": 1.0,
                  "lemma_3_1_exponent_in_sgd_ci": bool(sgd["slope_ci95"][0] <= 1.0 <= sgd["slope_ci95"][1]),
-                 "T1_sgd": X.nan_reduce(np.nanmean, d1s["T1_sgd"], axis=1),
-                 "T1_flow": X.nan_reduce(np.nanmean, d1s["T1_flow"], axis=1), "d1": d1s["d1"], "d": d, "eta": eta})
+                 "T1_sgd": nan_reduce(np.nanmean, d1s["T1_sgd"], axis=1),
+                 "T1_flow": nan_reduce(np.nanmean, d1s["T1_flow"], axis=1), "d1": d1s["d1"], "d": d, "eta": eta})
     study.note(
         "Lemma 3.1's T1 = Theta(d1 log d / (eta log log d)) is not reproduced: T1's fitted exponent in d1 is "
         f"{sgd['slope']:.2f} (SGD, 95% CI {sgd['slope_ci95'][0]:.2f} to {sgd['slope_ci95'][1]:.2f}) and "
@@ -379,7 +379,7 @@ def pruning_notes(sweeps: dict[str, dict]) -> tuple[str, ...]:
     n_fwd = sweeps["one_token_forward"]["maxcos_minor"].shape[-1]
 
     def paired(key: str, pruned: dict, unpruned: dict, fmt: str) -> str:
-        return format(X.nan_reduce(np.nanmean, pruned[key] - unpruned[key]), fmt)
+        return format(nan_reduce(np.nanmean, pruned[key] - unpruned[key]), fmt)
 
     fwd, un = ({k: grid[k][:, nsr1, c, :] for k in X.METRICS} for c in (1, 0))
     hrd = {k: sweeps["hard"][k][:, 0, 0, :] for k in X.METRICS}
@@ -394,6 +394,6 @@ def pruning_notes(sweeps: dict[str, dict]) -> tuple[str, ...]:
             "Algorithm 1 against one-shot hard pruning with one token per input (paired, mean over eps_min and "
             f"seeds): the minority max cosine rises by {paired('maxcos_minor', one_fwd, one_un_fwd, '+.4f')} under "
             f"Algorithm 1 and by {paired('maxcos_minor', one_hrd, one_un, '+.4f')} under hard pruning; the "
-            f"population descent predicts {X.nan_reduce(np.nanmean, one_hrd['flow_delta_maxcos_minor']):+.4f} for "
+            f"population descent predicts {nan_reduce(np.nanmean, one_hrd['flow_delta_maxcos_minor']):+.4f} for "
             "both, because in the mean gradient a masked weight never re-enters the mask: Algorithm 1's extra effect "
             "comes from SGD's gradient noise on the masked weights.")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -25,7 +24,7 @@ from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
 from ...simulate import ParticleRun, map_threads
 from ...sweep import SweepOptions
-from ...validate import compare, fit_power_law
+from ...validate import compare, fit_power_law, nan_reduce
 from . import _analysis as A
 from . import _data as D
 from . import _simulate as sim
@@ -166,7 +165,7 @@ def stage_summary(run: ParticleRun, *, with_flow: bool = True) -> StageSummary:
 def median_stage_times(T: np.ndarray) -> np.ndarray:
     """float64[3]: median ``T1, T2, T3`` over neurons (NaN where none was detected), without warnings."""
     T = np.asarray(T, dtype=np.float64).reshape(-1, 3)
-    return np.array([np.median(c[np.isfinite(c)]) if np.isfinite(c).any() else np.nan for c in T.T])
+    return nan_reduce(np.nanmedian, np.where(np.isfinite(T), T, np.nan), axis=0)
 
 
 def stage_study(base: Config, seed: int) -> dict[str, Any]:
@@ -306,16 +305,6 @@ def stat(x: np.ndarray) -> dict[str, float]:
             "std": float(np.std(x, ddof=1)) if x.size > 1 else 0.0, "n": int(x.size)}
 
 
-def nan_reduce(fn, x: np.ndarray, axis=None):
-    """``fn`` (np.nanmean / np.nanstd / ...) over ``x`` ignoring failed (NaN) sweep points; NaN, without a
-    warning, where every point failed. Returns a float for ``axis=None``, else an array."""
-    x = np.asarray(x, dtype=np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = fn(x, axis=axis)
-    return float(out) if axis is None else out
-
-
 def paired_medians(measured: np.ndarray, predicted: np.ndarray) -> tuple[float, float, int]:
     """Medians of ``measured`` and ``predicted`` over the entries where both are finite, and their number."""
     both = np.isfinite(measured) & np.isfinite(predicted)
@@ -369,8 +358,7 @@ def fit_paired_slope(x: np.ndarray, y: np.ndarray) -> dict:
             "n_replicates": len(cols)}
 
 
-
 __all__ = ["METRICS", "STAGE1_VALUES", "default_config", "one_token_config", "converged_config", "evaluate",
            "pruning_flow_effect", "mc_gradient_check", "StageSummary", "stage_summary", "median_stage_times",
            "stage_study", "grid_points", "grid_point", "stage1_point", "grid_study", "pruning_studies", "stat",
-           "nan_reduce", "paired_medians", "median_ratio", "fit_slope", "fit_paired_slope"]
+           "paired_medians", "median_ratio", "fit_slope", "fit_paired_slope"]
