@@ -99,9 +99,14 @@ def render() -> str:
     out.append("ReLU (arc-cosine kernels, $\\cos\\theta = x\\cdot x'/(n_x n_y)$):\n")
     out.append(_eq("\\Sigma_{\\mathrm{relu}}", arc["Sigma"]))
     out.append(_eq("\\dot\\Sigma_{\\mathrm{relu}}", arc["Sigmadot"]))
-    out.append("Other activations (tanh): tensor Gauss–Hermite quadrature with "
+    out.append("Other activations (tanh): the trapezoid rule over $(z_1, z_2)$ with "
                "$u = a z_1$, $u' = (c/a) z_1 + \\sqrt{b - c^2/a}\\, z_2$, $z_{1,2} \\sim \\mathcal{N}(0,1)$, "
-               "$a^2 = x\\cdot x$, $b = x'\\cdot x'$, $c = x\\cdot x'$.\n")
+               "$a^2 = x\\cdot x$, $b = x'\\cdot x'$, $c = x\\cdot x'$, step $(\\pi^2/36)/\\max(1, a, \\sqrt b)$ "
+               "over $|z| \\le 8.5$. The integrands are analytic in a strip of half-width $\\pi/(2\\max(a, \\sqrt b))$ "
+               "($\\tanh$ has poles at $i\\pi/2$), so the rule converges geometrically, to about $10^{-11}$ relative "
+               "at any norm (checked against mpmath and adaptive quadrature). Gauss–Hermite, whose nodes crowd "
+               "where the Gaussian weight is large rather than spread evenly, resolves the $\\mathrm{sech}^4$ peak "
+               "of width $1/a$ poorly: with 64 nodes it is 0.2% low at $a = 2$ and 17% low at $a = 4$.\n")
 
     out.append("## 4. Kernel model: gradient flow in function space\n")
     out.append("Linearising $f$ around $\\theta_0$ gives $\\dot f = -\\Theta_0\\, \\partial L/\\partial f$ "
@@ -181,9 +186,8 @@ def render() -> str:
         "reported). The loss-level bound $(\\sqrt{\\hat L} + \\varepsilon)^2$ is reported as information: the "
         "trained model has $\\hat C \\approx I$, so $L_{\\mathrm{pop}} \\approx \\|C_{\\mathrm{pop}} - \\hat "
         "C\\|_\\Lambda^2$ and its ratio to the measurement is about the square of the deviation ratio, above "
-        "100. Numerics: $\\Theta^\\infty(Z, Z)$ in $G$ is the 64-node Gauss–Hermite value the model is trained "
-        "with (for tanh on the radius-2 sphere its diagonal is about 0.2% below the converged value, because "
-        "$\\mathrm{sech}^4(2z)$ has poles near the real axis); the second moment uses the 128-node diagonal.\n")
+        "100. Numerics: $\\Theta^\\infty(Z, Z)$ in $G$ and the second moment use the trapezoid rule of "
+        "section 3 (about $10^{-11}$ relative).\n")
     return "\n".join(out)
 
 

@@ -103,16 +103,90 @@ def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
             dSig[i, j] = ds
 
 
+#: step of the trapezoid rule in standard-normal units is TRAPEZOID_STEP / max(1, input norm): the rule's error
+#: for the Gaussian-weighted tanh integrands is then about 1e-11 relative at any norm (against mpmath in the
+#: tests); Gauss-Hermite nodes, crowded at the centre for the Gaussian weight, miss the sech^4 peak of width
+#: 1/norm instead (64 nodes: 0.2% low at norm 2, 17% at norm 4)
+TRAPEZOID_STEP = math.pi ** 2 / 36.0
+#: the trapezoid rule sums over |z| <= TRAPEZOID_RADIUS standard deviations (the Gaussian tail beyond: 1e-16)
+TRAPEZOID_RADIUS = 8.5
+
+
 @njit(cache=True)
-def gh_diag(Z, act, nodes, weights, Sig, dSig):
-    """Diagonal ``Sig[i] = E σ(u)²``, ``dSig[i] = E σ'(u)²`` with ``u ~ N(0, |z_i|²)`` (1-D Gauss–Hermite)."""
+def _act_and_dact(u, act):
+    """σ(u) and σ'(u); for tanh σ' from σ's value (one tanh)."""
+    if act == 0:
+        f = G.act_tanh(u)
+        return f, G.dact_tanh_of_value(f)
+    return G.act_relu(u), G.dact_relu(u)
+
+
+@njit(cache=True)
+def _trapezoid_rule(scale):
+    """Nodes and weights (summing to 1) of the trapezoid rule for E f(Z), Z ~ N(0, 1), where f varies on the
+    length ``1 / scale`` (``scale >= 1``)."""
+    h = TRAPEZOID_STEP / scale
+    n = int(math.ceil(TRAPEZOID_RADIUS / h))
+    nodes = np.empty(2 * n + 1)
+    weights = np.empty(2 * n + 1)
+    total = 0.0
+    for k in range(2 * n + 1):
+        z = (k - n) * h
+        nodes[k] = z
+        weights[k] = math.exp(-0.5 * z * z)
+        total += weights[k]
+    for k in range(2 * n + 1):
+        weights[k] /= total
+    return nodes, weights
+
+
+@njit(cache=True)
+def trapezoid_kernels(Z1, Z2, act, symmetric, Sig, dSig):
+    """``Sig``, ``dSig`` of a smooth activation by the trapezoid rule over the disc of radius
+    :data:`TRAPEZOID_RADIUS`, its step set per pair of inputs by the larger norm (see :data:`TRAPEZOID_STEP`);
+    the pair ``(u, u')`` is written as in :func:`gh_kernels`. ``symmetric``: ``Z2`` is ``Z1`` (upper triangle
+    computed, mirrored)."""
+    for i in range(Z1.shape[0]):
+        a2 = _dot(Z1[i], Z1[i])
+        for j in range(i if symmetric else 0, Z2.shape[0]):
+            b2 = _dot(Z2[j], Z2[j])
+            nodes, weights = _trapezoid_rule(max(1.0, math.sqrt(max(a2, b2))))
+            n = nodes.size // 2
+            h = nodes[1] - nodes[0]
+            c = _dot(Z1[i], Z2[j])
+            sa = math.sqrt(a2)
+            r = c / sa if sa > 0 else 0.0
+            s2 = math.sqrt(max(b2 - r * r, 0.0))
+            s = 0.0
+            ds = 0.0
+            for p in range(nodes.size):
+                f1, g1 = _act_and_dact(sa * nodes[p], act)
+                reach = min(n, int(math.sqrt(max(TRAPEZOID_RADIUS ** 2 - nodes[p] ** 2, 0.0)) / h))
+                inner = 0.0
+                dinner = 0.0
+                for t in range(n - reach, n + reach + 1):
+                    f2, g2 = _act_and_dact(r * nodes[p] + s2 * nodes[t], act)
+                    inner += weights[t] * f2
+                    dinner += weights[t] * g2
+                s += weights[p] * f1 * inner
+                ds += weights[p] * g1 * dinner
+            Sig[i, j] = s
+            dSig[i, j] = ds
+            if symmetric:
+                Sig[j, i] = s
+                dSig[j, i] = ds
+
+
+@njit(cache=True)
+def trapezoid_diag(Z, act, Sig, dSig):
+    """Diagonal of :func:`trapezoid_kernels` (1-D rule)."""
     for i in range(Z.shape[0]):
         a = math.sqrt(_dot(Z[i], Z[i]))
+        nodes, weights = _trapezoid_rule(max(1.0, a))
         s = 0.0
         ds = 0.0
         for p in range(nodes.size):
-            f = _act(a * nodes[p], act)
-            g = _dact(a * nodes[p], act)
+            f, g = _act_and_dact(a * nodes[p], act)
             s += weights[p] * f * f
             ds += weights[p] * g * g
         Sig[i] = s
@@ -128,23 +202,31 @@ def infinite_width_ntk(Z1, Z2=None, activation: str = "relu", *, method: str = "
     Parameters
     ----------
     Z1 : (n1, d), Z2 : (n2, d), optional (default ``Z1``)
-    method : {"auto", "closed", "quadrature"}
-        ``closed``: arc-cosine formulas (ReLU only); ``quadrature``: Gauss–Hermite with ``quadrature``
-        nodes per dimension; ``auto``: closed form where it exists.
+    method : {"auto", "closed", "trapezoid", "quadrature"}
+        ``closed``: arc-cosine formulas (ReLU only); ``trapezoid``: the tensor trapezoid rule with a step
+        set by the inputs' norms, accurate to about 1e-11 relative for tanh at any norm (smooth activations
+        only); ``quadrature``: Gauss–Hermite with ``quadrature`` nodes per dimension (for tanh accurate
+        only for inputs of norm up to about 1: 0.2% low at norm 2 with 64 nodes); ``auto``: the closed form
+        for ReLU, the trapezoid rule for tanh.
     """
     Z1 = np.ascontiguousarray(check_finite_array("Z1", Z1, ndim=2))
     Z2 = Z1 if Z2 is None else np.ascontiguousarray(check_finite_array("Z2", Z2, ndim=2))
     if Z1.shape[1] != Z2.shape[1]:
         raise InvalidParameterError(f"Z1 and Z2 must have the same input dimension, got {Z1.shape} and {Z2.shape}")
     code = act_code(activation)
-    if method not in ("auto", "closed", "quadrature"):
-        raise InvalidParameterError(f"method must be 'auto', 'closed' or 'quadrature', got {method!r}")
+    if method not in ("auto", "closed", "trapezoid", "quadrature"):
+        raise InvalidParameterError(f"method must be 'auto', 'closed', 'trapezoid' or 'quadrature', got {method!r}")
     if method == "closed" and activation != "relu":
-        raise InvalidParameterError(f"no closed form for activation {activation!r}; use method='quadrature'")
+        raise InvalidParameterError(f"no closed form for activation {activation!r}; use method='trapezoid'")
+    if method == "trapezoid" and activation == "relu":
+        raise InvalidParameterError("method='trapezoid' needs a smooth activation (the ReLU kink makes it "
+                                    "first-order accurate); use the closed form, method='auto'")
     Sig = np.empty((Z1.shape[0], Z2.shape[0]))
     dSig = np.empty_like(Sig)
     if activation == "relu" and method != "quadrature":
         relu_kernels(Z1, Z2, Sig, dSig)
+    elif method in ("auto", "trapezoid"):
+        trapezoid_kernels(Z1, Z2, code, Z2 is Z1, Sig, dSig)
     else:
         q = check_int("quadrature", quadrature, 2, 400)
         x, w = np.polynomial.hermite_e.hermegauss(q)
@@ -152,18 +234,16 @@ def infinite_width_ntk(Z1, Z2=None, activation: str = "relu", *, method: str = "
     return Sig + (Z1 @ Z2.T) * dSig
 
 
-def infinite_width_ntk_diag(Z, activation: str = "relu", *, quadrature: int = 128) -> np.ndarray:
-    r"""Diagonal :math:`\Theta_\infty(z_i, z_i)` (n,) of :func:`infinite_width_ntk`, in O(n)."""
+def infinite_width_ntk_diag(Z, activation: str = "relu") -> np.ndarray:
+    r"""Diagonal :math:`\Theta_\infty(z_i, z_i)` (n,) of :func:`infinite_width_ntk` (``method="auto"``), in O(n)."""
     Z = np.ascontiguousarray(check_finite_array("Z", Z, ndim=2))
     code = act_code(activation)
     if activation == "relu":
         # arc-cosine at theta = 0: Sigma = |z|^2 / 2, Sigmadot = 1/2
         return np.sum(Z * Z, axis=1)
-    q = check_int("quadrature", quadrature, 2, 400)
-    x, w = np.polynomial.hermite_e.hermegauss(q)
     Sig = np.empty(Z.shape[0])
     dSig = np.empty_like(Sig)
-    gh_diag(Z, code, x, w / w.sum(), Sig, dSig)
+    trapezoid_diag(Z, code, Sig, dSig)
     return Sig + np.sum(Z * Z, axis=1) * dSig
 
 
