@@ -56,6 +56,15 @@ def _dot(x, y):
 
 
 @njit(cache=True)
+def _pair_factor(x, y):
+    """``(a, r, s)`` with ``(x·w, y·w) = (a z1, r z1 + s z2)`` in law for w ~ N(0, I), z1, z2 ~ N(0, 1) i.i.d.
+    (the Cholesky factor of the pair's covariance)."""
+    a = math.sqrt(_dot(x, x))
+    r = _dot(x, y) / a if a > 0 else 0.0
+    return a, r, math.sqrt(max(_dot(y, y) - r * r, 0.0))
+
+
+@njit(cache=True)
 def relu_kernels(Z1, Z2, Sig, dSig):
     """Arc-cosine kernels of ReLU, ``Sig = E σ(u)σ(u')`` and ``dSig = E σ'(u)σ'(u')`` for w ~ N(0, I)."""
     for i in range(Z1.shape[0]):
@@ -81,13 +90,8 @@ def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
     """
     q = nodes.size
     for i in range(Z1.shape[0]):
-        a2 = _dot(Z1[i], Z1[i])
         for j in range(Z2.shape[0]):
-            b2 = _dot(Z2[j], Z2[j])
-            c = _dot(Z1[i], Z2[j])
-            sa = math.sqrt(a2)
-            r = c / sa if sa > 0 else 0.0
-            s2 = math.sqrt(max(b2 - r * r, 0.0))
+            sa, r, s2 = _pair_factor(Z1[i], Z2[j])
             s = 0.0
             ds = 0.0
             for p in range(q):
@@ -147,16 +151,11 @@ def trapezoid_kernels(Z1, Z2, act, symmetric, Sig, dSig):
     the pair ``(u, u')`` is written as in :func:`gh_kernels`. ``symmetric``: ``Z2`` is ``Z1`` (upper triangle
     computed, mirrored)."""
     for i in range(Z1.shape[0]):
-        a2 = _dot(Z1[i], Z1[i])
         for j in range(i if symmetric else 0, Z2.shape[0]):
-            b2 = _dot(Z2[j], Z2[j])
-            nodes, weights = _trapezoid_rule(max(1.0, math.sqrt(max(a2, b2))))
+            sa, r, s2 = _pair_factor(Z1[i], Z2[j])
+            nodes, weights = _trapezoid_rule(max(1.0, sa, math.sqrt(r * r + s2 * s2)))
             n = nodes.size // 2
             h = nodes[1] - nodes[0]
-            c = _dot(Z1[i], Z2[j])
-            sa = math.sqrt(a2)
-            r = c / sa if sa > 0 else 0.0
-            s2 = math.sqrt(max(b2 - r * r, 0.0))
             s = 0.0
             ds = 0.0
             for p in range(nodes.size):
