@@ -283,9 +283,9 @@ def gaussian_coefficients(ode: ContrastiveODE, hyper: Hyper, Q: float, *, x_max:
 
 
 #: Gaussian coefficients of the tanh ODEs at the uninformative state for tau = 1, lambda = 0.2, sigma = 1,
-#: rho = eta = 0 (Q_star = 0.91405), with Rademacher moments; the defaults of the ``small_q`` system
-SMALL_Q_DEFAULTS = {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.77315, "G_3": 1.9294, "B_0": 0.0, "B_2": 0.9647,
-                    "D_0": 0.36562, "D_2": -0.00965, "lambda": 0.2, "tau": 1.0}
+#: rho = eta = 0 (Q_star = 0.90757), with Rademacher moments; the defaults of the ``small_q`` system
+SMALL_Q_DEFAULTS = {"<c^2>": 1.0, "<c^4>": 1.0, "G_1": -0.77696, "G_3": 1.9837, "B_0": 0.0, "B_2": 0.99184,
+                    "D_0": 0.36303, "D_2": 0.08299, "lambda": 0.2, "tau": 1.0}
 
 
 def _small_q_system():
@@ -306,7 +306,7 @@ def contrastive_highdim_systems() -> dict[str, BuiltinSystem]:
             "small_q", _small_q_system,
             # gaussian_coefficients at tau = 1, lambda = 0.2, sigma = 1, rho = 0, Q = Q_star (checked by a test)
             dict(SMALL_Q_DEFAULTS),
-            {"q_1": 0.05, "q_2": 0.03, "Q": 0.91405},
+            {"q_1": 0.05, "q_2": 0.03, "Q": 0.90757},
             "cubic expansion of the contrastive ODEs at q = 0 (Gaussian coefficients as parameters)",
             {"<c^4>": (1.0, 10.0), "lambda": (0.0, 1.0)}),
     }
