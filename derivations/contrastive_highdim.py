@@ -143,7 +143,7 @@ def render() -> str:
         "$\\tanh$ integrands vary on a length 1; with 12 nodes $Q^*$ of the uninformative state at $\\sigma = 1$ "
         "came out 0.7% high and the $\\mathrm{sech}$-derived coefficient $D_2$ of the small-$q$ expansion with the "
         "wrong sign), so above it the averages use the trapezoid rule with step "
-        "$(\\pi^2/28)/\\max(1, \\text{scale})$ over $|g| \\le 8.5$: about $10^{-6}$ relative at any scale, "
+        "$\\min(1, (\\pi^2/28)/\\text{scale})$ over $|g| \\le 8.5$: about $10^{-6}$ relative at any scale, "
         "checked against adaptive quadrature.",
         "",
         "## 4. Exact ODEs for the linear activation (our reconstruction)",
