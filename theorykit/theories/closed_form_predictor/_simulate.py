@@ -11,7 +11,8 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
+from ...simulate import (NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas,
+                         standard_normal_compiled)
 from . import _kernels
 from ._symbolic import LOSSES, check
 
@@ -97,7 +98,8 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
                   epsilon=epsilon, rho=rho, eta=eta, sigma2_o=sigma2_o, sigma2_t=sigma2_t, ema_rate=ema_rate,
                   s0=s0.tolist(), fractions=f.tolist())
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((3, batch, n_in))], seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
+                         noise=[NoiseStream((3, batch, n_in), standard_normal_compiled)],
+                         seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
                          params=params, desc=f"{loss} SGD steps")
 
 
