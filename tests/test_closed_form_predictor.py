@@ -187,11 +187,13 @@ def _numpy_steps(W, Wt, F, E, code, alpha, epsilon, rho, running, lr, eta, keep,
 @pytest.mark.numba
 @pytest.mark.parametrize("code", [K.EUCLIDEAN, K.COSINE, K.ISO_EUCLIDEAN, K.ISO_COSINE])
 @pytest.mark.parametrize("predictor", ["closed_form alpha=0.7", "closed_form alpha=1", "directpred"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor):
+@pytest.mark.parametrize("B", [6, 11])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor, B):
     """A few steps of the kernel equal a plain numpy implementation of the same updates (to rounding); alpha = 1
-    takes the kernel's shortcut P = W W^T, the reference still goes through the eigen-decomposition."""
+    takes the kernel's shortcut P = W W^T, the reference still goes through the eigen-decomposition. A batch
+    larger than the input width (B = 11 > N = 7) takes the kernel's other association of the products."""
     rng = np.random.default_rng(5)
-    M, N, B, steps = 5, 7, 6, 4
+    M, N, steps = 5, 7, 4
     W = rng.standard_normal((M, N)) / 2
     Wt = W + 0.1 * rng.standard_normal((M, N))
     F = 1.3 * W @ W.T

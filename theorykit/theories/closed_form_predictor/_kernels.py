@@ -85,10 +85,16 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
     Pz = np.empty((B, M))
     G = np.empty((B, M))
     GP = np.empty((B, M))
+    PW = np.empty((M, N))
+    GX = np.empty((M, N))
     grad = np.empty((M, N))
     ZZ = np.empty((M, M))
     project = loss_code == EUCLIDEAN or loss_code == COSINE  # the gradient reaches z1 through p = P z1
     cosine = loss_code == COSINE or loss_code == ISO_COSINE
+    # With a batch larger than the input width, P acts on the weights instead of the batch: p = X1 (P W)^T and
+    # the gradient P (G^T X1) cost B M N + M^2 N flops each, against B M N + B M^2 for (X1 W^T) P and
+    # (G P)^T X1 (P is symmetric). DirectPred's running estimate needs Z1 = X1 W^T itself.
+    predictor_on_weights = project and B > N
     worst = 0.0
     for i in range(m):
         for b in range(B):
@@ -96,15 +102,20 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
                 x = E[i, 0, b, n]
                 X1[b, n] = x + sigma_o * E[i, 1, b, n]
                 X2[b, n] = x + sigma_t * E[i, 2, b, n]
-        np.dot(X1, W.T, Z1)
         np.dot(X2, Wt.T, Z2)
+        if running or not predictor_on_weights:
+            np.dot(X1, W.T, Z1)
         if running:
             np.dot(Z1.T, Z1, ZZ)
             for a in range(M):
                 for c in range(M):
                     F[a, c] = rho * F[a, c] + (1.0 - rho) * ZZ[a, c] / B
             gram_predictor(F, alpha, epsilon, P, lam)
-        np.dot(Z1, P, Pz)
+        if predictor_on_weights and not running:
+            np.dot(P, W, PW)
+            np.dot(X1, PW.T, Pz)
+        else:
+            np.dot(Z1, P, Pz)
         for b in range(B):
             for k in range(M):
                 G[b, k] = Pz[b, k] - Z2[b, k]
@@ -125,28 +136,31 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
                     continue
                 for k in range(M):
                     G[b, k] = -scale * (Z2[b, k] / (n_p * n_z) - c * Pz[b, k] / (n_p ** 3 * n_z))
-        if project:
+        if predictor_on_weights:
+            np.dot(G.T, X1, GX)
+            np.dot(P, GX, grad)
+        elif project:
             np.dot(G, P, GP)
             np.dot(GP.T, X1, grad)
         else:
             np.dot(G.T, X1, grad)
+        # one pass: the minibatch mean, the diagnostic <grad, W> at the old W, the step and the target
         g2 = 0.0
         w2 = 0.0
         gw = 0.0
         for a in range(M):
             for n in range(N):
-                grad[a, n] = grad[a, n] / B
-                g2 += grad[a, n] ** 2
-                w2 += W[a, n] ** 2
-                gw += grad[a, n] * W[a, n]
+                g = grad[a, n] / B
+                w = W[a, n]
+                g2 += g ** 2
+                w2 += w ** 2
+                gw += g * w
+                w = w - lr * (g + eta * w)
+                W[a, n] = w
+                Wt[a, n] = keep * Wt[a, n] + (1.0 - keep) * w
         gn, wn = np.sqrt(g2), np.sqrt(w2)
         inner = gw / (gn * wn) if gn > 0.0 and wn > 0.0 else 0.0
         worst = max(worst, abs(inner))
-        for a in range(M):
-            for n in range(N):
-                w = W[a, n] - lr * (grad[a, n] + eta * W[a, n])
-                W[a, n] = w
-                Wt[a, n] = keep * Wt[a, n] + (1.0 - keep) * w
         if not running:
             np.dot(W, W.T, F)
             gram_predictor(F, alpha, epsilon, P, lam)
