@@ -312,7 +312,8 @@ def closed_form_flops(dim: int, batch: int, alpha: float) -> int:
     dim), in the kernel's association: the two forward products, p, the gradient through P, the gradient's
     product with X1 and W W^T, i.e. p = (X1 W^T) P and (G P)^T X1 for batch <= dim, p = X1 (P W)^T and P (G^T X1)
     for a wider batch; for alpha != 1 also the predictor U diag U^T (the eigen-decomposition, or the polar
-    factor's iterations at alpha = 1/2, is not counted). The numpy loop does 10 batch dim^2 + 2 dim^3 (+ 2 dim^3)."""
+    factor's iterations at alpha = 1/2, is not counted). The numpy loop does 10 batch dim^2 + dim^3 (+ 2 dim^3):
+    numpy's W @ W.T is a symmetric rank-k update."""
     products = 6 * batch * dim * dim + 6 * dim**3 if batch > dim else 10 * batch * dim * dim + 2 * dim**3
     return products + (2 * dim**3 if alpha != 1.0 else 0)
 
