@@ -3,19 +3,26 @@
 numba implements ``Generator.standard_normal`` itself, on the generator's own bit stream, and produces the
 same numbers as numpy in the same order (tests/test_simulate_normal.py checks a long stream against numpy):
 about twice as fast per number as numpy's ``standard_normal(out=...)`` on this project's machines, which is
-most of a small particle step's time.
+most of a small particle step's time. numba is imported at the first draw, not with ``theorykit.simulate``.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from numba import njit
 
 
-@njit(cache=True, nogil=True)
-def _fill_standard_normal(rng, flat):
-    for i in range(flat.size):
-        flat[i] = rng.standard_normal()
+@functools.cache
+def _compiled_fill():
+    from numba import njit
+
+    @njit(cache=True, nogil=True)
+    def fill_standard_normal(rng, flat):
+        for i in range(flat.size):
+            flat[i] = rng.standard_normal()
+
+    return fill_standard_normal
 
 
 def standard_normal_compiled(rng: np.random.Generator, out: np.ndarray) -> None:
@@ -27,4 +34,4 @@ def standard_normal_compiled(rng: np.random.Generator, out: np.ndarray) -> None:
     """
     if out.dtype != np.float64 or not out.flags.c_contiguous:
         raise ValueError("out must be a C-contiguous float64 array")
-    _fill_standard_normal(rng, out.reshape(-1))
+    _compiled_fill()(rng, out.reshape(-1))
