@@ -148,14 +148,14 @@ def _minibatch_loss(code, W, Wref, P, X1, X2, M):
 
 
 def _kernel_steps(W, Wt, F, E, code, alpha, epsilon=0.0, rho=0.5, running=False, lr=1e-3, eta=0.0, keep=0.0,
-                  sigma_o=0.0, sigma_t=1.0):
+                  sigma_o=0.0, sigma_t=1.0, polar_iter=30):
     """The kernel's steps on copies of the state; returns ``(W, Wt, F, P, lam, max |cos(grad, W)|)``."""
     W, Wt, F = W.copy(), Wt.copy(), F.copy()
     M = W.shape[0]
     P, lam = np.empty((M, M)), np.empty(M)
     K.prepare(W, F, P, lam, running, alpha, epsilon)
     worst = K.sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, code, alpha, epsilon, rho, running, lr, eta, keep,
-                        float(M))
+                        float(M), polar_iter)
     return W, Wt, F, P, lam, worst
 
 
@@ -186,12 +186,16 @@ def _numpy_steps(W, Wt, F, E, code, alpha, epsilon, rho, running, lr, eta, keep,
 
 @pytest.mark.numba
 @pytest.mark.parametrize("code", [K.EUCLIDEAN, K.COSINE, K.ISO_EUCLIDEAN, K.ISO_COSINE])
-@pytest.mark.parametrize("predictor", ["closed_form alpha=0.7", "closed_form alpha=1", "directpred"])
-def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor):
+@pytest.mark.parametrize("predictor", ["closed_form alpha=0.7", "closed_form alpha=1", "closed_form alpha=0.5",
+                                       "directpred"])
+@pytest.mark.parametrize("B", [6, 11])
+def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor, B):
     """A few steps of the kernel equal a plain numpy implementation of the same updates (to rounding); alpha = 1
-    takes the kernel's shortcut P = W W^T, the reference still goes through the eigen-decomposition."""
+    takes the kernel's shortcut P = W W^T and alpha = 1/2 the polar factor of W, the reference still goes through
+    the eigen-decomposition. A batch larger than the input width (B = 11 > N = 7) takes the kernel's other
+    association of the products."""
     rng = np.random.default_rng(5)
-    M, N, B, steps = 5, 7, 6, 4
+    M, N, steps = 5, 7, 4
     W = rng.standard_normal((M, N)) / 2
     Wt = W + 0.1 * rng.standard_normal((M, N))
     F = 1.3 * W @ W.T
@@ -207,6 +211,71 @@ def test_sgd_kernel_matches_numpy_steps_on_the_same_noise(code, predictor):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
     np.testing.assert_allclose(got[3], _predictor(ref_F, alpha, epsilon), rtol=1e-12, atol=1e-13)
     assert got[5] == pytest.approx(ref_worst, rel=1e-12, abs=1e-13)
+
+
+def _polar_predictor(W, max_iter=30):
+    """``(converged, P)`` of :func:`K.sqrt_gram_by_polar` (``P`` stays NaN when it does not converge)."""
+    M, N = W.shape
+    P = np.full((M, M), np.nan)
+    ok = K.sqrt_gram_by_polar(W, W @ W.T, P, np.empty((M, N)), np.empty((M, N)), np.empty((M, M)), max_iter)
+    return ok, P
+
+
+def _with_singular_values(rng, sigma, N):
+    """``(W, exact (W W^T)^(1/2))`` for W = U diag(sigma) V^T with random orthogonal U, V (M = len(sigma) <= N)."""
+    M = len(sigma)
+    U = np.linalg.qr(rng.standard_normal((M, M)))[0]
+    V = np.linalg.qr(rng.standard_normal((N, M)))[0]
+    return (U * sigma) @ V.T, (U * sigma) @ U.T
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("spectrum", ["random", "degenerate", "near-degenerate", "zeros"])
+@pytest.mark.parametrize("shape", [(6, 6), (5, 9), (16, 16)])
+def test_polar_square_root_equals_the_eigen_decomposition_to_rounding(spectrum, shape):
+    """The alpha = 1/2 predictor from the polar factor of W equals sqrt(W W^T) built from eigh, and the exact
+    square root U diag(sigma) U^T of a W built with known singular values: repeated (two groups, as the
+    simulations start), split by 1e-10, or with exact zeros (rank-deficient W)."""
+    rng = np.random.default_rng(8)
+    M, N = shape
+    sigma = {"random": rng.uniform(0.2, 2.0, M),
+             "degenerate": np.repeat([0.9, 0.4], [M // 2, M - M // 2]),
+             "near-degenerate": 0.7 * (1.0 + 1e-10 * np.arange(M)),
+             "zeros": np.concatenate([rng.uniform(0.5, 1.5, M - 2), [0.0, 0.0]])}[spectrum]
+    W, exact = _with_singular_values(rng, sigma, N)
+    ok, P = _polar_predictor(W)
+    assert ok
+    np.testing.assert_allclose(P, exact, rtol=0, atol=1e-13 * np.abs(exact).max())
+    assert np.array_equal(P, P.T)
+    if spectrum == "zeros":
+        # eigh of W W^T meets the zero eigenvalues only to rounding, eps |F|, and sqrt amplifies that to
+        # about sqrt(eps |F|): the eigen-decomposition route is the less accurate one here
+        np.testing.assert_allclose(_predictor(W @ W.T, 0.5, 0.0), exact, rtol=0, atol=1e-7)
+    else:
+        np.testing.assert_allclose(P, _predictor(W @ W.T, 0.5, 0.0), rtol=0, atol=1e-12 * np.abs(exact).max())
+
+
+def test_polar_square_root_reports_what_it_cannot_do():
+    rng = np.random.default_rng(9)
+    W, _ = _with_singular_values(rng, np.array([1.0, 0.5, 1e-9]), 4)  # about 56 iterations for 1e-9
+    assert not _polar_predictor(W)[0] and _polar_predictor(W, max_iter=80)[0]
+    assert not _polar_predictor(np.full((3, 4), np.nan))[0]
+    assert not _polar_predictor(np.zeros((3, 4)))[0]
+
+
+@pytest.mark.numba
+def test_sgd_kernel_falls_back_to_the_eigen_decomposition_where_the_polar_factor_is_slow():
+    """With too few polar iterations for its spectrum the kernel decomposes F instead, from the first step
+    on, and gives exactly the steps of the eigen-decomposition route."""
+    rng = np.random.default_rng(10)
+    W, _ = _with_singular_values(rng, np.array([1.0, 0.8, 0.01, 0.5]), 6)
+    E = rng.standard_normal((3, 3, 5, 6))
+    slow = _kernel_steps(W, W, W @ W.T, E, K.EUCLIDEAN, 0.5, polar_iter=3)
+    eigh = _kernel_steps(W, W, W @ W.T, E, K.EUCLIDEAN, 0.5, polar_iter=0)
+    polar = _kernel_steps(W, W, W @ W.T, E, K.EUCLIDEAN, 0.5)
+    for a, b, c in zip(slow[:4], eigh[:4], polar[:4]):
+        assert np.array_equal(a, b)
+        np.testing.assert_allclose(c, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("alpha", [0.7, 1.0])

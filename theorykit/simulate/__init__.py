@@ -8,9 +8,11 @@ threads. Never imports SymPy.
 from ._driver import (CHUNK_BYTES as CHUNK_BYTES, NoiseStream as NoiseStream,
                       SimulationCancelled as SimulationCancelled, noise_generators as noise_generators,
                       run_particles as run_particles, standard_normal as standard_normal)
+from ._normal import standard_normal_compiled as standard_normal_compiled
 from ._parallel import (default_threads as default_threads, map_threads as map_threads,
                         single_threaded_blas as single_threaded_blas)
 from ._run import ParticleRun as ParticleRun
 
 __all__ = ["ParticleRun", "run_particles", "NoiseStream", "SimulationCancelled", "noise_generators",
-           "standard_normal", "CHUNK_BYTES", "map_threads", "default_threads", "single_threaded_blas"]
+           "standard_normal", "standard_normal_compiled", "CHUNK_BYTES", "map_threads", "default_threads",
+           "single_threaded_blas"]

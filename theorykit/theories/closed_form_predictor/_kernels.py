@@ -2,7 +2,9 @@
 and its eigen-observables. All arrays float64, C-contiguous; shapes in the docstrings.
 
 The kernels keep the predictor ``P`` of the current state in an array of the caller's (:func:`prepare` before
-the first step, then each step), so a step does one eigen-decomposition and a record none. Products go through
+the first step, then each step), so a step does one eigen-decomposition (none for ``alpha = 1``; for ``alpha =
+1/2`` at small ``M`` the square root comes from the polar factor of ``W``, :func:`sqrt_gram_by_polar`, two to
+three times faster than LAPACK's ``eigh`` there) and a record none. Products go through
 BLAS (``np.dot`` into preallocated arrays), elementwise work is plain loops (they compile in a fraction of the
 time of array expressions), and every kernel releases the GIL, so replicates run in parallel threads.
 """
@@ -35,6 +37,54 @@ def predictor(F, alpha, epsilon, P, lam):
 
 
 @njit(cache=True, nogil=True)
+def sqrt_gram_by_polar(W, F, P, X, Y, G, max_iter):
+    """``P = (W W^T)^(1/2)`` without an eigen-decomposition: ``P = W Q^T`` with ``Q`` the polar factor of ``W``
+    (``W = P Q``), by Newton-Schulz iterations ``X <- (3 I - X X^T) X / 2`` from ``X = W / c``.
+
+    ``W``: (M, N), M <= N; ``F = W W^T`` (M, M), given; ``P``, ``G``: (M, M) and ``X``, ``Y``: (M, N) are written.
+    ``c^2`` is the largest row sum of ``|F|`` (at least the largest eigenvalue of ``F``), so every singular value
+    of ``X`` starts in (0, 1] and goes to 1 (quadratically near 1); a zero singular value stays 0, as its
+    square root should. The iterations stop after the step whose change is at most 1e-9 (the error left is about
+    the square of it). Returns False, with ``P`` untouched, for a non-finite or zero ``F`` or without convergence
+    in ``max_iter`` iterations (singular values far below the largest: the caller decomposes ``F`` instead).
+    """
+    M, N = W.shape
+    c2 = 0.0
+    for a in range(M):
+        row = 0.0
+        for b in range(M):
+            row += abs(F[a, b])
+        c2 = max(c2, row)
+    if not (c2 > 0.0 and np.isfinite(c2)):
+        return False
+    c = np.sqrt(c2)
+    for a in range(M):
+        for n in range(N):
+            X[a, n] = W[a, n] / c
+        for b in range(M):
+            G[a, b] = F[a, b] / c2
+    for _ in range(max_iter):
+        for a in range(M):
+            for b in range(M):
+                G[a, b] = -0.5 * G[a, b]
+            G[a, a] += 1.5
+        np.dot(G, X, Y)
+        change = 0.0
+        for a in range(M):
+            for n in range(N):
+                change = max(change, abs(Y[a, n] - X[a, n]))
+        X, Y = Y, X
+        if change <= 1e-9:
+            np.dot(W, X.T, G)
+            for a in range(M):
+                for b in range(M):
+                    P[a, b] = 0.5 * (G[a, b] + G[b, a])
+            return True
+        np.dot(X, X.T, G)
+    return False
+
+
+@njit(cache=True, nogil=True)
 def gram_predictor(F, alpha, epsilon, P, lam):
     """:func:`predictor` of a positive semi-definite ``F`` (a Gram matrix ``W W^T``, or DirectPred's running mean
     of Gram matrices): for ``alpha = 1, epsilon = 0`` that is ``F`` itself (``|d| = d``), copied into ``P``
@@ -63,7 +113,7 @@ def prepare(W, F, P, lam, running, alpha, epsilon):
 
 @njit(cache=True, nogil=True)
 def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, rho, running, lr, eta, keep,
-              scale):
+              scale, polar_iter):
     """``E.shape[0]`` minibatch steps in place on ``W``, ``Wt`` ((M, N)), ``F``, ``P`` ((M, M)) and ``lam`` ((M,)).
 
     ``E``: (m, 3, B, N) standard normals, per step ``x = E[i, 0]`` and the views ``x1 = x + sigma_o E[i, 1]``,
@@ -75,6 +125,10 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
     p)|^2/2``; 3 ``-scale [<z1, z2>/sg(|p||z2|) - sg(<p, z2>/(|p|^3|z2|)) z1^T P z1/2]``. Then ``W -= lr (grad +
     eta W)``, ``Wt = keep Wt + (1 - keep) W``. Returns the largest ``|<grad, W>|/(|grad||W|)`` at the step's old ``W``
     (0 for a zero gradient).
+
+    ``polar_iter > 0`` (used only for ``alpha = 1/2``, ``epsilon = 0`` from ``F = W W^T``): the predictor is
+    :func:`sqrt_gram_by_polar` with at most that many iterations, ``lam`` left as it is; where that does not
+    converge, this step and the rest of the chunk decompose ``F``.
     """
     m, _, B, N = E.shape
     M = W.shape[0]
@@ -85,10 +139,20 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
     Pz = np.empty((B, M))
     G = np.empty((B, M))
     GP = np.empty((B, M))
+    PW = np.empty((M, N))
+    GX = np.empty((M, N))
     grad = np.empty((M, N))
     ZZ = np.empty((M, M))
+    X = np.empty((M, N))
+    Y = np.empty((M, N))
+    MM = np.empty((M, M))
+    polar = polar_iter > 0 and alpha == 0.5 and epsilon == 0.0 and not running and M <= N
     project = loss_code == EUCLIDEAN or loss_code == COSINE  # the gradient reaches z1 through p = P z1
     cosine = loss_code == COSINE or loss_code == ISO_COSINE
+    # With a batch larger than the input width, P acts on the weights instead of the batch: p = X1 (P W)^T and
+    # the gradient P (G^T X1) cost B M N + M^2 N flops each, against B M N + B M^2 for (X1 W^T) P and
+    # (G P)^T X1 (P is symmetric). DirectPred's running estimate needs Z1 = X1 W^T itself.
+    predictor_on_weights = project and B > N
     worst = 0.0
     for i in range(m):
         for b in range(B):
@@ -96,15 +160,20 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
                 x = E[i, 0, b, n]
                 X1[b, n] = x + sigma_o * E[i, 1, b, n]
                 X2[b, n] = x + sigma_t * E[i, 2, b, n]
-        np.dot(X1, W.T, Z1)
         np.dot(X2, Wt.T, Z2)
+        if running or not predictor_on_weights:
+            np.dot(X1, W.T, Z1)
         if running:
             np.dot(Z1.T, Z1, ZZ)
             for a in range(M):
                 for c in range(M):
                     F[a, c] = rho * F[a, c] + (1.0 - rho) * ZZ[a, c] / B
             gram_predictor(F, alpha, epsilon, P, lam)
-        np.dot(Z1, P, Pz)
+        if predictor_on_weights and not running:
+            np.dot(P, W, PW)
+            np.dot(X1, PW.T, Pz)
+        else:
+            np.dot(Z1, P, Pz)
         for b in range(B):
             for k in range(M):
                 G[b, k] = Pz[b, k] - Z2[b, k]
@@ -125,31 +194,37 @@ def sgd_chunk(W, Wt, F, P, lam, E, sigma_o, sigma_t, loss_code, alpha, epsilon, 
                     continue
                 for k in range(M):
                     G[b, k] = -scale * (Z2[b, k] / (n_p * n_z) - c * Pz[b, k] / (n_p ** 3 * n_z))
-        if project:
+        if predictor_on_weights:
+            np.dot(G.T, X1, GX)
+            np.dot(P, GX, grad)
+        elif project:
             np.dot(G, P, GP)
             np.dot(GP.T, X1, grad)
         else:
             np.dot(G.T, X1, grad)
+        # one pass: the minibatch mean, the diagnostic <grad, W> at the old W, the step and the target
         g2 = 0.0
         w2 = 0.0
         gw = 0.0
         for a in range(M):
             for n in range(N):
-                grad[a, n] = grad[a, n] / B
-                g2 += grad[a, n] ** 2
-                w2 += W[a, n] ** 2
-                gw += grad[a, n] * W[a, n]
+                g = grad[a, n] / B
+                w = W[a, n]
+                g2 += g ** 2
+                w2 += w ** 2
+                gw += g * w
+                w = w - lr * (g + eta * w)
+                W[a, n] = w
+                Wt[a, n] = keep * Wt[a, n] + (1.0 - keep) * w
         gn, wn = np.sqrt(g2), np.sqrt(w2)
         inner = gw / (gn * wn) if gn > 0.0 and wn > 0.0 else 0.0
         worst = max(worst, abs(inner))
-        for a in range(M):
-            for n in range(N):
-                w = W[a, n] - lr * (grad[a, n] + eta * W[a, n])
-                W[a, n] = w
-                Wt[a, n] = keep * Wt[a, n] + (1.0 - keep) * w
         if not running:
             np.dot(W, W.T, F)
-            gram_predictor(F, alpha, epsilon, P, lam)
+            if polar:
+                polar = sqrt_gram_by_polar(W, F, P, X, Y, MM, polar_iter)
+            if not polar:
+                gram_predictor(F, alpha, epsilon, P, lam)
     return worst
 
 

@@ -11,9 +11,18 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
+from ...simulate import (NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas,
+                         standard_normal_compiled)
 from . import _kernels
 from ._symbolic import LOSSES, check
+
+#: largest ``dim`` whose alpha = 1/2 predictor is computed from the polar factor of ``W``
+#: (:func:`._kernels.sqrt_gram_by_polar`) rather than by ``eigh``: measured 7 against 19 µs at 16, 0.21 against
+#: 0.29 ms at 64, and slower from about 96 on (one thread, this project's 2-core machine)
+POLAR_MAX_DIM = 64
+#: iterations of the polar factor before falling back to ``eigh``: enough for singular values down to about
+#: 1e-4 of the largest (from a singular value x of W / c, about log(1/x) / log(1.5) + 5 iterations)
+POLAR_MAX_ITER = 30
 
 
 def _orthogonal(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -82,10 +91,11 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
     out = {k: np.zeros(n_groups) for k in ("s", "lambda", "tau")}
     worst = [0.0]
     code, sig_o, sig_t = LOSSES.index(loss), float(np.sqrt(sigma2_o)), float(np.sqrt(sigma2_t))
+    polar_iter = POLAR_MAX_ITER if dim <= POLAR_MAX_DIM else 0
 
     def advance(draws, step0, values):
         worst[0] = max(worst[0], _kernels.sgd_chunk(W, Wt, F, P, lam, draws[0], sig_o, sig_t, code, alpha, epsilon,
-                                                    rho, running, lr, eta, keep, float(dim)))
+                                                    rho, running, lr, eta, keep, float(dim), polar_iter))
 
     def observe():
         mean_s = _kernels.observe(W, Wt, P, U, group, n_groups, out["s"], out["lambda"], out["tau"])
@@ -97,7 +107,8 @@ def simulate(loss: str, predictor: str = "closed_form", *, dim: int, batch: int,
                   epsilon=epsilon, rho=rho, eta=eta, sigma2_o=sigma2_o, sigma2_t=sigma2_t, ema_rate=ema_rate,
                   s0=s0.tolist(), fractions=f.tolist())
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((3, batch, n_in))], seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
+                         noise=[NoiseStream((3, batch, n_in), standard_normal_compiled)],
+                         seed=int(rng.integers(0, 2**31 - 1)), step_time=lr,
                          params=params, desc=f"{loss} SGD steps")
 
 

@@ -14,7 +14,8 @@ import numpy as np
 from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas
+from ...simulate import (NoiseStream, ParticleRun, map_threads, run_particles, single_threaded_blas,
+                         standard_normal_compiled)
 from . import _kernels
 from ._symbolic import check_loss
 
@@ -76,7 +77,8 @@ def _train(loss, W, Wp, Wt, observe, *, batch, lr, t_end, n_record, sigma2, alph
 
     n_draw = 3 if sigma > 0.0 else 1  # sigma = 0: both views are the clean sample
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((n_draw, batch, W.shape[0]))], seed=kseed, step_time=lr,
+                         noise=[NoiseStream((n_draw, batch, W.shape[0]), standard_normal_compiled)], seed=kseed,
+                         step_time=lr,
                          step_values=("loss",), params=params)
 
 
