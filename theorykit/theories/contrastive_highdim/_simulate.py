@@ -24,7 +24,7 @@ from ..._checks import check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...derive import Law
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, run_particles
+from ...simulate import NoiseStream, ParticleRun, run_particles, standard_normal_compiled
 from . import _kernels as K_
 from ._symbolic import Hyper, state_symbols
 
@@ -111,7 +111,7 @@ class HiddenLaw:
     def draw(self, rng: np.random.Generator, out: np.ndarray) -> None:
         """Fill ``out`` with independent draws of ``c`` (the SGD sampler; a :class:`NoiseStream` draw)."""
         if self.sampler == "gaussian":
-            rng.standard_normal(out=out)
+            standard_normal_compiled(rng, out)
             out *= self.scale
         elif self.sampler == "uniform":
             rng.random(out=out)
@@ -324,7 +324,7 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
         return _recorder(q, Q)
 
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((n_c, d), law.draw), NoiseStream((len(names), n))],
+                         noise=[NoiseStream((n_c, d), law.draw), NoiseStream((len(names), n), standard_normal_compiled)],
                          seed=int(rng.integers(0, 2**31 - 1)), step_time=1.0 / n, desc="online SGD steps",
                          params=dict(n=n, d=d, K=K, act=act, reg=reg, law=law.name, **hyper.__dict__))
 
@@ -386,7 +386,7 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
         return _recorder(q[:, None], np.array([Q]))
 
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((N,))], seed=int(rng.integers(0, 2**31 - 1)), step_time=dt,
+                         noise=[NoiseStream((N,), standard_normal_compiled)], seed=int(rng.integers(0, 2**31 - 1)), step_time=dt,
                          desc="particle PDE steps",
                          params=dict(n_particles=N, d=d, K=1, act=ode.act, reg=reg, law=law.name, **hyper.__dict__))
 
