@@ -57,7 +57,8 @@ class CompiledSystem:
     n_states]``), ``observed_into`` (``out[n_observables]``), ``diffusion_into`` (``out[n_states, n_noise]``,
     ``None`` without noise). For ``backend="numba"`` they are ``numba.njit`` dispatchers that other
     kernels can call; for ``"numpy"`` plain Python functions. Both compute in IEEE arithmetic: bad arithmetic
-    (``x/0``, ``sqrt(-1)``, overflow) gives inf/nan, never an exception (see :mod:`._ieee`).
+    (``x/0``, ``sqrt(-1)``, overflow) gives inf/nan, never an exception (numpy-backend modules are adapted by
+    ``theorykit.compile._ieee``).
 
     Attributes
     ----------
