@@ -6,8 +6,11 @@ flop rate against the machine's matrix-multiply peak measured in the same run.
 Run: python benchmarks/bench_imbalanced.py [--quick]
 Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
 numpy loop, of one theorykit run, and of two replicates of one configuration trained in parallel threads
-(``simulate_replicates``; time per step of each); speed-ups; the flop rate of one run and of the two replicates as a
-fraction of the peak of a 2048 x 2048 ``np.dot`` (all threads); and the agreement of the two implementations (loss
+(``simulate_replicates``; time per step of each); speed-ups; the flop rate of each against the peak that bounds it,
+measured in the same run by a 2048 x 2048 ``np.dot`` (:func:`matmul_peak`): one run, which does its products in one
+BLAS thread, in flop per CPU second against the one-thread peak per CPU second (so other work on a shared machine
+lowers neither), the two replicates in flop per wall second against the peak with the default BLAS threads (one per
+core); and the agreement of the two implementations (loss
 and gradient on identical batches; the paper's neuron statistics after training from the same initial weights,
 each side with its own random stream, with the spread between seeds). ``--quick``: the quick size only, fewer
 steps and seeds.
@@ -20,12 +23,14 @@ theorykit's kernels step by step (Algorithm 1 included), so this file is also th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 
 import numpy as np
 
 import theorykit.theories.imbalanced_pruning as ip
+from theorykit.simulate import single_threaded_blas
 
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor")
 
@@ -135,11 +140,19 @@ def flops_per_step(cfg: ip.Config) -> float:
     return 2.0 * (2 * T) * d1 * m + 2.0 * T * m * d1 + 4.0 * B * B * m + 8.0 * T * L * d1
 
 
-def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
-    """Best flop rate of an ``n x n`` by ``n x n`` ``np.dot`` (numpy's BLAS, its default threads)."""
+def matmul_peak(one_thread: bool, n: int = 2048, repeats: int = 3) -> float:
+    """The machine's float64 matrix-multiply peak, best of ``repeats`` ``n x n`` by ``n x n`` ``np.dot``.
+
+    ``one_thread``: one BLAS thread, in flop per CPU second of this process, the limit of one training run (which
+    runs its products in one BLAS thread), measured so that other work on a shared machine does not lower it.
+    Otherwise numpy's BLAS with its default threads (one per core), in flop per wall second: the limit of
+    replicates trained in parallel on all cores."""
     a = np.random.default_rng(0).standard_normal((n, n))
-    a @ a
-    return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats)
+    blas = single_threaded_blas() if one_thread else contextlib.nullcontext()
+    with blas:
+        a @ a
+        return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats,
+                                      clock=time.process_time if one_thread else time.perf_counter)
 
 
 def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple[float, float]:
@@ -167,14 +180,26 @@ def metrics_of(cfg: ip.Config, W: np.ndarray) -> dict[str, float]:
     return ip.projection_metrics(W[:, : cfg.d], np.linalg.norm(W, axis=1), cfg.n_major)
 
 
-def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
-    """Best wall time of ``repeats`` calls ``fn(*args, **kwargs)``, in seconds."""
+def best_time(fn, *args, repeats: int = 3, clock=time.perf_counter, **kwargs) -> float:
+    """Best time by ``clock`` (default: wall time; ``time.process_time``: CPU time of the process) of ``repeats``
+    calls ``fn(*args, **kwargs)``, in seconds."""
     best = np.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
+
+
+def best_wall_and_cpu(fn, *args, repeats: int = 3, **kwargs) -> tuple[float, float]:
+    """Best wall time and best CPU time of the process (all its threads) of ``repeats`` calls
+    ``fn(*args, **kwargs)``, in seconds."""
+    wall, cpu = np.inf, np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn(*args, **kwargs)
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+    return wall, cpu
 
 
 def machine_line() -> str:
@@ -200,19 +225,20 @@ def main() -> None:
         sizes, n_seeds = [("quick", quick_cfg), ("full", full_cfg), ("larger", large)], 3
     ip.simulate_sgd(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
     print(machine_line() + "\n")
-    peak = matmul_peak()
-    print(f"matrix-multiply peak (2048^3 np.dot): {peak / 1e9:.1f} GFlop/s\n")
-    print("| size | d1 | d | m | L | batch | steps | numpy loop (µs/step) | theorykit, one run (µs/step) "
-          "| theorykit, "
-          "2 replicates in parallel (µs/step each) | speed-up one run / replicates | flop/s one run / replicates "
-          "(fraction of peak) | max rel. diff. loss / grad | " + " | ".join(f"{k}: numpy / theorykit" for k in METRICS)
-          + " | seed spread |")
-    print("|" + "---|" * (13 + len(METRICS)))
+    peak1, peak2 = matmul_peak(one_thread=True), matmul_peak(one_thread=False)
+    print(f"matrix-multiply peak (2048^3 np.dot): one BLAS thread {peak1 / 1e9:.1f} GFlop/s per CPU second, "
+          f"default BLAS threads ({os.cpu_count()}) {peak2 / 1e9:.1f} GFlop/s\n")
+    print("| size | d1 | d | m | L | batch | steps | numpy loop (µs/step) | theorykit, one run (µs/step; CPU µs/step) "
+          "| theorykit, 2 replicates in parallel (µs/step each; cores busy) | speed-up one run / replicates "
+          "| one run: flop per CPU second (fraction of the one-thread peak) | replicates: flop/s of both "
+          "(fraction of the two-thread peak) | max rel. diff. loss / grad | "
+          + " | ".join(f"{k}: numpy / theorykit" for k in METRICS) + " | seed spread |")
+    print("|" + "---|" * (14 + len(METRICS)))
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
-        t_tk = best_time(ip.simulate_sgd, cfg, seed=0, W0=W0)
-        t_rep = best_time(ip.simulate_replicates, cfg, [0, 1], threads=2) / 2
+        t_tk, c_tk = best_wall_and_cpu(ip.simulate_sgd, cfg, seed=0, W0=W0)
+        t_rep, c_rep = best_wall_and_cpu(ip.simulate_replicates, cfg, [0, 1], threads=2)
         f = flops_per_step(cfg) * cfg.steps
         res_np, res_tk, W_end = [], [], None
         for s in range(n_seeds):
@@ -223,11 +249,12 @@ def main() -> None:
         dl, dg = grad_agreement(cfg, [W0, W_end])
         cols = [f"{np.mean([r[k] for r in res_np]):.2f} / {np.mean([r[k] for r in res_tk]):.2f}" for k in METRICS]
         spread = ", ".join(f"{np.std([r[k] for r in res_np + res_tk]):.2f}" for k in METRICS)
+        us = 1e6 / cfg.steps
         print(f"| {name} | {cfg.d1} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
-              f"| {t_np / cfg.steps * 1e6:.1f} | {t_tk / cfg.steps * 1e6:.1f} | {t_rep / cfg.steps * 1e6:.1f} "
-              f"| {t_np / t_tk:.1f}x / {t_np / t_rep:.1f}x "
-              f"| {f / t_tk / 1e9:.1f} / {f / t_rep / 1e9:.1f} GFlop/s "
-              f"({f / t_tk / peak:.0%} / {f / t_rep / peak:.0%}) "
+              f"| {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} | {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} "
+              f"| {t_np / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
+              f"| {f / c_tk / 1e9:.1f} GFlop/s ({f / c_tk / peak1:.0%}) "
+              f"| {2 * f / t_rep / 1e9:.1f} GFlop/s ({2 * f / t_rep / peak2:.0%}) "
               f"| {dl:.1e} / {dg:.1e} | " + " | ".join(cols) + f" | {spread} |")
     print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end {os.getloadavg()[0]:.2f}")
 
