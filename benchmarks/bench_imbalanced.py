@@ -5,15 +5,15 @@ flop rate against the machine's matrix-multiply peak measured in the same run.
 
 Run: python benchmarks/bench_imbalanced.py [--quick]
 Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
-numpy loop, of one theorykit run, and of two replicates of one configuration trained in parallel threads
+numpy loop, of one theorykit run (recording at the configuration's interval, and, as the numpy loop, which records
+nothing, only at the start and the end), and of two replicates of one configuration trained in parallel threads
 (``simulate_replicates``; time per step of each); speed-ups; the flop rate of each against the peak that bounds it,
 measured in the same run by a 2048 x 2048 ``np.dot`` (:func:`matmul_peak`): one run, which does its products in one
-BLAS thread, in flop per CPU second against the one-thread peak per CPU second (so other work on a shared machine
-lowers neither), the two replicates in flop per wall second against the peak with the default BLAS threads (one per
-core); and the agreement of the two implementations (loss
-and gradient on identical batches; the paper's neuron statistics after training from the same initial weights,
-each side with its own random stream, with the spread between seeds). ``--quick``: the quick size only, fewer
-steps and seeds.
+BLAS thread, in flop per CPU second of its thread against the one-thread peak per CPU second (so other work on a
+shared machine lowers neither), the two replicates in flop per wall second against the peak with the default BLAS
+threads (one per core); and the agreement of the two implementations (loss and gradient on identical batches; the
+paper's neuron statistics after training from the same initial weights, each side with its own random stream, with
+the spread between seeds). ``--quick``: the quick size only, fewer steps and seeds.
 
 The numpy side never calls theorykit's kernels. :func:`numpy_tokens`, :func:`numpy_loss_and_grad` and
 :func:`numpy_algorithm1_step` are importable on their own: ``tests/test_bench_imbalanced.py`` checks them against
@@ -143,7 +143,7 @@ def flops_per_step(cfg: ip.Config) -> float:
 def matmul_peak(one_thread: bool, n: int = 2048, repeats: int = 3) -> float:
     """The machine's float64 matrix-multiply peak, best of ``repeats`` ``n x n`` by ``n x n`` ``np.dot``.
 
-    ``one_thread``: one BLAS thread, in flop per CPU second of this process, the limit of one training run (which
+    ``one_thread``: one BLAS thread, in flop per CPU second of the calling thread, the limit of one training run (which
     runs its products in one BLAS thread), measured so that other work on a shared machine does not lower it.
     Otherwise numpy's BLAS with its default threads (one per core), in flop per wall second: the limit of
     replicates trained in parallel on all cores."""
@@ -152,7 +152,7 @@ def matmul_peak(one_thread: bool, n: int = 2048, repeats: int = 3) -> float:
     with blas:
         a @ a
         return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats,
-                                      clock=time.process_time if one_thread else time.perf_counter)
+                                      clock=time.thread_time if one_thread else time.perf_counter)
 
 
 def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple[float, float]:
@@ -181,8 +181,8 @@ def metrics_of(cfg: ip.Config, W: np.ndarray) -> dict[str, float]:
 
 
 def best_time(fn, *args, repeats: int = 3, clock=time.perf_counter, **kwargs) -> float:
-    """Best time by ``clock`` (default: wall time; ``time.process_time``: CPU time of the process) of ``repeats``
-    calls ``fn(*args, **kwargs)``, in seconds."""
+    """Best time by ``clock`` (default: wall time; ``time.thread_time``: CPU time of the calling thread) of
+    ``repeats`` calls ``fn(*args, **kwargs)``, in seconds."""
     best = np.inf
     for _ in range(repeats):
         t0 = clock()
@@ -191,14 +191,15 @@ def best_time(fn, *args, repeats: int = 3, clock=time.perf_counter, **kwargs) ->
     return best
 
 
-def best_wall_and_cpu(fn, *args, repeats: int = 3, **kwargs) -> tuple[float, float]:
-    """Best wall time and best CPU time of the process (all its threads) of ``repeats`` calls
-    ``fn(*args, **kwargs)``, in seconds."""
+def best_wall_and_cpu(fn, *args, repeats: int = 3, cpu_clock=time.thread_time, **kwargs) -> tuple[float, float]:
+    """Best wall time and best CPU time of ``repeats`` calls ``fn(*args, **kwargs)``, in seconds. CPU time of the
+    calling thread by default (a single run trains there; BLAS threads of earlier numpy calls that spin on do not
+    count), ``cpu_clock=time.process_time`` for all threads of the process."""
     wall, cpu = np.inf, np.inf
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu_clock()
         fn(*args, **kwargs)
-        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, cpu_clock() - c0)
     return wall, cpu
 
 
@@ -228,17 +229,20 @@ def main() -> None:
     peak1, peak2 = matmul_peak(one_thread=True), matmul_peak(one_thread=False)
     print(f"matrix-multiply peak (2048^3 np.dot): one BLAS thread {peak1 / 1e9:.1f} GFlop/s per CPU second, "
           f"default BLAS threads ({os.cpu_count()}) {peak2 / 1e9:.1f} GFlop/s\n")
-    print("| size | d1 | d | m | L | batch | steps | numpy loop (µs/step) | theorykit, one run (µs/step; CPU µs/step) "
+    print("| size | d1 | d | m | L | batch | steps | record every | numpy loop (µs/step) "
+          "| theorykit, one run (µs/step; CPU µs/step) | theorykit, one run recording only at the end (CPU µs/step) "
           "| theorykit, 2 replicates in parallel (µs/step each; cores busy) | speed-up one run / replicates "
-          "| one run: flop per CPU second (fraction of the one-thread peak) | replicates: flop/s of both "
-          "(fraction of the two-thread peak) | max rel. diff. loss / grad | "
+          "| one run: flop per CPU second (fraction of the one-thread peak), recording / only at the end "
+          "| replicates: flop/s of both (fraction of the two-thread peak) | max rel. diff. loss / grad | "
           + " | ".join(f"{k}: numpy / theorykit" for k in METRICS) + " | seed spread |")
-    print("|" + "---|" * (14 + len(METRICS)))
+    print("|" + "---|" * (16 + len(METRICS)))
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
         t_tk, c_tk = best_wall_and_cpu(ip.simulate_sgd, cfg, seed=0, W0=W0)
-        t_rep, c_rep = best_wall_and_cpu(ip.simulate_replicates, cfg, [0, 1], threads=2)
+        # the training loop alone, as the numpy loop (which records nothing): records at steps 0 and the end only
+        _, c_end = best_wall_and_cpu(ip.simulate_sgd, cfg.with_(record_every=cfg.steps), seed=0, W0=W0)
+        t_rep, c_rep = best_wall_and_cpu(ip.simulate_replicates, cfg, [0, 1], threads=2, cpu_clock=time.process_time)
         f = flops_per_step(cfg) * cfg.steps
         res_np, res_tk, W_end = [], [], None
         for s in range(n_seeds):
@@ -251,9 +255,10 @@ def main() -> None:
         spread = ", ".join(f"{np.std([r[k] for r in res_np + res_tk]):.2f}" for k in METRICS)
         us = 1e6 / cfg.steps
         print(f"| {name} | {cfg.d1} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
-              f"| {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} | {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} "
-              f"| {t_np / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
-              f"| {f / c_tk / 1e9:.1f} GFlop/s ({f / c_tk / peak1:.0%}) "
+              f"| {cfg.record_every} | {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} | {c_end * us:.1f} "
+              f"| {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} | {t_np / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
+              f"| {f / c_tk / 1e9:.1f} ({f / c_tk / peak1:.0%}) / {f / c_end / 1e9:.1f} GFlop/s "
+              f"({f / c_end / peak1:.0%}) "
               f"| {2 * f / t_rep / 1e9:.1f} GFlop/s ({2 * f / t_rep / peak2:.0%}) "
               f"| {dl:.1e} / {dg:.1e} | " + " | ".join(cols) + f" | {spread} |")
     print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end {os.getloadavg()[0]:.2f}")
