@@ -165,7 +165,8 @@ def main() -> None:
           f"matrix-multiply peak of one BLAS thread {peak / 1e9:.1f} Gflop/s per CPU second (2000 x 2000, numpy; "
           f"best of {', '.join(f'{p / 1e9:.1f}' for p in peaks)})\n")
     print("| N pairs | width M | steps | numpy loop (µs/step) | theorykit (µs/step) | speed-up "
-          "| theorykit CPU (µs/step) | theorykit Gflop per CPU second | fraction of the one-thread peak | max abs. loss difference / L(0) |")
+          "| theorykit CPU (µs/step) | theorykit Gflop per CPU second | fraction of the one-thread peak "
+          "| max abs. loss difference / L(0) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for N, M, steps, r, rate in rows:
         print(f"| {N} | {M} | {steps} | {r['numpy'] * 1e6:.1f} | {r['theorykit'] * 1e6:.1f} | "
