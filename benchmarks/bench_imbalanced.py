@@ -5,15 +5,16 @@ flop rate against the machine's matrix-multiply peak measured in the same run.
 
 Run: python benchmarks/bench_imbalanced.py [--quick]
 Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
-numpy loop, of one theorykit run (recording at the configuration's interval, and, as the numpy loop, which records
-nothing, only at the start and the end), and of two replicates of one configuration trained in parallel threads
-(``simulate_replicates``; time per step of each); speed-ups; the flop rate of each against the peak that bounds it,
-measured in the same run by a 2048 x 2048 ``np.dot`` (:func:`matmul_peak`): one run, which does its products in one
-BLAS thread, in flop per CPU second of its thread against the one-thread peak per CPU second (so other work on a
-shared machine lowers neither), the two replicates in flop per wall second against the peak with the default BLAS
-threads (one per core); and the agreement of the two implementations (loss and gradient on identical batches; the
-paper's neuron statistics after training from the same initial weights, each side with its own random stream, with
-the spread between seeds). ``--quick``: the quick size only, fewer steps and seeds.
+numpy loop (with one BLAS thread, the resources of one theorykit run, and with numpy's default BLAS threads), of one
+theorykit run (recording at the configuration's interval, and, as the numpy loop, which records nothing, only at
+the start and the end), and of two replicates of one configuration trained in parallel threads
+(``simulate_replicates``; time per step of each); speed-ups on the same cores (one run against the numpy loop with
+one BLAS thread, two replicates against the numpy loop with the default threads); the flop rate in flop per CPU
+second (of the run's thread; of both threads of the replicates) against the one-thread peak per CPU second
+measured in the same run (:func:`matmul_peak`; CPU time, so that other work on a shared machine lowers neither);
+and the agreement of the two implementations (loss and gradient on identical batches; the paper's neuron
+statistics after training from the same initial weights, each side with its own random stream, with the spread
+between seeds). ``--quick``: the quick size only, fewer steps and seeds.
 
 The numpy side never calls theorykit's kernels. :func:`numpy_tokens`, :func:`numpy_loss_and_grad` and
 :func:`numpy_algorithm1_step` are importable on their own: ``tests/test_bench_imbalanced.py`` checks them against
@@ -23,7 +24,6 @@ theorykit's kernels step by step (Algorithm 1 included), so this file is also th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 
@@ -140,19 +140,15 @@ def flops_per_step(cfg: ip.Config) -> float:
     return 2.0 * (2 * T) * d1 * m + 2.0 * T * m * d1 + 4.0 * B * B * m + 8.0 * T * L * d1
 
 
-def matmul_peak(one_thread: bool, n: int = 2048, repeats: int = 3) -> float:
-    """The machine's float64 matrix-multiply peak, best of ``repeats`` ``n x n`` by ``n x n`` ``np.dot``.
-
-    ``one_thread``: one BLAS thread, in flop per CPU second of the calling thread, the limit of one training run (which
-    runs its products in one BLAS thread), measured so that other work on a shared machine does not lower it.
-    Otherwise numpy's BLAS with its default threads (one per core), in flop per wall second: the limit of
-    replicates trained in parallel on all cores."""
+def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
+    """The machine's float64 matrix-multiply peak per core: best of ``repeats`` ``n x n`` by ``n x n`` ``np.dot`` in
+    one BLAS thread, in flop per CPU second of the calling thread, so that other work on a shared machine does not
+    lower it. One training run does its products in one BLAS thread: this is its limit; two replicates in two
+    threads are bounded by it per CPU second of each."""
     a = np.random.default_rng(0).standard_normal((n, n))
-    blas = single_threaded_blas() if one_thread else contextlib.nullcontext()
-    with blas:
+    with single_threaded_blas():
         a @ a
-        return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats,
-                                      clock=time.thread_time if one_thread else time.perf_counter)
+        return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats, clock=time.thread_time)
 
 
 def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple[float, float]:
@@ -226,18 +222,21 @@ def main() -> None:
         sizes, n_seeds = [("quick", quick_cfg), ("full", full_cfg), ("larger", large)], 3
     ip.simulate_sgd(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
     print(machine_line() + "\n")
-    peak1, peak2 = matmul_peak(one_thread=True), matmul_peak(one_thread=False)
-    print(f"matrix-multiply peak (2048^3 np.dot): one BLAS thread {peak1 / 1e9:.1f} GFlop/s per CPU second, "
-          f"default BLAS threads ({os.cpu_count()}) {peak2 / 1e9:.1f} GFlop/s\n")
-    print("| size | d1 | d | m | L | batch | steps | record every | numpy loop (µs/step) "
-          "| theorykit, one run (µs/step; CPU µs/step) | theorykit, one run recording only at the end (CPU µs/step) "
-          "| theorykit, 2 replicates in parallel (µs/step each; cores busy) | speed-up one run / replicates "
-          "| one run: flop per CPU second (fraction of the one-thread peak), recording / only at the end "
-          "| replicates: flop/s of both (fraction of the two-thread peak) | max rel. diff. loss / grad | "
+    peak = matmul_peak()
+    print(f"matrix-multiply peak (2048^3 np.dot, one BLAS thread): {peak / 1e9:.1f} GFlop/s per CPU second\n")
+    print("| size | d1 | d | m | L | batch | steps | record every | numpy loop, one BLAS thread / default BLAS threads "
+          "(µs/step) | theorykit, one run (µs/step; CPU µs/step) "
+          "| theorykit, one run recording only at the end (CPU µs/step) "
+          "| theorykit, 2 replicates in parallel (µs/step each; cores busy) "
+          "| speed-up: one run vs numpy with one BLAS thread / 2 replicates vs numpy with default threads "
+          "| one run: flop per CPU second (fraction of the peak), recording / only at the end "
+          "| 2 replicates: flop per CPU second (fraction of the peak) | max rel. diff. loss / grad | "
           + " | ".join(f"{k}: numpy / theorykit" for k in METRICS) + " | seed spread |")
     print("|" + "---|" * (16 + len(METRICS)))
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
+        with single_threaded_blas():
+            t_np1 = best_time(numpy_train, cfg, W0, seed=100)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
         t_tk, c_tk = best_wall_and_cpu(ip.simulate_sgd, cfg, seed=0, W0=W0)
         # the training loop alone, as the numpy loop (which records nothing): records at steps 0 and the end only
@@ -255,11 +254,12 @@ def main() -> None:
         spread = ", ".join(f"{np.std([r[k] for r in res_np + res_tk]):.2f}" for k in METRICS)
         us = 1e6 / cfg.steps
         print(f"| {name} | {cfg.d1} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
-              f"| {cfg.record_every} | {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} | {c_end * us:.1f} "
-              f"| {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} | {t_np / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
-              f"| {f / c_tk / 1e9:.1f} ({f / c_tk / peak1:.0%}) / {f / c_end / 1e9:.1f} GFlop/s "
-              f"({f / c_end / peak1:.0%}) "
-              f"| {2 * f / t_rep / 1e9:.1f} GFlop/s ({2 * f / t_rep / peak2:.0%}) "
+              f"| {cfg.record_every} | {t_np1 * us:.1f} / {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} "
+              f"| {c_end * us:.1f} | {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} "
+              f"| {t_np1 / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
+              f"| {f / c_tk / 1e9:.1f} ({f / c_tk / peak:.0%}) / {f / c_end / 1e9:.1f} GFlop/s "
+              f"({f / c_end / peak:.0%}) "
+              f"| {2 * f / c_rep / 1e9:.1f} GFlop/s ({2 * f / c_rep / peak:.0%}) "
               f"| {dl:.1e} / {dg:.1e} | " + " | ".join(cols) + f" | {spread} |")
     print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end {os.getloadavg()[0]:.2f}")
 
