@@ -176,7 +176,7 @@ def main() -> None:
     with single_threaded_blas():
         parts = breakdown(N, M, 3 * repeats)
     flops = 2.0 * (2 * N) * M * 2 * D
-    print(f"\nParts of one step at N = {N}, M = {M} (ms): "
+    print(f"\nParts of one step at N = {N}, M = {M} (CPU ms): "
           + ", ".join(f"{name} {t * 1e3:.2f}" for name, t in parts.items())
           + f"; the BLAS products alone run at {flops / parts['BLAS products'] / 1e9:.1f} Gflop/s "
           f"({flops / parts['BLAS products'] / peak:.0%} of the peak)")
