@@ -248,6 +248,11 @@ def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     Wn, Vn = _numpy_gd(data.X, data.Xp, W, V, 0.7, 0.05, 3, act)
     np.testing.assert_allclose(Wk - W, Wn - W, rtol=1e-12, atol=1e-12 * np.abs(Wn - W).max())
     np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
+    # a forward pass already in the work arrays (a record's) stands for the first step's: the same steps
+    Wf, Vf = W.copy(), V.copy()
+    _kernels.forward(Z, Wf, Vf, code, work[0], work[2])
+    _kernels.gd_steps(Z, Wf, Vf, 10, 0.7, code, 0.05, 3, *work, True)
+    assert np.array_equal(Wf, Wk) and np.array_equal(Vf, Vk)
     # SGD: each step follows the minibatch of the pairs it is given
     batches = np.array([[3.0, 7.0, 1.0], [0.0, 9.0, 4.0]])
     Wk, Vk = W.copy(), V.copy()

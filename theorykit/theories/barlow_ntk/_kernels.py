@@ -275,14 +275,16 @@ def forward(Z, W, V, act, AT, F):
 
 
 @njit(cache=True)
-def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV):
+def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV, forward_done=False):
     """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z`` (n, d); returns ``(loss, C)``.
 
     Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M`` with the work arrays ``AT``, ``BT`` (M, n), ``F``, ``gF``
     (n, K); the gradients go into ``gW`` (M, d) and ``gV`` (K, M). Neuron-major and block by block, so that
-    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``.
+    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``. ``forward_done``: ``AT`` and
+    ``F`` already hold :func:`forward` of these ``Z``, ``W``, ``V`` (it is not run again).
     """
-    forward(Z, W, V, act, AT, F)
+    if not forward_done:
+        forward(Z, W, V, act, AT, F)
     L, C = dloss_dF(F, N, lam, gF)
     gFT = np.ascontiguousarray(gF.T)
     gFT *= 1.0 / math.sqrt(W.shape[0])
@@ -320,11 +322,12 @@ def _descend(W, V, gW, gV, lr):
 
 
 @njit(cache=True)
-def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV):
+def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV, forward_done=False):
     """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``, with
-    the work arrays of :func:`backprop` (allocated once by the caller: they are large)."""
-    for _ in range(n_steps):
-        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV)
+    the work arrays of :func:`backprop` (allocated once by the caller: they are large); ``forward_done``: ``AT``
+    and ``F`` already hold the forward pass of the first step (a record made it), so it is not run twice."""
+    for step in range(n_steps):
+        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV, forward_done and step == 0)
         _descend(W, V, gW, gV, lr)
 
 
