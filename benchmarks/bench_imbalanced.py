@@ -5,12 +5,16 @@ flop rate against the machine's matrix-multiply peak measured in the same run.
 
 Run: python benchmarks/bench_imbalanced.py [--quick]
 Prints a Markdown table: time per SGD step (best of 3 runs, numba compile time excluded by a warm-up call) of the
-numpy loop, of one theorykit run, and of two replicates of one configuration trained in parallel threads
-(``simulate_replicates``; time per step of each); speed-ups; the flop rate of one run and of the two replicates as a
-fraction of the peak of a 2048 x 2048 ``np.dot`` (all threads); and the agreement of the two implementations (loss
-and gradient on identical batches; the paper's neuron statistics after training from the same initial weights,
-each side with its own random stream, with the spread between seeds). ``--quick``: the quick size only, fewer
-steps and seeds.
+numpy loop (with one BLAS thread, the resources of one theorykit run, and with numpy's default BLAS threads), of one
+theorykit run (recording at the configuration's interval, and, as the numpy loop, which records nothing, only at
+the start and the end), and of two replicates of one configuration trained in parallel threads
+(``simulate_replicates``; time per step of each); speed-ups on the same cores (one run against the numpy loop with
+one BLAS thread, two replicates against the numpy loop with the default threads); the flop rate in flop per CPU
+second (of the run's thread; of both threads of the replicates) against the one-thread peak per CPU second
+measured in the same run (:func:`matmul_peak`; CPU time, so that other work on a shared machine lowers neither);
+and the agreement of the two implementations (loss and gradient on identical batches; the paper's neuron
+statistics after training from the same initial weights, each side with its own random stream, with the spread
+between seeds). ``--quick``: the quick size only, fewer steps and seeds.
 
 The numpy side never calls theorykit's kernels. :func:`numpy_tokens`, :func:`numpy_loss_and_grad` and
 :func:`numpy_algorithm1_step` are importable on their own: ``tests/test_bench_imbalanced.py`` checks them against
@@ -26,6 +30,7 @@ import time
 import numpy as np
 
 import theorykit.theories.imbalanced_pruning as ip
+from theorykit.simulate import single_threaded_blas
 
 METRICS = ("count_major", "count_minor", "maxcos_major", "maxcos_minor")
 
@@ -136,10 +141,14 @@ def flops_per_step(cfg: ip.Config) -> float:
 
 
 def matmul_peak(n: int = 2048, repeats: int = 3) -> float:
-    """Best flop rate of an ``n x n`` by ``n x n`` ``np.dot`` (numpy's BLAS, its default threads)."""
+    """The machine's float64 matrix-multiply peak per core: best of ``repeats`` ``n x n`` by ``n x n`` ``np.dot`` in
+    one BLAS thread, in flop per CPU second of the calling thread, so that other work on a shared machine does not
+    lower it. One training run does its products in one BLAS thread: this is its limit; two replicates in two
+    threads are bounded by it per CPU second of each."""
     a = np.random.default_rng(0).standard_normal((n, n))
-    a @ a
-    return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats)
+    with single_threaded_blas():
+        a @ a
+        return 2.0 * n**3 / best_time(np.dot, a, a, repeats=repeats, clock=time.thread_time)
 
 
 def grad_agreement(cfg: ip.Config, Ws: list[np.ndarray], seed: int = 0) -> tuple[float, float]:
@@ -167,14 +176,27 @@ def metrics_of(cfg: ip.Config, W: np.ndarray) -> dict[str, float]:
     return ip.projection_metrics(W[:, : cfg.d], np.linalg.norm(W, axis=1), cfg.n_major)
 
 
-def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
-    """Best wall time of ``repeats`` calls ``fn(*args, **kwargs)``, in seconds."""
+def best_time(fn, *args, repeats: int = 3, clock=time.perf_counter, **kwargs) -> float:
+    """Best time by ``clock`` (default: wall time; ``time.thread_time``: CPU time of the calling thread) of
+    ``repeats`` calls ``fn(*args, **kwargs)``, in seconds."""
     best = np.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
+
+
+def best_wall_and_cpu(fn, *args, repeats: int = 3, cpu_clock=time.thread_time, **kwargs) -> tuple[float, float]:
+    """Best wall time and best CPU time of ``repeats`` calls ``fn(*args, **kwargs)``, in seconds. CPU time of the
+    calling thread by default (a single run trains there; BLAS threads of earlier numpy calls that spin on do not
+    count), ``cpu_clock=time.process_time`` for all threads of the process."""
+    wall, cpu = np.inf, np.inf
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), cpu_clock()
+        fn(*args, **kwargs)
+        wall, cpu = min(wall, time.perf_counter() - t0), min(cpu, cpu_clock() - c0)
+    return wall, cpu
 
 
 def machine_line() -> str:
@@ -201,18 +223,25 @@ def main() -> None:
     ip.simulate_sgd(quick_cfg.with_(steps=10, record_every=5), seed=0)  # warm-up: numba compile / cache load
     print(machine_line() + "\n")
     peak = matmul_peak()
-    print(f"matrix-multiply peak (2048^3 np.dot): {peak / 1e9:.1f} GFlop/s\n")
-    print("| size | d1 | d | m | L | batch | steps | numpy loop (µs/step) | theorykit, one run (µs/step) "
-          "| theorykit, "
-          "2 replicates in parallel (µs/step each) | speed-up one run / replicates | flop/s one run / replicates "
-          "(fraction of peak) | max rel. diff. loss / grad | " + " | ".join(f"{k}: numpy / theorykit" for k in METRICS)
-          + " | seed spread |")
-    print("|" + "---|" * (13 + len(METRICS)))
+    print(f"matrix-multiply peak (2048^3 np.dot, one BLAS thread): {peak / 1e9:.1f} GFlop/s per CPU second\n")
+    print("| size | d1 | d | m | L | batch | steps | record every | numpy loop, one BLAS thread / default BLAS threads "
+          "(µs/step) | theorykit, one run (µs/step; CPU µs/step) "
+          "| theorykit, one run recording only at the end (CPU µs/step) "
+          "| theorykit, 2 replicates in parallel (µs/step each; cores busy) "
+          "| speed-up: one run vs numpy with one BLAS thread / 2 replicates vs numpy with default threads "
+          "| one run: flop per CPU second (fraction of the peak), recording / only at the end "
+          "| 2 replicates: flop per CPU second (fraction of the peak) | max rel. diff. loss / grad | "
+          + " | ".join(f"{k}: numpy / theorykit" for k in METRICS) + " | seed spread |")
+    print("|" + "---|" * (16 + len(METRICS)))
     for name, cfg in sizes:
         W0 = initial_weights(cfg, 0)
+        with single_threaded_blas():
+            t_np1 = best_time(numpy_train, cfg, W0, seed=100)
         t_np = best_time(numpy_train, cfg, W0, seed=100)
-        t_tk = best_time(ip.simulate_sgd, cfg, seed=0, W0=W0)
-        t_rep = best_time(ip.simulate_replicates, cfg, [0, 1], threads=2) / 2
+        t_tk, c_tk = best_wall_and_cpu(ip.simulate_sgd, cfg, seed=0, W0=W0)
+        # the training loop alone, as the numpy loop (which records nothing): records at steps 0 and the end only
+        _, c_end = best_wall_and_cpu(ip.simulate_sgd, cfg.with_(record_every=cfg.steps), seed=0, W0=W0)
+        t_rep, c_rep = best_wall_and_cpu(ip.simulate_replicates, cfg, [0, 1], threads=2, cpu_clock=time.process_time)
         f = flops_per_step(cfg) * cfg.steps
         res_np, res_tk, W_end = [], [], None
         for s in range(n_seeds):
@@ -223,11 +252,14 @@ def main() -> None:
         dl, dg = grad_agreement(cfg, [W0, W_end])
         cols = [f"{np.mean([r[k] for r in res_np]):.2f} / {np.mean([r[k] for r in res_tk]):.2f}" for k in METRICS]
         spread = ", ".join(f"{np.std([r[k] for r in res_np + res_tk]):.2f}" for k in METRICS)
+        us = 1e6 / cfg.steps
         print(f"| {name} | {cfg.d1} | {cfg.d} | {cfg.width} | {cfg.n_tokens} | {cfg.batch} | {cfg.steps} "
-              f"| {t_np / cfg.steps * 1e6:.1f} | {t_tk / cfg.steps * 1e6:.1f} | {t_rep / cfg.steps * 1e6:.1f} "
-              f"| {t_np / t_tk:.1f}x / {t_np / t_rep:.1f}x "
-              f"| {f / t_tk / 1e9:.1f} / {f / t_rep / 1e9:.1f} GFlop/s "
-              f"({f / t_tk / peak:.0%} / {f / t_rep / peak:.0%}) "
+              f"| {cfg.record_every} | {t_np1 * us:.1f} / {t_np * us:.1f} | {t_tk * us:.1f}; {c_tk * us:.1f} "
+              f"| {c_end * us:.1f} | {t_rep / 2 * us:.1f}; {c_rep / t_rep:.2f} "
+              f"| {t_np1 / t_tk:.1f}x / {2 * t_np / t_rep:.1f}x "
+              f"| {f / c_tk / 1e9:.1f} ({f / c_tk / peak:.0%}) / {f / c_end / 1e9:.1f} GFlop/s "
+              f"({f / c_end / peak:.0%}) "
+              f"| {2 * f / c_rep / 1e9:.1f} GFlop/s ({2 * f / c_rep / peak:.0%}) "
               f"| {dl:.1e} / {dg:.1e} | " + " | ".join(cols) + f" | {spread} |")
     print(f"\n{n_seeds} seeds per side for the neuron statistics; load average at the end {os.getloadavg()[0]:.2f}")
 

@@ -272,11 +272,12 @@ def _numpy_gd(X, Xp, W, V, lam, lr, n_steps, act="tanh"):
 
 @pytest.mark.parametrize("act", ACTS)
 @pytest.mark.parametrize("M", [40, 1000])  # one block of neurons, and three (the last one partial)
-def test_step_kernels_match_the_numpy_reference_step(act, M):
+@pytest.mark.parametrize("K", [2, 3])  # the fused one-sweep passes of K = 2, and the general ones
+def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     data = bn.gaussian_pairs(10, 5, radius=2.0, seed=3)
-    W, V = bn.init_params(5, M, 3, seed=4)
+    W, V = bn.init_params(5, M, K, seed=4)
     Z = np.vstack([data.X, data.Xp])
-    work = (np.empty((M, 20)), np.empty((M, 20)), np.empty((20, 3)), np.empty((20, 3)), np.empty_like(W),
+    work = (np.empty((M, 20)), np.empty((M, 20)), np.empty((20, K)), np.empty((20, K)), np.empty_like(W),
             np.empty_like(V))
     code = _symbolic.ACTIVATIONS[act]
     Wk, Vk = W.copy(), V.copy()
@@ -284,10 +285,15 @@ def test_step_kernels_match_the_numpy_reference_step(act, M):
     Wn, Vn = _numpy_gd(data.X, data.Xp, W, V, 0.7, 0.05, 3, act)
     np.testing.assert_allclose(Wk - W, Wn - W, rtol=1e-12, atol=1e-12 * np.abs(Wn - W).max())
     np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
+    # a forward pass already in the work arrays (a record's) stands for the first step's: the same steps
+    Wf, Vf = W.copy(), V.copy()
+    _kernels.forward(Z, Wf, Vf, code, work[0], work[2])
+    _kernels.gd_steps(Z, Wf, Vf, 10, 0.7, code, 0.05, 3, *work, True)
+    assert np.array_equal(Wf, Wk) and np.array_equal(Vf, Vk)
     # SGD: each step follows the minibatch of the pairs it is given
     batches = np.array([[3.0, 7.0, 1.0], [0.0, 9.0, 4.0]])
     Wk, Vk = W.copy(), V.copy()
-    small = (np.empty((M, 6)), np.empty((M, 6)), np.empty((6, 3)), np.empty((6, 3)), np.empty_like(W), np.empty_like(V))
+    small = (np.empty((M, 6)), np.empty((M, 6)), np.empty((6, K)), np.empty((6, K)), np.empty_like(W), np.empty_like(V))
     _kernels.sgd_steps(Z, Wk, Vk, 10, 0.7, code, 0.05, batches, np.empty((6, 5)), *small)
     Wn, Vn = W, V
     for b in batches.astype(int):

@@ -85,6 +85,25 @@ def test_sgd_kernel_matches_numpy_reference_step_by_step(prune):
 
 
 @pytest.mark.numba
+@pytest.mark.parametrize("L", [1, 3, 4, 5, 9])  # the scores go four at a time: none, one, one and one left, two
+def test_attention_kernels_match_numpy_for_any_number_of_tokens(L):
+    bench = _bench()
+    rng = np.random.default_rng(L)
+    T, d1 = 5 * L, 7
+    X, V = rng.standard_normal((T, d1)), rng.standard_normal((T, d1))
+    U, P = np.empty((T, d1)), np.empty((T, L))
+    K.softmax_mix(X, V, 0.7, L, U, P)
+    X3, V3 = X.reshape(-1, L, d1), V.reshape(-1, L, d1)
+    sc = 0.7 * (X3 @ V3.transpose(0, 2, 1))
+    P_ref = np.exp(sc - sc.max(axis=-1, keepdims=True))
+    P_ref /= P_ref.sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(P, P_ref.reshape(T, L), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(U, (P_ref @ X3).reshape(T, d1), rtol=1e-13, atol=1e-14)
+    K.attention_scaled(X, L, 1.3, U)
+    np.testing.assert_allclose(U, bench.numpy_attention(X, L, 1.3), rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.numba
 def test_forward_mask_is_recomputed_on_schedule():
     bench = _bench()
     cfg = SMALL.with_(prune="forward_mask", prune_rate=0.5, prune_at=0.25, prune_every=3, steps=12)

@@ -176,8 +176,22 @@ def _block(n, d):
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _activate_rows(AT, V, act, FT):
-    """One pass over a block of neurons: ``AT <- σ(AT)`` in place (m, n) and ``FT += V AT`` (K, n), ``V`` (K, m)."""
+    """One pass over a block of neurons: ``AT <- σ(AT)`` in place (m, n) and ``FT += V AT`` (K, n), ``V`` (K, m).
+
+    For tanh and K = 2 (the theory's setting) the activation and both outputs are one sweep over each row, so the
+    row is read and written once and the output updates overlap the activation's arithmetic."""
     K, n = FT.shape
+    if act == 0 and K == 2:
+        f0, f1 = FT[0], FT[1]
+        for m in range(AT.shape[0]):
+            row = AT[m]
+            v0, v1 = V[0, m], V[1, m]
+            for i in range(n):
+                t = tanh_vectorisable(row[i])
+                row[i] = t
+                f0[i] += v0 * t
+                f1[i] += v1 * t
+        return
     for m in range(AT.shape[0]):
         row = AT[m]
         if act == 0:
@@ -196,8 +210,33 @@ def _activate_rows(AT, V, act, FT):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
 def _backward_rows(AT, gFT, V, act, BT, gV):
     """One pass over a block of neurons: ``gV = gFT ATᵀ`` (K, m) and ``BT = (Vᵀ gFT) ⊙ σ'`` (m, n), with ``σ'``
-    from the activations ``AT`` (m, n) by the generated ``dact_*_of_value``; ``gFT`` (K, n)."""
+    from the activations ``AT`` (m, n) by the generated ``dact_*_of_value``; ``gFT`` (K, n).
+
+    For K = 2 each row is one sweep (both ``gV`` entries and the row of ``BT``)."""
     K, n = gFT.shape
+    if K == 2:
+        g0, g1 = gFT[0], gFT[1]
+        for m in range(AT.shape[0]):
+            a = AT[m]
+            b = BT[m]
+            v0, v1 = V[0, m], V[1, m]
+            acc0 = 0.0
+            acc1 = 0.0
+            if act == 0:
+                for i in range(n):
+                    ai = a[i]
+                    acc0 += g0[i] * ai
+                    acc1 += g1[i] * ai
+                    b[i] = (g0[i] * v0 + g1[i] * v1) * G.dact_tanh_of_value(ai)
+            else:
+                for i in range(n):
+                    ai = a[i]
+                    acc0 += g0[i] * ai
+                    acc1 += g1[i] * ai
+                    b[i] = (g0[i] * v0 + g1[i] * v1) * G.dact_relu_of_value(ai)
+            gV[0, m] = acc0
+            gV[1, m] = acc1
+        return
     for m in range(AT.shape[0]):
         a = AT[m]
         b = BT[m]
@@ -226,23 +265,26 @@ def forward(Z, W, V, act, AT, F):
     M = W.shape[0]
     FT = np.zeros((V.shape[0], Z.shape[0]))
     block = _block(Z.shape[0], Z.shape[1])
+    ZT = np.ascontiguousarray(Z.T)  # OpenBLAS multiplies by a stored Zᵀ a little faster than by a transposed Z
     for m0 in range(0, M, block):
         m1 = min(M, m0 + block)
-        np.dot(W[m0:m1], Z.T, AT[m0:m1])
+        np.dot(W[m0:m1], ZT, AT[m0:m1])
         _activate_rows(AT[m0:m1], V[:, m0:m1], act, FT)
     F[:] = FT.T
     F *= 1.0 / math.sqrt(M)
 
 
 @njit(cache=True)
-def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV):
+def backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV, forward_done=False):
     """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z`` (n, d); returns ``(loss, C)``.
 
     Backpropagation through ``F = σ(Z Wᵀ) Vᵀ / √M`` with the work arrays ``AT``, ``BT`` (M, n), ``F``, ``gF``
     (n, K); the gradients go into ``gW`` (M, d) and ``gV`` (K, M). Neuron-major and block by block, so that
-    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``.
+    each block's ``BT`` is still in the cache for its BLAS product ``gW = BT Z``. ``forward_done``: ``AT`` and
+    ``F`` already hold :func:`forward` of these ``Z``, ``W``, ``V`` (it is not run again).
     """
-    forward(Z, W, V, act, AT, F)
+    if not forward_done:
+        forward(Z, W, V, act, AT, F)
     L, C = dloss_dF(F, N, lam, gF)
     gFT = np.ascontiguousarray(gF.T)
     gFT *= 1.0 / math.sqrt(W.shape[0])
@@ -280,11 +322,12 @@ def _descend(W, V, gW, gV, lr):
 
 
 @njit(cache=True)
-def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV):
+def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, BT, F, gF, gW, gV, forward_done=False):
     """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``, with
-    the work arrays of :func:`backprop` (allocated once by the caller: they are large)."""
-    for _ in range(n_steps):
-        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV)
+    the work arrays of :func:`backprop` (allocated once by the caller: they are large); ``forward_done``: ``AT``
+    and ``F`` already hold the forward pass of the first step (a record made it), so it is not run twice."""
+    for step in range(n_steps):
+        backprop(Z, W, V, N, lam, act, AT, BT, F, gF, gW, gV, forward_done and step == 0)
         _descend(W, V, gW, gV, lr)
 
 

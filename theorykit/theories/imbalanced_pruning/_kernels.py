@@ -89,13 +89,10 @@ def brelu_sum(S, row0, L, bias, H):
             H[n, i] = 0.0
         for r in range(L):
             t = row0 + n * L + r
-            for i in range(m):
+            for i in range(m):  # branch-free, so that it vectorises; an inactive unit adds 0.0
                 s = S[t, i]
                 b = bias[i]
-                if s > b:
-                    H[n, i] += s - b
-                elif s < -b:
-                    H[n, i] += s + b
+                H[n, i] += (s - b if s > b else 0.0) + (s + b if s < -b else 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -114,14 +111,16 @@ def infonce(HX, HY, tau, G):
         for k in range(B):
             P[n, k] /= tau
             mx = max(mx, P[n, k])
+        own = P[n, n]
         tot = 0.0
         for k in range(B):
-            tot += math.exp(P[n, k] - mx)
-        loss += (mx + math.log(tot) - P[n, n]) / B
+            P[n, k] = math.exp(P[n, k] - mx)
+            tot += P[n, k]
+        loss += (mx + math.log(tot) - own) / B
         for k in range(B):
-            P[n, k] = math.exp(P[n, k] - mx) / tot / (tau * B)
+            P[n, k] = P[n, k] / tot / (tau * B)
         P[n, n] -= 1.0 / (tau * B)
-    G[:] = np.dot(P, HY)
+    np.dot(P, HY, G)
     return loss
 
 
@@ -139,7 +138,7 @@ def loss_grad_core(UXY, Weff, bias, Wsg, bias_sg, shared, L, tau, S, HX, HY, G, 
     T = T2 // 2
     m = Weff.shape[0]
     if shared:
-        S[:] = np.dot(UXY, Weff.T)
+        np.dot(UXY, Weff.T, S)  # into S: no temporary of the size of S
     else:
         S[:T] = np.dot(UXY[:T], Weff.T)
         S[T:] = np.dot(UXY[T:], Wsg.T)
@@ -150,8 +149,8 @@ def loss_grad_core(UXY, Weff, bias, Wsg, bias_sg, shared, L, tau, S, HX, HY, G, 
         n = t // L
         for i in range(m):
             s = S[t, i]
-            gS[t, i] = G[n, i] if (s > bias[i] or s < -bias[i]) else 0.0
-    grad[:] = np.dot(gS.T, UXY[:T])
+            gS[t, i] = G[n, i] if (s > bias[i]) | (s < -bias[i]) else 0.0
+    np.dot(gS.T, UXY[:T], grad)
     return loss
 
 # ---------------------------------------------------------------------------------------------- attention
@@ -162,12 +161,29 @@ def softmax_mix(X, V, scale, L, U, P):
     T, d1 = X.shape
     for o in range(0, T, L):
         for r in range(L):
-            mx = -1e300
-            for s in range(L):
+            # four scores at a time, each summed over c in order as a dot product of its own would be (the same
+            # numbers), in four independent chains of additions instead of one chain after the other
+            s0 = 0
+            while s0 + 4 <= L:
+                a0 = a1 = a2 = a3 = 0.0
+                for c in range(d1):
+                    x = X[o + r, c]
+                    a0 += x * V[o + s0, c]
+                    a1 += x * V[o + s0 + 1, c]
+                    a2 += x * V[o + s0 + 2, c]
+                    a3 += x * V[o + s0 + 3, c]
+                P[o + r, s0] = scale * a0
+                P[o + r, s0 + 1] = scale * a1
+                P[o + r, s0 + 2] = scale * a2
+                P[o + r, s0 + 3] = scale * a3
+                s0 += 4
+            for s in range(s0, L):
                 acc = 0.0
                 for c in range(d1):
                     acc += X[o + r, c] * V[o + s, c]
                 P[o + r, s] = scale * acc
+            mx = -1e300
+            for s in range(L):
                 mx = max(mx, P[o + r, s])
             tot = 0.0
             for s in range(L):
