@@ -324,7 +324,8 @@ def simulate_sgd(n: int, t_final: float, hyper: Hyper, law: HiddenLaw, q0: Any, 
         return _recorder(q, Q)
 
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((n_c, d), law.draw), NoiseStream((len(names), n), standard_normal_compiled)],
+                         noise=[NoiseStream((n_c, d), law.draw),
+                                NoiseStream((len(names), n), standard_normal_compiled)],
                          seed=int(rng.integers(0, 2**31 - 1)), step_time=1.0 / n, desc="online SGD steps",
                          params=dict(n=n, d=d, K=K, act=act, reg=reg, law=law.name, **hyper.__dict__))
 
@@ -386,8 +387,8 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
         return _recorder(q[:, None], np.array([Q]))
 
     return run_particles(advance, observe, n_steps=n_steps, record_steps=range(0, n_steps + 1, every),
-                         noise=[NoiseStream((N,), standard_normal_compiled)], seed=int(rng.integers(0, 2**31 - 1)), step_time=dt,
-                         desc="particle PDE steps",
+                         noise=[NoiseStream((N,), standard_normal_compiled)], seed=int(rng.integers(0, 2**31 - 1)),
+                         step_time=dt, desc="particle PDE steps",
                          params=dict(n_particles=N, d=d, K=1, act=ode.act, reg=reg, law=law.name, **hyper.__dict__))
 
 

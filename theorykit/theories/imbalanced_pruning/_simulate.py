@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._random import SeedLike, as_generator, spawn_seeds
 from ...errors import InvalidParameterError
-from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles, standard_normal_compiled
 from . import _kernels as K
 from ._config import Config, network_state_names
 from ._data import encode, feature_matrix, sample_pairs, uniform
@@ -94,7 +94,8 @@ def simulate_sgd(cfg: Config, seed: SeedLike = 0, *, W0: np.ndarray | None = Non
     T = cfg.batch * cfg.n_tokens
     record = [*range(0, cfg.steps, cfg.record_every), cfg.steps]
     return run_particles(advance, observe, n_steps=cfg.steps, record_steps=record,
-                         noise=[NoiseStream((T, cfg.d), uniform), NoiseStream((2, T, cfg.d1))],
+                         noise=[NoiseStream((T, cfg.d), uniform),
+                                NoiseStream((2, T, cfg.d1), standard_normal_compiled)],
                          seed=int(seeds[2]), step_time=1.0, step_values=("loss",),
                          params={**cfg.as_dict(), "features": M, "prune_step": cfg.prune_step,
                                  "train_seed": int(seed) if isinstance(seed, (int, np.integer)) else -1})
