@@ -44,8 +44,8 @@ def gauss_hermite(points: int) -> tuple[np.ndarray, np.ndarray]:
 class ContrastiveODE:
     """The closed order-parameter ODEs of ``K`` neurons over ``d`` features as a :class:`CompiledSystem`.
 
-    Parameters (packed in this order): ``beta, eta, lambda, rho, sigma, tau`` then the law's one-coordinate
-    rule ``cx_1..cx_L, cw_1..cw_L`` (see :meth:`pack`). States ``q_1..q_d, Q`` (``K = 1``) or
+    Parameters (packed in this order): ``beta, eta, lambda, rho, sigma, tau``, the law's one-coordinate
+    rule ``cx_1..cx_L, cw_1..cw_L`` and ``c_gauss`` (the Gaussian law's scale, else 0; see :meth:`pack`). States ``q_1..q_d, Q`` (``K = 1``) or
     ``q_{i}_{k}, Q_{k}``. ``csys`` works with :func:`theorykit.solve.solve`, ``solve_ensemble`` and the
     analysis functions; its Jacobian is a central finite difference of the quadrature right-hand side.
 
@@ -64,7 +64,7 @@ class ContrastiveODE:
         self.gh_points = check_int("gh_points", gh_points, 2, 64)
         L = RULE_POINTS
         extra = tuple(sp.Symbol(f"cx_{j + 1}", real=True) for j in range(L)) + tuple(
-            sp.Symbol(f"cw_{j + 1}", real=True) for j in range(L))
+            sp.Symbol(f"cw_{j + 1}", real=True) for j in range(L)) + (sp.Symbol("c_gauss", real=True),)
         self.system = S.closed_ode_abstract(self.d, self.K, extra)
         self.csys = _compiled(self.system, act, self.d, L, self.gh_points)
         #: the compiled loss-derivative integrand and the Gauss–Hermite rule of the quadrature
@@ -72,9 +72,10 @@ class ContrastiveODE:
         self.gauss_hermite = gauss_hermite(self.gh_points)
 
     def pack(self, hyper: Hyper, law: HiddenLaw) -> np.ndarray:
-        """float64[n_params]: ``[beta, eta, lambda, rho, sigma, tau, cx..., cw...]``."""
+        """float64[n_params]: ``[beta, eta, lambda, rho, sigma, tau, cx..., cw..., c_gauss]``."""
         cx, cw = law.rule(RULE_POINTS)
-        return np.concatenate(([hyper.beta, hyper.eta, hyper.lam, hyper.rho, hyper.sigma, hyper.tau], cx, cw))
+        return np.concatenate(([hyper.beta, hyper.eta, hyper.lam, hyper.rho, hyper.sigma, hyper.tau], cx, cw,
+                               [law.gaussian_scale]))
 
     def state(self, q0: Any, Q0: float) -> np.ndarray:
         """Initial state from overlaps ``q0`` (float64[d] shared by all neurons, or [d, K]) and norm ``Q0``."""
@@ -89,7 +90,7 @@ class ContrastiveODE:
         gx, gw = self.gauss_hermite
         A = np.empty(self.d)
         B, D, F2, Fp2 = K_.expectations_into(self.integrand, np.asarray(q, dtype=float), float(Q), hyper.s2,
-                                             hyper.kappa, cx, cw, gx, gw, A)
+                                             hyper.kappa, cx, cw, law.gaussian_scale, gx, gw, A)
         return A, B, D + 2 * hyper.beta**2 * hyper.s2 * F2 * Fp2
 
 
@@ -108,7 +109,8 @@ def _compiled(system, act: str, d: int, L: int, gh_points: int) -> CompiledSyste
         beta, eta, lam, rho, sigma, tau = p[0], p[1], p[2], p[3], p[4], p[5]
         s2 = eta + sigma * sigma
         kap = eta + rho * sigma * sigma
-        K_.ode_rhs_into(fn, y, dd, tau, lam, s2, kap, beta, p[6:6 + L], p[6 + L:6 + 2 * L], gx, gw, out)
+        K_.ode_rhs_into(fn, y, dd, tau, lam, s2, kap, beta, p[6:6 + L], p[6 + L:6 + 2 * L], p[6 + 2 * L], gx, gw,
+                        out)
 
     @njit
     def jac_into(t, y, p, out):

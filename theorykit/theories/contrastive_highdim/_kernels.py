@@ -27,7 +27,7 @@ GAUSS_HERMITE_SCALE = 0.4
 #: integrands are analytic in a strip of half-width ~pi / (2 scale), so its error falls geometrically in
 #: 1 / (step scale); this step gives ~1e-6 relative (tested against adaptive quadrature), the cap 1 resolves the
 #: Gaussian weight itself
-TRAPEZOID_STEP = math.pi ** 2 / 28.0
+TRAPEZOID_STEP = math.pi ** 2 / 32.0
 #: the trapezoid rule sums over |z| <= TRAPEZOID_RADIUS standard deviations (the Gaussian tail beyond: 1e-16)
 TRAPEZOID_RADIUS = 8.5
 #: at most 2 TRAPEZOID_MAX_HALF + 1 nodes per coordinate: scales above ~6 (norms Q far beyond the fixed points,
@@ -56,7 +56,37 @@ def scale_rule(scale, gx, gw):
 
 
 @njit
-def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
+def _gaussian_average(integrand, h, a, b, s2, kap, gx, gw, buf):
+    """Averages over ``z = (h + a g0 + b g1, h + a g0 - b g1)``, ``g0, g1 ~ N(0, 1)``, by the rule ``(gx, gw)``
+    in each coordinate: ``E[∂1ℓ + ∂2ℓ]``, the same times ``g0``, the ``B`` and ``D`` integrands, ``E[f²]`` and
+    ``E[f'²]``."""
+    z = np.empty(2)
+    p0 = np.empty(0)
+    sA = 0.0
+    sAg = 0.0
+    sB = 0.0
+    sD = 0.0
+    sF = 0.0
+    sFp = 0.0
+    for i0 in range(gx.shape[0]):
+        u = a * gx[i0]
+        for i1 in range(gx.shape[0]):
+            w = gw[i0] * gw[i1]
+            v = b * gx[i1]
+            z[0] = h + u + v
+            z[1] = h + u - v
+            integrand(0.0, z, p0, buf)
+            sA += w * (buf[0] + buf[1])
+            sAg += w * (buf[0] + buf[1]) * gx[i0]
+            sB += w * (s2 * (buf[2] + buf[4]) + 2.0 * kap * buf[3])
+            sD += w * (s2 * (buf[0] * buf[0] + buf[1] * buf[1]) + 2.0 * kap * buf[0] * buf[1])
+            sF += w * buf[5] * buf[5]
+            sFp += w * buf[6] * buf[6]
+    return sA, sAg, sB, sD, sF, sFp
+
+
+@njit
+def expectations_into(integrand, q, Q, s2, kap, cx, cw, c_gauss, gx, gw, A):
     """Expectations of one neuron at the order parameters ``(q, Q)``.
 
     Parameters
@@ -69,6 +99,11 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
     cx, cw : float64[L]
         One-coordinate quadrature rule of the law of ``c`` (zero weights are skipped); the rule for ``c``
         in ``R^d`` is its tensor product.
+    c_gauss : float
+        ``> 0`` for Gaussian ``c ~ N(0, c_gauss² I)``: then ``cx, cw`` are not used and the average over ``c``
+        is exact: ``h = q·c`` joins the Gaussian part (variance ``a² + c_gauss² |q|²``) and
+        ``E[F c_i] = c_gauss² q_i E[F y] / Var(y)`` with ``y = h + a g0`` (a Gauss rule over ``c`` was percent-level
+        off at learned states, where ``h`` varies on the scale of the activation).
     gx, gw : float64[G]
         Gauss–Hermite rule for a standard normal (weights summing to 1), used while the Gaussian part's scale
         ``max(a, b)`` is at most :data:`GAUSS_HERMITE_SCALE`; above, a trapezoid rule (:func:`scale_rule`).
@@ -84,11 +119,18 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
     L = cx.shape[0]
     a = math.sqrt(max(0.5 * (s2 + kap), 0.0) * max(Q, 0.0))
     b = math.sqrt(max(0.5 * (s2 - kap), 0.0) * max(Q, 0.0))
-    gx, gw = scale_rule(max(a, b), gx, gw)
-    G = gx.shape[0]
-    z = np.empty(2)
-    p0 = np.empty(0)
     buf = np.empty(7)
+    if c_gauss > 0.0:
+        qq = 0.0
+        for i in range(d):
+            qq += q[i] * q[i]
+        a_eff = math.sqrt(a * a + c_gauss * c_gauss * qq)
+        rx, rw = scale_rule(max(a_eff, b), gx, gw)
+        sA, sAg, B, D, F2, Fp2 = _gaussian_average(integrand, 0.0, a_eff, b, s2, kap, rx, rw, buf)
+        for i in range(d):
+            A[i] = c_gauss * c_gauss * q[i] / a_eff * sAg if a_eff > 0.0 else 0.0
+        return B, D, F2, Fp2
+    gx, gw = scale_rule(max(a, b), gx, gw)
     idx = np.zeros(d, dtype=np.int64)
     c = np.empty(d)
     for i in range(d):
@@ -114,24 +156,7 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
             continue
         if h != h_done:  # the Gaussian average depends on c only through h (all atoms alike at q = 0)
             h_done = h
-            sA = 0.0
-            sB = 0.0
-            sD = 0.0
-            sF = 0.0
-            sFp = 0.0
-            for i0 in range(G):
-                u = a * gx[i0]
-                for i1 in range(G):
-                    w = gw[i0] * gw[i1]
-                    v = b * gx[i1]
-                    z[0] = h + u + v
-                    z[1] = h + u - v
-                    integrand(0.0, z, p0, buf)
-                    sA += w * (buf[0] + buf[1])
-                    sB += w * (s2 * (buf[2] + buf[4]) + 2.0 * kap * buf[3])
-                    sD += w * (s2 * (buf[0] * buf[0] + buf[1] * buf[1]) + 2.0 * kap * buf[0] * buf[1])
-                    sF += w * buf[5] * buf[5]
-                    sFp += w * buf[6] * buf[6]
+            sA, _, sB, sD, sF, sFp = _gaussian_average(integrand, h, a, b, s2, kap, gx, gw, buf)
         for i in range(d):
             A[i] += wc * sA * c[i]
         B += wc * sB
@@ -142,7 +167,7 @@ def expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A):
 
 
 @njit
-def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, beta, cx, cw, gx, gw, out):
+def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, beta, cx, cw, c_gauss, gx, gw, out):
     """Right-hand side of the closed ODEs for K independent neurons.
 
     ``y`` and ``out`` are float64[K (d + 1)], laid out ``[q_11..q_d1, Q_1, ..., q_1K..q_dK, Q_K]``:
@@ -155,7 +180,7 @@ def ode_rhs_into(integrand, y, d, tau, lam, s2, kap, beta, cx, cw, gx, gw, out):
         o = k * (d + 1)
         q = y[o:o + d]
         Q = y[o + d]
-        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, c_gauss, gx, gw, A)
         D += 2.0 * beta * beta * s2 * F2 * Fp2
         qa = 0.0
         for i in range(d):
@@ -339,7 +364,7 @@ def particle_moments(xi, theta, out_q):
 
 
 @njit
-def particle_steps(integrand, xi, theta, coeffs, reg, cx, cw, gx, gw, E):
+def particle_steps(integrand, xi, theta, coeffs, reg, cx, cw, c_gauss, gx, gw, E):
     """Euler–Maruyama steps of the McKean–Vlasov particle method of one neuron, in place on ``theta``.
 
     ``dθ = -τ (ξ̄·A + θ B + Γ'(θ)) dt + τ √D dW`` with ``A, B, D`` evaluated at the empirical
@@ -354,8 +379,8 @@ def particle_steps(integrand, xi, theta, coeffs, reg, cx, cw, gx, gw, E):
         Particle weights (updated in place).
     coeffs : float64[6]
         ``τ, λ, s², κ, β, dt``.
-    cx, cw, gx, gw : float64[L], float64[L], float64[G], float64[G]
-        Quadrature rules, as for :func:`expectations_into`.
+    cx, cw, c_gauss, gx, gw : float64[L], float64[L], float, float64[G], float64[G]
+        The law of ``c`` and the quadrature rule, as for :func:`expectations_into`.
     E : float64[m, N]
         Standard normals of each of the ``m`` steps.
     """
@@ -365,7 +390,7 @@ def particle_steps(integrand, xi, theta, coeffs, reg, cx, cw, gx, gw, E):
     A = np.empty(d)
     for it in range(E.shape[0]):
         Q = particle_moments(xi, theta, q)
-        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, gx, gw, A)
+        B, D, F2, Fp2 = expectations_into(integrand, q, Q, s2, kap, cx, cw, c_gauss, gx, gw, A)
         D += 2.0 * beta * beta * s2 * F2 * Fp2
         amp = tau * math.sqrt(max(D, 0.0) * dt)
         for j in range(N):

@@ -104,6 +104,12 @@ class HiddenLaw:
         return self.moment(2)
 
     @property
+    def gaussian_scale(self) -> float:
+        """The standard deviation of ``c`` for the Gaussian law (its averages are then exact, see
+        ``_kernels.expectations_into``), else 0."""
+        return self.scale if self.sampler == "gaussian" else 0.0
+
+    @property
     def kappa4(self) -> float:
         """Excess kurtosis ``<c^4> - 3 <c^2>^2``."""
         return self.moment(4) - 3 * self.m2**2
@@ -380,7 +386,7 @@ def simulate_pde(ode: "ContrastiveODE", n_particles: int, t_final: float, hyper:
     q = np.empty(d)
 
     def advance(draws, step0, values):
-        K_.particle_steps(ode.integrand, xi, theta, coeffs, reg_code, cx, cw, gx, gw, draws[0])
+        K_.particle_steps(ode.integrand, xi, theta, coeffs, reg_code, cx, cw, law.gaussian_scale, gx, gw, draws[0])
 
     def observe():
         Q = K_.particle_moments(xi, theta, q)
