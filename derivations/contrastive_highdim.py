@@ -138,12 +138,15 @@ def render() -> str:
         abstract.to_markdown(),
         "Numerically, the Gaussian averages over $v$ use a Gauss–Hermite rule on $v_1 = \\sqrt Q(a g_0 + b g_1)$, "
         "$v_2 = \\sqrt Q (a g_0 - b g_1)$, $a^2 = (s^2+\\kappa)/2$, $b^2 = (s^2-\\kappa)/2$ (no Cholesky, valid at "
-        "$\\rho = \\pm 1$); the average over $c$ is the Gauss rule of its law built from its moments. "
+        "$\\rho = \\pm 1$); the average over $c$ is the Gauss rule of its law built from its moments, except "
+        "for Gaussian $c \\sim \\mathcal N(0, s_c^2 I)$, where it is exact: $h = q\\cdot c$ joins the Gaussian "
+        "part ($a^2 Q \\to a^2 Q + s_c^2|q|^2$) and $E[F c_i] = s_c^2 q_i E[F y]/\\mathrm{Var}(y)$ with "
+        "$y = h + \\sqrt Q a g_0$ (the 8-node rule was up to 3.6% off at learned states). "
         "Gauss–Hermite converges slowly once the Gaussian's scale $\\sqrt Q\\max(a, b)$ exceeds about 0.4 (the "
         "$\\tanh$ integrands vary on a length 1; with 12 nodes $Q^*$ of the uninformative state at $\\sigma = 1$ "
         "came out 0.7% high and the $\\mathrm{sech}$-derived coefficient $D_2$ of the small-$q$ expansion with the "
         "wrong sign), so above it the averages use the trapezoid rule with step "
-        "$\\min(1, (\\pi^2/28)/\\text{scale})$ over $|g| \\le 8.5$: about $10^{-6}$ relative at any scale, "
+        "$\\min(1, (\\pi^2/32)/\\text{scale})$ over $|g| \\le 8.5$: about $10^{-6}$ relative at any scale, "
         "checked against adaptive quadrature.",
         "",
         "## 4. Exact ODEs for the linear activation (our reconstruction)",
