@@ -7,7 +7,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .._checks import check_finite_array
 from ..errors import InvalidParameterError
@@ -80,6 +79,8 @@ def fit_power_law(x, y, confidence: float = 0.95, *, nan_policy: str = "raise") 
     if np.unique(x).size < 2:
         raise InvalidParameterError("x needs at least two distinct values for a power-law fit")
     lx, ly = np.log(x), np.log(y)
+    from scipy import stats  # here: scipy.stats takes ~0.5 s to import
+
     res = stats.linregress(lx, ly)
     n = x.size
     if n > 2:

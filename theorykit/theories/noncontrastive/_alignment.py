@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from scipy.integrate import cumulative_trapezoid
 
 from ...compile import compile_system
 from ...derive import cached_derivation
@@ -126,6 +125,8 @@ def commutator_record(t: np.ndarray, ys: np.ndarray, n: int, params: dict) -> di
         sj = np.einsum("ij,ik,kj->j", U, F, U)
         delta = pj * (params.get("tau", 1.0) - (1 + params["sigma2"]) * pj) - params["eta_s"]
         margin[i] = np.min(0.5 * (params["alpha_p"] * (1 + params["sigma2"]) * sj + params["eta_p"]) - delta)
+    from scipy.integrate import cumulative_trapezoid  # here: scipy.integrate takes ~0.5 s to import
+
     return dict(t=np.asarray(t), comm=comm, k_min=kmin, k_max=kmax, eq17_margin=margin,
                 upper=comm[0] * np.exp(-2 * cumulative_trapezoid(kmin, t, initial=0.0)),
                 lower=comm[0] * np.exp(-2 * cumulative_trapezoid(kmax, t, initial=0.0)))

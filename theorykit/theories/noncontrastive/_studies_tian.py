@@ -11,7 +11,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.integrate import cumulative_trapezoid
 
 from ..._random import spawn_seeds
 from ...validate import compare
@@ -36,6 +35,8 @@ def tian_p_minus(eta: float, sigma2: float, tau: float = 1.0) -> float:
 def eq15_tau(t: np.ndarray, p: np.ndarray, kappa: float) -> np.ndarray:
     r"""Tian et al.'s Eq. 15 for :math:`\tau(0) = 0` on the invariant parabola:
     :math:`\tau(t) = p(t)^{-1}\kappa e^{-\kappa t}\int_0^t p(t')e^{\kappa t'}dt'` (trapezoid rule on ``t``)."""
+    from scipy.integrate import cumulative_trapezoid  # here: scipy.integrate takes ~0.5 s to import
+
     return kappa * np.exp(-kappa * t) * cumulative_trapezoid(p * np.exp(kappa * t), t, initial=0.0) / p
 
 
