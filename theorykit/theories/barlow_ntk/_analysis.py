@@ -16,6 +16,7 @@ from ...compile import CompiledSystem, generate_function_module
 from ...errors import InvalidParameterError
 from ...solve import Solution, solve
 from .. import BuiltinSystem
+from .._quadrature import GAUSSIAN_RADIUS, gauss_hermite, gaussian_trapezoid
 from . import _generated as G
 from . import _kernels as _k
 from . import _symbolic as S
@@ -112,8 +113,6 @@ def gh_kernels(Z1, Z2, act, nodes, weights, Sig, dSig):
 #: tests); Gauss-Hermite nodes, crowded at the centre for the Gaussian weight, miss the sech^4 peak of width
 #: 1/norm instead (64 nodes: 0.2% low at norm 2, 17% at norm 4)
 TRAPEZOID_STEP = math.pi ** 2 / 36.0
-#: the trapezoid rule sums over |z| <= TRAPEZOID_RADIUS standard deviations (the Gaussian tail beyond: 1e-16)
-TRAPEZOID_RADIUS = 8.5
 
 
 @njit(cache=True)
@@ -127,27 +126,16 @@ def _act_and_dact(u, act):
 
 @njit(cache=True)
 def _trapezoid_rule(scale):
-    """Nodes and weights (summing to 1) of the trapezoid rule for E f(Z), Z ~ N(0, 1), where f varies on the
-    length ``1 / scale`` (``scale >= 1``)."""
+    """The trapezoid rule for E f(Z), Z ~ N(0, 1), where f varies on the length ``1 / scale`` (``scale >= 1``):
+    step TRAPEZOID_STEP / scale over |z| <= GAUSSIAN_RADIUS."""
     h = TRAPEZOID_STEP / scale
-    n = int(math.ceil(TRAPEZOID_RADIUS / h))
-    nodes = np.empty(2 * n + 1)
-    weights = np.empty(2 * n + 1)
-    total = 0.0
-    for k in range(2 * n + 1):
-        z = (k - n) * h
-        nodes[k] = z
-        weights[k] = math.exp(-0.5 * z * z)
-        total += weights[k]
-    for k in range(2 * n + 1):
-        weights[k] /= total
-    return nodes, weights
+    return gaussian_trapezoid(h, int(math.ceil(GAUSSIAN_RADIUS / h)))
 
 
 @njit(cache=True)
 def trapezoid_kernels(Z1, Z2, act, symmetric, Sig, dSig):
     """``Sig``, ``dSig`` of a smooth activation by the trapezoid rule over the disc of radius
-    :data:`TRAPEZOID_RADIUS`, its step set per pair of inputs by the larger norm (see :data:`TRAPEZOID_STEP`);
+    ``GAUSSIAN_RADIUS``, its step set per pair of inputs by the larger norm (see :data:`TRAPEZOID_STEP`);
     the pair ``(u, u')`` is written as in :func:`gh_kernels`. ``symmetric``: ``Z2`` is ``Z1`` (upper triangle
     computed, mirrored)."""
     for i in range(Z1.shape[0]):
@@ -160,7 +148,7 @@ def trapezoid_kernels(Z1, Z2, act, symmetric, Sig, dSig):
             ds = 0.0
             for p in range(nodes.size):
                 f1, g1 = _act_and_dact(sa * nodes[p], act)
-                reach = min(n, int(math.sqrt(max(TRAPEZOID_RADIUS ** 2 - nodes[p] ** 2, 0.0)) / h))
+                reach = min(n, int(math.sqrt(max(GAUSSIAN_RADIUS ** 2 - nodes[p] ** 2, 0.0)) / h))
                 inner = 0.0
                 dinner = 0.0
                 for t in range(n - reach, n + reach + 1):
@@ -228,8 +216,7 @@ def infinite_width_ntk(Z1, Z2=None, activation: str = "relu", *, method: str = "
         trapezoid_kernels(Z1, Z2, code, Z2 is Z1, Sig, dSig)
     else:
         q = check_int("quadrature", quadrature, 2, 400)
-        x, w = np.polynomial.hermite_e.hermegauss(q)
-        gh_kernels(Z1, Z2, code, x, w / w.sum(), Sig, dSig)
+        gh_kernels(Z1, Z2, code, *gauss_hermite(q), Sig, dSig)
     return Sig + (Z1 @ Z2.T) * dSig
 
 

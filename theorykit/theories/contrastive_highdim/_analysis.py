@@ -22,6 +22,7 @@ from ...compile import CompiledSystem, compile_system
 from ...errors import InvalidParameterError
 from ...solve import Solution, solve, solve_ensemble
 from .. import BuiltinSystem
+from .._quadrature import gauss_hermite
 from . import _kernels as K_
 from . import _symbolic as S
 from ._simulate import RULE_POINTS, HiddenLaw, initial_overlaps
@@ -33,12 +34,6 @@ from ._symbolic import Hyper
 def integrand(act: str):
     """The compiled loss-derivative integrand of :func:`._symbolic.integrand_system` (njit dispatcher)."""
     return compile_system(S.integrand_system(act), jac=False).observed_into
-
-
-@lru_cache(maxsize=None)
-def gauss_hermite(points: int) -> tuple[np.ndarray, np.ndarray]:
-    x, w = np.polynomial.hermite_e.hermegauss(points)
-    return x, w / w.sum()
 
 
 class ContrastiveODE:

@@ -18,6 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .._quadrature import GAUSSIAN_RADIUS, gaussian_trapezoid
+
 ACT_CODES = {"tanh": 0, "linear": 1}
 #: the Gauss-Hermite rule serves while the Gaussian's scale max(a, b) (see :func:`expectations_into`) is at most
 #: this: 12 nodes are then within ~1e-7 relative of the converged value for the tanh integrands; at larger scales
@@ -28,8 +30,6 @@ GAUSS_HERMITE_SCALE = 0.4
 #: 1 / (step scale); this step gives ~1e-6 relative (tested against adaptive quadrature), the cap 1 resolves the
 #: Gaussian weight itself
 TRAPEZOID_STEP = math.pi ** 2 / 32.0
-#: the trapezoid rule sums over |z| <= TRAPEZOID_RADIUS standard deviations (the Gaussian tail beyond: 1e-16)
-TRAPEZOID_RADIUS = 8.5
 #: at most 2 TRAPEZOID_MAX_HALF + 1 nodes per coordinate: scales above ~6 (norms Q far beyond the fixed points,
 #: e.g. the ends of a root bracket) are integrated less accurately rather than at unbounded cost
 TRAPEZOID_MAX_HALF = 120
@@ -41,18 +41,8 @@ def scale_rule(scale, gx, gw):
     :data:`GAUSS_HERMITE_SCALE`, else the trapezoid rule of step ``min(1, TRAPEZOID_STEP / scale)``."""
     if scale <= GAUSS_HERMITE_SCALE:
         return gx, gw
-    n = min(int(math.ceil(TRAPEZOID_RADIUS / min(1.0, TRAPEZOID_STEP / scale))), TRAPEZOID_MAX_HALF)
-    h = TRAPEZOID_RADIUS / n
-    x = np.empty(2 * n + 1)
-    w = np.empty(2 * n + 1)
-    total = 0.0
-    for k in range(2 * n + 1):
-        x[k] = (k - n) * h
-        w[k] = math.exp(-0.5 * x[k] * x[k])
-        total += w[k]
-    for k in range(2 * n + 1):
-        w[k] /= total
-    return x, w
+    n = min(int(math.ceil(GAUSSIAN_RADIUS / min(1.0, TRAPEZOID_STEP / scale))), TRAPEZOID_MAX_HALF)
+    return gaussian_trapezoid(GAUSSIAN_RADIUS / n, n)
 
 
 @njit

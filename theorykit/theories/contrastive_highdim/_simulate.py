@@ -25,6 +25,7 @@ from ..._random import SeedLike, as_generator
 from ...derive import Law
 from ...errors import InvalidParameterError
 from ...simulate import NoiseStream, ParticleRun, run_particles, standard_normal_compiled
+from .._quadrature import gauss_hermite
 from . import _kernels as K_
 from ._symbolic import Hyper, state_symbols
 
@@ -147,8 +148,8 @@ class HiddenLaw:
     @classmethod
     def gaussian(cls, m2: float = 1.0) -> "HiddenLaw":
         s = math.sqrt(check_range("<c^2>", m2, 0.0, low_open=True))
-        x, w = np.polynomial.hermite_e.hermegauss(RULE_POINTS)
-        return cls("gaussian", tuple(s * x), tuple(w / w.sum()), "gaussian", s)
+        x, w = gauss_hermite(RULE_POINTS)
+        return cls("gaussian", tuple(s * x), tuple(w), "gaussian", s)
 
     @classmethod
     def uniform(cls, m2: float = 1.0) -> "HiddenLaw":
