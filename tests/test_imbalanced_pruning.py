@@ -198,6 +198,27 @@ def test_weights_at_pruning_are_those_of_the_unpruned_twin():
     pruned = ip.simulate_sgd(cfg, 5)
     twin = ip.simulate_sgd(cfg.with_(prune_rate=0.0, steps=pruned.params["prune_step"]), 5)
     np.testing.assert_array_equal(ip.weights_at_prune(pruned), twin.observable("W")[-1])
+
+
+@pytest.mark.numba
+@pytest.mark.parametrize("settings", [dict(bias="schedule", prune="forward_mask", prune_mode="weight"),
+                                      dict(bias="norm", prune="hard", prune_mode="neuron")])
+def test_sgd_obeys_the_temperature_scaling_of_the_loss(settings):
+    # sim / tau is homogeneous of degree 2 in W, the thresholds of degree 1 and the magnitude masks of degree 0,
+    # so with W = sqrt(tau) V the loss at (tau, lam) is the loss of V at (1, lam tau) and SGD at (eta, tau, lam)
+    # from W0 is sqrt(tau) times SGD at (eta / tau, 1, lam tau) from W0 / sqrt(tau): same draws, same masks
+    cfg = ip.Config(**SMALL).with_(prune_rate=0.5, prune_at=0.3, steps=300, record_every=50, **settings)
+    W0 = np.random.default_rng(3).standard_normal((cfg.width, cfg.d1)) * (cfg.init_scale / np.sqrt(cfg.d1))
+    for tau in (0.4, 3.0):
+        a, b = cfg.with_(tau=tau), cfg.with_(tau=1.0, eta=cfg.eta / tau, lam=cfg.lam * tau)
+        run_a, run_b = ip.simulate_sgd(a, 5, W0=W0), ip.simulate_sgd(b, 5, W0=W0 / np.sqrt(tau))
+        np.testing.assert_allclose(run_a.observable("W"), np.sqrt(tau) * run_b.observable("W"), rtol=0,
+                                   atol=1e-13 * np.abs(run_a.observable("W")).max())
+        np.testing.assert_array_equal(run_a.observable("mask"), run_b.observable("mask"))
+        np.testing.assert_allclose(run_a.observable("loss"), run_b.observable("loss"), rtol=1e-12)
+    # a temperature that is not compensated changes the run: the check above can fail
+    moved = ip.simulate_sgd(cfg.with_(tau=3.0, eta=cfg.eta / 3.0), 5, W0=W0 / np.sqrt(3.0))
+    assert not np.allclose(run_a.observable("W")[-1], np.sqrt(3.0) * moved.observable("W")[-1], rtol=1e-3)
     assert ip.weights_at_prune(ip.simulate_sgd(cfg.with_(prune_rate=0.0), 5)) is None
 
 
