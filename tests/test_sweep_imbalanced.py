@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from theorykit.errors import InvalidParameterError
 from theorykit.sweep import SweepOptions, sweep
 from theorykit.theories import imbalanced_pruning as ip
 from theorykit.theories.imbalanced_pruning import _studies as X
@@ -158,6 +159,11 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
         if "width" in axes:
             return {"count_minor": np.ones((3, 1, n_seeds)) * np.array([1.0, 2.0, 4.0])[:, None, None],
                     "width": np.array(axes["width"], dtype=float), "nsr": np.ones(1), "failures": []}
+        if "tau" in axes or "lam" in axes:  # the temperature check: coefficients that follow its scaling exactly
+            x = np.asarray(next(iter(axes.values())), dtype=float)
+            scale = np.sqrt(x) if "tau" in axes else np.ones_like(x)
+            return {**{k: np.broadcast_to(scale[:, None], (x.size, n_seeds)).copy() for k in X.METRICS},
+                    "failures": []}
         if desc == "eps/NSR/pruning sweep":
             return {**failed, "failures": [line]}
         return {**grid, "failures": []}
@@ -168,6 +174,9 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
                         lambda cfg, a, r, n, seed=0: (np.ones(cfg.d + 1), np.ones(cfg.d + 1), np.zeros(cfg.d + 1)))
     report = Study(ip.name, ip.title, tmp_path, claim_names=ip.claim_names).run(ip.reproduce)
     assert not any(c.name.endswith("_runs") for c in report.claims), [c.details for c in report.claims]
+    temperature = next(c for c in report.claims if c.name == "minority_coefficient_temperature_scaling")
+    assert temperature.measured == pytest.approx(0.0, abs=1e-12) and temperature.passed
+    assert temperature.details["exponent_in_tau"]["slope"] == pytest.approx(0.5, rel=1e-9)
     notes = [n for n in report.notes if "failed" in n]
     assert len(notes) == 1 and line in notes[0]
     ok = ~np.isnan(failed["count_minor"][:, :, 1, :])
@@ -196,3 +205,22 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     dcount = grid["count_minor"][:, :, 0, :] - grid["count_major"][:, :, 0, :]
     claim = next(c for c in report.claims if c.name == "minority_fewer_neurons")
     assert claim.measured == pytest.approx(np.mean(dcount))
+
+
+def test_temperature_claim_fails_for_a_coefficient_proportional_to_tau(tmp_path):
+    from theorykit.theories.imbalanced_pruning import _claims as C
+
+    tau, n = np.array([0.5, 1.0, 2.0]), 4
+    temp = {"tau": tau, "lam": 1e-3, "failures": [],
+            "at_tau": {"magnitude_minor": 3.0 * np.outer(tau, np.ones(n))},  # Theorem 3.2's a proportional to tau
+            "at_lam_tau": {"magnitude_minor": np.full((tau.size, n), 3.0)}}
+    report = Study("t", "t", tmp_path, claim_names=("minority_coefficient_temperature_scaling",)).run(
+        lambda study: C.temperature_claim(study, temp))
+    claim = report.claims[0]
+    assert not claim.passed and claim.measured == pytest.approx(np.sqrt(2.0) - 1.0)
+    assert claim.details["exponent_in_tau"]["slope"] == pytest.approx(1.0)
+
+
+def test_temperature_study_needs_tau_one():
+    with pytest.raises(InvalidParameterError, match="taus"):
+        X.temperature_study(TINY, (0.5, 2.0), 2, 0)

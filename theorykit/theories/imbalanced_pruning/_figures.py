@@ -11,7 +11,7 @@ from ._analysis import neuron_trajectories
 
 NEURON_LAYOUT = dict(figsize=(6.4, 4.2))
 STAGE_TIMES_LAYOUT = dict(figsize=(6.8, 4.0))
-SCALING_LAYOUT = dict(ncols=3, figsize=(13.5, 3.8))
+SCALING_LAYOUT = dict(ncols=4, figsize=(18.0, 3.8))
 #: the eps_min panels of the pruning sweep: file, metrics drawn, y label, caption
 EPS_PANELS = (
     ("neuron_counts.png", ("count_major", "count_minor"), r"neurons with $|\cos(w_i,M_j)|\geq 0.3$",
@@ -29,11 +29,13 @@ NEURON_CAPTION = ("Projection of one neuron on its dominant feature, the largest
 STAGE_TIMES_CAPTION = ("Measured stage times of majority- and minority-feature neurons (and at half the step size) "
                        "next to the population-flow predictions, and Lemma 3.1's scale d1 log d/(eta log log d) of T1 "
                        "with a unit constant.")
-SCALING_CAPTION = ("Left: coefficient of the most specialised neuron of each minority feature over tau vs eps_min, "
-                   "trained to convergence, with and without Algorithm 1's pruning. Middle: specialised neurons per "
-                   "minority feature vs the width m, pruned, with m/d. Right: median stage-1 time vs the ambient "
+SCALING_CAPTION = ("First: coefficient of the most specialised neuron of each minority feature over tau vs eps_min, "
+                   "trained to convergence, with and without Algorithm 1's pruning. Second: specialised neurons per "
+                   "minority feature vs the width m, pruned, with m/d. Third: median stage-1 time vs the ambient "
                    "dimension d1 at fixed d, SGD and population flow, with the paper's linear scaling for reference. "
-                   "Mean ± std over seeds.")
+                   "Fourth: the same coefficient (pruned, converged) vs the temperature tau at fixed L2 lam, next to "
+                   "sqrt(tau) times the coefficient at temperature 1 with L2 lam tau (the loss's temperature "
+                   "scaling) and to tau (the upper end of Theorem 3.2's range). Mean ± std over seeds.")
 
 
 def panel_layout(n_nsr: int) -> dict:
@@ -115,11 +117,12 @@ def draw_stage_times(ax, st, st_half, scales: dict[str, float], eta: float) -> N
     ax.legend(fontsize=7)
 
 
-def draw_scaling(axes, conv: dict | None, widths: dict | None, d1s: dict | None, tau: float, d: int) -> None:
+def draw_scaling(axes, conv: dict | None, widths: dict | None, d1s: dict | None, temp: dict | None, tau: float,
+                 d: int) -> None:
     """The minority coefficient over tau against eps_min (Theorem 3.2; ``conv`` maps each prune rate to its converged
-    eps_min sweep), the specialised-neuron count against the
-    width m (with m/d), and T1 against d1 (SGD, population flow, the paper's d1 scaling); a missing study (its
-    section failed) leaves its panel empty."""
+    eps_min sweep), the specialised-neuron count against the width m (with m/d), T1 against d1 (SGD, population
+    flow, the paper's d1 scaling) and the coefficient against the temperature (``temp``,
+    :func:`._studies.temperature_study`); a missing study (its section failed) leaves its panel empty."""
     ax = axes[0]
     if conv is not None:
         for c, (rate, res) in enumerate(conv.items()):
@@ -154,3 +157,17 @@ def draw_scaling(axes, conv: dict | None, widths: dict | None, d1s: dict | None,
         ax.legend(fontsize=7)
     ax.set_xlabel(r"ambient dimension $d_1$")
     ax.set_ylabel(r"median $T_1$ (SGD steps)")
+    ax = axes[3]
+    if temp is not None:
+        t = temp["tau"]
+        m, s = _mean_sd(temp["at_tau"]["magnitude_minor"])
+        ax.errorbar(t, m, yerr=s, marker="o", capsize=3, label=rf"SGD at $\tau$, $\lambda$ = {temp['lam']:g}")
+        m, s = _mean_sd(np.sqrt(t)[:, None] * temp["at_lam_tau"]["magnitude_minor"])
+        ax.errorbar(t, m, yerr=s, marker="s", mfc="none", ls="--", capsize=3,
+                    label=r"$\sqrt{\tau}\,\times$ SGD at $\tau = 1$, $\lambda\tau$")
+        ax.plot(t, t, "k:", label=r"$\tau$ (Theorem 3.2's upper end)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax.set_xlabel(r"temperature $\tau$")
+    ax.set_ylabel(r"max$_i |\langle w_i, M_{j}\rangle|$, minority")

@@ -296,6 +296,38 @@ def pruning_studies(base: Config, eps_values: Sequence[float], nsr_values: Seque
             "one_token_hard": one_token(one.with_(prune="hard"), rate, n_descent, "one-token hard-pruning sweep")}
 
 
+def temperature_study(base: Config, taus: Sequence[float], n_seeds: int, seed: int, *,
+                      sweeps: Any = SweepOptions()) -> dict[str, Any]:
+    """The converged runs of the temperature check: ``at_tau`` trains at each temperature of ``taus`` with ``base``'s
+    L2 ``lam`` and step, ``at_lam_tau`` at temperature 1 with L2 ``lam * tau`` (the same products ``lam tau``;
+    tau = 1 is one run for both). Runs at tau > 1 get ``tau`` times the steps, as the loss's time scale is
+    ``eta / tau``. By the temperature scaling of the loss (``W = sqrt(tau) V`` turns the loss at ``(tau, lam)``
+    into that of ``V`` at ``(1, lam tau)``) a converged state at ``(tau, lam)`` is ``sqrt(tau)`` times one at
+    ``(1, lam tau)``.
+
+    Returns ``tau`` float64[n_tau], ``lam`` (``base.lam``), ``at_tau`` and ``at_lam_tau`` (``{metric:
+    float64[n_tau, n_seeds]}``, replicate ``r`` with the same seed everywhere) and ``failures``.
+    """
+    taus = [float(t) for t in taus]
+    if 1.0 not in taus:
+        raise InvalidParameterError(f"taus must contain 1, got {taus}")
+    at_tau = [grid_study(base.with_(tau=t, steps=int(round(base.steps * max(1.0, t)))), {"tau": (t,)}, n_seeds,
+                         seed, sweeps=sweeps, desc=f"temperature sweep (tau {t:g})", flow=False) for t in taus]
+    others = tuple(base.lam * t for t in taus if t != 1.0)
+    at_lam = grid_study(base, {"lam": others}, n_seeds, seed, sweeps=sweeps, desc="L2 sweep at tau 1", flow=False)
+    at_one = taus.index(1.0)
+
+    def rows(k: str) -> np.ndarray:
+        lam_rows = list(at_lam[k])
+        lam_rows.insert(at_one, at_tau[at_one][k][0])
+        return np.array(lam_rows)
+
+    return {"tau": np.array(taus), "lam": base.lam,
+            "at_tau": {k: np.concatenate([res[k] for res in at_tau]) for k in METRICS},
+            "at_lam_tau": {k: rows(k) for k in METRICS},
+            "failures": [line for res in (*at_tau, at_lam) for line in res["failures"]]}
+
+
 # ------------------------------------------------------------------------------------------------ summaries
 def stat(x: np.ndarray) -> dict[str, float]:
     """Mean, standard deviation and count of the finite entries of ``x``."""
