@@ -15,7 +15,7 @@ import numpy as np
 
 @functools.cache
 def _compiled_fill():
-    from numba import njit
+    from .._jit import njit
 
     @njit(cache=True, nogil=True)
     def fill_standard_normal(rng, flat):

@@ -198,11 +198,19 @@ def _due(what) -> bool:
     return True
 
 
-def _kernels_key() -> str:
+def _kernels_source() -> str:
+    """The kernels' source with the hash of the theorykit modules it imports (constants and functions from them
+    are compiled in), numba's, theorykit's and Python's versions: what the kernels' machine code depends on."""
     import numba
 
-    text = "\n".join([_KERNELS_FILE.read_text(), numba.__version__, __version__, sys.version])
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    from .._jit import dependency_digest
+
+    return "\n".join([_KERNELS_FILE.read_text(), (dependency_digest(_KERNELS_FILE) or b"").hex(), numba.__version__,
+                      __version__, sys.version])
+
+
+def _kernels_key() -> str:
+    return hashlib.sha256(_kernels_source().encode()).hexdigest()[:24]
 
 
 def release_lock(path: str) -> None:
@@ -340,10 +348,7 @@ def _write_once(path: Path, text: str) -> None:
 
 
 def _inline_path(csys) -> Path:
-    import numba
-
-    text = "\n".join([_KERNELS_FILE.read_text(), _INLINE_SOURCE, Path(csys.path).name, numba.__version__,
-                      __version__, sys.version])
+    text = "\n".join([_kernels_source(), _INLINE_SOURCE, Path(csys.path).name])
     return cache_dir("generated") / f"theorykit_rows_{hashlib.sha256(text.encode()).hexdigest()[:32]}.py"
 
 

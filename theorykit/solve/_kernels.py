@@ -65,9 +65,11 @@ else:
     from numba.core import cgutils as _cgutils
     from numba.extending import intrinsic as _intrinsic
 
+    from theorykit._jit import njit as _cached_njit  # cache stamps that include _layout, _solution, ...
+
     def njit(fn, inline="never"):
         """``numba.njit`` with the kernels' options: cached, IEEE arithmetic, releasing the GIL."""
-        return numba.njit(cache=True, error_model="numpy", nogil=True, inline=inline)(fn)
+        return _cached_njit(cache=True, error_model="numpy", nogil=True, inline=inline)(fn)
 
     _A1, _A2 = _nt.float64[::1], _nt.float64[:, ::1]
     #: The compiled drivers' right-hand side and diffusion: first-class functions of these types.
@@ -1072,7 +1074,7 @@ def zero_diffusion(t, y, p, out):
 
 
 if _FLAVOUR == "numba":
-    zero_diffusion = numba.njit(cache=True)(zero_diffusion)
+    zero_diffusion = _cached_njit(cache=True)(zero_diffusion)
 elif _FLAVOUR == "inline":
     zero_diffusion = numba.njit(zero_diffusion)
     if DIFFUSION is None:  # noqa: F821 - set by the loader

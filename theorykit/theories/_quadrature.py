@@ -12,7 +12,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+
+from .._jit import njit
 
 #: the trapezoid rules sum over |z| <= GAUSSIAN_RADIUS standard deviations (the Gaussian tail beyond: 1e-16)
 GAUSSIAN_RADIUS = 8.5

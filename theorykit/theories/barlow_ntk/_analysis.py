@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
 from ..._checks import check_finite_array, check_int, check_range
+from ..._jit import njit
 from ...compile import CompiledSystem, generate_function_module
 from ...errors import InvalidParameterError
 from ...solve import Solution, solve

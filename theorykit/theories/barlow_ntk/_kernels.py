@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from ..._jit import njit
 
 # the generated functions are looked up when a kernel compiles, so that a kernel function can be added to
 # _symbolic.kernel_functions and generated before any kernel calls it

@@ -12,7 +12,8 @@ time of array expressions), and every kernel releases the GIL, so replicates run
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..._jit import njit
 
 #: loss codes, in the order of ``_symbolic.LOSSES``
 EUCLIDEAN, COSINE, ISO_EUCLIDEAN, ISO_COSINE = 0, 1, 2, 3

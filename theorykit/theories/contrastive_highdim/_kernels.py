@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from ..._jit import njit
 from .._quadrature import GAUSSIAN_RADIUS, gaussian_trapezoid
 
 ACT_CODES = {"tanh": 0, "linear": 1}

@@ -17,7 +17,8 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+
+from ..._jit import njit
 
 #: pruning modes of :func:`sgd_steps`
 PRUNE_NONE, PRUNE_FORWARD, PRUNE_HARD = 0, 1, 2

@@ -9,7 +9,8 @@ the GIL, so replicates run in parallel threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..._jit import njit
 
 EUCLIDEAN = 0
 COSINE = 1
