@@ -116,3 +116,47 @@ def test_modules_that_cache_compiled_code_use_the_dependency_stamps():
                 and "_jit import" not in text:
             offenders.append(str(path.relative_to(PACKAGE)))
     assert not offenders
+
+
+ORDER = """
+import sys
+sys.path.insert(0, {root!r})
+from theorykit._jit import njit
+
+@njit(cache=True)
+def helper(x, y, z):
+    return x * y + z
+
+@njit(cache=True, fastmath={{"contract"}})
+def contracting_caller(x, y, z):
+    return helper(x, y, z)
+
+x, y, z = 0.1, 10.0, -1.0  # x * y rounds to 1.0 exactly; a fused multiply-add keeps the 5.55e-17
+if {caller_first}:
+    contracting_caller(x, y, z)
+print(repr(helper(x, y, z)))
+"""
+
+
+@pytest.mark.numba
+def test_a_helper_compiles_the_same_whichever_caller_comes_first(tmp_path):
+    # numba compiles a function with the unset flags of its first caller and caches that version: without
+    # explicit flags the helper would return 5.55e-17 (fused) after the contracting caller and 0.0 otherwise
+    values = []
+    for caller_first in (True, False):
+        folder = tmp_path / f"caller_first_{caller_first}"
+        folder.mkdir()
+        script = folder / "order.py"
+        script.write_text(ORDER.format(root=str(Path(theorykit.__file__).resolve().parents[1]),
+                                       caller_first=caller_first))
+        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True,
+                             timeout=300)
+        values.append(float(out.stdout.strip().splitlines()[-1]))
+    assert values[0] == values[1] == 0.0
+
+
+def test_njit_makes_the_ieee_flags_explicit():
+    fn = _jit.njit(lambda x: x)
+    assert fn.targetoptions["fastmath"] is False and fn.targetoptions["error_model"] == "numpy"
+    contracting = _jit.njit(fastmath={"contract"})(lambda x: x)
+    assert contracting.targetoptions["error_model"] == "numpy" and contracting.targetoptions["fastmath"]

@@ -1,4 +1,4 @@
-"""``njit`` whose on-disk cache knows which theorykit modules a compiled function depends on.
+"""``njit`` with explicit flags, whose on-disk cache knows which theorykit modules a compiled function depends on.
 
 numba keys a cached function on the content of its own source file only. A function that calls a jitted function
 of another module compiles that callee into its own machine code, so after the callee's module changes the cache
@@ -19,10 +19,20 @@ import os
 import re
 from pathlib import Path
 
-from numba import njit
+import numba
 from numba.core import caching
 
 __all__ = ["njit"]
+
+
+def njit(*args, **options):
+    """``numba.njit`` with ``error_model="numpy"`` (IEEE inf/nan instead of exceptions) and ``fastmath=False``
+    unless given, always explicitly: numba compiles a function with the unset flags of the caller that first
+    calls it, so a helper first called from a fastmath caller would be cached with contracted or reassociated
+    arithmetic, and its numbers would depend on which caller came first (tests/test_jit_cache.py)."""
+    options.setdefault("error_model", "numpy")
+    options.setdefault("fastmath", False)
+    return numba.njit(*args, **options)
 
 _THIS_FILE = Path(__file__).resolve()
 #: top-level package name -> its folder; the packages whose source files enter the stamp

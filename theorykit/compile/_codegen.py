@@ -22,12 +22,15 @@ from ..derive import ODESystem
 from ..errors import CompileError
 
 #: bump when the generated code's layout changes, so cached modules are regenerated
-CODEGEN_VERSION = "4"
+CODEGEN_VERSION = "5"
 _HEADER_CONSTANTS = ("SYSTEM_NAME", "SYSTEM_HASH", "STATES", "PARAMS", "OBSERVABLES")
 #: names generated code may use besides the arguments, the unpacked symbols and the CSE temporaries
 _RUNTIME_NAMES = frozenset({"math", "njit", "abs", "min", "max", "float", *_HEADER_CONSTANTS})
-#: the decorator of generated numba functions, without and with numba's own on-disk cache (see _decorator)
-_DECORATORS = {False: "@njit(error_model='numpy')\n", True: "@njit(cache=True, error_model='numpy')\n"}
+#: the decorator of generated numba functions, without and with numba's own on-disk cache (see _decorator); the
+#: flags are explicit, as numba compiles a function with the unset flags of the caller that first calls it (a
+#: fastmath caller would make the cached code of a generated function depend on which caller came first)
+_DECORATORS = {False: "@njit(error_model='numpy', fastmath=False)\n",
+               True: "@njit(cache=True, error_model='numpy', fastmath=False)\n"}
 
 
 class _Printer(PythonCodePrinter):
