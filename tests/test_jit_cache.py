@@ -106,6 +106,18 @@ def _caches_compiled_code(tree: ast.AST) -> bool:
                for node in ast.walk(tree))
 
 
+def test_theorykit_code_takes_njit_from_the_jit_module():
+    """Only the generated modules (explicit flags in every decorator) and the code templates import numba's njit
+    directly; everything else takes theorykit._jit.njit (explicit IEEE flags, dependency stamps)."""
+    direct = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                    if any(line.strip() == "from numba import njit" for line in p.read_text().splitlines())
+                    and p.name != "_jit.py")
+    assert direct == ["solve/_drivers.py", "theories/barlow_ntk/_generated.py"]
+    from theorykit.solve._drivers import _INLINE_SOURCE  # the template of the generated ensemble drivers
+
+    assert "from numba import njit" in _INLINE_SOURCE
+
+
 def test_modules_that_cache_compiled_code_use_the_dependency_stamps():
     """A module that caches numba code and imports theorykit modules takes njit from theorykit._jit, so that
     the locator is in place before its functions are decorated."""

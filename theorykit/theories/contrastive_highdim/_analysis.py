@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import numpy as np
 import sympy as sp
-from numba import njit
 from scipy.optimize import brentq
 
 from ..._checks import check_int
+from ..._jit import njit
 from ..._random import SeedLike, as_generator
 from ...analysis import linearize
 from ...compile import CompiledSystem, compile_system

@@ -99,7 +99,7 @@ def compiled_network(width: int, n_features: int):
     The right-hand side is an njit closure over the compiled observables of :func:`._symbolic.slope_system` and
     :func:`._symbolic.saturation_system` (numba compiles it once per process and shape).
     """
-    from numba import njit
+    from ..._jit import njit
 
     from ...compile import CompiledSystem
 
