@@ -27,7 +27,8 @@ CLAIM_NAMES = ("projected_gradient_vs_monte_carlo", "stage1_time_vs_population_f
                "minority_fewer_neurons", "pruning_more_minority_neurons", "pruning_raises_minority_max_cosine",
                "pruning_lowers_downstream_error", "hard_pruning_effect_predicted_by_population_descent",
                "minority_coefficient_independent_of_eps", "specialised_neurons_scale_as_m_over_d",
-               "minority_coefficient_temperature_scaling", "stage1_d1_exponent_vs_population_flow")
+               "minority_coefficient_temperature_scaling", "stage1_time_linear_in_d1",
+               "stage1_d1_exponent_vs_population_flow")
 PRUNE_RATE = 0.5  #: the pruning rate of every pruning sweep
 
 
@@ -128,12 +129,11 @@ def reproduce(study: Study) -> None:
                         for k in ("magnitude_minor", "magnitude_major", "count_minor", "count_major", "eps_min")},
                      width_count_minor=wid["count_minor"], width_width=wid["width"])
     with study.section("d1"):
-        d1s = X.grid_study(X.one_token_config(base).with_(steps=1200, record_every=10),
-                           {"d1": (16, 32, 64, 128) if quick else (16, 32, 64, 128, 256)}, n_seeds, int(seeds[5]),
-                           sweeps=study, desc="d1 sweep", flow=False, point=X.stage1_point, keys=X.STAGE1_VALUES)
+        d1s = X.d1_study(X.one_token_config(base).with_(steps=4000, record_every=10),
+                         (16, 32, 64, 128) if quick else (16, 32, 64, 128, 256), n_paired, int(seeds[5]), sweeps=study)
         study.note(*(f"Sweep point failed (left out of the means and claims): {line}" for line in d1s["failures"]))
         d1_claim(study, d1s, base.d, base.eta)
-        study.record(**{f"d1_{k}": d1s[k] for k in ("T1_sgd", "T1_flow", "n_neurons", "d1")})
+        study.record(**{f"d1_{k}": d1s[k] for k in ("T1_sgd", "T1_flow", "n_neurons", "d1", "sigma")})
     with study.section("scaling_figure"):
         with study.figure("scaling.png", F.SCALING_CAPTION, **F.SCALING_LAYOUT) as (_, axes):
             F.draw_scaling(axes, conv, wid, d1s, temp, conv_cfg.tau, base.d)
@@ -386,25 +386,29 @@ def temperature_claim(study: Study, temp: dict) -> None:
 
 
 def d1_claim(study: Study, d1s: dict, d: int, eta: float) -> None:
-    """The exponent of T1 in d1 of SGD equals that of the population flow (both fitted per replicate)."""
+    """Lemma 3.1's T1 proportional to d1 (SGD's fitted exponent), and SGD's exponent equal to the flow's."""
     x = np.broadcast_to(d1s["d1"][:, None], d1s["T1_sgd"].shape)
     sgd, flow = X.fit_slope(x, d1s["T1_sgd"]), X.fit_slope(x, d1s["T1_flow"])
-    ci_claim(
-        study, "stage1_d1_exponent_vs_population_flow",
-        "Stage 1 in the ambient dimension d1 at fixed d: T1 of SGD over T1 of the population flow from the same "
-        "initial projections does not drift with d1 (fitted exponent of the ratio 0), i.e. SGD's exponent of T1 in "
-        "d1 is the flow's. Lemma 3.1's Theta(d1 log d / (eta log log d)) would give exponent 1; here d1 enters only "
-        "through the initial overlap ~ 1/sqrt(d1) (T1 ~ (ln d1 / 2) / rate), see the details.",
-        X.fit_slope(x, d1s["T1_sgd"] / d1s["T1_flow"]), 0.0, 0.15, figures=("scaling.png",),
-        details={"sgd_exponent": sgd, "flow_exponent": flow, "lemma_3_1_exponent": 1.0,
-                 "lemma_3_1_exponent_in_sgd_ci": bool(sgd["slope_ci95"][0] <= 1.0 <= sgd["slope_ci95"][1]),
-                 "T1_sgd": nan_reduce(np.nanmean, d1s["T1_sgd"], axis=1),
-                 "T1_flow": nan_reduce(np.nanmean, d1s["T1_flow"], axis=1), "d1": d1s["d1"], "d": d, "eta": eta})
+    setting = (f"at fixed d = {d} with the noise variance per coordinate fixed (sigma = {d1s['sigma']:.4g}; "
+               "Assumption 3.1 ties it to d, not to d1, so the noise norm grows as sqrt(d1))")
+    details = {"sgd_exponent": sgd, "flow_exponent": flow, "T1_sgd": nan_reduce(np.nanmean, d1s["T1_sgd"], axis=1),
+               "T1_flow": nan_reduce(np.nanmean, d1s["T1_flow"], axis=1), "d1": d1s["d1"], "d": d, "eta": eta,
+               "sigma": d1s["sigma"]}
+    ci_claim(study, "stage1_time_linear_in_d1",
+             f"Lemma 3.1: T1 = Theta(d1 log d / (eta log log d)) grows in proportion to the ambient dimension d1 "
+             f"{setting}: the fitted exponent of SGD's median T1 in d1 is 1, its whole 95% interval within 0.4 "
+             "(Theta allows lower-order factors; over d1 = 16-128 a factor log d1 alone would add about 0.3).",
+             sgd, 1.0, 0.4, figures=("scaling.png",), details=details)
+    ci_claim(study, "stage1_d1_exponent_vs_population_flow",
+             f"Stage 1 against d1 {setting}: T1 of SGD over T1 of the population flow from the same initial "
+             "projections does not drift with d1 (fitted exponent of the ratio 0), i.e. the derivation's flow "
+             "predicts how T1 grows with d1.",
+             X.fit_slope(x, d1s["T1_sgd"] / d1s["T1_flow"]), 0.0, 0.15, figures=("scaling.png",), details=details)
     study.note(
-        "Lemma 3.1's T1 = Theta(d1 log d / (eta log log d)) is not reproduced: T1's fitted exponent in d1 is "
-        f"{sgd['slope']:.2f} (SGD, 95% CI {sgd['slope_ci95'][0]:.2f} to {sgd['slope_ci95'][1]:.2f}) and "
-        f"{flow['slope']:.2f} (population flow), not 1: d1 enters only through the initial overlap of a neuron "
-        "with a feature.")
+        f"Lemma 3.1's T1 against d1 {setting}: fitted exponent {sgd['slope']:.2f} (SGD, 95% CI "
+        f"{sgd['slope_ci95'][0]:.2f} to {sgd['slope_ci95'][1]:.2f}) and {flow['slope']:.2f} (population flow). "
+        "With the noise norm held fixed instead (the NSR axis of the pruning sweeps) T1 grows only like ln d1 "
+        "(exponent 0.0-0.3 over seeds at the last version); the population flow follows SGD in both settings.")
 
 
 # ------------------------------------------------------------------------------------------------ notes

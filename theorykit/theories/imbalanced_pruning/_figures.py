@@ -32,7 +32,8 @@ STAGE_TIMES_CAPTION = ("Measured stage times of majority- and minority-feature n
 SCALING_CAPTION = ("First: coefficient of the most specialised neuron of each minority feature over tau vs eps_min, "
                    "trained to convergence, with and without Algorithm 1's pruning. Second: specialised neurons per "
                    "minority feature vs the width m, pruned, with m/d. Third: median stage-1 time vs the ambient "
-                   "dimension d1 at fixed d, SGD and population flow, with the paper's linear scaling for reference. "
+                   "dimension d1 at fixed d and fixed noise variance per coordinate, SGD and population flow, with "
+                   "Lemma 3.1's linear scaling. "
                    "Fourth: the same coefficient (pruned, converged) vs the temperature tau at fixed L2 lam, next to "
                    "sqrt(tau) times the coefficient at temperature 1 with L2 lam tau (the loss's temperature "
                    "scaling) and to tau (the upper end of Theorem 3.2's range). Mean ± std over seeds.")

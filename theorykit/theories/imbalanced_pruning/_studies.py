@@ -296,6 +296,22 @@ def pruning_studies(base: Config, eps_values: Sequence[float], nsr_values: Seque
             "one_token_hard": one_token(one.with_(prune="hard"), rate, n_descent, "one-token hard-pruning sweep")}
 
 
+def d1_study(base: Config, d1s: Sequence[int], n_seeds: int, seed: int, *,
+             sweeps: Any = SweepOptions()) -> dict[str, Any]:
+    """Stage 1 against the ambient dimension d1 at fixed d, with the noise variance per coordinate held at
+    ``base.sigma ** 2`` (Assumption 3.1 ties it to d, not to d1), so the noise norm grows as sqrt(d1): one
+    :func:`stage1_point` sweep per d1 (``nsr = base.sigma * sqrt(d1)``).
+
+    Returns ``T1_sgd``, ``T1_flow``, ``n_neurons`` (float64[n_d1, n_seeds], replicate ``r`` with the same seed at
+    every d1), ``d1``, ``sigma`` and ``failures``.
+    """
+    runs = [grid_study(base.with_(nsr=base.sigma * math.sqrt(d1)), {"d1": (int(d1),)}, n_seeds, seed, sweeps=sweeps,
+                       desc=f"d1 sweep (d1 {d1})", flow=False, point=stage1_point, keys=STAGE1_VALUES) for d1 in d1s]
+    return {**{k: np.concatenate([r[k] for r in runs]) for k in STAGE1_VALUES},
+            "d1": np.array([float(d1) for d1 in d1s]), "sigma": base.sigma,
+            "failures": [line for r in runs for line in r["failures"]]}
+
+
 def temperature_study(base: Config, taus: Sequence[float], n_seeds: int, seed: int, *,
                       sweeps: Any = SweepOptions()) -> dict[str, Any]:
     """The converged runs of the temperature check: ``at_tau`` trains at each temperature of ``taus`` with ``base``'s
