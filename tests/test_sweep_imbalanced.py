@@ -224,3 +224,18 @@ def test_temperature_claim_fails_for_a_coefficient_proportional_to_tau(tmp_path)
 def test_temperature_study_needs_tau_one():
     with pytest.raises(InvalidParameterError, match="taus"):
         X.temperature_study(TINY, (0.5, 2.0), 2, 0)
+
+
+def test_d1_study_holds_the_noise_per_coordinate(monkeypatch):
+    seen = []
+
+    def fake_grid_study(base, axes, n_seeds, seed=0, **kw):
+        d1 = axes["d1"][0]
+        seen.append(base.with_(d1=d1).sigma)
+        T = np.full((1, n_seeds), float(d1))
+        return {"T1_sgd": T, "T1_flow": T, "n_neurons": np.ones_like(T), "d1": np.array([float(d1)]), "failures": []}
+
+    monkeypatch.setattr(X, "grid_study", fake_grid_study)
+    res = X.d1_study(TINY, (8, 32, 128), 2, 0)
+    assert seen == pytest.approx([TINY.sigma] * 3, rel=1e-12)  # the noise norm grows as sqrt(d1)
+    assert res["T1_sgd"].shape == (3, 2) and list(res["d1"]) == [8.0, 32.0, 128.0] and res["sigma"] == TINY.sigma
