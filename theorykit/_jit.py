@@ -34,6 +34,7 @@ def njit(*args, **options):
     options.setdefault("fastmath", False)
     return numba.njit(*args, **options)
 
+
 _THIS_FILE = Path(__file__).resolve()
 #: top-level package name -> its folder; the packages whose source files enter the stamp
 _TRACKED: dict[str, Path] = {"theorykit": _THIS_FILE.parent}

@@ -408,7 +408,7 @@ def d1_claim(study: Study, d1s: dict, d: int, eta: float) -> None:
         f"Lemma 3.1's T1 against d1 {setting}: fitted exponent {sgd['slope']:.2f} (SGD, 95% CI "
         f"{sgd['slope_ci95'][0]:.2f} to {sgd['slope_ci95'][1]:.2f}) and {flow['slope']:.2f} (population flow). "
         "With the noise norm held fixed instead (the NSR axis of the pruning sweeps) T1 grows only like ln d1 "
-        "(exponent 0.0-0.3 over seeds at the last version); the population flow follows SGD in both settings.")
+        "(exponent 0.0-0.3 over seeds in that setting); the population flow follows SGD in both settings.")
 
 
 # ------------------------------------------------------------------------------------------------ notes

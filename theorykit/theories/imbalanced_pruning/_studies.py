@@ -307,9 +307,8 @@ def d1_study(base: Config, d1s: Sequence[int], n_seeds: int, seed: int, *,
     """
     runs = [grid_study(base.with_(nsr=base.sigma * math.sqrt(d1)), {"d1": (int(d1),)}, n_seeds, seed, sweeps=sweeps,
                        desc=f"d1 sweep (d1 {d1})", flow=False, point=stage1_point, keys=STAGE1_VALUES) for d1 in d1s]
-    return {**{k: np.concatenate([r[k] for r in runs]) for k in STAGE1_VALUES},
-            "d1": np.array([float(d1) for d1 in d1s]), "sigma": base.sigma,
-            "failures": [line for r in runs for line in r["failures"]]}
+    return {**_stacked(runs, STAGE1_VALUES), "d1": np.array([float(d1) for d1 in d1s]), "sigma": base.sigma,
+            "failures": _failures(runs)}
 
 
 def temperature_study(base: Config, taus: Sequence[float], n_seeds: int, seed: int, *,
@@ -338,10 +337,18 @@ def temperature_study(base: Config, taus: Sequence[float], n_seeds: int, seed: i
         lam_rows.insert(at_one, at_tau[at_one][k][0])
         return np.array(lam_rows)
 
-    return {"tau": np.array(taus), "lam": base.lam,
-            "at_tau": {k: np.concatenate([res[k] for res in at_tau]) for k in METRICS},
-            "at_lam_tau": {k: rows(k) for k in METRICS},
-            "failures": [line for res in (*at_tau, at_lam) for line in res["failures"]]}
+    return {"tau": np.array(taus), "lam": base.lam, "at_tau": _stacked(at_tau, METRICS),
+            "at_lam_tau": {k: rows(k) for k in METRICS}, "failures": _failures([*at_tau, at_lam])}
+
+
+def _stacked(runs: Sequence[dict], keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The ``keys`` of one-value :func:`grid_study` results, one row per run (studies whose points differ in more
+    than the swept value run one sweep per value)."""
+    return {k: np.concatenate([r[k] for r in runs]) for k in keys}
+
+
+def _failures(runs: Sequence[dict]) -> list[str]:
+    return [line for r in runs for line in r["failures"]]
 
 
 # ------------------------------------------------------------------------------------------------ summaries
