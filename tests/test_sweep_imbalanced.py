@@ -177,6 +177,9 @@ def test_report_lists_failed_points_and_claims_skip_them(tmp_path, monkeypatch, 
     temperature = next(c for c in report.claims if c.name == "minority_coefficient_temperature_scaling")
     assert temperature.measured == pytest.approx(0.0, abs=1e-12) and temperature.passed
     assert temperature.details["exponent_in_tau"]["slope"] == pytest.approx(0.5, rel=1e-9)
+    # the stubbed T1 grows like ln d1 (the setting with the noise norm fixed): Lemma 3.1's linear claim fails
+    linear = next(c for c in report.claims if c.name == "stage1_time_linear_in_d1")
+    assert not linear.passed and linear.details["slope"] < 0.4
     notes = [n for n in report.notes if "failed" in n]
     assert len(notes) == 1 and line in notes[0]
     ok = ~np.isnan(failed["count_minor"][:, :, 1, :])
