@@ -102,25 +102,27 @@ def breakdown(N: int, M: int, repeats: int) -> dict[str, float]:
     Z = np.vstack([data.X, data.Xp])
     ZT = np.ascontiguousarray(Z.T)
     n = Z.shape[0]
-    AT, BT, gW, gV = np.random.default_rng(3).standard_normal((M, n)), np.empty((M, n)), np.empty_like(W), \
-        np.empty_like(V)
+    AT, gW, gV = np.random.default_rng(3).standard_normal((M, n)), np.empty_like(W), np.empty_like(V)
     gFT = 1e-3 * np.random.default_rng(4).standard_normal((K, n))
     block = _kernels._block(n, D)
     blocks = [(m0, min(M, m0 + block)) for m0 in range(0, M, block)]
 
+    H, BT = np.empty((block, n)), np.empty((block, n))  # the kernel's one-block work arrays
+    pre = np.clip(AT[:block], -3.0, 3.0)
+
     def products():
         for m0, m1 in blocks:
-            np.dot(W[m0:m1], ZT, AT[m0:m1])
-            np.dot(BT[m0:m1], Z, gW[m0:m1])
+            np.dot(W[m0:m1], ZT, H[:m1 - m0])
+            np.dot(BT[:m1 - m0], Z, gW[m0:m1])
 
-    def activation_pass():
+    def activation_pass():  # from one block of pre-activations, in the cache as the product leaves it
         FT = np.zeros((K, n))
         for m0, m1 in blocks:
-            _kernels._activate_rows(AT[m0:m1], V[:, m0:m1], 0, FT)
+            _kernels._activate_rows(pre[:m1 - m0], AT[m0:m1], V[:, m0:m1], 0, FT)
 
     def backward_pass():
-        for m0, m1 in blocks:
-            _kernels._backward_rows(AT[m0:m1], gFT, V[:, m0:m1], 0, BT[m0:m1], gV[:, m0:m1])
+        for m0, m1 in blocks[::-1]:
+            _kernels._backward_rows(AT[m0:m1], gFT, V[:, m0:m1], 0, BT[:m1 - m0], gV[:, m0:m1])
 
     def tanh_only():
         _kernels.activate(AT, 0)

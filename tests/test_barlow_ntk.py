@@ -277,8 +277,7 @@ def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     data = bn.gaussian_pairs(10, 5, radius=2.0, seed=3)
     W, V = bn.init_params(5, M, K, seed=4)
     Z = np.vstack([data.X, data.Xp])
-    work = (np.empty((M, 20)), np.empty((M, 20)), np.empty((20, K)), np.empty((20, K)), np.empty_like(W),
-            np.empty_like(V))
+    work = (np.empty((M, 20)), np.empty((20, K)), np.empty((20, K)), np.empty_like(W), np.empty_like(V))
     code = _symbolic.ACTIVATIONS[act]
     Wk, Vk = W.copy(), V.copy()
     _kernels.gd_steps(Z, Wk, Vk, 10, 0.7, code, 0.05, 3, *work)
@@ -287,13 +286,13 @@ def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
     # a forward pass already in the work arrays (a record's) stands for the first step's: the same steps
     Wf, Vf = W.copy(), V.copy()
-    _kernels.forward(Z, Wf, Vf, code, work[0], work[2])
+    _kernels.forward(Z, Wf, Vf, code, work[0], work[1])
     _kernels.gd_steps(Z, Wf, Vf, 10, 0.7, code, 0.05, 3, *work, True)
     assert np.array_equal(Wf, Wk) and np.array_equal(Vf, Vk)
     # SGD: each step follows the minibatch of the pairs it is given
     batches = np.array([[3.0, 7.0, 1.0], [0.0, 9.0, 4.0]])
     Wk, Vk = W.copy(), V.copy()
-    small = (np.empty((M, 6)), np.empty((M, 6)), np.empty((6, K)), np.empty((6, K)), np.empty_like(W), np.empty_like(V))
+    small = (np.empty((M, 6)), np.empty((6, K)), np.empty((6, K)), np.empty_like(W), np.empty_like(V))
     _kernels.sgd_steps(Z, Wk, Vk, 10, 0.7, code, 0.05, batches, np.empty((6, 5)), *small)
     Wn, Vn = W, V
     for b in batches.astype(int):
@@ -302,17 +301,18 @@ def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
 
 
-def test_vectorisable_tanh_is_within_two_ulp():
+def test_vectorisable_tanh_is_within_three_ulp():
     import mpmath
 
     rng = np.random.default_rng(5)
-    x = np.concatenate([rng.standard_normal(3000) * 3, rng.uniform(-20, 20, 2000),
+    x = np.concatenate([rng.standard_normal(3000) * 3, rng.uniform(-20, 20, 2000), np.linspace(-1.5, 1.5, 4000),
                         10.0 ** rng.uniform(-310, 1.3, 1000) * rng.choice([-1.0, 1.0], 1000),
                         [0.17328679513998632, 0.3465735902799726, 0.35, 19.06, 19.07, 25.0, 1e-320, 2.0 ** -1074]])
     ours = np.array([_kernels.tanh_vectorisable(v) for v in x])
     with mpmath.workdps(40):
         exact = np.array([float(mpmath.tanh(mpmath.mpf(float(v)))) for v in x])
-    assert np.max(np.abs(ours - exact) / np.spacing(np.abs(exact))) <= 2.0
+    ulps = np.abs(ours - exact) / np.spacing(np.abs(exact))
+    assert np.max(ulps) <= 3.0 and np.mean(ulps > 1.0) < 0.02
     for v in (0.0, -0.0, np.inf, -np.inf, 1e300, -1e300):
         t = _kernels.tanh_vectorisable(v)
         assert t == np.tanh(v) and np.signbit(t) == np.signbit(v)

@@ -204,9 +204,8 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
     B = N if batch_size is None else check_int("batch_size", batch_size, 1, N)
     M, d = W.shape
     # the kernels' work arrays, allocated once (at large widths they are tens of MB)
-    work = (np.empty((M, 2 * B)), np.empty((M, 2 * B)), np.empty((2 * B, K)), np.empty((2 * B, K)), np.empty_like(W),
-            np.empty_like(V))
-    full = (work[0], work[2]) if B == N else (np.empty((M, 2 * N)), np.empty((2 * N, K)))
+    work = (np.empty((M, 2 * B)), np.empty((2 * B, K)), np.empty((2 * B, K)), np.empty_like(W), np.empty_like(V))
+    full = (work[0], work[1]) if B == N else (np.empty((M, 2 * N)), np.empty((2 * N, K)))
     Zb = np.empty((2 * B, d))
     # forward_done: the last record's forward pass is in the work arrays, for the weights the next step starts from
     at = {"step": 0, "forward_done": False}
