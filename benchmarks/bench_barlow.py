@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from theorykit._jit import njit
 from theorykit.simulate import single_threaded_blas
 from theorykit.theories.barlow_ntk import _kernels, gaussian_pairs, init_params, simulate_network
 
@@ -93,42 +94,58 @@ def time_both(N: int, M: int, n_steps: int, repeats: int) -> dict:
             "rel_diff": float(np.max(np.abs(loss_tk - loss_np)) / loss_np[0])}
 
 
+@njit
+def _forward_products(W, ZT, H, block):
+    for m0 in range(0, W.shape[0], block):
+        m1 = min(W.shape[0], m0 + block)
+        np.dot(W[m0:m1], ZT, H[:m1 - m0])
+
+
+@njit
+def _gradient_products(BT, Z, gW, block):
+    for m0 in range(0, gW.shape[0], block):
+        m1 = min(gW.shape[0], m0 + block)
+        np.dot(BT[:m1 - m0], Z, gW[m0:m1])
+
+
+@njit
+def _activation_pass(pre, AT, V, block):
+    FT = np.zeros((V.shape[0], AT.shape[1]))
+    for m0 in range(0, AT.shape[0], block):
+        m1 = min(AT.shape[0], m0 + block)
+        _kernels._activate_rows(pre[:m1 - m0], AT[m0:m1], V[:, m0:m1], 0, FT)
+
+
+@njit
+def _backward_pass(AT, gFT, V, BT, gV, block):
+    for j in range((AT.shape[0] + block - 1) // block - 1, -1, -1):
+        m0 = j * block
+        m1 = min(AT.shape[0], m0 + block)
+        _kernels._backward_rows(AT[m0:m1], gFT, V[:, m0:m1], 0, BT[:m1 - m0], gV[:, m0:m1])
+
+
 def breakdown(N: int, M: int, repeats: int) -> dict[str, float]:
-    """CPU seconds per step of the parts of theorykit's step at one size (best of the repeats): the BLAS products
-    with the inputs, block by block as the kernel runs them, the activation-and-outputs pass and the backward
-    pass (tanh's share: the activation pass alone, without the outputs)."""
+    """CPU seconds per step of the parts of theorykit's step at one size (best of the repeats), each in a compiled
+    loop over the blocks of neurons as the kernel runs it: the BLAS products with the inputs (into the one-block
+    work arrays, which stay in the cache), the activation-and-outputs pass (from one block of pre-activations, as
+    the product leaves it, into the (M, n) activations), the backward pass through the activations, and the
+    gradient-descent update; tanh's share: the activation pass of ``_kernels.activate`` alone, in place."""
     data = gaussian_pairs(N, D, radius=2.0, seed=1)
     W, V = init_params(D, M, K, seed=2)
     Z = np.vstack([data.X, data.Xp])
     ZT = np.ascontiguousarray(Z.T)
     n = Z.shape[0]
-    AT, gW, gV = np.random.default_rng(3).standard_normal((M, n)), np.empty_like(W), np.empty_like(V)
-    gFT = 1e-3 * np.random.default_rng(4).standard_normal((K, n))
+    rng = np.random.default_rng(3)
+    AT, gW, gV = np.clip(rng.standard_normal((M, n)), -3.0, 3.0), rng.standard_normal(W.shape), np.empty_like(V)
+    gFT = 1e-3 * rng.standard_normal((K, n))
     block = _kernels._block(n, D)
-    blocks = [(m0, min(M, m0 + block)) for m0 in range(0, M, block)]
-
-    H, BT = np.empty((block, n)), np.empty((block, n))  # the kernel's one-block work arrays
+    H, BT = np.empty((block, n)), rng.standard_normal((block, n))  # the kernel's one-block work arrays
     pre = np.clip(AT[:block], -3.0, 3.0)
-
-    def products():
-        for m0, m1 in blocks:
-            np.dot(W[m0:m1], ZT, H[:m1 - m0])
-            np.dot(BT[:m1 - m0], Z, gW[m0:m1])
-
-    def activation_pass():  # from one block of pre-activations, in the cache as the product leaves it
-        FT = np.zeros((K, n))
-        for m0, m1 in blocks:
-            _kernels._activate_rows(pre[:m1 - m0], AT[m0:m1], V[:, m0:m1], 0, FT)
-
-    def backward_pass():
-        for m0, m1 in blocks[::-1]:
-            _kernels._backward_rows(AT[m0:m1], gFT, V[:, m0:m1], 0, BT[:m1 - m0], gV[:, m0:m1])
-
-    def tanh_only():
-        _kernels.activate(AT, 0)
-
-    parts = {"BLAS products": products, "activation and outputs": activation_pass, "backward": backward_pass,
-             "tanh alone": tanh_only}
+    parts = {"BLAS products": lambda: (_forward_products(W, ZT, H, block), _gradient_products(BT, Z, gW, block)),
+             "activation and outputs": lambda: _activation_pass(pre, AT, V, block),
+             "backward": lambda: _backward_pass(AT, gFT, V, BT, gV, block),
+             "update": lambda: _kernels._descend(W, V, gW, gV, 0.0),
+             "tanh alone": lambda: _kernels.activate(AT, 0)}
     out = {}
     for name, fn in parts.items():
         fn()
