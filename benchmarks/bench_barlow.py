@@ -16,6 +16,8 @@ runs in one thread, so its rate is in flop per CPU second against the peak of on
 best of 2000 x 2000 ``numpy`` matrix products in the same run; CPU time, so that other work on a shared machine
 lowers neither). The numpy loop uses numpy's BLAS threads; ``OPENBLAS_NUM_THREADS=1 python
 benchmarks/bench_barlow.py`` measures it single-threaded, and the first line printed says which one ran.
+Then: four seeds of one network one after the other and as ``simulate_network_replicates`` in two threads, and the
+parts of a step at the largest size.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import numpy as np
 
 from theorykit._jit import njit
 from theorykit.simulate import single_threaded_blas
-from theorykit.theories.barlow_ntk import _kernels, gaussian_pairs, init_params, simulate_network
+from theorykit.theories.barlow_ntk import (_kernels, gaussian_pairs, init_params, simulate_network,
+                                          simulate_network_replicates)
 
 D, K, LR, LAM, RECORD_EVERY = 16, 2, 0.05, 1.0, 10
 
@@ -159,6 +162,27 @@ def breakdown(N: int, M: int, repeats: int) -> dict[str, float]:
     return out
 
 
+def replicates_row(N: int, M: int, steps: int, seeds) -> str:
+    """Several seeds of one network (N pairs, width M): one after the other, then as replicates in two threads
+    (``simulate_network_replicates``), with the cores a GIL-free two-thread loop gets at the moment."""
+    from bench_sgd import cores_available  # benchmarks/ is the script's folder
+
+    data = gaussian_pairs(N, D, radius=2.0, seed=1)
+    kw = dict(activation="tanh", lr=LR, lam=LAM, n_steps=steps, record_every=RECORD_EVERY)
+    ceiling = cores_available()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for s in seeds:
+        simulate_network(data.X, data.Xp, *init_params(D, M, K, seed=s), seed=s, **kw)
+    t_one, c_one = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
+    simulate_network_replicates(data.X, data.Xp, M, seeds, K=K, threads=2, **kw)
+    t_two, c_two = time.perf_counter() - t0, time.process_time() - c0
+    return (f"N = {N}, M = {M}, {steps} steps, {len(seeds)} seeds (load average {os.getloadavg()[0]:.1f}; a GIL-free "
+            f"loop in two threads gets {ceiling:.2f} cores now): one after the other {t_one:.2f} s ({c_one / t_one:.2f}"
+            f" cores busy), simulate_network_replicates on 2 threads {t_two:.2f} s ({c_two / t_two:.2f} cores busy), "
+            f"{t_one / t_two:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
@@ -191,6 +215,7 @@ def main() -> None:
         print(f"| {N} | {M} | {steps} | {r['numpy'] * 1e6:.1f} | {r['theorykit'] * 1e6:.1f} | "
               f"{r['numpy'] / r['theorykit']:.1f}x | {r['theorykit_cpu'] * 1e6:.1f} | {rate / 1e9:.2f} | "
               f"{rate / peak:.0%} | {r['rel_diff']:.1e} |")
+    print("\nReplicates: " + replicates_row(24, 2048, 1000 if not args.quick else 200, list(range(4))))
     N, M, steps = sizes[-1]
     with single_threaded_blas():
         parts = breakdown(N, M, 3 * repeats)

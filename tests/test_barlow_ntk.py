@@ -349,6 +349,31 @@ def test_simulate_network_records_the_numpy_reference_training():
     np.testing.assert_allclose(run.observable("C")[-1], FA.T @ FB / 10, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("batch_size", [None, 4])  # gradient descent, and SGD drawing minibatches by seed
+def test_replicates_in_threads_equal_the_single_runs(batch_size):
+    data = bn.gaussian_pairs(10, 5, radius=2.0, seed=1)
+    kw = dict(activation="tanh", lr=0.05, n_steps=20, record_every=10, batch_size=batch_size)
+    runs = bn.simulate_network_replicates(data.X, data.Xp, 24, [3, 4, 5], K=3, threads=2, **kw)
+    for seed, run in zip([3, 4, 5], runs):
+        single = bn.simulate_network(data.X, data.Xp, *bn.init_params(5, 24, 3, seed=seed), seed=seed, **kw)
+        assert run.seed == single.seed and run.names == single.names
+        for name in single.names:
+            np.testing.assert_array_equal(run.observable(name), single.observable(name))
+    assert runs[0].observable("loss")[-1] != runs[1].observable("loss")[-1]
+    for bad, match in (({"seeds": []}, "seeds"), ({"threads": 0}, "threads"), ({"M": 0}, "M"),
+                       ({"seed": 1}, "seed"), ({"seeds": [-1]}, "seeds")):
+        args = {"M": 24, "seeds": [1], **bad}
+        with pytest.raises(InvalidParameterError, match=match):
+            bn.simulate_network_replicates(data.X, data.Xp, args.pop("M"), args.pop("seeds"), **args)
+
+
+def test_the_kernels_called_from_python_release_the_gil():
+    # replicates run in parallel threads only if every kernel a simulation calls from Python releases the GIL
+    for name in ("forward", "backprop", "loss_and_grad", "outputs", "gd_steps", "sgd_steps", "loss_of_outputs",
+                 "empirical_ntk", "kernel_gd_steps"):
+        assert getattr(_kernels, name).targetoptions.get("nogil") is True, name
+
+
 def test_sgd_noise_does_not_depend_on_the_chunking():
     data = bn.gaussian_pairs(12, 4, radius=2.0, seed=3)
     W, V = bn.init_params(4, 32, 2, seed=4)

@@ -35,7 +35,8 @@ from ._simulate import (PairData as PairData, augment as augment, barlow_loss as
                         cross_correlation as cross_correlation, digits_pairs as digits_pairs,
                         empirical_ntk as empirical_ntk, gaussian_pairs as gaussian_pairs, init_params as init_params,
                         loss_and_gradient as loss_and_gradient, network_outputs as network_outputs,
-                        simulate_kernel_model as simulate_kernel_model, simulate_network as simulate_network)
+                        simulate_kernel_model as simulate_kernel_model, simulate_network as simulate_network,
+                        simulate_network_replicates as simulate_network_replicates)
 from ._studies import (FULL as FULL, QUICK as QUICK, KernelModelFit as KernelModelFit, SweepConfig as SweepConfig,
                        fit_kernel_model as fit_kernel_model, generalization_check as generalization_check,
                        make_data as make_data, run_width_sweep as run_width_sweep)
@@ -48,5 +49,5 @@ __all__ = ["name", "title", "sources", "claim_names", "systems", "reproduce", "S
            "run_width_sweep", "generalization_check", "make_data", "fit_kernel_model", "KernelModelFit",
            "feature_kernel_diag", "pair_rademacher_trace", "deviation_bound", "init_params", "network_outputs",
            "cross_correlation", "barlow_loss", "loss_and_gradient", "empirical_ntk", "infinite_width_ntk",
-           "infinite_width_ntk_diag", "simulate_network", "simulate_kernel_model", "compiled_ode", "ode_solution",
-           "augment", "gaussian_pairs", "digits_pairs", "PairData"]
+           "infinite_width_ntk_diag", "simulate_network", "simulate_network_replicates", "simulate_kernel_model",
+           "compiled_ode", "ode_solution", "augment", "gaussian_pairs", "digits_pairs", "PairData"]

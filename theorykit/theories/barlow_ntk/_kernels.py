@@ -3,7 +3,8 @@ kernels that :func:`theorykit.simulate.run_particles` drives, the empirical NTK,
 function-space flow.
 
 Arrays and scalars only; results go into ``out`` arrays (or the state arrays, updated in place); no recording,
-no random numbers. All float arrays are float64 and C-contiguous.
+no random numbers. All float arrays are float64 and C-contiguous. The kernels the simulations call from Python
+release the GIL, so replicates run in parallel threads (:func:`._simulate.simulate_network_replicates`).
 Conventions: ``Z`` (n, d) stacks inputs row-wise; for a training set of N pairs the first N rows are the
 first views ``x_i`` and rows ``N..2N-1`` the second views ``x_i^+``. ``W`` (M, d), ``V`` (K, M).
 ``act`` is the activation code of ``_symbolic.ACTIVATIONS`` (0 = tanh, 1 = relu). The scalar building
@@ -159,7 +160,7 @@ def dloss_dF(F, N, lam, out):
     return loss_of_C(C, lam), C
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def loss_of_outputs(F, N, lam, C):
     """Loss of the outputs ``F`` (n, K) on the 2N training rows; ``C`` (K, K) receives ``F_Aᵀ F_B / N``."""
     _cross(F, N, C)
@@ -269,7 +270,7 @@ def _backward_rows(AT, gFT, V, act, BT, gV):
                 b[i] *= G.dact_relu_of_value(a[i])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def forward(Z, W, V, act, AT, F):
     """Forward pass, block by block of neurons: activations ``AT = σ(W Zᵀ)`` (M, n) and outputs
     ``F = ATᵀ Vᵀ / √M`` (n, K) for inputs ``Z`` (n, d); the products ``W Zᵀ`` through BLAS."""
@@ -289,7 +290,7 @@ def forward(Z, W, V, act, AT, F):
     F *= 1.0 / math.sqrt(M)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def backprop(Z, W, V, N, lam, act, AT, F, gF, gW, gV, forward_done=False):
     """Loss and its gradient w.r.t. ``W`` and ``V`` on the 2N rows of ``Z`` (n, d); returns ``(loss, C)``.
 
@@ -318,14 +319,14 @@ def backprop(Z, W, V, N, lam, act, AT, F, gF, gW, gV, forward_done=False):
     return L, C
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def loss_and_grad(Z, W, V, N, lam, act, gW, gV):
     """:func:`backprop` with work arrays of its own."""
     n, M, K = Z.shape[0], W.shape[0], V.shape[0]
     return backprop(Z, W, V, N, lam, act, np.empty((M, n)), np.empty((n, K)), np.empty((n, K)), gW, gV)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def outputs(Z, W, V, act, out):
     """Network outputs ``out = σ(Z Wᵀ) Vᵀ / √M`` of shape (n, K)."""
     forward(Z, W, V, act, np.empty((W.shape[0], Z.shape[0])), out)
@@ -342,7 +343,7 @@ def _descend(W, V, gW, gV, lr):
         v[i] -= lr * g[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, F, gF, gW, gV, forward_done=False):
     """``n_steps`` steps of full-batch gradient descent on the 2N rows of ``Z``, in place on ``W``, ``V``, with
     the work arrays of :func:`backprop` (allocated once by the caller: they are large); ``forward_done``: ``AT``
@@ -352,7 +353,7 @@ def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, F, gF, gW, gV, forward_done=
         _descend(W, V, gW, gV, lr)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sgd_steps(Z, W, V, N, lam, act, lr, batches, Zb, AT, F, gF, gW, gV):
     """``batches.shape[0]`` SGD steps in place on ``W``, ``V``: step ``s`` follows the loss of the pairs
     ``batches[s]`` (float64 (m, B), pair indices in ``0..N-1``), rows ``i`` and ``N + i`` of ``Z``, gathered
@@ -367,7 +368,7 @@ def sgd_steps(Z, W, V, N, lam, act, lr, batches, Zb, AT, F, gF, gW, gV):
         _descend(W, V, gW, gV, lr)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def empirical_ntk(Z, W, V, act, out):
     """Empirical NTK Gram matrix ``out`` (n K, n K), index ``i*K + k`` for input i, output k.
 
@@ -438,7 +439,7 @@ def kernel_coef_rhs(a, F0, Theta_tt, N, K, lam, out):
     out[:] = -g.ravel()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def kernel_gd_steps(y, Theta, N, K, lam, lr, n_steps):
     """``n_steps`` steps of gradient descent of the linearised model in function space,
     ``f <- f - lr Θ ∂L/∂f``, in place on the flattened outputs ``y`` (n K,).

@@ -13,11 +13,13 @@ Loss on N positive pairs :math:`(x_i, x_i^+)`:
 
 The public functions validate their arguments, allocate and call the numba kernels of ``_kernels``; the two
 training loops run their step kernels inside :func:`theorykit.simulate.run_particles` and return
-:class:`~theorykit.simulate.ParticleRun` s.
+:class:`~theorykit.simulate.ParticleRun` s; :func:`simulate_network_replicates` runs several seeds of one
+network in parallel threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 from ..._checks import check_finite_array, check_int, check_range
 from ..._random import SeedLike, as_generator
 from ...errors import InvalidParameterError, SolveError
-from ...simulate import NoiseStream, ParticleRun, run_particles
+from ...simulate import NoiseStream, ParticleRun, map_threads, run_particles
 from . import _kernels as _k
 from ._symbolic import ACTIVATIONS
 
@@ -246,6 +248,33 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
     if not np.all(np.isfinite(run.observable("loss"))):
         raise SolveError(f"training diverged (non-finite loss); lower lr (got {lr})")
     return run
+
+
+def simulate_network_replicates(X, Xp, M: int, seeds: Sequence[int], *, K: int = 2, threads: int | None = None,
+                                **options) -> list[ParticleRun]:
+    """:func:`simulate_network` of width ``M`` from each seed of ``seeds``, the replicates in parallel threads.
+
+    Replicate ``s`` starts from ``init_params(d, M, K, seed=s)`` and, with ``batch_size``, draws its minibatches
+    with seed ``s``: it equals ``simulate_network(X, Xp, *init_params(d, M, K, seed=s), seed=s, **options)``, bit
+    for bit. The step kernels release the GIL; ``threads`` defaults to one per CPU this process may use, at most
+    one per seed (:func:`theorykit.simulate.map_threads`). ``options``: the keyword arguments of
+    :func:`simulate_network` other than ``seed``. Returns the runs in the order of ``seeds``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``seeds`` is empty, ``threads < 1``, or an argument of :func:`init_params` or
+        :func:`simulate_network` is invalid.
+    """
+    seeds = [check_int("seeds", s, 0) for s in seeds]
+    if not seeds:
+        raise InvalidParameterError("seeds must list at least one seed")
+    if "seed" in options:
+        raise InvalidParameterError("seed: give the replicates' seeds in seeds")
+    X, Xp = _check_pairs(X, Xp)
+    inits = [init_params(X.shape[1], M, K, seed=s) for s in seeds]  # checks M and K before any thread starts
+    return map_threads(lambda i: simulate_network(X, Xp, *inits[i], seed=seeds[i], **options), range(len(seeds)),
+                       threads)
 
 
 def check_kernel_model(F0, Theta, N: int) -> tuple[np.ndarray, np.ndarray, int]:
