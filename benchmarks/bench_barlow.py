@@ -116,7 +116,7 @@ def _activation_pass(pre, AT, V, block):
     FT = np.zeros((V.shape[0], AT.shape[1]))
     for m0 in range(0, AT.shape[0], block):
         m1 = min(AT.shape[0], m0 + block)
-        _kernels._activate_rows(pre[:m1 - m0], AT[m0:m1], V[:, m0:m1], 0, FT)
+        _kernels._activate_rows(pre[:m1 - m0], AT[m0:m1], V[:, m0:m1], 0, FT, AT[:0])
 
 
 @njit

@@ -284,6 +284,16 @@ def test_step_kernels_match_the_numpy_reference_step(act, M, K):
     Wn, Vn = _numpy_gd(data.X, data.Xp, W, V, 0.7, 0.05, 3, act)
     np.testing.assert_allclose(Wk - W, Wn - W, rtol=1e-12, atol=1e-12 * np.abs(Wn - W).max())
     np.testing.assert_allclose(Vk - V, Vn - V, rtol=1e-12, atol=1e-12 * np.abs(Vn - V).max())
+    # the steps leave the forward pass of the final weights in the work arrays, as forward() computes it
+    AT, F = np.empty((M, 20)), np.empty((20, K))
+    _kernels.forward(Z, Wk, Vk, code, AT, F)
+    assert np.array_equal(work[0], AT) and np.array_equal(work[1], F)
+    # one sweep per step (backward, update and next forward block by block) equals backprop, then the update
+    Wb, Vb, gW, gV = W.copy(), V.copy(), np.empty_like(W), np.empty_like(V)
+    for _ in range(3):
+        _kernels.loss_and_grad(Z, Wb, Vb, 10, 0.7, code, gW, gV)
+        _kernels._descend(Wb, Vb, gW, gV, 0.05)
+    assert np.array_equal(Wb, Wk) and np.array_equal(Vb, Vk)
     # a forward pass already in the work arrays (a record's) stands for the first step's: the same steps
     Wf, Vf = W.copy(), V.copy()
     _kernels.forward(Z, Wf, Vf, code, work[0], work[1])

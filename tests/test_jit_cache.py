@@ -76,7 +76,8 @@ def test_cached_caller_recompiles_when_an_imported_module_changes(tmp_path):
 
 def test_dependency_closure_follows_relative_and_absolute_imports():
     kernels = PACKAGE / "theories" / "barlow_ntk" / "_kernels.py"
-    assert _jit._closure(kernels) == (PACKAGE / "theories" / "barlow_ntk" / "_generated.py",)  # from . import X
+    assert _jit._closure(kernels) == (PACKAGE / "_prefetch.py",  # from ..._prefetch import name
+                                      PACKAGE / "theories" / "barlow_ntk" / "_generated.py")  # from . import X
     contrastive = _jit._closure(PACKAGE / "theories" / "contrastive_highdim" / "_kernels.py")
     assert PACKAGE / "theories" / "_quadrature.py" in contrastive  # from .._quadrature import name
     solve_kernels = _jit._closure(PACKAGE / "solve" / "_kernels.py")

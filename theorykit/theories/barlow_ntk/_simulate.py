@@ -209,7 +209,8 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
     work = (np.empty((M, 2 * B)), np.empty((2 * B, K)), np.empty((2 * B, K)), np.empty_like(W), np.empty_like(V))
     full = (work[0], work[1]) if B == N else (np.empty((M, 2 * N)), np.empty((2 * N, K)))
     Zb = np.empty((2 * B, d))
-    # forward_done: the last record's forward pass is in the work arrays, for the weights the next step starts from
+    # forward_done: the work arrays hold the full-batch forward pass of the current weights (gradient descent's
+    # steps leave it there; a record then uses it, and so does the next step)
     at = {"step": 0, "forward_done": False}
 
     def advance(draws, step0, values):
@@ -217,12 +218,13 @@ def simulate_network(X, Xp, W0, V0, *, lam: float = 1.0, activation: str = "relu
             _k.sgd_steps(Z, W, V, N, lam, code, lr, draws[0], Zb, *work)
         else:
             _k.gd_steps(Z, W, V, N, lam, code, lr, values.shape[1], *work, at["forward_done"])
-        at["step"], at["forward_done"] = step0 + values.shape[1], False
+        at["step"], at["forward_done"] = step0 + values.shape[1], not draws
 
     def observe():
         C = np.empty((K, K))
-        _k.forward(Z, W, V, code, *full)
-        at["forward_done"] = B == N  # full-batch: the record's forward pass is the next step's
+        if not at["forward_done"]:
+            _k.forward(Z, W, V, code, *full)
+            at["forward_done"] = B == N  # full-batch: the record's forward pass is the next step's
         out = {"loss": _k.loss_of_outputs(full[1], N, lam, C), "C": C,
                "weight_dist": float(np.sqrt(np.sum((W - W0) ** 2) + np.sum((V - V0) ** 2)))}
         if probe is not None:
