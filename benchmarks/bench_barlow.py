@@ -165,18 +165,14 @@ def breakdown(N: int, M: int, repeats: int) -> dict[str, float]:
 def replicates_row(N: int, M: int, steps: int, seeds) -> str:
     """Several seeds of one network (N pairs, width M): one after the other, then as replicates in two threads
     (``simulate_network_replicates``), with the cores a GIL-free two-thread loop gets at the moment."""
-    from bench_sgd import cores_available  # benchmarks/ is the script's folder
+    from bench_sgd import cores_available, timed  # benchmarks/ is the script's folder
 
     data = gaussian_pairs(N, D, radius=2.0, seed=1)
     kw = dict(activation="tanh", lr=LR, lam=LAM, n_steps=steps, record_every=RECORD_EVERY)
     ceiling = cores_available()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for s in seeds:
-        simulate_network(data.X, data.Xp, *init_params(D, M, K, seed=s), seed=s, **kw)
-    t_one, c_one = time.perf_counter() - t0, time.process_time() - c0
-    t0, c0 = time.perf_counter(), time.process_time()
-    simulate_network_replicates(data.X, data.Xp, M, seeds, K=K, threads=2, **kw)
-    t_two, c_two = time.perf_counter() - t0, time.process_time() - c0
+    _, t_one, c_one = timed(lambda: [simulate_network(data.X, data.Xp, *init_params(D, M, K, seed=s), seed=s, **kw)
+                                     for s in seeds])
+    _, t_two, c_two = timed(simulate_network_replicates, data.X, data.Xp, M, seeds, K=K, threads=2, **kw)
     return (f"N = {N}, M = {M}, {steps} steps, {len(seeds)} seeds (load average {os.getloadavg()[0]:.1f}; a GIL-free "
             f"loop in two threads gets {ceiling:.2f} cores now): one after the other {t_one:.2f} s ({c_one / t_one:.2f}"
             f" cores busy), simulate_network_replicates on 2 threads {t_two:.2f} s ({c_two / t_two:.2f} cores busy), "

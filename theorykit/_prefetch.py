@@ -33,7 +33,8 @@ def prefetch_row(typingctx, array, row):
         data = context.make_array(array_type)(context, builder, args[0])
         i = context.cast(builder, args[1], row_type, types.intp)
         byte_ptr = ir.IntType(8).as_pointer()
-        start = builder.gep(builder.bitcast(data.data, byte_ptr), [builder.mul(i, builder.extract_value(data.strides, 0))])
+        row_stride = builder.extract_value(data.strides, 0)
+        start = builder.gep(builder.bitcast(data.data, byte_ptr), [builder.mul(i, row_stride)])
         n_bytes = builder.mul(builder.extract_value(data.shape, 1),
                               context.get_constant(types.intp, context.get_abi_sizeof(
                                   context.get_data_type(array_type.dtype))))

@@ -308,6 +308,14 @@ def _output_gradient(F, N, lam, gF, M):
     return L, C, gFT
 
 
+@njit(cache=True)
+def _scaled_outputs(FT, M, F):
+    """``F = FTᵀ / √M`` (n, K) from the outputs ``FT`` (K, n) accumulated over M neurons (one code for
+    :func:`forward` and :func:`gd_steps`, whose steps must equal each other bit for bit)."""
+    F[:] = FT.T
+    F *= 1.0 / math.sqrt(M)
+
+
 @njit(cache=True, nogil=True)
 def forward(Z, W, V, act, AT, F):
     """Forward pass, block by block of neurons: activations ``AT = σ(W Zᵀ)`` (M, n) and outputs
@@ -320,8 +328,7 @@ def forward(Z, W, V, act, AT, F):
     for m0 in range(0, M, block):
         m1 = min(M, m0 + block)
         _forward_block(W[m0:m1], ZT, V[:, m0:m1], act, H[:m1 - m0], AT[m0:m1], FT, AT[:0])
-    F[:] = FT.T
-    F *= 1.0 / math.sqrt(M)
+    _scaled_outputs(FT, M, F)
 
 
 @njit(cache=True, nogil=True)
@@ -387,8 +394,8 @@ def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, F, gF, gW, gV, forward_done=
     forward pass of the block while its weights are in the cache. The forward pass of a block prefetches the
     activations of the next block, which the sweep reads next, so that their trip from memory overlaps tanh's
     arithmetic (5.0-5.1 CPU ms per step against 5.9-6.0 with the backward and forward passes in separate
-    sweeps, at N = 64 pairs, M = 16384). The blocks are independent within a step and the outputs accumulate in the order of
-    :func:`forward`, so every step equals :func:`backprop` followed by the update, bit for bit."""
+    sweeps, at N = 64 pairs, M = 16384). The blocks are independent within a step and the outputs accumulate in
+    the order of :func:`forward`, so every step equals :func:`backprop` followed by the update, bit for bit."""
     M, n = W.shape[0], Z.shape[0]
     if not forward_done:
         forward(Z, W, V, act, AT, F)
@@ -406,8 +413,7 @@ def gd_steps(Z, W, V, N, lam, act, lr, n_steps, AT, F, gF, gW, gV, forward_done=
             _backward_block(AT[m0:m1], gFT, V[:, m0:m1], act, BT[:b], gV[:, m0:m1], Z, gW[m0:m1])
             _descend(W[m0:m1], V[:, m0:m1], gW[m0:m1], gV[:, m0:m1], lr)
             _forward_block(W[m0:m1], ZT, V[:, m0:m1], act, H[:b], AT[m0:m1], FT, AT[m1:min(M, m1 + block)])
-        F[:] = FT.T
-        F *= 1.0 / math.sqrt(M)
+        _scaled_outputs(FT, M, F)
 
 
 @njit(cache=True, nogil=True)
